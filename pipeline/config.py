@@ -1,0 +1,314 @@
+"""One typed config for a whole run: ingest, filters, dedup, tokenizer, shards, training.
+
+Defaults are the published choices, each cited next to its field:
+  - Gopher: Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from
+    Training Gopher", appendix A.1.1 (quality filters) and table A1 (repetition filters).
+  - C4: Raffel et al. 2020, "Exploring the Limits of Transfer Learning...", section 2.2.
+  - FineWeb: Penedo et al. 2024, "The FineWeb Datasets", section 3 and its datatrove recipe
+    (LanguageFilter 0.65, MinHash 14 bands x 8 rows on 5-grams, FineWebQualityFilter).
+
+A config is read from YAML (`RunConfig.from_yaml`) and overridden on the command line with
+dotted `section.field=value` pairs (`RunConfig.with_overrides`). Unknown keys are an error,
+so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: strict keys, validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+class ExtractConfig(Section):
+    """WARC reading, HTML extraction (trafilatura) and text normalization."""
+
+    max_page_bytes: int = Field(2_000_000, gt=0, description="Skip HTML payloads larger than this (counted as 'too_large').")
+    keep_truncated: bool = Field(False, description="Keep payloads marked WARC-Truncated (cut short by the crawler).")
+    favor_precision: bool = Field(True, description="trafilatura favor_precision (chosen by benchmarks/extraction_quality.py).")
+    favor_recall: bool = Field(False, description="trafilatura favor_recall.")
+    include_tables: bool = Field(True, description="Keep text inside <table> elements.")
+    fallback_on_empty: bool = Field(True, description="Retry with the recall-oriented setting when the precise pass returns nothing.")
+    min_extracted_chars: int = Field(1, ge=0, description="Documents with fewer characters after extraction are skipped ('empty_text').")
+    extraction_timeout_s: float = Field(30.0, gt=0, description="Per-document time limit for extraction.")
+    remove_boilerplate_lines: bool = Field(True, description="Drop leftover navigation/boilerplate lines during normalization.")
+    fix_mojibake: bool = Field(True, description="Repair mojibake with ftfy during normalization.")
+    max_gzip_member_bytes: int = Field(64_000_000, gt=0, description="Decompression cap per WARC record (bomb guard).")
+
+
+# --------------------------------------------------------------------------- filters
+
+
+class GopherQualityConfig(Section):
+    """Gopher quality filter, Rae et al. 2021, appendix A.1.1."""
+
+    enabled: bool = True
+    min_doc_words: int = Field(50, description="Gopher: documents need 50..100,000 words.")
+    max_doc_words: int = Field(100_000)
+    min_avg_word_length: float = Field(3.0, description="Gopher: mean word length 3..10 characters.")
+    max_avg_word_length: float = Field(10.0)
+    max_symbol_word_ratio: float = Field(0.1, description="Gopher: at most 0.1 '#' or '...' per word.")
+    max_bullet_lines_ratio: float = Field(0.9, description="Gopher: at most 90% of lines start with a bullet.")
+    max_ellipsis_lines_ratio: float = Field(0.3, description="Gopher: at most 30% of lines end with an ellipsis.")
+    max_non_alpha_words_ratio: float = Field(0.8, description="Gopher: at least 80% of words contain a letter (datatrove's name).")
+    min_stop_words: int = Field(2, description="Gopher: at least 2 of the 8 English stop words.")
+    stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+
+
+class GopherRepetitionConfig(Section):
+    """Gopher repetition filter, Rae et al. 2021, table A1."""
+
+    enabled: bool = True
+    dup_line_frac: float = Field(0.3, description="Gopher: duplicate lines / lines.")
+    dup_para_frac: float = Field(0.3, description="Gopher: duplicate paragraphs / paragraphs.")
+    dup_line_char_frac: float = Field(0.2, description="Gopher: characters in duplicate lines / characters.")
+    dup_para_char_frac: float = Field(0.2, description="Gopher: characters in duplicate paragraphs / characters.")
+    top_n_grams: list[tuple[int, float]] = Field(default_factory=lambda: [(2, 0.2), (3, 0.18), (4, 0.16)])
+    dup_n_grams: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+    )
+
+
+class C4Config(Section):
+    """C4 rules, Raffel et al. 2020, section 2.2 (as in datatrove's C4QualityFilter)."""
+
+    enabled: bool = True
+    filter_no_terminal_punct: bool = Field(True, description="C4: drop lines not ending in terminal punctuation.")
+    min_words_per_line: int = Field(3, description="C4: drop lines with fewer than 3 words.")
+    max_word_length: int = Field(1000, description="C4: drop lines with a word longer than 1000 characters.")
+    min_num_sentences: int = Field(5, description="C4: drop pages with fewer than 5 sentences (after line removal).")
+    filter_javascript: bool = Field(True, description="C4: drop lines containing 'javascript'.")
+    filter_policy: bool = Field(True, description="C4: drop lines with 'terms of use', 'privacy policy', cookie notices.")
+    filter_lorem_ipsum: bool = Field(True, description="C4: drop pages containing 'lorem ipsum'.")
+    filter_curly_bracket: bool = Field(True, description="C4: drop pages containing '{' (code).")
+    remove_citations: bool = Field(True, description="C4: remove wikipedia-style [1] citation markers.")
+    badwords: bool = Field(False, description="Drop pages with a word from the badwords list (optional in C4).")
+
+
+class FineWebConfig(Section):
+    """FineWeb's own quality rules, Penedo et al. 2024, section 3.3."""
+
+    enabled: bool = True
+    line_punct_thr: float = Field(0.12, description="FineWeb: at least 12% of lines end in punctuation.")
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float = Field(0.67, description="FineWeb: at most 67% of lines shorter than 30 chars.")
+    short_line_length: int = 30
+    char_duplicates_ratio: float = Field(0.01, description="FineWeb: at most 1% of characters in duplicated lines.")
+    new_line_ratio: float = Field(0.3, description="FineWeb: at most 0.3 newlines per word.")
+
+
+class LanguageConfig(Section):
+    """fastText lid.176 language identification (FineWeb keeps English with score >= 0.65)."""
+
+    enabled: bool = True
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="ISO 639-1 codes to keep; empty keeps all.")
+    min_score: float = Field(0.65, ge=0, le=1, description="FineWeb: fastText English score >= 0.65.")
+    partition_by_language: bool = Field(False, description="Write kept documents into one folder per language.")
+    second_opinion_below: float = Field(0.8, ge=0, le=1, description="Consult a second detector when fastText is less sure than this.")
+
+
+class PIIConfig(Section):
+    """FineWeb masks e-mail addresses and public IP addresses."""
+
+    enabled: bool = True
+    email_replacement: str = "email@example.com"
+    ip_replacement: str = "0.0.0.0"
+
+
+class FilterConfig(Section):
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    c4: C4Config = Field(default_factory=C4Config)
+    fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    pii: PIIConfig = Field(default_factory=PIIConfig)
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+class DedupConfig(Section):
+    """Exact hash dedup, then MinHash-LSH near-dup (FineWeb: 14 bands x 8 rows, word 5-grams)."""
+
+    exact: bool = True
+    near: bool = True
+    ngram: int = Field(5, ge=1, description="FineWeb: word 5-gram shingles.")
+    bands: int = Field(14, ge=1, description="FineWeb: 14 buckets ...")
+    rows: int = Field(8, ge=1, description="... of 8 hashes = 112 permutations.")
+    seed: int = 1
+    backend: Literal["memory", "redis"] = "memory"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_prefix: str = "crawl2gpt"
+
+    @property
+    def num_perm(self) -> int:
+        return self.bands * self.rows
+
+
+# --------------------------------------------------------------------------- tokenizer and shards
+
+
+class TokenizerConfig(Section):
+    """SentencePiece BPE trained on a deterministic sample of the deduplicated text."""
+
+    vocab_size: int = Field(32_000, ge=64, description="GPT-2 scale vocabularies are 32k-50k.")
+    sample_bytes: int = Field(200_000_000, gt=0, description="Bytes of text drawn (by doc hash) for training.")
+    input_sentence_size: int = Field(2_000_000, ge=0, description="SentencePiece input_sentence_size (0 = all).")
+    character_coverage: float = Field(0.9995, gt=0, le=1)
+    byte_fallback: bool = True
+    normalization_rule_name: str = Field("identity", description="NFC is applied upstream; 'identity' keeps text byte-exact.")
+    reuse: str | None = Field(None, description="Path to an existing tokenizer.model to reuse instead of training.")
+    threads: int = Field(0, ge=0, description="0 = all cores.")
+
+
+class ShardsConfig(Section):
+    target_shard_tokens: int = Field(50_000_000, gt=0, description="Start a new shard past this many tokens.")
+    val_fraction: float = Field(0.01, ge=0, lt=1, description="Documents whose id hash falls below this go to validation.")
+    append_eot: bool = Field(True, description="Append <|endoftext|> after each document.")
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainConfig(Section):
+    """GPT pretraining. Defaults are GPT-2 small (124M) as in nanoGPT."""
+
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    block_size: int = 1024
+    dropout: float = 0.0
+    bias: bool = True
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    positions: Literal["learned", "rope"] = "learned"
+    attention: Literal["fused", "manual"] = "fused"
+    arch: Literal["gpt", "lstm"] = "gpt"
+
+    batch_size: int = Field(16, ge=1, description="Micro-batch size per device.")
+    grad_accum_steps: int = Field(1, ge=1)
+    max_steps: int = Field(5000, ge=1)
+    learning_rate: float = Field(6e-4, gt=0)
+    min_lr: float = Field(6e-5, ge=0)
+    warmup_steps: int = Field(200, ge=0)
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_batches: int = 20
+    checkpoint_interval: int = 500
+    sample_tokens: int = 64
+    sample_prompt: str = ""
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 1337
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class RunConfig(Section):
+    """Everything one run uses. `crawl2gpt run` writes it to RUN_DIR/config.yaml."""
+
+    name: str = "crawl2gpt"
+    workers: int = Field(0, ge=0, description="Processes for per-part work; 0 = all cores.")
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> "RunConfig":
+        if self.train.n_embd % self.train.n_head:
+            raise ValueError(f"train.n_embd ({self.train.n_embd}) must be divisible by train.n_head ({self.train.n_head})")
+        return self
+
+    # -- loading and saving ---------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as err:
+            raise ConfigError(f"invalid {source}:\n{err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at top level")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "RunConfig":
+        cfg = cls.from_yaml(path) if path else cls()
+        return cfg.with_overrides(overrides or [])
+
+    def with_overrides(self, overrides: list[str]) -> "RunConfig":
+        """Apply `a.b.c=value` strings; values are parsed as YAML (so 0.7, true, [en, de] work)."""
+        data = self.model_dump(mode="json")
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"override {item!r} must look like section.field=value")
+            node = data
+            parts = key.strip().split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"override {item!r}: no config section {part!r}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ConfigError(f"override {item!r}: unknown config key {key!r}")
+            node[parts[-1]] = yaml.safe_load(raw)
+        return type(self).from_dict(data, source="config overrides")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    def write(self, path: str | Path) -> None:
+        from pipeline.atomic import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_yaml())
+
+
+def config_slice(cfg: RunConfig, stage: str) -> dict[str, Any]:
+    """The part of the config a stage's output depends on (what its manifest fingerprints)."""
+    slices = {
+        "extract": {"extract": cfg.extract},
+        "filter": {"filter": cfg.filter},
+        "dedup": {"dedup": cfg.dedup},
+        "tokenizer": {"tokenizer": cfg.tokenizer},
+        "shards": {"shards": cfg.shards},
+        "train": {"train": cfg.train},
+    }
+    if stage not in slices:
+        raise ConfigError(f"unknown stage {stage!r}; stages are {', '.join(slices)}")
+    # Where the LSH index lives does not change which documents survive, so moving it to
+    # Redis must not invalidate a finished dedup stage.
+    not_output_relevant = {"backend", "redis_host", "redis_port", "redis_prefix"}
+    return {
+        k: v.model_dump(mode="json", exclude=not_output_relevant if k == "dedup" else None)
+        for k, v in slices[stage].items()
+    }

@@ -1,0 +1,298 @@
+"""The stage contract: how every stage writes, records and skips its output.
+
+A stage is three functions (see `Stage`):
+  plan(inputs, cfg)              -> parts: small picklable descriptions of independent work
+  run_part(part, workdir, cfg)   -> PartResult: writes files for one part into `workdir`
+  finish(workdir, results, cfg)  -> StageStats: cross-part work (dedup index, shard manifest)
+
+`run_stage` drives them: it writes everything into a temporary folder next to the output,
+writes `_stage.json` last, then renames the folder into place. A later stage only reads
+folders that have a manifest (`stage_parts`), so an interrupted stage is never read.
+A stage whose manifest matches its inputs' fingerprints, its config slice and the code
+version is skipped; `force=True` reruns it.
+
+`map_parts` decides where parts run: a local process pool by default, Prefect tasks when
+called from a flow (flows/ passes its own). The work itself is identical either way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from pipeline import __version__
+from pipeline.atomic import atomic_write_text, clean_stale, fsync_dir, replace_dir
+from pipeline.config import RunConfig, config_slice
+from pipeline.errors import InputError, StageIncompleteError
+
+MANIFEST = "_stage.json"
+STAGES = ("extract", "filter", "dedup", "tokenizer", "shards", "train")
+
+
+@dataclass
+class PartResult:
+    """What one part of a stage produced (returned from a worker process)."""
+
+    part: str
+    outputs: list[str] = field(default_factory=list)  # files written, relative to the stage folder
+    counts: dict[str, int] = field(default_factory=dict)  # docs_in, docs_out, skip/drop reasons
+    errors: list[str] = field(default_factory=list)  # counted problems, with file names
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)  # stage-specific facts finish() needs
+
+
+@dataclass
+class StageStats:
+    """Counts in and out, drops by reason, stage-specific figures; also the manifest body."""
+
+    stage: str
+    docs_in: int = 0
+    docs_out: int = 0
+    drops: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: bool = False
+    output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StageStats":
+        names = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def summary(self) -> str:
+        head = f"{self.stage:<9} {self.docs_in:>7} in -> {self.docs_out:>7} out"
+        if self.skipped:
+            return head + "  (skipped: up to date)"
+        drops = ", ".join(f"{k} {v}" for k, v in sorted(self.drops.items(), key=lambda kv: -kv[1]) if v)
+        tail = f"  {self.seconds:6.1f}s"
+        return head + tail + (f"  dropped: {drops}" if drops else "")
+
+
+class Stage(Protocol):
+    name: str
+
+    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[Any]: ...
+
+    def run_part(self, part: Any, workdir: Path, cfg: RunConfig) -> PartResult: ...
+
+    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats: ...
+
+
+MapParts = Callable[[Callable[[Any], PartResult], list[Any]], list[PartResult]]
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def code_version(packages: Iterable[str] = ("pipeline",)) -> str:
+    """Hash of the source of the given packages: editing the code invalidates old outputs."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(__version__.encode())
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def fingerprint_input(spec: str) -> dict[str, Any]:
+    """How an input is identified for skip decisions.
+
+    A stage folder is identified by the digest of the files its manifest lists (content, not
+    time); a plain local file by size and modification time (hashing terabytes of WARC on
+    every run would cost more than it saves); a URL by itself (Common Crawl files are immutable).
+    """
+    if "://" in spec:
+        return {"input": spec, "kind": "url"}
+    path = Path(spec)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return {"input": str(path.resolve()), "kind": "stage", "digest": read_manifest(path)["output_digest"]}
+    if path.is_file():
+        st = path.stat()
+        return {"input": str(path.resolve()), "kind": "file", "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return {"input": str(path.resolve()), "kind": "folder", "files": [fingerprint_input(str(p)) for p in files]}
+    return {"input": spec, "kind": "pattern"}
+
+
+def stage_key(name: str, inputs: Sequence[str], cfg: RunConfig, code_packages: Sequence[str]) -> dict[str, Any]:
+    return {
+        "stage": name,
+        "inputs": [fingerprint_input(s) for s in inputs],
+        "config": config_slice(cfg, name),
+        "code_version": code_version(code_packages),
+    }
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise StageIncompleteError(
+            f"{folder} has no {MANIFEST}: the stage that writes it did not finish. "
+            f"Rerun that stage (crawl2gpt stage NAME --output {folder})."
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise StageIncompleteError(f"{path} is not valid JSON ({err}); rerun the stage with --force") from None
+
+
+def list_outputs(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file of a finished stage folder with its size and checksum (the manifest's `files`)."""
+    files = {}
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return files
+
+
+def manifest_matches(folder: Path, key: dict[str, Any]) -> bool:
+    try:
+        manifest = read_manifest(folder)
+    except StageIncompleteError:
+        return False
+    return manifest.get("key_digest") == _digest(key)
+
+
+def write_manifest(folder: Path, key: dict[str, Any], stats: StageStats, started: float) -> dict[str, Any]:
+    files = list_outputs(folder)
+    manifest = {
+        "stage": stats.stage,
+        "key_digest": _digest(key),
+        "inputs": key["inputs"],
+        "config": key["config"],
+        "code_version": key["code_version"],
+        "files": files,
+        "output_digest": _digest(files),
+        "stats": stats.to_dict(),
+        "started_at": started,
+        "finished_at": time.time(),
+    }
+    atomic_write_text(Path(folder) / MANIFEST, json.dumps(manifest, indent=2, default=str))
+    return manifest
+
+
+# --------------------------------------------------------------------------- reading stage folders
+
+
+def stage_parts(folder: str | Path, pattern: str = "*.parquet") -> list[Path]:
+    """The data files of a finished stage folder (top level only; `rejects/` is not data).
+
+    Refuses folders without a manifest, and file names in a manifest that would point
+    outside the folder (a manifest is data, not instructions).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"input folder {folder} does not exist")
+    manifest = read_manifest(folder)
+    root = folder.resolve()
+    parts = []
+    for rel in manifest.get("files", {}):
+        path = (folder / rel).resolve()
+        if root not in path.parents:
+            raise InputError(f"{folder / MANIFEST} lists {rel!r}, which is outside the folder; refusing it")
+        if "/" not in rel and path.match(pattern):
+            parts.append(path)
+    return sorted(parts)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def process_map(workers: int) -> MapParts:
+    """Run parts in a process pool (spawned, so it is safe beside threads such as Prefect's)."""
+
+    def run(fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:
+        if workers <= 1 or len(parts) <= 1:
+            return [fn(p) for p in parts]
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=mp.get_context("spawn")) as pool:
+            return list(pool.map(fn, parts))
+
+    return run
+
+
+def default_workers(cfg: RunConfig) -> int:
+    return cfg.workers or os.cpu_count() or 1
+
+
+def run_stage(
+    stage: Stage,
+    inputs: Sequence[str],
+    output: str | Path,
+    cfg: RunConfig,
+    *,
+    force: bool = False,
+    map_parts: MapParts | None = None,
+    code_packages: Sequence[str] = ("pipeline",),
+    atomic: bool = True,
+) -> StageStats:
+    """Run one stage from `inputs` into `output` under the stage contract (module docstring).
+
+    `atomic=False` is for the train stage, which writes checkpoints into the real folder so a
+    crashed run can resume from them; its manifest is still removed first and written last.
+    """
+    output = Path(output)
+    key = stage_key(stage.name, inputs, cfg, code_packages)
+    if not force and manifest_matches(output, key):
+        stats = StageStats.from_dict(read_manifest(output)["stats"])
+        stats.skipped, stats.output = True, str(output)
+        return stats
+
+    started = time.time()
+    clean_stale(output)
+    if atomic:
+        workdir = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+    else:
+        workdir = output
+        (output / MANIFEST).unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    parts = stage.plan(list(inputs), cfg)
+    run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
+    results = (map_parts or process_map(default_workers(cfg)))(run_one, parts)
+    stats = stage.finish(workdir, results, cfg)
+    stats.seconds = round(time.time() - started, 3)
+    stats.output = str(output)
+
+    write_manifest(workdir, key, stats, started)
+    fsync_dir(workdir)
+    if atomic:
+        replace_dir(workdir, output)
+    return stats
+
+
+def merge_counts(results: Iterable[PartResult]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for result in results:
+        for name, count in result.counts.items():
+            total[name] = total.get(name, 0) + count
+    return total
