@@ -1,0 +1,35 @@
+# crawl2gpt: `make demo` runs the whole DAG on the bundled sample, `make test` runs the tests.
+# Both create .venv and install the project first.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+# A CPU build of torch that the machine has on local disk; override e.g. TORCH_SPEC='torch==2.5.1'
+# or TORCH_SPEC='torch --index-url https://download.pytorch.org/whl/cu124' for a GPU box.
+TORCH_SPEC ?= torch==2.13.0
+PY         := $(VENV)/bin/python
+RUN_DIR    ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-all ui serve clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/crawl2gpt run --input data/sample/CC-SAMPLE-A-00002.warc.gz --workdir $(RUN_DIR) --config configs/demo.yaml
+	$(VENV)/bin/crawl2gpt generate --ckpt $(RUN_DIR)/train --prompt "Die " --max-new-tokens 60
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs/demo .pytest_cache

@@ -1,0 +1,71 @@
+"""Stage stats as Prefect artifacts: a table of counts, a markdown summary, report links."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from pipeline.stage import StageStats
+
+
+def _key(*parts: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+
+
+def _scalar_items(extra: dict) -> list[tuple[str, object]]:
+    return [(k, v) for k, v in extra.items() if isinstance(v, (int, float, str, bool))]
+
+
+def stats_table(stats: StageStats) -> list[dict]:
+    rows = [
+        {"measure": "documents in", "value": stats.docs_in},
+        {"measure": "documents out", "value": stats.docs_out},
+    ]
+    rows += [{"measure": f"dropped: {reason}", "value": n} for reason, n in sorted(stats.drops.items(), key=lambda kv: -kv[1])]
+    rows += [{"measure": k, "value": v} for k, v in _scalar_items(stats.extra)]
+    rows.append({"measure": "seconds", "value": stats.seconds})
+    return rows
+
+
+def stats_markdown(stats: StageStats, run_name: str) -> str:
+    kept = f"{stats.docs_out / stats.docs_in:.1%}" if stats.docs_in else "n/a"
+    lines = [
+        f"## Stage `{stats.stage}` of `{run_name}`",
+        "",
+        f"- output: `{stats.output}`",
+        f"- documents: {stats.docs_in} in, {stats.docs_out} out ({kept} kept)",
+        f"- time: {stats.seconds:.1f} s" + (" (skipped: manifest up to date)" if stats.skipped else ""),
+    ]
+    if stats.drops:
+        lines += ["", "| dropped because | documents |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in sorted(stats.drops.items(), key=lambda kv: -kv[1])]
+    if stats.errors:
+        lines += ["", f"**{len(stats.errors)} counted problems** (first 10):", ""]
+        lines += [f"- `{e}`" for e in stats.errors[:10]]
+    nested = {k: v for k, v in stats.extra.items() if isinstance(v, (dict, list))}
+    if nested:
+        lines += ["", "```json", json.dumps(nested, indent=1, default=str)[:4000], "```"]
+    return "\n".join(lines)
+
+
+def publish_stage(stats: StageStats, run_name: str) -> None:
+    create_table_artifact(
+        key=_key(run_name, stats.stage, "counts"),
+        table=stats_table(stats),
+        description=f"{stats.stage}: counts in/out and drops by reason",
+    )
+    create_markdown_artifact(
+        key=_key(run_name, stats.stage, "summary"),
+        markdown=stats_markdown(stats, run_name),
+        description=f"{stats.stage} summary",
+    )
+
+
+def png_markdown(path: Path, title: str) -> str:
+    """Embed a PNG in a markdown artifact (the UI renders data URLs; no file server needed)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"

@@ -1,0 +1,135 @@
+"""`crawl2gpt`: run the whole DAG, one stage, training, generation or a report.
+
+Every command that does work goes through a Prefect flow, so it shows up in the UI when
+PREFECT_API_URL points at a server (an ephemeral local API is used otherwise).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.errors import Crawl2GPTError
+from pipeline.stage import STAGES
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config (defaults: the published FineWeb/Gopher/C4 choices)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set filter.language.min_score=0.7 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crawl2gpt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole DAG: extract -> filter -> dedup -> tokenizer -> shards -> train")
+    run.add_argument("--input", nargs="*", default=[], metavar="PATH_OR_URL", help="WARC files, folders, globs, http(s):// or s3:// URLs")
+    run.add_argument("--crawl", metavar="CRAWL_ID", help="a Common Crawl crawl id, e.g. CC-MAIN-2024-22 (reads its warc.paths.gz)")
+    run.add_argument("--max-files", type=int, metavar="N", help="with --crawl: how many WARC files to take")
+    run.add_argument("--base-url", default="https://data.commoncrawl.org/", help="with --crawl: where crawl-data/ lives")
+    run.add_argument("--workdir", required=True, metavar="DIR", help="the run folder (one sub-folder per stage)")
+    run.add_argument("--force", metavar="STAGE", choices=[*STAGES, "all"], help="rerun this stage and every stage after it")
+    run.add_argument("--until", metavar="STAGE", choices=STAGES, default="train", help="stop after this stage")
+    _config_args(run)
+
+    stage = sub.add_parser("stage", help="run one stage on an existing input folder")
+    stage.add_argument("name", choices=STAGES)
+    stage.add_argument("--input", nargs="+", required=True, metavar="PATH", help="the previous stage's folder(s); WARC inputs for extract")
+    stage.add_argument("--output", required=True, metavar="DIR")
+    stage.add_argument("--force", action="store_true", help="rerun even if the output's manifest is up to date")
+    _config_args(stage)
+
+    train = sub.add_parser("train", help="train the GPT on a shards folder (same as `stage train`)")
+    train.add_argument("--shards", required=True, metavar="DIR")
+    train.add_argument("--output", required=True, metavar="DIR")
+    train.add_argument("--force", action="store_true")
+    _config_args(train)
+
+    gen = sub.add_parser("generate", help="generate text from a checkpoint")
+    gen.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
+    gen.add_argument("--prompt", default="", help="text to continue")
+    gen.add_argument("--max-new-tokens", type=int, default=100)
+    gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--top-k", type=int, default=50)
+    gen.add_argument("--top-p", type=float, default=0.95)
+    gen.add_argument("--seed", type=int, default=1337)
+
+    report = sub.add_parser("report", help="print a run's shard quality summary and the report page's path")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline_flow
+    from flows.summary import print_run_summary
+    from pipeline.config import RunConfig
+    from pipeline.sources import resolve_inputs
+
+    RunConfig.load(args.config, args.overrides)  # fail on a bad config before any work starts
+    if not args.input and not args.crawl:
+        raise SystemExit("crawl2gpt run: give --input PATH_OR_URL... or --crawl CRAWL_ID")
+    inputs = resolve_inputs(args.input, crawl=args.crawl, max_files=args.max_files, base_url=args.base_url)
+    results = pipeline_flow(
+        inputs=inputs, workdir=args.workdir, config_path=args.config, overrides=args.overrides,
+        force=args.force, until=args.until,
+    )
+    print_run_summary(Path(args.workdir), results)
+    return 0
+
+
+def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespace) -> int:
+    from flows.stages import STAGE_FLOWS
+    from flows.summary import print_stage_summary
+    from pipeline.config import RunConfig
+
+    RunConfig.load(args.config, args.overrides)
+    stats = STAGE_FLOWS[name](inputs=inputs, output=output, config_path=args.config, overrides=args.overrides, force=args.force)
+    print_stage_summary(stats)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from model.generate import generate_text
+
+    text = generate_text(
+        args.ckpt, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+    )
+    print(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import build_report
+
+    summary, html_path = build_report(Path(args.run_dir))
+    print(summary)
+    print(f"\nreport: {html_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "stage":
+            return cmd_stage(args.name, args.input, args.output, args)
+        if args.command == "train":
+            return cmd_stage("train", [args.shards], args.output, args)
+        if args.command == "generate":
+            return cmd_generate(args)
+        if args.command == "report":
+            return cmd_report(args)
+    except Crawl2GPTError as err:
+        print(f"crawl2gpt: error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

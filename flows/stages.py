@@ -1,0 +1,84 @@
+"""One Prefect flow per stage, each runnable alone on an existing input folder.
+
+`crawl2gpt stage filter --input runs/x/extract --output runs/x/filter` and a UI run of the
+`filter` deployment both land here; the end-to-end flow calls these same flows as subflows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.artifacts import publish_stage
+from flows.parts import prefect_map
+from pipeline.config import RunConfig
+from pipeline.run import load_stage, stage_options
+from pipeline.stage import StageStats, default_workers, run_stage
+
+
+def load_config(config_path: str | None, overrides: list[str] | None) -> RunConfig:
+    return RunConfig.load(config_path, overrides or [])
+
+
+def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, force: bool) -> StageStats:
+    """Run a stage with one Prefect task per part, then publish its stats."""
+    logger = get_run_logger()
+    stats = run_stage(
+        load_stage(name),
+        inputs,
+        Path(output),
+        cfg,
+        force=force,
+        map_parts=prefect_map(name, default_workers(cfg)),
+        **stage_options(name),
+    )
+    logger.info(stats.summary())
+    publish_stage(stats, cfg.name)
+    publish_extras(name, stats, cfg)
+    return stats
+
+
+def publish_extras(name: str, stats: StageStats, cfg: RunConfig) -> None:
+    """Stage-specific artifacts: the shard quality report and the loss curve."""
+    from flows.reports import publish_shard_report, publish_training
+
+    if name == "shards":
+        publish_shard_report(Path(stats.output), cfg.name)
+    elif name == "train":
+        publish_training(Path(stats.output), cfg.name)
+
+
+def _stage_flow(name: str, description: str):
+    @flow(name=name, flow_run_name=f"{name}" + "-{output}", description=description, log_prints=True)
+    def stage_flow(
+        inputs: list[str],
+        output: str,
+        config_path: str | None = None,
+        overrides: list[str] | None = None,
+        force: bool = False,
+    ) -> dict:
+        """Run one stage. inputs: files/URLs (extract) or the previous stage's folder(s);
+        output: the folder to write; config_path: a YAML config; overrides: `section.key=value`
+        pairs; force: rerun even when the manifest says the output is up to date."""
+        cfg = load_config(config_path, overrides)
+        return execute_stage(name, inputs, output, cfg, force).to_dict()
+
+    stage_flow.__name__ = f"{name}_flow"
+    return stage_flow
+
+
+extract_flow = _stage_flow("extract", "WARC files -> extracted, normalized documents (Parquet, one part per file).")
+filter_flow = _stage_flow("filter", "Documents -> documents kept by language, Gopher, C4 and FineWeb rules (+ rejects/).")
+dedup_flow = _stage_flow("dedup", "Documents -> exact and MinHash-LSH near-duplicates removed (+ rejects/).")
+tokenizer_flow = _stage_flow("tokenizer", "Deduplicated documents -> a SentencePiece BPE tokenizer.")
+shards_flow = _stage_flow("shards", "Documents + tokenizer -> Parquet token shards, manifest and quality report.")
+train_flow = _stage_flow("train", "Token shards -> a GPT trained from scratch (checkpoints, metrics, samples).")
+
+STAGE_FLOWS = {
+    "extract": extract_flow,
+    "filter": filter_flow,
+    "dedup": dedup_flow,
+    "tokenizer": tokenizer_flow,
+    "shards": shards_flow,
+    "train": train_flow,
+}
