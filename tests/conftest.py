@@ -1,0 +1,34 @@
+"""Shared fixtures: paths to the bundled sample and the shared data, and a Prefect API."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
+SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def sample_warc() -> Path:
+    assert SAMPLE_WARC.is_file(), "the bundled sample WARC is part of the repo"
+    return SAMPLE_WARC
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present on this machine")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A temporary Prefect server (SQLite) for flow tests, torn down after the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
