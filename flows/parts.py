@@ -14,7 +14,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
+from pipeline.errors import Crawl2GPTError
 from pipeline.stage import PartResult
+
+
+def _worth_retrying(task, task_run, state) -> bool:
+    """Retry passing faults (a dropped connection, a full disk being cleaned); not our own
+    errors, which name a cause a retry cannot fix (bad config, corrupt shard)."""
+    return not isinstance(state.result(raise_on_failure=False), Crawl2GPTError)
 
 
 def _part_label(part: Any, index: int) -> str:
@@ -30,6 +37,7 @@ def _part_label(part: Any, index: int) -> str:
     task_run_name="{stage}:{label}",
     retries=2,
     retry_delay_seconds=[2, 10],
+    retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
 def run_part_task(stage: str, label: str, fn: Callable[[Any], PartResult], part: Any, pool: Any = None) -> PartResult:
