@@ -23,9 +23,16 @@ def pipeline_flow(
     force: str | None = None,
     until: str = "train",
 ) -> dict:
-    """Run the whole DAG. inputs: WARC files, folders, globs or URLs; workdir: the run folder;
-    config_path/overrides: the config; force: a stage name (rerun it and all after it) or
-    'all'; until: the last stage to run."""
+    """Run the whole crawl2gpt DAG: extract, filter, dedup, tokenizer, shards, train.
+
+    Args:
+        inputs: WARC files, folders, globs, http(s):// or s3:// URLs.
+        workdir: The run folder; each stage writes a sub-folder named after it.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=1000.
+        force: A stage name to rerun it and every stage after it, or 'all'.
+        until: The last stage to run (e.g. shards to stop before training).
+    """
     logger = get_run_logger()
     cfg = load_config(config_path, overrides)
     run_dir = Path(workdir)

@@ -57,9 +57,15 @@ def _stage_flow(name: str, description: str):
         overrides: list[str] | None = None,
         force: bool = False,
     ) -> dict:
-        """Run one stage. inputs: files/URLs (extract) or the previous stage's folder(s);
-        output: the folder to write; config_path: a YAML config; overrides: `section.key=value`
-        pairs; force: rerun even when the manifest says the output is up to date."""
+        """Run one stage of crawl2gpt on existing inputs.
+
+        Args:
+            inputs: WARC files, folders, globs or URLs for extract; the previous stage's folder(s) otherwise (shards takes the dedup and tokenizer folders).
+            output: The folder this stage writes (e.g. runs/demo/filter).
+            config_path: A YAML config file; empty means the published defaults.
+            overrides: Config overrides as section.key=value, e.g. filter.language.min_score=0.7.
+            force: Rerun even when the output's manifest says it is up to date.
+        """
         cfg = load_config(config_path, overrides)
         return execute_stage(name, inputs, output, cfg, force).to_dict()
 
