@@ -192,6 +192,7 @@ class TrainConfig(Section):
     dropout: float = 0.0
     bias: bool = True
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    seed: int = Field(1, description="SentencePiece random seed (input_sentence_size subsampling), for reproducible models.")
     mlp: Literal["gelu", "swiglu"] = "gelu"
     positions: Literal["learned", "rope"] = "learned"
     attention: Literal["fused", "manual"] = "fused"
