@@ -33,3 +33,11 @@ test-all: setup
 
 clean:
 	rm -rf runs/demo .pytest_cache
+
+# A local Prefect server on 127.0.0.1:4200 plus `crawl2gpt serve` (runs what the UI starts).
+ui: setup
+	VENV=$(VENV) deployments/ui.sh
+
+# Serve the deployments against an existing server (PREFECT_API_URL must be set).
+serve: setup
+	$(VENV)/bin/crawl2gpt serve --workdir runs/scheduled

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=0.95)
     gen.add_argument("--seed", type=int, default=1337)
 
+    srv = sub.add_parser("serve", help="register deployments (pipeline on a schedule, each stage) and run what the UI starts")
+    srv.add_argument("--workdir", default="runs/scheduled", metavar="DIR", help="the run folder the deployments use by default")
+    srv.add_argument("--cron", default="0 3 * * *", help="schedule of the pipeline deployment ('' for none)")
+    srv.add_argument("--input", nargs="*", default=None, metavar="PATH_OR_URL", help="default inputs (the bundled sample)")
+
     report = sub.add_parser("report", help="print a run's shard quality summary and the report page's path")
     report.add_argument("run_dir", metavar="RUN_DIR")
     return parser
@@ -125,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "serve":
+            from flows.serve import serve_all
+
+            serve_all(Path(args.workdir), args.cron or None, args.input)
+            return 0
     except Crawl2GPTError as err:
         print(f"crawl2gpt: error: {err}", file=sys.stderr)
         return 2

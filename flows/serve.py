@@ -1,0 +1,54 @@
+"""Deployments for the Prefect UI: the pipeline on a schedule, every stage, training.
+
+`crawl2gpt serve` registers them with the server at PREFECT_API_URL and executes the runs
+started from the UI in this process (Prefect's `serve`, no work pool needed). For work pools
+and several machines, see deployments/prefect.yaml.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import serve
+
+from flows.pipeline import pipeline_flow
+from flows.stages import STAGE_FLOWS
+from pipeline.run import stage_inputs
+from pipeline.stage import STAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+
+
+def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None):
+    """One deployment for the whole DAG (scheduled) and one per stage (defaults: the same run folder)."""
+    run_dir = Path(run_dir).resolve()
+    inputs = inputs or [str(SAMPLE)]
+    deployments = [
+        pipeline_flow.to_deployment(
+            name="pipeline",
+            cron=cron,
+            parameters={"inputs": inputs, "workdir": str(run_dir), "config_path": str(DEMO_CONFIG)},
+            description="The whole DAG on the bundled sample, nightly. Change inputs/workdir in the form for your own crawl.",
+            tags=["crawl2gpt"],
+        )
+    ]
+    for name in STAGES:
+        deployments.append(
+            STAGE_FLOWS[name].to_deployment(
+                name=name,
+                parameters={
+                    "inputs": stage_inputs(name, run_dir, inputs),
+                    "output": str(run_dir / name),
+                    "config_path": str(DEMO_CONFIG),
+                    "force": True,
+                },
+                description=f"Rerun the {name} stage of {run_dir.name} (force is on: that is what a rerun from the UI is for).",
+                tags=["crawl2gpt", "stage"],
+            )
+        )
+    return deployments
+
+
+def serve_all(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None) -> None:
+    serve(*build_deployments(run_dir, cron, inputs))
