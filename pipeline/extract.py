@@ -1,0 +1,195 @@
+"""HTML payload -> main text, title and date (trafilatura), with charset handling and a time limit.
+
+Charset order (WHATWG's encoding sniffing, simplified): byte-order mark, the HTTP
+`Content-Type` charset, a `<meta charset>` in the first 4 KB, strict UTF-8, then statistical
+detection (charset-normalizer). Bytes that no candidate decodes are replaced, and the page
+is flagged `undecodable` (counted by the caller), never dropped for it.
+
+trafilatura settings are chosen by `benchmarks/extraction_quality.py` (see
+docs/benchmarks-ingest.md): its precision-oriented pass, and when that returns nothing its
+recall-oriented pass instead (`fallback_on_empty`).
+"""
+from __future__ import annotations
+
+import codecs
+import re
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from pipeline.config import ExtractConfig
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+META_SCAN_BYTES = 4096  # HTML spec: the prescan looks at the first 1024 bytes; pages often put it later
+SNIFF_BYTES = 1024
+_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([a-zA-Z0-9_.:-]+)""", re.I)
+_HTML_SNIFF_RE = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|meta|div|p\b|script)", re.I | re.S)
+# WHATWG Encoding standard: these labels mean windows-1252, a superset of Latin-1.
+_WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
+
+
+class ExtractionTimeout(Exception):
+    """One page took longer than `extract.extraction_timeout_s`."""
+
+
+@dataclass
+class Extracted:
+    text: str
+    title: str | None
+    date: str | None
+
+
+# --------------------------------------------------------------------------- payload type and charset
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_html(http_type: str | None, identified_type: str | None, body: bytes) -> bool:
+    """HTML by the HTTP Content-Type, else by WARC-Identified-Payload-Type, else sniffed."""
+    for declared in (http_type, identified_type):
+        kind = media_type(declared)
+        if kind:
+            return kind in HTML_TYPES
+    return sniff_html(body)
+
+
+def sniff_html(body: bytes) -> bool:
+    head = body[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf")
+    return bool(_HTML_SNIFF_RE.match(head))
+
+
+def _codec(label: str | bytes | None) -> str | None:
+    if not label:
+        return None
+    if isinstance(label, bytes):
+        label = label.decode("ascii", "ignore")
+    label = label.strip().lower()
+    label = _WHATWG_ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def declared_charsets(content_type: str | None, body: bytes) -> list[str]:
+    """Candidate codecs in the order the page declares them: BOM, HTTP header, <meta>."""
+    found = []
+    for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if body.startswith(bom):
+            found.append(name)
+    match = _HEADER_CHARSET_RE.search(content_type or "")
+    found.append(_codec(match.group(1)) if match else None)
+    match = _CHARSET_RE.search(body[:META_SCAN_BYTES])
+    found.append(_codec(match.group(1)) if match else None)
+    return [c for c in dict.fromkeys(found) if c]
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, bool]:
+    """Decode an HTML payload once; returns (text, undecodable) where undecodable means
+    some bytes had to be replaced because no candidate charset decodes them all."""
+    candidates = declared_charsets(content_type, body) + ["utf-8"]
+    for codec in dict.fromkeys(candidates):
+        try:
+            return body.decode("utf-8-sig" if codec == "utf-8" else codec), False
+        except (UnicodeDecodeError, LookupError):
+            continue
+    guess = _detect(body)
+    if guess:
+        try:
+            return body.decode(guess), False
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return body.decode(candidates[0], errors="replace"), True
+
+
+def _detect(body: bytes) -> str | None:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(body[:200_000]).best()
+    return _codec(best.encoding) if best else None
+
+
+# --------------------------------------------------------------------------- time limit
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise ExtractionTimeout in this thread after `seconds` (SIGALRM: main thread only).
+
+    SIGALRM costs nothing per call (no thread, no process); elsewhere the caller uses
+    `run_with_time_limit`, which falls back to a helper thread.
+    """
+    def expire(signum, frame):  # noqa: ARG001
+        raise ExtractionTimeout(f"extraction took longer than {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_fallback_pool: ThreadPoolExecutor | None = None
+
+
+def run_with_time_limit(fn, seconds: float, *args, **kwargs):
+    """fn(*args, **kwargs) under a time limit; raises ExtractionTimeout when it runs over."""
+    global _fallback_pool
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        with time_limit(seconds):
+            return fn(*args, **kwargs)
+    # Not the main thread (e.g. a Prefect thread worker): a helper thread keeps the limit.
+    # A stuck thread cannot be killed, so the pool is abandoned and replaced after a timeout.
+    if _fallback_pool is None:
+        _fallback_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract")
+    future = _fallback_pool.submit(fn, *args, **kwargs)
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        _fallback_pool.shutdown(wait=False, cancel_futures=True)
+        _fallback_pool = None
+        raise ExtractionTimeout(f"extraction took longer than {seconds}s") from None
+
+
+# --------------------------------------------------------------------------- trafilatura
+
+
+def _trafilatura(html: str, url: str | None, cfg: ExtractConfig, precision: bool, recall: bool):
+    import trafilatura
+
+    return trafilatura.bare_extraction(
+        html,
+        url=url,
+        fast=cfg.fast,
+        favor_precision=precision,
+        favor_recall=recall,
+        include_comments=cfg.include_comments,
+        include_tables=cfg.include_tables,
+        deduplicate=cfg.deduplicate,
+        with_metadata=True,
+        # Titles and dates only: the extensive date search scans every text node (slow).
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
+
+
+def extract_main_text(html: str, url: str | None, cfg: ExtractConfig) -> Extracted | None:
+    """Main text, title and date of one page, or None when trafilatura finds no main text."""
+    doc = _trafilatura(html, url, cfg, cfg.favor_precision, cfg.favor_recall)
+    if (doc is None or not (doc.text or "").strip()) and cfg.fallback_on_empty and not cfg.favor_recall:
+        doc = _trafilatura(html, url, cfg, False, True)
+    if doc is None or not (doc.text or "").strip():
+        return None
+    return Extracted(doc.text, doc.title or None, doc.date or None)
+
+
+def extract_with_limit(html: str, url: str | None, cfg: ExtractConfig) -> Extracted | None:
+    return run_with_time_limit(extract_main_text, cfg.extraction_timeout_s, html, url, cfg)
