@@ -170,6 +170,11 @@ class TokenizerConfig(Section):
     byte_fallback: bool = True
     normalization_rule_name: str = Field("identity", description="NFC is applied upstream; 'identity' keeps text byte-exact.")
     reuse: str | None = Field(None, description="Path to an existing tokenizer.model to reuse instead of training.")
+    verify_threshold: float = Field(
+        0.0, ge=0, le=1,
+        description="Keep an LSH candidate pair only if its signatures agree on at least this share of positions "
+        "(estimated Jaccard). 0 = FineWeb (every band collision merges); see docs/benchmarks-dedup.md.",
+    )
     threads: int = Field(0, ge=0, description="0 = all cores.")
 
 
