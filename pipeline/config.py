@@ -151,6 +151,11 @@ class DedupConfig(Section):
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_prefix: str = "crawl2gpt"
+    verify_threshold: float = Field(
+        0.0, ge=0, le=1,
+        description="Keep an LSH candidate pair only if its signatures agree on at least this share of positions "
+        "(estimated Jaccard). 0 = FineWeb (every band collision merges); see docs/benchmarks-dedup.md.",
+    )
 
     @property
     def num_perm(self) -> int:
@@ -170,11 +175,6 @@ class TokenizerConfig(Section):
     byte_fallback: bool = True
     normalization_rule_name: str = Field("identity", description="NFC is applied upstream; 'identity' keeps text byte-exact.")
     reuse: str | None = Field(None, description="Path to an existing tokenizer.model to reuse instead of training.")
-    verify_threshold: float = Field(
-        0.0, ge=0, le=1,
-        description="Keep an LSH candidate pair only if its signatures agree on at least this share of positions "
-        "(estimated Jaccard). 0 = FineWeb (every band collision merges); see docs/benchmarks-dedup.md.",
-    )
     threads: int = Field(0, ge=0, description="0 = all cores.")
 
 
