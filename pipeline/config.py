@@ -224,6 +224,70 @@ class TrainConfig(Section):
     seed: int = 1337
 
 
+# --------------------------------------------------------------------------- fine-tuning
+
+
+class LoRAConfig(Section):
+    """LoRA adapters (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models")."""
+
+    rank: int = Field(8, ge=1, description="r = 8 as in alpaca-lora (tloen/alpaca-lora finetune.py defaults).")
+    alpha: float = Field(16.0, gt=0, description="Update scaled by alpha / r; alpaca-lora uses alpha 16 with r 8.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter's input; alpaca-lora uses 0.05.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
+        description="Linear layers (by name suffix) that get adapters: attention and MLP projections "
+        "(Hu et al. adapt attention only; QLoRA, Dettmers et al. 2023, finds all linear layers are needed to match full FT).",
+    )
+    learning_rate: float = Field(3e-4, gt=0, description="alpaca-lora's learning rate (adapters need a larger step than full FT).")
+
+
+class ClassifyConfig(Section):
+    """Classification fine-tuning: the LM head replaced by a linear head over pooled hidden states."""
+
+    pooling: Literal["last", "mean"] = Field(
+        "last", description="'last': hidden state of the last real token (the only one that saw the whole text in a "
+        "causal model, as GPT-1's classifier, Radford et al. 2018, section 3.3); 'mean': mean over real tokens.",
+    )
+    train_blocks: int = Field(-1, ge=-1, description="Transformer blocks trained, counted from the top; -1 = all, 0 = head only.")
+    max_tokens: int = Field(128, ge=2, description="Texts are cut to this many tokens (counted as 'truncated').")
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the classifier run.")
+    max_steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=1)
+    max_examples_per_class: int = Field(0, ge=0, description="Cap per label (balanced subsets for quick runs); 0 = all.")
+    labels: list[str] = Field(default_factory=list, description="Keep only these labels; empty keeps all.")
+
+
+class FinetuneConfig(Section):
+    """Supervised fine-tuning (SFT) and classification fine-tuning of a pretrained GPT."""
+
+    method: Literal["full", "lora"] = Field("full", description="Train every weight, or only LoRA adapters.")
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
+    learning_rate: float = Field(3e-5, gt=0, description="Full fine-tuning rate, nanoGPT's config/finetune_shakespeare.py.")
+    warmup_steps: int = Field(10, ge=0, description="Linear warmup, then cosine decay to min_lr_ratio x the rate.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Chinchilla/nanoGPT decay to 10% of the peak rate.")
+    weight_decay: float = Field(0.0, ge=0, description="nanoGPT fine-tunes without weight decay on small data.")
+    grad_clip: float = Field(1.0, ge=0)
+    max_steps: int = Field(200, ge=1)
+    batch_size: int = Field(8, ge=1, description="Sequences (padding) or packed rows (packing) per step.")
+    block_size: int = Field(0, ge=0, description="Longest sequence; 0 = the base model's context length.")
+    packing: bool = Field(
+        False, description="Pack several examples per row with a block-diagonal attention mask and positions "
+        "restarting per example (no cross-example attention), instead of padding each example alone.",
+    )
+    overlong: Literal["drop", "truncate"] = Field(
+        "drop", description="Examples longer than block_size: 'drop' them (counted 'too_long'), or 'truncate' the "
+        "response end (counted 'truncated'; dropped when not one response token fits).",
+    )
+    val_fraction: float = Field(0.05, gt=0, lt=1, description="Examples whose text hash falls below this are held out.")
+    eval_interval: int = Field(50, ge=1)
+    eval_prompts: int = Field(5, ge=0, description="Held-out prompts answered (greedy) into answers.jsonl after training.")
+    max_new_tokens: int = Field(64, ge=1)
+    seed: int = 1337
+    device: str = Field("auto", description="'auto' = cuda when available, else cpu.")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast on CUDA; CPU always runs fp32.")
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -238,6 +302,7 @@ class RunConfig(Section):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "RunConfig":
@@ -308,6 +373,7 @@ def config_slice(cfg: RunConfig, stage: str) -> dict[str, Any]:
         "tokenizer": {"tokenizer": cfg.tokenizer},
         "shards": {"shards": cfg.shards},
         "train": {"train": cfg.train},
+        "finetune": {"finetune": cfg.finetune},
     }
     if stage not in slices:
         raise ConfigError(f"unknown stage {stage!r}; stages are {', '.join(slices)}")
