@@ -1,0 +1,4 @@
+"""The GPT (and its LSTM baseline), the shard loader, the training loop and generation.
+
+No Prefect here: flows/ wraps `model.train.TRAIN` like any other stage.
+"""

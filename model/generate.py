@@ -1,0 +1,106 @@
+"""Sampling from a trained model: KV cache, temperature, top-k, top-p, stop at <|endoftext|>.
+
+`sample` works on token ids with any model that has `forward(idx, caches=, start=)` and
+`new_caches()` (the GPT and the LSTM); `generate_text` is the CLI's entry: checkpoint folder
+in, text out, with the SentencePiece tokenizer saved beside the weights.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from pipeline.errors import CheckpointError
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """logits (B, V) -> probabilities after temperature, top-k, then nucleus (Holtzman et al. 2020)."""
+    logits = logits.float() / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # drop a token when the tokens ranked above it already cover top_p; the first always stays
+        drop = sorted_probs.cumsum(-1) - sorted_probs >= top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+@torch.no_grad()
+def sample(model, prompt_ids: list[int], max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+           top_p: float | None = None, eot_id: int | None = None, generator: torch.Generator | None = None) -> list[int]:
+    """New token ids after prompt_ids (one sequence), stopping early at eot_id."""
+    device = next(model.parameters()).device
+    block = getattr(model.config, "block_size", 1 << 30)
+    ids = list(prompt_ids)[-(block - 1):] or ([eot_id] if eot_id is not None else [0])
+    was_training = model.training
+    model.eval()
+    caches, start, feed, new = model.new_caches(), 0, ids, []
+    for _ in range(max_new_tokens):
+        if start + len(feed) > block:  # context full: keep the newer half and rebuild the cache
+            feed, caches, start = (ids + new)[-(block // 2):], model.new_caches(), 0
+        logits, _ = model(torch.tensor([feed], device=device), caches=caches, start=start)
+        start += len(feed)
+        logits = logits[:, -1, :]
+        if temperature <= 0:
+            token = int(logits.argmax(-1))
+        else:
+            probs = filter_logits(logits, temperature, top_k, top_p)
+            token = int(torch.multinomial(probs.cpu(), 1, generator=generator))
+        if token == eot_id:
+            break
+        new.append(token)
+        feed = [token]
+    model.train(was_training)
+    return new
+
+
+def load_for_generation(ckpt_dir_or_file, device: str = "cpu"):
+    """(model, SentencePiece processor, eot_id) from a checkpoint, a checkpoints/ folder or a run folder."""
+    import sentencepiece as spm
+
+    from model.checkpoint import load_model_weights, read_state, resolve
+    from model.train import build_model
+
+    ckpt = resolve(ckpt_dir_or_file)
+    state = read_state(ckpt)
+    model = build_model(state["model_config"], state.get("arch", "gpt"))
+    load_model_weights(ckpt, model)
+    tok_path = ckpt / "tokenizer.model"
+    if not tok_path.is_file():
+        raise CheckpointError(f"{ckpt} has no tokenizer.model; it was saved by a run without a tokenizer in its shards folder")
+    return model.to(device), spm.SentencePieceProcessor(model_file=str(tok_path)), state.get("eot_id")
+
+
+def generate_text(ckpt_dir_or_file, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8,
+                  top_k: int | None = 200, top_p: float | None = None, seed: int = 1337, device: str = "cpu") -> str:
+    """The prompt's continuation as text (the prompt itself not included)."""
+    model, sp, eot_id = load_for_generation(ckpt_dir_or_file, device)
+    generator = torch.Generator().manual_seed(seed)
+    ids = sample(model, sp.encode(prompt), max_new_tokens, temperature, top_k, top_p, eot_id, generator)
+    return sp.decode(ids)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Continue a prompt with a trained crawl2gpt model.")
+    parser.add_argument("--ckpt", required=True, help="checkpoint folder, checkpoints/ folder or train run folder")
+    parser.add_argument("--prompt", default="")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-k", type=int, default=200)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=1337)
+    args = parser.parse_args(argv)
+    print(args.prompt + generate_text(args.ckpt, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+                                      args.top_p, args.seed))
+
+
+if __name__ == "__main__":
+    main()

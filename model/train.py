@@ -1,0 +1,446 @@
+"""Pretraining loop and the `train` stage: shards folder in, checkpoints + metrics out.
+
+The loop follows nanoGPT's train.py: AdamW with decay/no-decay groups (fused on CUDA), linear
+warmup then cosine decay to min_lr, gradient accumulation, clipping, BF16 autocast on CUDA
+(FP16 + GradScaler as an option; CPU always runs FP32), TF32, optional torch.compile.
+Every eval_interval steps: validation loss and perplexity, and a generated sample.
+Outputs in out_dir: checkpoints/ (model.safetensors + state.json ...), metrics.jsonl,
+samples.txt, loss.png, tb/ (TensorBoard, when installed).
+
+A run resumes from the newest compatible checkpoint in out_dir/checkpoints: weights,
+optimizer moments, step, loader position and RNG states are restored, so on CPU the losses
+after a resume equal those of an uninterrupted run (tests/test_train_resume.py).
+
+Run alone: `python -m model.train --shards runs/x/shards --out runs/x/train train.max_steps=300`
+or under torchrun for DDP/FSDP (model/distributed.py).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from model import checkpoint as ckpt_io
+from model import distributed
+from model.data import TokenWindows, read_shards_manifest, shard_paths
+from model.generate import sample
+from model.gpt import GPT, GPTConfig, param_groups
+from pipeline.config import RunConfig, TrainConfig
+from pipeline.errors import InputError
+from pipeline.stage import PartResult, StageStats, sha256_file
+
+log = logging.getLogger("crawl2gpt.train")
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "norm", "mlp", "positions", "attention")
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def model_config(cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
+    return dict({k: getattr(cfg, k) for k in MODEL_FIELDS}, vocab_size=vocab_size)
+
+
+def build_model(config: dict[str, Any], arch: str = "gpt") -> torch.nn.Module:
+    if arch == "lstm":
+        from model.lstm import LSTMLM
+
+        return LSTMLM(GPTConfig.from_dict(config))
+    return GPT(GPTConfig.from_dict(config))
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based): linear warmup, then cosine to min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / (cfg.warmup_steps + 1)
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
+
+
+def precision_setup(cfg: TrainConfig, device: str):
+    """(autocast context factory, GradScaler, precision actually used)."""
+    if not device.startswith("cuda"):
+        if cfg.precision != "fp32":
+            log.info("precision %s asked for on %s: CPU trains in fp32 (autocast is used on CUDA only)", cfg.precision, device)
+        return nullcontext, torch.amp.GradScaler("cpu", enabled=False), "fp32"
+    if cfg.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if cfg.precision == "fp32":
+        return nullcontext, torch.amp.GradScaler("cuda", enabled=False), "fp32"
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    autocast = lambda: torch.autocast("cuda", dtype=dtype)  # noqa: E731
+    return autocast, torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16"), cfg.precision
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
+                             fused=device.startswith("cuda"))
+
+
+def load_tokenizer(shards_dir: Path):
+    path = Path(shards_dir) / "tokenizer.model"
+    if not path.is_file():
+        log.warning("%s has no tokenizer.model: samples are skipped", shards_dir)
+        return None
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=str(path))
+
+
+# --------------------------------------------------------------------------- the run's state
+
+
+class Run:
+    """What one training run holds: model, optimizer, loaders, outputs; the loop is `train`."""
+
+    def __init__(self, shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed.World):
+        self.shards_dir, self.out_dir, self.cfg, self.world = Path(shards_dir), Path(out_dir), cfg, world
+        self.manifest = read_shards_manifest(shards_dir)
+        self.eot_id = self.manifest.get("eot_id")
+        self.config = model_config(cfg, int(self.manifest["vocab_size"]))
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        self.raw = build_model(self.config, cfg.arch).to(world.device)
+        self.optimizer = make_optimizer(self.raw, cfg, world.device)
+        self.autocast, self.scaler, self.precision = precision_setup(cfg, world.device)
+        loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, rank=world.rank,
+                           world_size=world.world_size, seed=cfg.seed)
+        self.train_loader = TokenWindows(shards_dir, "train", **loader_args)
+        self.val_loader = TokenWindows(shards_dir, "val", **loader_args) if shard_paths(shards_dir, "val") else None
+        self.val_start = self.val_loader.state_dict() if self.val_loader else None
+        self.tokenizer = load_tokenizer(shards_dir)
+        self.step = 0
+        self.resumed_from: str | None = None
+
+    def state(self) -> dict[str, Any]:
+        tok = self.shards_dir / "tokenizer.model"
+        return {"model_config": self.config, "arch": self.cfg.arch, "train_config": self.cfg.model_dump(mode="json"),
+                "loader": self.train_loader.state_dict(), "world_size": self.world.world_size, "eot_id": self.eot_id,
+                "tokenizer_sha256": sha256_file(tok) if tok.is_file() else None, "shards_dir": str(self.shards_dir)}
+
+    def save(self) -> None:
+        if self.cfg.parallel == "fsdp" and self.world.distributed:
+            log.warning("checkpoints are not written under FSDP yet (step %d): use parallel=ddp to resume", self.step)
+            return
+        if not self.world.is_main:
+            return
+        path = ckpt_io.save_checkpoint(self.out_dir / "checkpoints", self.step, self.raw, self.optimizer, self.state(),
+                                       keep=self.cfg.keep_checkpoints)
+        tok = self.shards_dir / "tokenizer.model"
+        if tok.is_file():  # a checkpoint folder is enough to generate text
+            shutil.copyfile(tok, path / "tokenizer.model")
+
+    def try_resume(self) -> None:
+        root = self.out_dir / "checkpoints"
+        found = ckpt_io.latest_checkpoint(root)
+        if found is None:
+            return
+        state = ckpt_io.read_state(found)
+        reason = self._incompatible(state)
+        if reason:
+            aside = root.with_name(f"checkpoints.incompatible-{int(time.time())}")
+            log.warning("not resuming from %s (%s); moved it aside to %s", found, reason, aside)
+            distributed.barrier(self.world)
+            if self.world.is_main:
+                root.rename(aside)
+            return
+        ckpt_io.load_model_weights(found, self.raw)
+        ckpt_io.load_optimizer(found, self.optimizer, state)
+        self.train_loader.load_state_dict(state["loader"])
+        ckpt_io.restore_rng(found)
+        self.step, self.resumed_from = int(state["step"]), str(found)
+        log.info("resumed from %s at step %d", found, self.step)
+
+    def _incompatible(self, state: dict[str, Any]) -> str | None:
+        if state.get("model_config") != self.config or state.get("arch") != self.cfg.arch:
+            return "model architecture differs"
+        if state.get("world_size") != self.world.world_size:
+            return f"saved with {state.get('world_size')} ranks, now {self.world.world_size}"
+        try:
+            self.train_loader.load_state_dict(state["loader"])
+        except (ValueError, KeyError) as err:
+            return f"loader position does not fit: {err}"
+        return None
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def train_step(run: Run, model: torch.nn.Module) -> tuple[float, float, float]:
+    """One optimizer step over grad_accum_steps micro-batches -> (mean loss, grad norm, lr)."""
+    cfg, device = run.cfg, run.world.device
+    lr = lr_at(run.step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    model.train()
+    total = torch.zeros((), device=device)
+    for micro in range(cfg.grad_accum_steps):
+        x, y = run.train_loader.next_batch()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with distributed.grad_sync(model, micro == cfg.grad_accum_steps - 1), run.autocast():
+            _, loss = model(x, y)
+        total += loss.detach()
+        run.scaler.scale(loss / cfg.grad_accum_steps).backward()
+    run.scaler.unscale_(run.optimizer)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else torch.zeros(())
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    return distributed.mean(total / cfg.grad_accum_steps, run.world), float(norm), lr
+
+
+@torch.no_grad()
+def evaluate(run: Run, model: torch.nn.Module) -> float | None:
+    """Mean validation loss over eval_batches batches, always the same ones (the split's start)."""
+    if run.val_loader is None:
+        return None
+    run.val_loader.load_state_dict(run.val_start)
+    model.eval()
+    total = torch.zeros((), device=run.world.device)
+    for _ in range(run.cfg.eval_batches):
+        x, y = run.val_loader.next_batch()
+        with run.autocast():
+            _, loss = model(x.to(run.world.device), y.to(run.world.device))
+        total += loss.float()
+    model.train()
+    return distributed.mean(total / run.cfg.eval_batches, run.world)
+
+
+def generate_sample(run: Run) -> str | None:
+    """A short continuation of sample_prompt; its own generator, so training RNG is untouched."""
+    if run.tokenizer is None or run.cfg.sample_tokens == 0 or (run.world.distributed and run.cfg.parallel == "fsdp"):
+        return None
+    generator = torch.Generator().manual_seed(run.cfg.seed + run.step)
+    prompt = run.tokenizer.encode(run.cfg.sample_prompt) if run.cfg.sample_prompt else []
+    ids = sample(run.raw, prompt, run.cfg.sample_tokens, run.cfg.sample_temperature, run.cfg.sample_top_k or None,
+                 None, run.eot_id, generator)
+    return run.cfg.sample_prompt + run.tokenizer.decode(ids)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class Recorder:
+    """metrics.jsonl, samples.txt and TensorBoard (rank 0 only)."""
+
+    def __init__(self, out_dir: Path, resumed_step: int, enabled: bool):
+        self.out_dir, self.enabled, self.tb = out_dir, enabled, None
+        if not enabled:
+            return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = out_dir / "metrics.jsonl"
+        self._truncate(resumed_step)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=resumed_step + 1)
+        except ImportError:
+            log.info("tensorboard is not installed: metrics go to metrics.jsonl only")
+
+    def _truncate(self, step: int) -> None:
+        """After a resume, forget lines the interrupted run wrote past the checkpoint."""
+        if not self.metrics.is_file():
+            return
+        keep = [line for line in self.metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        self.metrics.write_text("".join(line + "\n" for line in keep))
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.metrics, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.tb:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, row["step"])
+
+    def sample(self, step: int, text: str) -> None:
+        if self.enabled:
+            with open(self.out_dir / "samples.txt", "a") as fh:
+                fh.write(f"--- step {step}\n{text}\n")
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()
+
+
+def read_metrics(out_dir: Path) -> list[dict[str, Any]]:
+    path = Path(out_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+
+
+def plot_losses(out_dir: Path, title: str = "") -> Path:
+    """loss.png: train loss per step and validation loss at each eval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(out_dir)
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train", linewidth=1)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation")
+    ax.set(xlabel="step", ylabel="cross-entropy (nats/token)", title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    path = Path(out_dir) / "loss.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(shards_dir, out_dir, train_cfg: TrainConfig, progress: bool = True,
+          on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) in out_dir; returns the run's summary (what the stage reports).
+
+    `on_step(step, loss)` is called after each optimizer step (tests use it to interrupt a run).
+    """
+    world = distributed.init(train_cfg.device)
+    try:
+        return _train(Path(shards_dir), Path(out_dir), train_cfg, world, progress, on_step)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed.World, progress: bool,
+           on_step: Callable[[int, float], None] | None) -> dict[str, Any]:
+    run = Run(shards_dir, out_dir, cfg, world)
+    run.try_resume()
+    if run.resumed_from is None:  # dropout masks differ per rank (a resume restores the saved generator instead)
+        torch.manual_seed(cfg.seed + world.rank)
+    model = torch.compile(run.raw) if cfg.compile else run.raw
+    model = distributed.wrap(model, world, cfg.parallel)
+    recorder = Recorder(out_dir, run.step, world.is_main)
+    tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum_steps * world.world_size
+    bar = _progress_bar(run, progress and world.is_main)
+    loss = val_loss = sample_text = None
+    train_seconds, steps_timed = 0.0, 0
+    while run.step < cfg.max_steps:
+        started = time.perf_counter()
+        loss, norm, lr = train_step(run, model)
+        seconds = time.perf_counter() - started
+        if run.step > 1 or run.resumed_from:  # the first step pays for compilation and warm-up
+            train_seconds, steps_timed = train_seconds + seconds, steps_timed + 1
+        row = {"step": run.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_per_s": tokens_per_step / seconds}
+        last = run.step == cfg.max_steps
+        if run.step % cfg.eval_interval == 0 or last:
+            val_loss, sample_text = _eval_and_sample(run, model, recorder)
+            row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss) if val_loss is not None else None)
+        recorder.write(row)
+        if run.step % cfg.checkpoint_interval == 0 or last:
+            run.save()
+        if bar:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-")
+        if on_step:
+            on_step(run.step, loss)
+    if bar:
+        bar.close()
+    recorder.close()
+    if world.is_main:
+        plot_losses(out_dir, f"{cfg.arch} {run.config['n_layer']}x{run.config['n_embd']}")
+    return _summary(run, out_dir, loss, val_loss, sample_text, tokens_per_step * steps_timed / train_seconds if train_seconds else None)
+
+
+def _eval_and_sample(run: Run, model: torch.nn.Module, recorder: Recorder) -> tuple[float | None, str | None]:
+    val_loss = evaluate(run, model)
+    text = generate_sample(run) if run.world.is_main else None
+    if text is not None:
+        recorder.sample(run.step, text)
+    return val_loss, text
+
+
+def _progress_bar(run: Run, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=run.cfg.max_steps, initial=run.step, desc=f"train {run.cfg.arch}", file=sys.stderr, dynamic_ncols=True)
+
+
+def _summary(run: Run, out_dir: Path, loss, val_loss, sample_text, tokens_per_s) -> dict[str, Any]:
+    rows = read_metrics(out_dir) if run.world.is_main else []
+    if loss is None and rows:  # nothing left to train: report the finished run's last figures
+        loss = next((r["loss"] for r in reversed(rows) if "loss" in r), None)
+        val_loss = next((r["val_loss"] for r in reversed(rows) if r.get("val_loss") is not None), None)
+    return {
+        "final_train_loss": loss,
+        "val_loss": val_loss,
+        "val_perplexity": math.exp(val_loss) if val_loss is not None else None,
+        "tokens_per_s": tokens_per_s,
+        "steps": run.step,
+        "tokens_seen": run.step * run.cfg.batch_size * run.cfg.block_size * run.cfg.grad_accum_steps * run.world.world_size,
+        "params": run.raw.num_params(),
+        "arch": run.cfg.arch,
+        "device": run.world.device,
+        "precision": run.precision,
+        "world_size": run.world.world_size,
+        "resumed_from": run.resumed_from,
+        "sample": sample_text,
+    }
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+class TrainStage:
+    """Stage `train`: inputs = [shards folder]; one part (the run); writes in place (atomic=False)."""
+
+    name = "train"
+
+    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[str]:
+        if len(inputs) != 1:
+            raise InputError(f"train takes one shards folder, got {len(inputs)} inputs: {list(inputs)}")
+        read_shards_manifest(inputs[0])  # fail before any work if it is not a shards folder
+        return [str(inputs[0])]
+
+    def run_part(self, part: str, workdir: Path, cfg: RunConfig) -> PartResult:
+        started = time.time()
+        summary = train(part, workdir, cfg.train, progress=sys.stderr.isatty())
+        outputs = ["metrics.jsonl", "loss.png", "checkpoints"]
+        return PartResult(part=part, outputs=outputs, counts={"steps": summary["steps"], "tokens": summary["tokens_seen"]},
+                          seconds=round(time.time() - started, 3), meta=summary)
+
+    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+        summary = results[0].meta
+        return StageStats(stage=self.name, docs_in=summary["tokens_seen"], docs_out=summary["steps"], extra=summary)
+
+
+TRAIN = TrainStage()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train a GPT (or the LSTM baseline) on a shards folder.")
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default=None, help="run config YAML (its train section is used)")
+    parser.add_argument("overrides", nargs="*", help="train.field=value pairs")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = RunConfig.load(args.config, args.overrides).train
+    summary = train(args.shards, args.out, cfg, progress=not args.quiet)
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
