@@ -39,6 +39,9 @@ class ExtractConfig(Section):
     favor_precision: bool = Field(True, description="trafilatura favor_precision (chosen by benchmarks/extraction_quality.py).")
     favor_recall: bool = Field(False, description="trafilatura favor_recall.")
     include_tables: bool = Field(True, description="Keep text inside <table> elements.")
+    include_comments: bool = Field(False, description="trafilatura include_comments: reader comments are not main text.")
+    deduplicate: bool = Field(False, description="trafilatura deduplicate (drops repeated text segments within a page).")
+    fast: bool = Field(False, description="trafilatura fast mode: skip its readability/jusText fallback comparison.")
     fallback_on_empty: bool = Field(True, description="Retry with the recall-oriented setting when the precise pass returns nothing.")
     min_extracted_chars: int = Field(1, ge=0, description="Documents with fewer characters after extraction are skipped ('empty_text').")
     extraction_timeout_s: float = Field(30.0, gt=0, description="Per-document time limit for extraction.")
@@ -64,6 +67,11 @@ class GopherQualityConfig(Section):
     max_non_alpha_words_ratio: float = Field(0.8, description="Gopher: at least 80% of words contain a letter (datatrove's name).")
     min_stop_words: int = Field(2, description="Gopher: at least 2 of the 8 English stop words.")
     stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+    stop_words_by_language: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Stop-word lists for other languages (FineWeb-2 uses per-language lists); "
+        "a kept language without a list skips the stop-word rule, 'en' uses stop_words.",
+    )
 
 
 class GopherRepetitionConfig(Section):
@@ -94,6 +102,12 @@ class C4Config(Section):
     filter_curly_bracket: bool = Field(True, description="C4: drop pages containing '{' (code).")
     remove_citations: bool = Field(True, description="C4: remove wikipedia-style [1] citation markers.")
     badwords: bool = Field(False, description="Drop pages with a word from the badwords list (optional in C4).")
+    badwords_file: str | None = Field(
+        None, description="One bad word per line (C4 used LDNOOBW's list); required when badwords is on."
+    )
+    rewrite_text: bool = Field(
+        True, description="C4 and datatrove's C4QualityFilter keep only the lines that pass the line rules."
+    )
 
 
 class FineWebConfig(Section):
@@ -116,6 +130,10 @@ class LanguageConfig(Section):
     min_score: float = Field(0.65, ge=0, le=1, description="FineWeb: fastText English score >= 0.65.")
     partition_by_language: bool = Field(False, description="Write kept documents into one folder per language.")
     second_opinion_below: float = Field(0.8, ge=0, le=1, description="Consult a second detector when fastText is less sure than this.")
+    second_opinion: bool = Field(True, description="Use lingua (offline models) as the second detector.")
+    max_chars: int = Field(
+        10_000, gt=0, description="Characters of a document given to the detectors (the opening is enough; bounds cost)."
+    )
 
 
 class PIIConfig(Section):
@@ -124,6 +142,7 @@ class PIIConfig(Section):
     enabled: bool = True
     email_replacement: str = "email@example.com"
     ip_replacement: str = "0.0.0.0"
+    only_public_ips: bool = Field(True, description="FineWeb/datatrove mask only global IPs (private ones are not PII).")
 
 
 class FilterConfig(Section):
@@ -176,6 +195,7 @@ class TokenizerConfig(Section):
     normalization_rule_name: str = Field("identity", description="NFC is applied upstream; 'identity' keeps text byte-exact.")
     reuse: str | None = Field(None, description="Path to an existing tokenizer.model to reuse instead of training.")
     threads: int = Field(0, ge=0, description="0 = all cores.")
+    seed: int = Field(1, description="SentencePiece random seed (input_sentence_size subsampling), for reproducible models.")
 
 
 class ShardsConfig(Section):
@@ -197,7 +217,6 @@ class TrainConfig(Section):
     dropout: float = 0.0
     bias: bool = True
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    seed: int = Field(1, description="SentencePiece random seed (input_sentence_size subsampling), for reproducible models.")
     mlp: Literal["gelu", "swiglu"] = "gelu"
     positions: Literal["learned", "rope"] = "learned"
     attention: Literal["fused", "manual"] = "fused"
@@ -222,6 +241,11 @@ class TrainConfig(Section):
     compile: bool = False
     device: str = "auto"
     seed: int = 1337
+    tf32: bool = Field(True, description="TF32 matmuls on CUDA (Ampere+), as nanoGPT enables.")
+    parallel: Literal["ddp", "fsdp"] = Field("ddp", description="Under torchrun: DDP replicas or FSDP2 sharding.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept in checkpoints/.")
+    sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")
+    sample_top_k: int = Field(200, ge=0, description="Top-k of the sample at each eval (nanoGPT's sample.py default); 0 = off.")
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -296,6 +320,13 @@ class RunConfig(Section):
 
     name: str = "crawl2gpt"
     workers: int = Field(0, ge=0, description="Processes for per-part work; 0 = all cores.")
+    task_runner: Literal["processes", "threads", "dask", "ray"] = Field(
+        "processes",
+        description="Where Prefect runs per-part tasks: 'processes' (task threads feeding a local process pool; "
+        "starts in a second), 'threads' (in-process, for I/O-bound parts), 'dask' (prefect-dask: a LocalCluster, "
+        "or the cluster at dask_address), 'ray' (prefect-ray, if installed).",
+    )
+    dask_address: str | None = Field(None, description="tcp://host:8786 of a running Dask scheduler; empty starts a LocalCluster.")
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
