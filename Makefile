@@ -9,6 +9,8 @@ TORCH_SPEC ?= torch==2.13.0
 PY         := $(VENV)/bin/python
 RUN_DIR    ?= runs/demo
 PYTEST_ARGS ?=
+# No telemetry: this is often a machine with no route out.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: setup demo test test-all ui serve clean
 

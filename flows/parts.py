@@ -1,8 +1,13 @@
 """One Prefect task per input part, so a failed part retries alone and shows in the UI.
 
-CPU-bound parts run in a shared process pool (spawned workers): the Prefect task is the
-unit of retry and visibility, the pool is the unit of parallelism. Caching is off on purpose:
-skipping finished work is the stage manifests' job (one mechanism, not two).
+Where parts run is the config's `task_runner`:
+  processes  task threads each hand their part to a shared pool of spawned processes
+             (the task is the unit of retry and visibility, the process the unit of parallelism)
+  threads    parts run in task threads of this process (I/O-bound work, debugging)
+  dask       prefect-dask: a LocalCluster of one-thread worker processes, or `dask_address`
+  ray        prefect-ray, when installed
+Caching is off on purpose: skipping finished work is the stage manifests' job (one
+mechanism, not two).
 """
 from __future__ import annotations
 
@@ -13,9 +18,15 @@ from typing import Any, Callable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.errors import Crawl2GPTError
-from pipeline.stage import PartResult
+from pipeline.config import RunConfig
+from pipeline.errors import ConfigError, Crawl2GPTError
+from pipeline.stage import PartResult, default_workers
+
+# The process pool of the `processes` runner, set while a stage's parts run. Tasks look it
+# up here rather than taking it as a parameter: Prefect records task parameters.
+_POOL: ProcessPoolExecutor | None = None
 
 
 def _worth_retrying(task, task_run, state) -> bool:
@@ -40,28 +51,50 @@ def _part_label(part: Any, index: int) -> str:
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def run_part_task(stage: str, label: str, fn: Callable[[Any], PartResult], part: Any, pool: Any = None) -> PartResult:
-    if pool is None:
+def run_part_task(stage: str, label: str, fn: Callable[[Any], PartResult], part: Any) -> PartResult:
+    if _POOL is None:
         return fn(part)
-    return pool.submit(fn, part).result()
+    return _POOL.submit(fn, part).result()
 
 
-def prefect_map(stage: str, workers: int):
+def task_runner_for(cfg: RunConfig, n_parts: int):
+    workers = max(1, min(default_workers(cfg), n_parts))
+    if cfg.task_runner in ("processes", "threads"):
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if cfg.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if cfg.dask_address:
+            return DaskTaskRunner(address=cfg.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+    try:
+        from prefect_ray import RayTaskRunner
+    except ImportError:
+        raise ConfigError("task_runner 'ray' needs prefect-ray: pip install prefect-ray") from None
+    return RayTaskRunner()
+
+
+def prefect_map(stage: str, cfg: RunConfig):
     """A `map_parts` for pipeline.stage.run_stage that submits one Prefect task per part."""
 
     def run(fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:
+        global _POOL
         if not parts:
             return []
-        use_pool = workers > 1 and len(parts) > 1
-        pool = ProcessPoolExecutor(min(workers, len(parts)), mp_context=mp.get_context("spawn")) if use_pool else None
+        use_pool = cfg.task_runner == "processes" and default_workers(cfg) > 1 and len(parts) > 1
+        if use_pool:
+            _POOL = ProcessPoolExecutor(min(default_workers(cfg), len(parts)), mp_context=mp.get_context("spawn"))
         try:
-            futures = [
-                run_part_task.submit(stage, _part_label(part, i), fn, part, pool) for i, part in enumerate(parts)
-            ]
-            wait(futures)
-            return [f.result() for f in futures]
+            with task_runner_for(cfg, len(parts)) as runner:
+                futures = [
+                    runner.submit(run_part_task, {"stage": stage, "label": _part_label(p, i), "fn": fn, "part": p})
+                    for i, p in enumerate(parts)
+                ]
+                wait(futures)
+                return [f.result() for f in futures]
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+            if _POOL is not None:
+                _POOL.shutdown(cancel_futures=True)
+                _POOL = None
 
     return run

@@ -13,7 +13,7 @@ from flows.artifacts import publish_stage
 from flows.parts import prefect_map
 from pipeline.config import RunConfig
 from pipeline.run import load_stage, stage_options
-from pipeline.stage import StageStats, default_workers, run_stage
+from pipeline.stage import StageStats, run_stage
 
 
 def load_config(config_path: str | None, overrides: list[str] | None) -> RunConfig:
@@ -29,7 +29,7 @@ def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, for
         Path(output),
         cfg,
         force=force,
-        map_parts=prefect_map(name, default_workers(cfg)),
+        map_parts=prefect_map(name, cfg),
         **stage_options(name),
     )
     logger.info(stats.summary())
