@@ -82,3 +82,30 @@ def language_of(row: dict) -> tuple[str, float]:
     text = " ".join(row["text"].split())[:2000]
     labels, scores = _lid_model().predict(text)
     return labels[0].removeprefix("__label__"), float(scores[0])
+
+
+def quality_signal(row: dict) -> float:
+    """A real per-document measure standing in for the filter stage's signal columns."""
+    words = row["text"].split()
+    return sum(map(len, words)) / len(words) if words else 0.0
+
+
+def build_run(root: Path, cfg, map_parts) -> Path:
+    """runs/<name>/{filter,dedup,tokenizer,shards} from the sample WARC; returns the run folder."""
+    from pipeline.shards import SHARDS
+    from pipeline.stage import run_stage
+    from pipeline.tokenizer import TOKENIZER
+
+    rows = list(extract_warc())
+    rows.append({**rows[0], "doc_id": "empty-doc", "text": ""})  # counted as empty_text, never a token row
+    columns = {"language": lambda r: language_of(r)[0] if r["text"] else None,
+               "language_score": lambda r: language_of(r)[1] if r["text"] else None,
+               "avg_word_length": quality_signal}
+    filt = write_stage(root / "filter", "filter", [rows], columns, drops={"gopher_min_words": 7, "c4_lorem_ipsum": 2})
+    link = [{"input": str(filt.resolve()), "kind": "stage"}]
+    third = len(rows) // 3
+    dedup = write_stage(root / "dedup", "dedup", [rows[:third], rows[third:2 * third], rows[2 * third:]], columns,
+                        drops={"exact_duplicate": 3, "near_duplicate": 4}, inputs=link)
+    run_stage(TOKENIZER, [str(dedup)], root / "tokenizer", cfg, map_parts=map_parts)
+    run_stage(SHARDS, [str(dedup), str(root / "tokenizer")], root / "shards", cfg, map_parts=map_parts)
+    return root

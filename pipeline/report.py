@@ -1,0 +1,352 @@
+"""Shard quality report: what the token shards hold, and what the pipeline removed to get there.
+
+Read from the shards themselves (checksums verified) in one streaming pass, so a report can be
+rebuilt for any finished shards folder. Per shard and in total: documents, tokens, the share of
+byte-fallback tokens (text the vocabulary had to spell byte by byte), tokens per document,
+language mix, top domains, mean quality signals, a few decoded documents; and from the upstream
+stage manifests (`_stage.json` of extract, filter, dedup) the documents each rule removed.
+
+Outputs beside the shards: `report.json` (the summary, machine-readable), `report.html`
+(standalone: PNGs inlined as base64, also written as files next to it) and `report-*.png`.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import html
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import plots
+from pipeline.atomic import atomic_write_text
+from pipeline.errors import InputError, StageIncompleteError
+from pipeline.shards import MANIFEST_JSON, SPLITS, load_manifest, open_shard
+from pipeline.stage import MANIFEST, read_manifest
+from pipeline.tokenizer import MODEL, byte_id_range, load
+
+REPORT_JSON, REPORT_HTML = "report.json", "report.html"
+LENGTH_EDGES = [2.0**k for k in range(0, 21)]  # 1 .. 1M tokens, doubling
+TOP_DOMAINS, TOP_LANGUAGES, SAMPLES, SAMPLE_TOKENS = 20, 15, 3, 256
+UPSTREAM = ("extract", "filter", "dedup")
+
+
+# --------------------------------------------------------------------------- reading shards
+
+
+class Tally:
+    """Running totals over record batches of one shard or of all of them."""
+
+    def __init__(self, signals: Sequence[str]):
+        self.docs = self.tokens = self.byte_tokens = 0
+        self.lengths = np.zeros(len(LENGTH_EDGES) - 1, dtype=np.int64)
+        self.languages: Counter = Counter()
+        self.language_tokens: Counter = Counter()
+        self.domains: Counter = Counter()
+        self.domain_tokens: Counter = Counter()
+        self.signal_sum = dict.fromkeys(signals, 0.0)
+        self.signal_n = dict.fromkeys(signals, 0)
+
+    def add(self, batch: pa.RecordBatch, byte_ids: tuple[int, int]) -> None:
+        n_tokens = batch.column("n_tokens").to_numpy(zero_copy_only=False)
+        self.docs += batch.num_rows
+        self.tokens += int(n_tokens.sum())
+        self.lengths += np.histogram(n_tokens, bins=LENGTH_EDGES)[0]
+        if byte_ids[0] >= 0:
+            ids = pc.list_flatten(batch.column("tokens")).to_numpy(zero_copy_only=False)
+            self.byte_tokens += int(np.count_nonzero((ids >= byte_ids[0]) & (ids <= byte_ids[1])))
+        for column, docs, tokens in (("language", self.languages, self.language_tokens),
+                                     ("domain", self.domains, self.domain_tokens)):
+            if column in batch.schema.names:
+                grouped = pa.table({"k": batch.column(column).fill_null("unknown"), "n": n_tokens})
+                for row in grouped.group_by("k").aggregate([("n", "sum"), ("n", "count")]).to_pylist():
+                    docs[row["k"]] += row["n_count"]
+                    tokens[row["k"]] += row["n_sum"]
+        for name in self.signal_sum:
+            values = batch.column(name)
+            self.signal_sum[name] += float(pc.sum(values).as_py() or 0.0)
+            self.signal_n[name] += len(values) - values.null_count
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "documents": self.docs,
+            "tokens": self.tokens,
+            "tokens_per_doc": round(self.tokens / self.docs, 1) if self.docs else 0.0,
+            "byte_fallback_tokens": self.byte_tokens,
+            "byte_fallback_share": round(self.byte_tokens / self.tokens, 6) if self.tokens else 0.0,
+        }
+
+
+def _signal_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if pa.types.is_floating(f.type)]
+
+
+def _sample_key(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
+
+
+def scan(shards_dir: Path) -> dict[str, Any]:
+    """Every figure of the report from one pass over the (checksum-verified) shards."""
+    manifest = load_manifest(shards_dir)
+    sp = load(shards_dir / MODEL)
+    byte_ids = byte_id_range(sp)
+    first = open_shard(shards_dir, manifest["shards"][0]).schema_arrow if manifest["shards"] else pa.schema([])
+    signals = _signal_columns(first)
+    total, by_split, per_shard, samples = Tally(signals), {s: Tally([]) for s in SPLITS}, [], []
+    for entry in manifest["shards"]:
+        shard, tally = open_shard(shards_dir, entry), Tally([])
+        columns = [c for c in ("doc_id", "url", "tokens", "n_tokens", "language", "domain", *signals)
+                   if c in shard.schema_arrow.names]
+        for batch in shard.iter_batches(batch_size=1024, columns=columns):
+            for t in (total, by_split[entry["split"]], tally):
+                t.add(batch, byte_ids)
+            _keep_samples(samples, batch)
+        top = tally.languages.most_common(1)
+        per_shard.append({"shard": entry["path"], "split": entry["split"], **tally.summary(),
+                          "top_language": top[0][0] if top else None})
+    return {
+        "shards_dir": str(shards_dir),
+        "vocab_size": manifest["vocab_size"],
+        "dtype": manifest["dtype"],
+        "byte_fallback_ids": list(byte_ids),
+        "total": total.summary(),
+        "splits": {s: {"shards": manifest["totals"][s]["shards"], **t.summary()} for s, t in by_split.items()},
+        "shards": per_shard,
+        "tokens_per_doc_histogram": {"edges": LENGTH_EDGES, "counts": total.lengths.tolist()},
+        "languages": _mix(total.languages, total.language_tokens, total.docs, TOP_LANGUAGES),
+        "top_domains": _mix(total.domains, total.domain_tokens, total.docs, TOP_DOMAINS),
+        "distinct_domains": len(total.domains),
+        "quality_signals": {k: round(total.signal_sum[k] / total.signal_n[k], 6) for k in signals if total.signal_n[k]},
+        "samples": [_decode(sp, s) for s in sorted(samples, reverse=True)],
+    }
+
+
+def _keep_samples(heap: list, batch: pa.RecordBatch) -> None:
+    """Keep the SAMPLES documents with the smallest doc-id hash: a fixed, unbiased pick."""
+    urls = batch.column("url").to_pylist() if "url" in batch.schema.names else [None] * batch.num_rows
+    for i, doc_id in enumerate(batch.column("doc_id").to_pylist()):
+        key = -_sample_key(doc_id)  # a min-heap of negated keys keeps the smallest hashes
+        if len(heap) < SAMPLES or key > heap[0][0]:
+            tokens = batch.column("tokens")[i].values[:SAMPLE_TOKENS].to_pylist()
+            entry = (key, doc_id, urls[i], batch.column("n_tokens")[i].as_py(), tokens)
+            (heapq.heappush if len(heap) < SAMPLES else heapq.heapreplace)(heap, entry)
+
+
+def _decode(sp, sample: tuple) -> dict[str, Any]:
+    _, doc_id, url, n_tokens, tokens = sample
+    return {"doc_id": doc_id, "url": url, "n_tokens": n_tokens, "shown_tokens": len(tokens), "text": sp.DecodeIds(tokens)}
+
+
+def _mix(docs: Counter, tokens: Counter, total_docs: int, top: int) -> list[dict[str, Any]]:
+    return [
+        {"name": k, "documents": n, "tokens": int(tokens[k]), "share": round(n / total_docs, 4) if total_docs else 0.0}
+        for k, n in docs.most_common(top)
+    ]
+
+
+# --------------------------------------------------------------------------- upstream
+
+
+def upstream_stats(start: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """Counts and drop reasons of the extract/filter/dedup stages behind `start` (their manifests' inputs)."""
+    found, queue, seen = {}, [Path(p) for p in start], set()
+    while queue:
+        folder = queue.pop(0)
+        if folder.resolve() in seen:
+            continue
+        seen.add(folder.resolve())
+        try:
+            manifest = read_manifest(folder)
+        except StageIncompleteError:
+            continue
+        if manifest.get("stage") in UPSTREAM and manifest["stage"] not in found:
+            stats = manifest.get("stats", {})
+            found[manifest["stage"]] = {
+                "folder": str(folder), "docs_in": stats.get("docs_in", 0), "docs_out": stats.get("docs_out", 0),
+                "drops": {k: v for k, v in sorted(stats.get("drops", {}).items(), key=lambda kv: -kv[1]) if v},
+            }
+        queue += [Path(i["input"]) for i in manifest.get("inputs", []) if i.get("kind") == "stage"]
+    return {s: found[s] for s in UPSTREAM if s in found}
+
+
+def _upstream_of(shards_dir: Path) -> list[Path]:
+    """The shards stage's recorded inputs; else the run folder's sibling stage folders."""
+    starts = []
+    if (shards_dir / MANIFEST).is_file():
+        starts = [Path(i["input"]) for i in read_manifest(shards_dir).get("inputs", []) if i.get("kind") == "stage"]
+    return starts + [shards_dir.parent / s for s in reversed(UPSTREAM)]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_report(shards_dir: str | Path, upstream: Sequence[Path] | None = None) -> dict[str, Any]:
+    """Scan the shards, write report.json, report.html and the PNGs beside them; return the summary."""
+    shards_dir = Path(shards_dir)
+    report = scan(shards_dir)
+    report["upstream"] = upstream_stats(list(upstream or []) + _upstream_of(shards_dir))
+    report["plots"] = [p.name for p in _plots(shards_dir, report)]
+    atomic_write_text(shards_dir / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False))
+    atomic_write_text(shards_dir / REPORT_HTML, render_html(shards_dir, report))
+    return report
+
+
+def _plots(folder: Path, report: dict[str, Any]) -> list[Path]:
+    hist = report["tokens_per_doc_histogram"]
+    made = [plots.histogram(folder / "report-tokens-per-doc.png", hist["edges"], hist["counts"],
+                            "Tokens per document", "tokens (log scale)")]
+    if report["languages"]:
+        langs = report["languages"]
+        made.append(plots.bars(folder / "report-languages.png", [r["name"] for r in langs],
+                               [r["documents"] for r in langs], "Language mix", "documents"))
+    if report["top_domains"]:
+        doms = report["top_domains"]
+        made.append(plots.bars(folder / "report-domains.png", [r["name"] for r in doms],
+                               [r["tokens"] for r in doms], f"Top {len(doms)} domains", "tokens"))
+    shards = report["shards"]
+    made.append(plots.bars(folder / "report-shards.png", [r["shard"] for r in shards], [r["tokens"] for r in shards],
+                           "Tokens per shard", "tokens",
+                           colors=["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards]))
+    removed = [(f"{stage}: {rule}", n) for stage, s in report["upstream"].items() for rule, n in s["drops"].items()]
+    if removed:
+        made.append(plots.bars(folder / "report-removed.png", [r for r, _ in removed], [n for _, n in removed],
+                               "Documents removed upstream, by rule", "documents", colors="#c44e52"))
+    return made
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "<p><em>none</em></p>"
+    columns = list(columns or rows[0].keys())
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _removed_rows(upstream: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"stage": stage, "rule": rule, "documents": n} for stage, s in upstream.items() for rule, n in s["drops"].items()]
+
+
+def render_html(folder: Path, report: dict[str, Any]) -> str:
+    images = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,'
+        f'{base64.b64encode((folder / name).read_bytes()).decode()}"><figcaption>{name}</figcaption></figure>'
+        for name in report["plots"]
+    )
+    splits = [{"split": s, **v} for s, v in report["splits"].items()] + [{"split": "total", **report["total"]}]
+    stages = [{"stage": s, "docs_in": v["docs_in"], "docs_out": v["docs_out"]} for s, v in report["upstream"].items()]
+    signals = [{"signal": k, "mean": v} for k, v in report["quality_signals"].items()]
+    samples = "".join(
+        f"<h3>{html.escape(s['doc_id'])} &middot; {html.escape(s['url'] or '')} &middot; first {s['shown_tokens']} of "
+        f"{s['n_tokens']} tokens</h3><pre>{html.escape(s['text'])}</pre>"
+        for s in report["samples"]
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>crawl2gpt shard report</title>
+<style>body{{font:14px/1.4 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}pre{{white-space:pre-wrap;background:#f6f6f6;padding:.6em}}
+figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></head><body>
+<h1>Shard quality report</h1>
+<p>{html.escape(report['shards_dir'])} &middot; vocabulary {report['vocab_size']:,} ({report['dtype']}) &middot;
+byte-fallback ids {report['byte_fallback_ids'][0]}..{report['byte_fallback_ids'][1]}</p>
+<h2>Totals</h2>{_table(splits)}
+<h2>Plots</h2>{images}
+<h2>Per shard</h2>{_table(report['shards'])}
+<h2>Language mix</h2>{_table(report['languages'])}
+<h2>Top domains ({report['distinct_domains']:,} distinct)</h2>{_table(report['top_domains'])}
+<h2>Mean quality signals</h2>{_table(signals)}
+<h2>Upstream stages</h2>{_table(stages)}
+<h2>Documents removed upstream, by rule</h2>{_table(_removed_rows(report['upstream']))}
+<h2>Sample documents (decoded from the shards)</h2>{samples}
+</body></html>
+"""
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def shards_folder(path: str | Path) -> Path:
+    """A shards folder given itself or the run folder that holds it."""
+    path = Path(path)
+    for candidate in (path, path / "shards"):
+        if (candidate / MANIFEST_JSON).is_file():
+            return candidate
+    raise InputError(f"{path} is neither a shards folder nor a run folder with shards/{MANIFEST_JSON}; run the shards stage first")
+
+
+def summary_text(report: dict[str, Any], html_path: Path | None = None) -> str:
+    t = report["total"]
+    lines = [
+        f"shards: {len(report['shards'])} files, {t['documents']:,} documents, {t['tokens']:,} tokens "
+        f"({t['tokens_per_doc']:,} per document), vocabulary {report['vocab_size']:,} ({report['dtype']})",
+    ]
+    for split, s in report["splits"].items():
+        lines.append(f"  {split:<5} {s['shards']:>4} shards {s['documents']:>10,} documents {s['tokens']:>14,} tokens")
+    lines.append(f"byte-fallback tokens: {t['byte_fallback_share']:.3%}")
+    if report["languages"]:
+        lines.append("languages: " + ", ".join(f"{r['name']} {r['share']:.1%}" for r in report["languages"][:6]))
+    if report["top_domains"]:
+        lines.append("top domains: " + ", ".join(f"{r['name']} ({r['documents']})" for r in report["top_domains"][:5]))
+    for stage, s in report["upstream"].items():
+        drops = ", ".join(f"{k} {v:,}" for k, v in s["drops"].items())
+        lines.append(f"{stage}: {s['docs_in']:,} in -> {s['docs_out']:,} out" + (f"  removed: {drops}" if drops else ""))
+    if html_path:
+        lines.append(f"report: {html_path}")
+    return "\n".join(lines)
+
+
+def build_report(path: str | Path, refresh: bool = False) -> tuple[str, Path]:
+    """For `crawl2gpt report RUN_DIR`: the summary text and the report page's path.
+
+    Reuses report.json written by the shards stage; `refresh=True` (or a missing report)
+    rescans the shards and rewrites the report files.
+    """
+    folder = shards_folder(path)
+    report_json = folder / REPORT_JSON
+    if refresh or not report_json.is_file() or not (folder / REPORT_HTML).is_file():
+        report = write_report(folder)
+    else:
+        report = json.loads(report_json.read_text())
+    html_path = folder / REPORT_HTML
+    return summary_text(report, html_path), html_path
+
+
+def report_tables(source: str | Path | dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """Plain data for Prefect artifacts: per-shard rows plus a total row, and a markdown summary."""
+    report = source if isinstance(source, dict) else json.loads((shards_folder(source) / REPORT_JSON).read_text())
+    rows = [dict(r) for r in report["shards"]] + [{"shard": "total", "split": "all", **report["total"]}]
+    md = ["## Token shards", "", _md_table([{"split": s, **v} for s, v in report["splits"].items()]
+                                          + [{"split": "total", **report["total"]}])]
+    md += ["## Language mix", "", _md_table(report["languages"])]
+    md += ["## Top domains", "", _md_table(report["top_domains"][:10])]
+    if report["quality_signals"]:
+        md += ["## Mean quality signals", "", _md_table([{"signal": k, "mean": v} for k, v in report["quality_signals"].items()])]
+    if report["upstream"]:
+        md += ["## Documents removed upstream", "", _md_table(_removed_rows(report["upstream"]))]
+    return rows, "\n".join(md)
+
+
+def _md_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_none_\n"
+    columns = list(rows[0].keys())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
