@@ -111,11 +111,10 @@ def scan(shards_dir: Path) -> dict[str, Any]:
         per_shard.append({"shard": entry["path"], "split": entry["split"], **tally.summary(),
                           "top_language": top[0][0] if top else None})
     return {
-        "shards_dir": str(shards_dir),
         "vocab_size": manifest["vocab_size"],
         "dtype": manifest["dtype"],
         "byte_fallback_ids": list(byte_ids),
-        "total": total.summary(),
+        "total": {"shards": len(manifest["shards"]), **total.summary()},
         "splits": {s: {"shards": manifest["totals"][s]["shards"], **t.summary()} for s, t in by_split.items()},
         "shards": per_shard,
         "tokens_per_doc_histogram": {"edges": LENGTH_EDGES, "counts": total.lengths.tolist()},
@@ -264,7 +263,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #cc
 td:first-child,th:first-child{{text-align:left}}pre{{white-space:pre-wrap;background:#f6f6f6;padding:.6em}}
 figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></head><body>
 <h1>Shard quality report</h1>
-<p>{html.escape(report['shards_dir'])} &middot; vocabulary {report['vocab_size']:,} ({report['dtype']}) &middot;
+<p>vocabulary {report['vocab_size']:,} ({report['dtype']}) &middot;
 byte-fallback ids {report['byte_fallback_ids'][0]}..{report['byte_fallback_ids'][1]}</p>
 <h2>Totals</h2>{_table(splits)}
 <h2>Plots</h2>{images}
