@@ -136,21 +136,24 @@ def test_columns_preserved_and_minhash_beside_data(deduped):
     assert pq.read_schema(out / "part-00000.parquet").names == pq.read_schema(source / "part-00000.parquet").names
     assert [p.name for p in stage_parts(out)] == ["part-00000.parquet", "part-00001.parquet"]
     minhash = pq.read_table(out / "minhash" / "part-00001.parquet")
-    assert minhash.column_names == ["doc_id", "text_hash", "n_shingles", "signature"]
+    assert minhash.column_names == ["doc_id", "text_hash", "n_shingles", "signature", "shingles"]
+    assert len(minhash.column("shingles")[0]) == minhash.column("n_shingles")[0].as_py()
     assert minhash.column("signature")[0].as_py().__len__() == 112 * 4
     assert minhash.column("signature")[10].as_py() is None  # the empty document has no signature
     assert not (out / ".dedup-scratch").exists()
     assert stats.extra["clusters"] == 3 and stats.extra["largest_cluster"] == 3
+    assert stats.extra["pairs_merged"] == 2 and stats.extra["verify"] == "exact"
     assert stats.extra["short_docs"] == 2 and stats.extra["lsh_threshold"] == pytest.approx(0.7192, abs=1e-3)
 
 
-def test_process_pool_and_verification_give_same_clusters(deduped, tmp_path):
+@pytest.mark.parametrize("verify", ["signature", "none"])
+def test_process_pool_and_other_verifications_give_same_clusters(deduped, tmp_path, verify):
     source, out, _ = deduped
-    cfg = RunConfig().with_overrides(["workers=2", "dedup.verify_threshold=0.8"])
+    cfg = RunConfig().with_overrides(["workers=2" if verify == "none" else "workers=1", f"dedup.verify={verify}"])
     stats = run_stage(DEDUP, [str(source)], tmp_path / "dedup", cfg)
     assert read_folder(tmp_path / "dedup").equals(read_folder(out))
     assert read_folder(tmp_path / "dedup", "rejects").equals(read_folder(out, "rejects"))
-    assert stats.extra["verify_threshold"] == 0.8
+    assert stats.extra["verify"] == verify
 
 
 def test_verification_rejects_weak_band_collisions(texts, tmp_path):
@@ -161,11 +164,14 @@ def test_verification_rejects_weak_band_collisions(texts, tmp_path):
     source = filter_folder(tmp_path, [[{"doc_id": "x", "text": base}, {"doc_id": "y", "text": half},
                                        {"doc_id": "z", "text": with_chrome(base)}]])
     cfg = RunConfig().with_overrides(["dedup.verify_threshold=0.95", "dedup.bands=28", "dedup.rows=1"])
-    stats = run_stage(DEDUP, [str(source)], tmp_path / "dedup", cfg, map_parts=serial)
-    assert read_folder(tmp_path / "dedup").column("doc_id").to_pylist() == ["x", "y"]
-    loose = run_stage(DEDUP, [str(source)], tmp_path / "loose", cfg.with_overrides(["dedup.verify_threshold=0"]),
+    for verify in ("exact", "signature"):
+        stats = run_stage(DEDUP, [str(source)], tmp_path / verify, cfg.with_overrides([f"dedup.verify={verify}"]),
+                          map_parts=serial)
+        assert read_folder(tmp_path / verify).column("doc_id").to_pylist() == ["x", "y"]
+        assert stats.drops["near_duplicate"] == 1
+    loose = run_stage(DEDUP, [str(source)], tmp_path / "loose", cfg.with_overrides(["dedup.verify=none"]),
                       map_parts=serial)  # 28 bands of 1 row: any shared min-hash merges
-    assert loose.docs_out == 1 and stats.docs_out == 2
+    assert loose.docs_out == 1
 
 
 def test_exact_only_and_near_only(deduped, tmp_path):

@@ -35,6 +35,36 @@ def lsh_threshold(bands: int, rows: int) -> float:
     return (1.0 / bands) ** (1.0 / rows)
 
 
+ALL_PAIRS_UP_TO = 256  # larger buckets pair each member with the earliest only (a k^2 guard)
+
+
+def bucket_pairs(members: list[int]) -> Iterator[tuple[int, int]]:
+    """Candidate pairs of one bucket (members sorted): all pairs, or a star from the earliest if huge."""
+    if len(members) <= ALL_PAIRS_UP_TO:
+        yield from ((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
+    else:
+        yield from ((members[0], b) for b in members[1:])
+
+
+def signature_agreeing(members: list[int], signatures: np.ndarray, threshold: float) -> Iterator[tuple[int, int]]:
+    """Pairs of one bucket whose signatures agree on >= threshold of positions (estimated Jaccard)."""
+    sigs = signatures[members]  # (k, P)
+    if len(members) <= ALL_PAIRS_UP_TO:
+        agree = (sigs[:, None, :] == sigs[None, :, :]).mean(axis=-1)  # (k, k)
+        for i, j in zip(*np.nonzero(np.triu(agree >= threshold, k=1))):
+            yield members[i], members[j]
+    else:
+        agree = (sigs[1:] == sigs[0]).mean(axis=-1)  # (k-1,) against the earliest member
+        for j in np.nonzero(agree >= threshold)[0]:
+            yield members[0], members[j + 1]
+
+
+def shingle_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard of two unique shingle-hash arrays."""
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter) if inter else 0.0
+
+
 def _band_key(band: bytes) -> bytes:
     """8-byte digest of a band (r*4 bytes): shorter keys, same buckets (collisions ~ 2^-64)."""
     return hashlib.blake2b(band, digest_size=8).digest()

@@ -10,6 +10,9 @@
 Rules, all deterministic (no dependence on worker count or backend):
   - kept document of a cluster: the earliest one, lowest (part, row), as datatrove keeps the
     cluster root; cluster_id is that document's global index.
+  - merging: by default (dedup.verify='exact') an LSH candidate pair is merged only when the exact
+    Jaccard of its stored shingle sets reaches dedup.verify_threshold (0.8); 'none' is FineWeb's
+    plain banding (a shared band merges), 'signature' checks the estimated Jaccard instead.
   - reason: 'exact' when the removed text's normalized hash equals the kept one's, else 'near'.
   - empty: no word after normalization -> dropped ('empty'); no text to train on, and the MinHash
     of an empty set would collide with every other empty one.
@@ -29,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import RunConfig
 from pipeline.dedup.exact import ExactIndex
-from pipeline.dedup.lsh import BandIndex, lsh_threshold
+from pipeline.dedup.lsh import BandIndex, bucket_pairs, lsh_threshold, shingle_jaccard, signature_agreeing
 from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix
 from pipeline.dedup.shingles import normalize_text, shingle_hashes, text_hash
 from pipeline.dedup.union_find import UnionFind
@@ -42,15 +45,19 @@ MINHASH_SCHEMA = pa.schema(
 )
 REJECT_FIELDS = [("cluster_id", pa.int64()), ("kept_doc_id", pa.string()), ("reason", pa.string())]
 KEEP_RULE = "earliest document (lowest part, row) of each cluster"
-VERIFY_ALL_PAIRS_UP_TO = 256  # larger buckets verify each member against the earliest only (k^2 guard)
+
+
+def minhash_schema(with_shingles: bool) -> pa.Schema:
+    return MINHASH_SCHEMA.append(pa.field("shingles", pa.list_(pa.uint32()))) if with_shingles else MINHASH_SCHEMA
 
 
 def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def signature_part(ngram: int, num_perm: int, seed: int, texts: list[str | None]) -> tuple[pa.Table, dict]:
-    """The minhash table of one batch of texts, and its counts (empty, short_docs)."""
+def signature_part(ngram: int, num_perm: int, seed: int, texts: list[str | None],
+                   keep_shingles: bool) -> tuple[dict[str, pa.Array], dict]:
+    """The minhash columns of one batch of texts, and its counts (empty, short_docs)."""
     normalized = [normalize_text(t or "") for t in texts]
     shingles = [shingle_hashes(n, ngram) for n in normalized]
     sketches = iter(lean_minhashes((s for s in shingles if len(s)), num_perm, seed))
@@ -64,6 +71,11 @@ def signature_part(ngram: int, num_perm: int, seed: int, texts: list[str | None]
         "n_shingles": pa.array([len(s) for s in shingles], pa.int32()),
         "signature": pa.array(signatures, pa.binary()),
     }
+    if keep_shingles:  # for exact verification of LSH candidates in finish()
+        columns["shingles"] = pa.ListArray.from_arrays(
+            pa.array(np.cumsum([0] + [len(x) for x in shingles]), pa.int32()),
+            pa.array(np.concatenate(shingles) if shingles else np.empty(0, np.uint32), pa.uint32()),
+        )
     return columns, counts
 
 
@@ -88,12 +100,13 @@ class DedupStage:
             raise InputError(f"{path} has no doc_id/text columns; is it a filter stage part?")
         tables, counts = [], {"docs_in": 0, "empty": 0, "short_docs": 0}
         for batch in iter_batches(Path(path), columns=["doc_id", "text"], batch_size=2048):
-            columns, batch_counts = signature_part(d.ngram, d.num_perm, d.seed, batch.column("text").to_pylist())
-            tables.append(pa.table({"doc_id": batch.column("doc_id"), **columns}, schema=MINHASH_SCHEMA))
+            keep = d.near and d.verify == "exact"
+            columns, batch_counts = signature_part(d.ngram, d.num_perm, d.seed, batch.column("text").to_pylist(), keep)
+            tables.append(pa.table({"doc_id": batch.column("doc_id"), **columns}, schema=minhash_schema(keep)))
             counts["docs_in"] += batch.num_rows
             for key, value in batch_counts.items():
                 counts[key] += value
-        table = pa.concat_tables(tables) if tables else MINHASH_SCHEMA.empty_table()
+        table = pa.concat_tables(tables) if tables else minhash_schema(d.near and d.verify == "exact").empty_table()
         rel = f"minhash/{part_name(index)}"
         write_parquet(table.replace_schema_metadata({"num_perm": str(d.num_perm), "seed": str(d.seed)}), workdir / rel)
         meta = {"index": index, "source": path, "rows": table.num_rows, "minhash": rel}
@@ -122,7 +135,7 @@ class DedupStage:
             "short_docs": sum(r.counts.get("short_docs", 0) for r in results),
             "ngram": d.ngram, "bands": d.bands, "rows": d.rows, "num_perm": d.num_perm,
             "lsh_threshold": round(lsh_threshold(d.bands, d.rows), 4),
-            "verify_threshold": d.verify_threshold, "backend": d.backend, "keep_rule": KEEP_RULE,
+            "verify": d.verify, "verify_threshold": d.verify_threshold, "backend": d.backend, "keep_rule": KEEP_RULE,
             "signature_s": round(sum(r.seconds for r in results), 3), **timings,
         }
         errors = [e for r in results for e in r.errors]
@@ -140,8 +153,8 @@ class DedupStage:
         index = BandIndex(d) if d.near else None
         scratch = workdir / ".dedup-scratch"  # removed before the manifest lists the folder
         signatures = None
-        if d.near and d.verify_threshold > 0:
-            scratch.mkdir(exist_ok=True)  # signatures by global index, paged by the OS (448 B/doc)
+        if d.near and d.verify == "signature":
+            scratch.mkdir(exist_ok=True)  # signatures by global index, paged by the OS (4 B x num_perm per doc)
             signatures = np.lib.format.open_memmap(scratch / "sig.npy", mode="w+", dtype="<u4", shape=(total, d.num_perm))
         try:
             started = time.time()
@@ -151,7 +164,7 @@ class DedupStage:
                 text_hashes[offset : offset + len(hashes)] = hashes
                 keys, sigs = [], []
                 for row, (h, sig) in enumerate(zip(hashes.tolist(), table.column("signature").to_pylist())):
-                    g = offset + row
+                    g = int(offset) + row
                     if sig is None:
                         empty[g] = True
                         continue
@@ -166,10 +179,22 @@ class DedupStage:
                     index.insert(keys, sigs)
             timings["index_s"] = round(time.time() - started, 3)
             started = time.time()
-            if index is not None:
-                for members in index.candidate_buckets():
-                    self._join(clusters, sorted(members), signatures, d.verify_threshold)
+            candidates: set[tuple[int, int]] = set()
+            for members in index.candidate_buckets() if index is not None else ():
+                members = sorted(members)
+                if d.verify == "none":  # FineWeb: a shared band is enough; a star joins the bucket
+                    for other in members[1:]:
+                        clusters.union(members[0], other)
+                elif d.verify == "signature":
+                    for a, b in signature_agreeing(members, signatures, d.verify_threshold):
+                        clusters.union(a, b)
+                else:
+                    candidates.update(bucket_pairs(members))
             timings["bands_s"] = round(time.time() - started, 3)
+            if candidates:
+                started = time.time()
+                timings.update(self._verify_exact(workdir, results, offsets, candidates, clusters, d.verify_threshold))
+                timings["verify_s"] = round(time.time() - started, 3)
         finally:
             if index is not None:
                 index.close()
@@ -178,20 +203,29 @@ class DedupStage:
         return clusters, text_hashes, empty
 
     @staticmethod
-    def _join(clusters: UnionFind, members: list[int], signatures: np.ndarray | None, threshold: float) -> None:
-        if signatures is None:
-            for other in members[1:]:
-                clusters.union(members[0], other)
-            return
-        sigs = signatures[members]  # (k, P)
-        if len(members) <= VERIFY_ALL_PAIRS_UP_TO:
-            agree = (sigs[:, None, :] == sigs[None, :, :]).mean(axis=-1)  # (k, k) estimated Jaccard
-            for i, j in zip(*np.nonzero(np.triu(agree >= threshold, k=1))):
-                clusters.union(members[i], members[j])
-        else:
-            agree = (sigs[1:] == sigs[0]).mean(axis=-1)  # (k-1,) against the earliest member
-            for j in np.nonzero(agree >= threshold)[0]:
-                clusters.union(members[0], members[j + 1])
+    def _verify_exact(workdir: Path, results: list[PartResult], offsets: np.ndarray, candidates: set[tuple[int, int]],
+                      clusters: UnionFind, threshold: float) -> dict[str, int]:
+        """Merge candidate pairs whose stored shingle sets have Jaccard >= threshold."""
+        pairs = sorted(candidates)  # deterministic order: lowest pair first
+        needed = np.unique(np.array(pairs, dtype=np.int64))
+        shingles: dict[int, np.ndarray] = {}
+        for result, offset in zip(results, offsets):
+            local = needed[(needed >= offset) & (needed < offset + result.meta["rows"])] - offset
+            if not len(local):
+                continue
+            column = pq.read_table(workdir / result.meta["minhash"], columns=["shingles"]).column("shingles")
+            lists = column.take(pa.array(local)).combine_chunks()
+            flat, bounds = lists.values.to_numpy(), lists.offsets.to_numpy()
+            for k, row in enumerate(local.tolist()):
+                shingles[int(offset) + row] = flat[bounds[k] : bounds[k + 1]]
+        checked = merged = 0
+        for a, b in pairs:
+            if clusters.find(a) == clusters.find(b):
+                continue  # already one component: checking cannot change anything
+            checked += 1
+            if shingle_jaccard(shingles[a], shingles[b]) >= threshold:
+                merged += clusters.union(a, b)
+        return {"candidate_pairs": len(pairs), "pairs_checked": checked, "pairs_merged": merged}
 
     def _write_parts(self, workdir: Path, results: list[PartResult], offsets: np.ndarray, roots: np.ndarray,
                      text_hashes: np.ndarray, empty: np.ndarray) -> dict[str, int]:
