@@ -1,0 +1,65 @@
+"""Shared splitting for every rule family: words, lines, paragraphs, sentences.
+
+The published filters were defined over a word tokenizer (Gopher: whitespace words; datatrove,
+whose FineWeb recipe we follow, uses spaCy's blank English tokenizer, where punctuation marks
+are tokens of their own). A regex reproduces that tokenizer's shape well enough for ratios
+and counts (measured in benchmarks/filters_throughput.py) at a fraction of its cost:
+  - a word is a run of non-space, non-punctuation characters, joined across ' ’ . , inside
+    it ("don't", "3.5", "1,000" stay one token as in spaCy),
+  - every punctuation mark is a token of its own, except "..." which stays whole.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+
+# Unicode punctuation (categories P*), ASCII symbols and control characters: a "word" made only
+# of these is a symbol, not a word (Gopher counts words "containing a letter" separately).
+_ASCII_SYMBOLS = "$+<=>^`|~"
+PUNCTUATION = frozenset(
+    [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c))[0] == "P"]
+    + list(_ASCII_SYMBOLS)
+    + [chr(c) for c in (*range(0, 32), *range(127, 160))]
+)
+_P = re.escape("".join(sorted(PUNCTUATION - set("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85"))))
+WORD_RE = re.compile(rf"[^\s{_P}]+(?:['’.,][^\s{_P}]+)*|\.\.\.|[{_P}]")
+
+# Sentence enders of the major scripts (Latin, CJK full-width, Arabic, Devanagari, Ethiopic...).
+TERMINAL_PUNCTUATION = frozenset(".!?։؞؟۔܀܁܂।॥၊။።፧፨᙮᜵᜶‼‽⁇⁈⁉⸮。꓿꘎꘏꛳꛷﹒﹖﹗！．？｡")
+# A sentence ends at a run of enders, optionally followed by closing quotes/brackets, then space
+# or end of text (so "3.5" and "e.g.x" do not end sentences).
+_END = re.escape("".join(sorted(TERMINAL_PUNCTUATION)))
+SENTENCE_END_RE = re.compile(rf"(?:[{_END}]+|…)['\"”’)\]»]*(?=\s|$)")
+PARAGRAPH_RE = re.compile(r"\n{2,}")
+LINE_RE = re.compile(r"\n+")
+
+
+def split_words(text: str) -> list[str]:
+    return WORD_RE.findall(text)
+
+
+def is_symbol(word: str) -> bool:
+    """True for tokens made only of punctuation/symbols ("...", "--", "#")."""
+    return all(ch in PUNCTUATION for ch in word)
+
+
+def has_alpha(word: str) -> bool:
+    return any(ch.isalpha() for ch in word)
+
+
+def count_sentences(line: str) -> int:
+    """Sentences in one line: sentence ends, plus a trailing unterminated piece of text."""
+    line = line.strip()
+    if not line:
+        return 0
+    ends = list(SENTENCE_END_RE.finditer(line))
+    tail = line[ends[-1].end():] if ends else line
+    return len(ends) + (1 if tail.strip() else 0)
+
+
+def ratio(part: float, whole: float) -> float:
+    """part/whole that never raises: 0/0 is 0 (nothing to measure), x/0 is inf."""
+    if whole:
+        return part / whole
+    return float("inf") if part else 0.0
