@@ -1,0 +1,344 @@
+"""Fine-tuning a pretrained GPT: the shared loop, masked packed attention, and instruction tuning (SFT).
+
+`run_sft(base, data_jsonl, out_dir, cfg)` is the entry the CLI and the `finetune-sft` flow call:
+  base       a checkpoint of ours (step folder, checkpoints/ folder or train run folder),
+             or "gpt2" / "gpt2-medium" / ... / a local Hugging Face GPT-2 folder, loaded through
+             model/gpt2_interop.py into our GPT class
+  data_jsonl instruction data (model/sft_data.py lists the formats and the bad-input rules)
+  out_dir    gets metrics.jsonl, loss.png, answers.jsonl (held-out prompts answered before and
+             after tuning), checkpoints/step-N (merged weights + tokenizer: model/generate.py
+             reads it), lora.safetensors (adapters alone, LoRA runs), summary.json
+
+Packed rows need attention that stops at example boundaries, which GPT.forward (plain causal
+mask) does not offer, so `hidden_states` runs the same modules with a block-diagonal causal mask
+and positions that restart per example. A one-example row gives exactly GPT.forward's result
+(tests/test_finetune.py checks both facts against model/gpt.py).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import shutil
+import sys
+import time
+from collections import Counter
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch.nn import functional as F
+
+from model.gpt import GPT, apply_rope, param_groups
+from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
+from model.sft_data import (IGNORE, Batch, SentencePieceTokenizer, Tokenizer, encode_prompt, iter_batches, make_rows,
+                            prompt_turns, read_jsonl, split_of, to_example)
+from pipeline.config import FinetuneConfig, RunConfig
+from pipeline.errors import CheckpointError, InputError
+
+log = logging.getLogger("crawl2gpt.finetune")
+
+
+# --------------------------------------------------------------------------- the base model
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def is_gpt2_spec(base: str) -> bool:
+    return base.startswith("gpt2") and not Path(base).exists() or (Path(base) / "config.json").is_file()
+
+
+def load_base(base: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict[str, Any]]:
+    """(model, tokenizer, facts about the base) from one of our checkpoints or GPT-2 weights."""
+    if is_gpt2_spec(base):
+        return _load_gpt2(base, device)
+    from model.checkpoint import load_model_weights, read_state, resolve
+    from model.train import build_model
+
+    ckpt = resolve(base)
+    state = read_state(ckpt)
+    if state.get("arch", "gpt") != "gpt":
+        raise CheckpointError(f"{ckpt} holds a {state.get('arch')!r} model; fine-tuning needs a GPT checkpoint")
+    model = build_model(state["model_config"], "gpt")
+    load_model_weights(ckpt, model)
+    tok_path = ckpt / "tokenizer.model"
+    if not tok_path.is_file():
+        raise CheckpointError(f"{ckpt} has no tokenizer.model; fine-tuning needs the tokenizer the model was trained with")
+    info = {"base": str(ckpt), "kind": "checkpoint", "model_config": state["model_config"], "tokenizer": str(tok_path)}
+    return model.to(device), SentencePieceTokenizer(tok_path), info
+
+
+def _load_gpt2(base: str, device: str) -> tuple[GPT, Tokenizer, dict[str, Any]]:
+    """GPT-2 weights through the interoperability module (it owns the name mapping and transposes)."""
+    try:
+        from model import gpt2_interop
+    except ImportError:
+        raise CheckpointError(f"cannot load {base!r}: model/gpt2_interop.py (GPT-2 weight import) is not available") from None
+    model, tok = gpt2_interop.load_gpt2(base)
+    info = {"base": base, "kind": "gpt2", "model_config": model.config.to_dict()}
+    return model.to(device), tok, info
+
+
+# --------------------------------------------------------------------------- masked forward
+
+
+def attention_mask(segments: torch.Tensor) -> torch.Tensor:
+    """(B, T) segment ids -> (B, 1, T, T) bool: query i sees key j iff j <= i and both are in one segment."""
+    T = segments.size(1)
+    causal = torch.ones(T, T, dtype=torch.bool, device=segments.device).tril()
+    return ((segments[:, :, None] == segments[:, None, :]) & causal)[:, None]
+
+
+def _attend(attn, x: torch.Tensor, rope, mask: torch.Tensor) -> torch.Tensor:
+    """CausalSelfAttention.forward with an explicit mask instead of is_causal."""
+    B, T, C = x.size()
+    q, k, v = attn.c_attn(x).split(attn.n_embd, dim=2)
+    q, k, v = (t.view(B, T, attn.n_head, C // attn.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+    if rope is not None:
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    dropout = attn.dropout if attn.training else 0.0
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
+    y = y.transpose(1, 2).contiguous().view(B, T, C)
+    return attn.resid_dropout(attn.c_proj(y))
+
+
+def hidden_states(model: GPT, idx: torch.Tensor, segments: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Final-norm hidden states (B, T, C) with attention confined to each segment."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"fine-tuning needs the GPT model, got {type(model).__name__}")
+    tr = model.transformer
+    x = tr.wte(idx)  # (B, T, C)
+    rope = None
+    if "wpe" in tr:
+        x = x + tr.wpe(positions)  # (B, T, C): each example counts from 0
+    else:
+        rope = (model.rope_cos[positions][:, None], model.rope_sin[positions][:, None])  # (B, 1, T, hs/2) each
+    x = tr.drop(x)
+    mask = attention_mask(segments)
+    for block in tr.h:
+        x = x + _attend(block.attn, block.ln_1(x), rope, mask)
+        x = x + block.mlp(block.ln_2(x))
+    return tr.ln_f(x)
+
+
+def lm_loss(model: GPT, batch: Batch, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy on the response tokens only (targets IGNORE elsewhere)."""
+    logits = model.lm_head(hidden_states(model, batch.idx, batch.segments, batch.positions))
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.targets.view(-1), ignore_index=IGNORE,
+                           reduction=reduction)
+
+
+# --------------------------------------------------------------------------- the shared loop
+
+
+def lr_at(step: int, steps: int, peak: float, ft: FinetuneConfig) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio x peak (as model/train.py, per run)."""
+    warm = min(ft.warmup_steps, max(steps - 1, 0))
+    if step < warm:
+        return peak * (step + 1) / (warm + 1)
+    progress = min(1.0, (step - warm) / max(1, steps - warm))
+    floor = peak * ft.min_lr_ratio
+    return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
+
+
+def autocast_for(device: str, precision: str):
+    if device.startswith("cuda") and precision == "bf16":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
+def peak_memory_mb(device: str) -> dict[str, float]:
+    """CUDA: peak allocated by tensors. CPU: the process's peak resident set (a high-water mark of the whole process)."""
+    if device.startswith("cuda"):
+        return {"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)}
+
+
+def write_metric(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches: Iterator, *, steps: int, lr: float,
+        ft: FinetuneConfig, device: str, evaluate: Callable[[], dict[str, float]], eval_interval: int,
+        metrics_path: Path) -> dict[str, Any]:
+    """AdamW on the trainable parameters; eval every eval_interval steps and at the end; rows to metrics.jsonl."""
+    # betas as nanoGPT (GPT-3 paper, appendix B); fused AdamW on CUDA
+    opt = torch.optim.AdamW(param_groups(model, ft.weight_decay), lr=lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    autocast = autocast_for(device, ft.precision)
+    metrics_path.unlink(missing_ok=True)
+    row: dict[str, Any] = {}
+    started = time.perf_counter()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, lr, ft)
+        model.train()
+        batch = next(batches).to(device)
+        with autocast():
+            loss = loss_fn(batch)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(trainable, ft.grad_clip) if ft.grad_clip > 0 else torch.zeros(())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        row = {"step": step + 1, "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"], "grad_norm": float(norm)}
+        if (step + 1) % eval_interval == 0 or step + 1 == steps:
+            with autocast():
+                row.update(evaluate())
+        write_metric(metrics_path, row)
+    return {"steps": steps, "seconds": round(time.perf_counter() - started, 2), "last": row}
+
+
+# --------------------------------------------------------------------------- SFT
+
+
+@torch.no_grad()
+def eval_loss(model: GPT, rows: list, pad_id: int, batch_size: int, device: str) -> float | None:
+    """Mean cross-entropy per response token over the whole held-out split."""
+    if not rows:
+        return None
+    model.eval()
+    total, tokens = 0.0, 0
+    for batch in iter_batches(rows, batch_size, None, pad_id, epochs=1):
+        batch = batch.to(device)
+        total += float(lm_loss(model, batch, reduction="sum"))
+        tokens += int((batch.targets != IGNORE).sum())
+    return total / max(tokens, 1)
+
+
+def answer(model: GPT, tok: Tokenizer, turns, max_new_tokens: int) -> str:
+    """Greedy answer to the prompt part of an example (stops at <|endoftext|>)."""
+    from model.generate import sample
+
+    block = model.config.block_size
+    ids = encode_prompt(turns, tok)[-(block - max_new_tokens):] if max_new_tokens < block else encode_prompt(turns, tok)
+    return tok.decode(sample(model, ids, max_new_tokens, temperature=0.0, eot_id=tok.eot_id))
+
+
+def answers_for(model: GPT, tok: Tokenizer, conversations: list, max_new_tokens: int) -> list[str]:
+    return [answer(model, tok, prompt_turns(turns)[0], max_new_tokens) for turns in conversations]
+
+
+def prepare_sft(conversations: list, tok: Tokenizer, block_size: int, ft: FinetuneConfig, counts: Counter):
+    """(train examples, val examples, val conversations) after the split and the overlong rule."""
+    train, val, val_turns = [], [], []
+    for turns in conversations:
+        split = split_of(turns, ft.val_fraction)
+        example = to_example(turns, tok, block_size, ft.overlong, counts)
+        if example is None:
+            continue
+        (val if split == "val" else train).append(example)
+        if split == "val":
+            val_turns.append(turns)
+    counts["train_examples"], counts["val_examples"] = len(train), len(val)
+    return train, val, val_turns
+
+
+def setup_method(model: GPT, ft: FinetuneConfig) -> tuple[float, dict[str, int]]:
+    """Apply LoRA or keep every weight trainable; returns (peak learning rate, parameter counts)."""
+    if ft.method == "lora":
+        apply_lora(model, ft.lora.target_modules, ft.lora.rank, ft.lora.alpha, ft.lora.dropout)
+        lr = ft.lora.learning_rate
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        lr = ft.learning_rate
+    params = count_params(model)
+    log.info("%s fine-tuning: %d of %d parameters trainable (%.3f%%)", ft.method, params["trainable"], params["total"],
+             params["trainable_pct"])
+    return lr, params
+
+
+def save_finetuned(model: GPT, tok: Tokenizer, info: dict, out_dir: Path, step: int, ft: FinetuneConfig) -> Path:
+    """Adapters alone (LoRA), then merged weights as a normal checkpoint that generate.py and run_sft read."""
+    from safetensors.torch import save_file
+
+    from model.checkpoint import save_checkpoint
+
+    if ft.method == "lora":
+        save_file(lora_state_dict(model), str(out_dir / "lora.safetensors"))
+        remove_lora(model)
+    state = {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": tok.eot_id, "finetuned_from": info["base"],
+             "finetune_config": ft.model_dump(mode="json")}
+    path = save_checkpoint(out_dir / "checkpoints", step, model, None, state, keep=1)
+    if info.get("tokenizer"):
+        shutil.copyfile(info["tokenizer"], path / "tokenizer.model")
+    elif hasattr(tok, "save"):
+        tok.save(path)
+    return path
+
+
+def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: RunConfig) -> dict[str, Any]:
+    """Instruction-tune `base` on `data_jsonl` into `out_dir`; returns the run's summary (also summary.json)."""
+    ft, out = cfg.finetune, Path(out_dir)
+    device = resolve_device(ft.device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(ft.seed)
+    model, tok, info = load_base(base, device)
+    block = min(ft.block_size or model.config.block_size, model.config.block_size)
+    conversations, counts = read_jsonl(data_jsonl)
+    train, val, val_turns = prepare_sft(conversations, tok, block, ft, counts)
+    if not train:
+        raise InputError(f"{data_jsonl}: no usable training example (counts: {dict(counts)}); see model/sft_data.py for the formats")
+    out.mkdir(parents=True, exist_ok=True)
+    shown = val_turns[: ft.eval_prompts]
+    before = answers_for(model, tok, shown, ft.max_new_tokens)
+    lr, params = setup_method(model, ft)
+    model.to(device)
+    train_rows, val_rows = make_rows(train, block, ft.packing), make_rows(val, block, ft.packing)
+    generator = torch.Generator().manual_seed(ft.seed)
+    batches = iter_batches(train_rows, ft.batch_size, generator, tok.pad_id)
+    evaluate = lambda: {"val_loss": eval_loss(model, val_rows, tok.pad_id, ft.batch_size, device)}  # noqa: E731
+    base_val = evaluate()["val_loss"]
+    run = fit(model, lambda b: lm_loss(model, b), batches, steps=ft.max_steps, lr=lr, ft=ft, device=device,
+              evaluate=evaluate, eval_interval=ft.eval_interval, metrics_path=out / "metrics.jsonl")
+    after = answers_for(model, tok, shown, ft.max_new_tokens)
+    write_answers(out / "answers.jsonl", shown, before, after)
+    memory = peak_memory_mb(device)
+    ckpt = save_finetuned(model, tok, info, out, ft.max_steps, ft)
+    from model.train import plot_losses
+
+    plot = plot_losses(out, f"SFT ({ft.method}) from {Path(str(info['base'])).name}")
+    summary = {
+        "base": info["base"], "method": ft.method, "device": device, "packing": ft.packing, "block_size": block,
+        "counts": dict(counts), "params": params, "learning_rate": lr, "steps": run["steps"], "seconds": run["seconds"],
+        "train_rows": len(train_rows), "final_train_loss": run["last"].get("loss"), "base_val_loss": base_val,
+        "val_loss": run["last"].get("val_loss"), **memory, "checkpoint": str(ckpt), "loss_plot": str(plot),
+        "answers": str(out / "answers.jsonl"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def write_answers(path: Path, conversations: list, before: list[str], after: list[str]) -> None:
+    with open(path, "w") as fh:
+        for turns, b, a in zip(conversations, before, after):
+            prompt, reference = prompt_turns(turns)
+            fh.write(json.dumps({"prompt": prompt, "reference": reference, "base_answer": b, "finetuned_answer": a},
+                                ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Instruction-tune a crawl2gpt checkpoint (or GPT-2) on JSONL data.")
+    parser.add_argument("--base", required=True, help="checkpoint / train run folder, or gpt2, gpt2-medium, ...")
+    parser.add_argument("--data", required=True, help="JSONL: Alpaca, chat messages or prompt/completion lines")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default=None)
+    parser.add_argument("overrides", nargs="*", help="finetune.field=value pairs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(json.dumps(run_sft(args.base, args.data, args.out, RunConfig.load(args.config, args.overrides))))
+
+
+if __name__ == "__main__":
+    main()
