@@ -41,7 +41,8 @@ def corpus(warcs: list[str]) -> tuple[Path, list[str]]:
     from pipeline.stage import run_stage, stage_parts
 
     folder = CACHE / "extract"
-    run_stage(EXTRACT, warcs, folder, RunConfig())
+    if not (folder / "_stage.json").is_file():  # cached once: the text, not the extractor, is under test here
+        run_stage(EXTRACT, warcs, folder, RunConfig())
     texts = [t for p in stage_parts(folder) for t in pq.read_table(p, columns=["text"]).column("text").to_pylist() if t]
     return folder, texts
 

@@ -323,8 +323,7 @@ def build_report(path: str | Path, refresh: bool = False) -> tuple[str, Path]:
         report = write_report(folder)
     else:
         report = json.loads(report_json.read_text())
-    html_path = folder / REPORT_HTML
-    return summary_text(report, html_path), html_path
+    return summary_text(report), folder / REPORT_HTML
 
 
 def report_tables(source: str | Path | dict[str, Any]) -> tuple[list[dict[str, Any]], str]:

@@ -144,6 +144,8 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: RunConfig) -> tuple[li
         [("doc_id", pa.string()), ("tokens", pa.list_(dtype)), ("n_tokens", pa.int32())]
         + [source_schema.field(c) for c in extra]
     )
+    for stale in workdir.glob(f".*-p{part['index']:05d}-*.parquet"):  # left by a failed attempt of this part
+        stale.unlink()
     writers = {s: ShardWriter(workdir, s, part["index"], schema, cfg.shards.target_shard_tokens) for s in SPLITS}
     counts = {"docs_in": 0, "docs_out": 0, "empty_text": 0, "tokens": 0}
     for batch in iter_batches(part["path"], columns=["doc_id", "text", *extra]):

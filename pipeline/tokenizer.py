@@ -174,7 +174,7 @@ def train(parts: Sequence[Path], out_dir: Path, cfg: RunConfig) -> dict[str, Any
             unk_id=UNK_ID, unk_piece=UNK,
             eos_id=EOT_ID, eos_piece=EOT,
             bos_id=-1,
-            split_digits=True,  # as LLaMA: numbers never merge into arbitrary digit runs
+            split_digits=tc.split_digits,
             allow_whitespace_only_pieces=True,  # keep runs of spaces (indentation) as pieces
             remove_extra_whitespaces=False,  # identity: whitespace is data
             minloglevel=2,
