@@ -109,7 +109,8 @@ class _Inflater:
             try:
                 out = self.dec.decompress(data, READ_CHUNK * 4)
             except zlib.error as err:
-                self.dec = None
+                # Put the bytes back: the next member may start inside them.
+                self.pending, self.raw_pos, self.dec = data + self.pending, self.raw_pos - len(data), None
                 raise _BadMember(f"bad gzip member at offset {self.marks[-1][1]}: {err}") from None
             # Bytes not consumed (output cap or member end) go back in front of pending. At the
             # member end only unused_data counts: CPython may leave a stale copy in the tail.
@@ -119,6 +120,7 @@ class _Inflater:
             self.member_out += len(out)
             if self.member_out > self.member_cap:
                 self.dec = None
+                self.buf.clear()
                 raise _BadMember(
                     f"gzip member at offset {self.marks[-1][1]} inflates past {self.member_cap} bytes (bomb guard)"
                 )
