@@ -41,6 +41,7 @@ FORMAT = "crawl2gpt-shards/1"
 MANIFEST_JSON = "manifest.json"
 META_COLUMNS = ("url", "domain", "language", "language_score")
 SPLITS = ("train", "val")
+ROW_GROUP_DOCS = 1024  # documents per Parquet row group: a loader's unit of streaming reads
 _PROCESSORS: dict[str, Any] = {}  # one SentencePiece model per worker process
 
 
@@ -96,11 +97,17 @@ def encode_batch(sp, texts: list[str], dtype: pa.DataType, append_eot: bool, thr
 
 
 class ShardWriter:
-    """Writes one split of one part, starting a new file past `target_tokens`."""
+    """Writes one split of one part, starting a new file past `target_tokens`.
+
+    Rows are buffered into row groups of ROW_GROUP_DOCS documents: the val split receives a few
+    rows per batch, and one row group per write would make its files slow to scan.
+    """
 
     def __init__(self, workdir: Path, split: str, part_index: int, schema: pa.Schema, target_tokens: int):
         self.workdir, self.split, self.part_index, self.schema = workdir, split, part_index, schema
-        self.target_tokens, self.files, self._writer, self._rows, self._tokens = target_tokens, [], None, 0, 0
+        self.target_tokens, self.files, self._writer = target_tokens, [], None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = self._rows = self._tokens = 0
 
     def write(self, table: pa.Table) -> None:
         """Append rows; a file closes at the first row that brings it to `target_tokens`."""
@@ -112,17 +119,26 @@ class ShardWriter:
             table = table.slice(take)
 
     def _append(self, table: pa.Table) -> None:
-        if self._writer is None:
-            name = f".{self.split}-p{self.part_index:05d}-{len(self.files):03d}.parquet"  # renamed by finish()
-            self._path = self.workdir / name
-            self._writer = pq.ParquetWriter(self._path, self.schema, compression="zstd")
-        self._writer.write_table(table)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
         self._rows += table.num_rows
         self._tokens += int(pc.sum(table.column("n_tokens")).as_py())
         if self._tokens >= self.target_tokens:
             self.close()
+        elif self._pending_rows >= ROW_GROUP_DOCS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if self._writer is None:
+            self._path = self.workdir / f".{self.split}-p{self.part_index:05d}-{len(self.files):03d}.parquet"
+            self._writer = pq.ParquetWriter(self._path, self.schema, compression="zstd")
+        self._writer.write_table(pa.concat_tables(self._pending))
+        self._pending, self._pending_rows = [], 0
 
     def close(self) -> None:
+        self._flush()
         if self._writer is None:
             return
         self._writer.close()
@@ -151,8 +167,9 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: RunConfig) -> tuple[li
     for batch in iter_batches(part["path"], columns=["doc_id", "text", *extra]):
         counts["docs_in"] += batch.num_rows
         has_text = pc.fill_null(pc.greater(pc.utf8_length(batch.column("text")), 0), False)
-        batch = batch.filter(has_text)
-        counts["empty_text"] += counts["docs_in"] - counts["docs_out"] - counts["empty_text"] - batch.num_rows
+        kept = batch.filter(has_text)
+        counts["empty_text"] += batch.num_rows - kept.num_rows
+        batch = kept
         if batch.num_rows == 0:
             continue
         tokens = encode_batch(sp, batch.column("text").to_pylist(), dtype, cfg.shards.append_eot, part["threads"])

@@ -53,6 +53,7 @@ def test_manifest_describes_self_contained_folder(run):
         table = pq.read_table(shards / entry["path"])
         assert (table.num_rows, sum(table.column("n_tokens").to_pylist())) == (entry["rows"], entry["tokens"])
         assert entry["sha256"] == sha256_file(shards / entry["path"])
+        assert pq.ParquetFile(shards / entry["path"]).metadata.num_row_groups == 1  # < 1024 rows: one row group
     assert stage_parts(shards) == sorted(shards / n for n in names)  # what the loader lists
 
 
