@@ -36,7 +36,11 @@ class ExtractConfig(Section):
 
     max_page_bytes: int = Field(2_000_000, gt=0, description="Skip HTML payloads larger than this (counted as 'too_large').")
     keep_truncated: bool = Field(False, description="Keep payloads marked WARC-Truncated (cut short by the crawler).")
-    favor_precision: bool = Field(True, description="trafilatura favor_precision (chosen by benchmarks/extraction_quality.py).")
+    favor_precision: bool = Field(
+        False,
+        description="trafilatura favor_precision. Off by measurement (benchmarks/extraction_quality.py, docs/benchmarks-ingest.md): "
+        "with the boilerplate-line cleanup, the balanced setting scores higher F1 at much higher recall.",
+    )
     favor_recall: bool = Field(False, description="trafilatura favor_recall.")
     include_tables: bool = Field(True, description="Keep text inside <table> elements.")
     include_comments: bool = Field(False, description="trafilatura include_comments: reader comments are not main text.")
