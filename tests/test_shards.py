@@ -143,3 +143,24 @@ def test_corpus_without_text_is_a_clear_error(run, tmp_path):
     with pytest.raises(InputError, match="no documents to shard"):
         run_stage(SHARDS, [str(dedup), str(run / "tokenizer")], tmp_path / "shards", CFG, map_parts=SERIAL)
     assert not (tmp_path / "shards").exists()
+
+
+def test_readable_by_duckdb(run):
+    """A second, independent Parquet reader (DuckDB's own, not Arrow's) sees the same shards."""
+    duckdb = pytest.importorskip("duckdb")
+    shards = run / "shards"
+    manifest = load_manifest(shards)
+    con = duckdb.connect()
+    for entry in manifest["shards"]:
+        path = str(shards / entry["path"])
+        rows, tokens, listed, last = con.execute(
+            "SELECT count(*), sum(n_tokens), sum(len(tokens)), min(tokens[len(tokens)]) FROM read_parquet(?)", [path]
+        ).fetchone()
+        assert (rows, tokens, listed, last) == (entry["rows"], entry["tokens"], entry["tokens"], EOT_ID)
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+                             [str(shards / "train-00000.parquet")]).fetchall())
+    assert types["tokens"] == "USMALLINT[]" and types["n_tokens"] == "INTEGER"
+    by_split = dict(con.execute(
+        f"SELECT split, sum(n_tokens) FROM (SELECT n_tokens, 'train' AS split FROM read_parquet('{shards}/train-*.parquet') "
+        f"UNION ALL SELECT n_tokens, 'val' FROM read_parquet('{shards}/val-*.parquet')) GROUP BY split").fetchall())
+    assert by_split == {s: manifest["totals"][s]["tokens"] for s in ("train", "val")}

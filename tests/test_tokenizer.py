@@ -120,3 +120,31 @@ def test_refuses_wrong_stage_input(tmp_path):
     extract = write_stage(tmp_path / "extract", "extract", [list(extract_warc()[:2])])
     with pytest.raises(InputError, match="finished dedup folder"):
         run_stage(TOKENIZER, [str(extract)], tmp_path / "tokenizer", small_cfg(), map_parts=SERIAL)
+
+
+@pytest.fixture(scope="module")
+def langid_sentences() -> dict[str, list[str]]:
+    path = Path(__file__).parents[1] / "../shared/data/langid-sentences.tsv"
+    if not path.is_file():
+        pytest.skip("../shared/data is not present")
+    by_lang: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:  # after the header
+        lang, _, sentence = line.partition("\t")
+        by_lang.setdefault(lang, []).append(sentence)
+    return by_lang
+
+
+def test_every_language_round_trips_through_byte_fallback(trained, langid_sentences):
+    """75 languages, most of whose scripts the web sample never showed the tokenizer."""
+    sp = load(trained)
+    first, last = byte_id_range(sp)
+    fallback = {}
+    for lang, sentences in langid_sentences.items():
+        text = "\n".join(sentences[:50])
+        ids = sp.EncodeAsIds(text)
+        assert sp.DecodeIds(ids) == text, lang
+        assert 1 not in ids, lang  # <unk> never appears: unknown characters become bytes
+        fallback[lang] = sum(first <= i <= last for i in ids) / len(ids)
+    assert len(fallback) == 75
+    # Trained on mostly German and English pages: Latin text is covered, CJK/Arabic mostly spelled in bytes.
+    assert max(fallback["en"], fallback["de"]) < 0.1 < 0.5 < min(fallback["ja"], fallback["zh"], fallback["ar"])
