@@ -14,9 +14,9 @@ import unicodedata
 
 from pipeline.config import ExtractConfig
 
-# C0/C1 controls except tab and newline, plus zero-width and bidi marks that carry no text.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
-_SPACE_RE = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+# C0/C1 controls except whitespace ones (tab, newline, separators 1C-1F become spaces), plus zero-width and bidi marks that carry no text.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+_SPACE_RE = re.compile(r"[ \t\x1c-\x1f\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _LINEBREAK_RE = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
 _BLANKS_RE = re.compile(r"\n{3,}")
 _MOJIBAKE_HINT_RE = re.compile("[\u00c2\u00c3\u00c5\u00e2\u00ef\u00d0\u00d1][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u02c6\u02dc\u20ac\u2122]")

@@ -1,0 +1,59 @@
+"""Normalization: NFC, mojibake, controls, whitespace, boilerplate lines; content is never cut."""
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import ExtractConfig
+from pipeline.normalize import is_boilerplate_line, normalize_text
+
+
+def test_nfc_controls_and_whitespace():
+    text = "Cafe\u0301\u00a0au\tlait\u200b\x07\r\n\r\n\r\n\r\n  second   line  \u2028third"
+    assert normalize_text(text) == "Café au lait\n\nsecond line\nthird"
+
+
+def test_mojibake_is_repaired():
+    assert normalize_text("SchÃ¶ne GrÃ¼ÃŸe aus MÃ¼nchen") == "Schöne Grüße aus München"
+    clean = "Schöne Grüße aus München"
+    assert normalize_text(clean) == clean
+    assert normalize_text("SchÃ¶ne", ExtractConfig(fix_mojibake=False)) == "SchÃ¶ne"
+
+
+def test_boilerplate_lines_go_content_stays():
+    page = "\n".join([
+        "Skip to content",
+        "The council approved the new budget on Tuesday after a long debate.",
+        "Lesen Sie auch: Neue Regeln für Radfahrer",
+        "Foto: dpa / Max Mustermann",
+        "Follow us on Facebook, Twitter and Instagram",
+        "We use cookies to improve your experience.",
+        "Many residents said the cookies at the bake sale were the best part of the day.",
+        "© 2024 Example Media GmbH",
+        "Aktualisiert am 19.02.2020",
+    ])
+    out = normalize_text(page).split("\n")
+    assert out == [
+        "The council approved the new budget on Tuesday after a long debate.",
+        "Many residents said the cookies at the bake sale were the best part of the day.",
+    ]
+    assert normalize_text(page, ExtractConfig(remove_boilerplate_lines=False)).count("\n") == 8
+
+
+def test_long_lines_are_never_boilerplate():
+    long_line = "Share " + "word " * 40
+    assert not is_boilerplate_line(long_line.strip())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80), max_size=12))
+def test_never_truncates_content_words(lines):
+    cfg = ExtractConfig(remove_boilerplate_lines=False, fix_mojibake=False)
+    text = "\n".join(lines)
+    out = normalize_text(text, cfg)
+    # every letter and digit of the input (after NFC) is still there, in order
+    chars_in = [c for c in unicodedata.normalize("NFC", text) if c.isalnum()]
+    assert [c for c in out if c.isalnum()] == chars_in
+    assert normalize_text(out, cfg) == out  # idempotent
