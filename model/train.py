@@ -143,6 +143,9 @@ class Run:
         found = ckpt_io.latest_checkpoint(root)
         if found is None:
             return
+        if self.cfg.parallel == "fsdp" and self.world.distributed:
+            log.warning("FSDP runs do not resume yet: %s is ignored, training starts at step 0", found)
+            return
         state = ckpt_io.read_state(found)
         reason = self._incompatible(state)
         if reason:
@@ -200,19 +203,24 @@ def train_step(run: Run, model: torch.nn.Module) -> tuple[float, float, float]:
 
 @torch.no_grad()
 def evaluate(run: Run, model: torch.nn.Module) -> float | None:
-    """Mean validation loss over eval_batches batches, always the same ones (the split's start)."""
+    """Mean validation loss over eval_batches batches, always the same ones (the split's start).
+
+    The ranks share the batches (rank r takes chunks r, r + world, ...), so the figure is the
+    same for any number of ranks when eval_batches divides evenly.
+    """
     if run.val_loader is None:
         return None
     run.val_loader.load_state_dict(run.val_start)
     model.eval()
     total = torch.zeros((), device=run.world.device)
-    for _ in range(run.cfg.eval_batches):
+    batches = -(-run.cfg.eval_batches // run.world.world_size)
+    for _ in range(batches):
         x, y = run.val_loader.next_batch()
         with run.autocast():
             _, loss = model(x.to(run.world.device), y.to(run.world.device))
         total += loss.float()
     model.train()
-    return distributed.mean(total / run.cfg.eval_batches, run.world)
+    return distributed.mean(total / batches, run.world)
 
 
 def generate_sample(run: Run) -> str | None:
@@ -326,6 +334,8 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
         torch.manual_seed(cfg.seed + world.rank)
     model = torch.compile(run.raw) if cfg.compile else run.raw
     model = distributed.wrap(model, world, cfg.parallel)
+    if world.distributed and cfg.parallel == "fsdp":  # fully_shard swaps in sharded parameters: optimize those
+        run.optimizer = make_optimizer(model, cfg, world.device)
     recorder = Recorder(out_dir, run.step, world.is_main)
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum_steps * world.world_size
     bar = _progress_bar(run, progress and world.is_main)

@@ -1,0 +1,143 @@
+"""Training throughput of our GPT vs transformers' GPT2LMHeadModel under the same loop.
+
+GPT-2 124M (12 layers, 12 heads, 768 wide, sequence 1024, vocabulary 50304), BF16 autocast,
+torch.compile, fused AdamW, gradient clipping: tokens/s, MFU and peak memory for each model,
+and the ratio ours / transformers. MFU counts 6N + 12 L T C FLOPs per token (PaLM appendix B,
+as nanoGPT's estimate_mfu) against 989 TFLOP/s, the H100 SXM's dense BF16 peak.
+
+Token ids are drawn uniformly at random (seeded): throughput does not depend on which ids
+a batch holds, and this machine-independent input keeps the run self-contained on the GPU
+machine. Same batches for both models.
+
+    python benchmarks/train_throughput.py [--steps 30] [--batch-size 16] [--no-compile] [--small]
+Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model.gpt import GPT, GPTConfig, param_groups  # noqa: E402
+
+H100_BF16_DENSE = 989e12  # NVIDIA H100 SXM datasheet, dense BF16 tensor core
+
+
+def ours(cfg: GPTConfig):
+    return GPT(cfg), lambda model, x: model(x)[0]
+
+
+def transformers_gpt2(cfg: GPTConfig):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf_cfg = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+                        n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
+    model = GPT2LMHeadModel(hf_cfg)
+    assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
+    return model, lambda model, x: model(input_ids=x, use_cache=False).logits
+
+
+def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
+    torch.manual_seed(0)
+    model, forward = make(cfg)
+    model = model.to(device).train()
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95), fused=device == "cuda")
+    step_fn = _step(forward, torch.compile(model) if compile_model else model, model, optimizer, device)
+    n_params = sum(p.numel() for p in model.parameters()) - cfg.block_size * cfg.n_embd  # minus position table
+    flops_per_token = 6 * n_params + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    losses = []
+    compile_start = time.perf_counter()
+    for i in range(warmup):
+        losses.append(step_fn(*batches[i % len(batches)]))
+    _sync(device)
+    warm_s = time.perf_counter() - compile_start
+    start = time.perf_counter()
+    for i in range(steps):
+        loss = step_fn(*batches[i % len(batches)])
+    _sync(device)
+    seconds = time.perf_counter() - start
+    tokens = steps * batches[0][0].numel()
+    row = {
+        "model": name, "params": n_params, "tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps,
+        "mfu": flops_per_token * tokens / seconds / H100_BF16_DENSE, "warmup_s": warm_s, "final_loss": float(loss),
+        "first_loss": float(losses[0]),
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+    }
+    del model, optimizer, step_fn
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def _step(forward, module, model, optimizer, device):
+    """One training step, the same for both models: forward (maybe compiled), loss, backward, clip, AdamW."""
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def step(x, y):
+        with autocast:
+            logits = forward(module, x)
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--small", action="store_true", help="a tiny model, for a CPU smoke run")
+    parser.add_argument("--models", default="ours,transformers")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    cfg = GPTConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    if args.small:
+        cfg = GPTConfig(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=64)
+    gen = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(4):  # rotate a few batches (not one buffer) so no step reuses cached inputs
+        w = torch.randint(0, 50257 if not args.small else 512, (args.batch_size, cfg.block_size + 1), generator=gen)
+        batches.append((w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)))
+    makers = {"ours": ours, "transformers": transformers_gpt2}
+    rows = []
+    for name in args.models.split(","):
+        rows.append(measure(name, makers[name], cfg, batches, args.steps, args.warmup, not args.no_compile, device))
+        print(json.dumps(rows[-1]), flush=True)
+    by = {r["model"]: r for r in rows}
+    print(f"{'model':<14}{'tok/s':>12}{'ms/step':>10}{'MFU':>8}{'peak GiB':>10}")
+    for r in rows:
+        mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
+        print(f"{r['model']:<14}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
+    result = {
+        "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "torch": torch.__version__, "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile,
+        "precision": "bf16" if device == "cuda" else "fp32", "rows": rows,
+        "speedup_vs_transformers": by["ours"]["tokens_per_s"] / by["transformers"]["tokens_per_s"] if len(by) == 2 else None,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""Classification fine-tuning: the LM head replaced by a linear head over pooled hidden states.
+
+`run_classify(base, data, out_dir, cfg)` is the entry the CLI and the `finetune-classify` flow call.
+Labelled data, one of:
+  TSV    `label<TAB>text` per line; a first line `lang<TAB>sentence` / `label<TAB>text` is a header
+         (../shared/data/langid-sentences.tsv has this shape)
+  JSONL  {"text": ..., "label": ...} per line
+  a finished `filter` stage folder: kept documents are labelled `keep`, documents in rejects/
+         `drop` (the quality filters' own decision); `label_column=language` labels by fastText language
+Bad lines are counted (missing_fields, empty_text) and skipped; texts longer than
+classify.max_tokens are cut (counted 'truncated').
+
+Pooling (classify.pooling): `last` takes the hidden state of the last real token, the only one
+that attended to the whole text in a causal model (GPT-1's classifier, Radford et al. 2018,
+section 3.3; padding is on the right and never attended to); `mean` averages the real tokens.
+classify.train_blocks picks what trains: -1 every weight, k the top k blocks + final norm + head,
+0 the head alone (a linear probe); finetune.method=lora trains adapters + head instead.
+
+Outputs in out_dir: metrics.jsonl, loss.png, confusion.png, eval.json (accuracy, macro F1,
+per-class precision/recall/F1, confusion matrix on the held-out split), classifier.safetensors +
+classifier.json + tokenizer.model (load_classifier / predict read them back).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from model.finetune import fit, hidden_states, load_base, peak_memory_mb, resolve_device
+from model.gpt import GPT
+from model.lora import apply_lora, count_params, remove_lora
+from model.sft_data import Tokenizer
+from pipeline.config import ClassifyConfig, FinetuneConfig, RunConfig
+from pipeline.errors import InputError
+
+log = logging.getLogger("crawl2gpt.classify")
+
+
+# --------------------------------------------------------------------------- labelled data
+
+
+def read_labelled(source: str | Path, label_column: str = "keep_drop") -> tuple[list[str], list[str], Counter]:
+    """(texts, labels, counts of skipped lines by reason) from a TSV, a JSONL or a filter stage folder."""
+    source = Path(source)
+    if source.is_dir():
+        return _from_filter_stage(source, label_column)
+    if not source.is_file():
+        raise InputError(f"labelled data {source} not found; give a TSV (label<TAB>text), a JSONL or a filter stage folder")
+    texts, labels, counts = [], [], Counter()
+    jsonl = source.suffix in (".jsonl", ".json")
+    with open(source, encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            label, text = _parse_line(line, jsonl)
+            if n == 0 and not jsonl and label in ("lang", "label"):
+                continue  # header row
+            _add(texts, labels, counts, label, text)
+    return texts, labels, counts
+
+
+def _parse_line(line: str, jsonl: bool) -> tuple[Any, Any]:
+    if not jsonl:
+        label, sep, text = line.partition("\t")
+        return (label.strip(), text) if sep else (None, None)
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return None, None
+    return (obj.get("label"), obj.get("text")) if isinstance(obj, dict) else (None, None)
+
+
+def _add(texts: list, labels: list, counts: Counter, label: Any, text: Any) -> None:
+    if label is None or text is None or not str(label).strip():
+        counts["missing_fields"] += 1
+    elif not isinstance(text, str) or not text.strip():
+        counts["empty_text"] += 1
+    else:
+        texts.append(text)
+        labels.append(str(label).strip())
+
+
+def _from_filter_stage(folder: Path, label_column: str) -> tuple[list[str], list[str], Counter]:
+    """Kept parts -> 'keep', rejects/ parts -> 'drop' (or the value of label_column, e.g. language)."""
+    from pipeline.documents import iter_batches
+    from pipeline.stage import read_manifest, stage_parts
+
+    stage = read_manifest(folder).get("stage")
+    if stage != "filter":
+        raise InputError(f"{folder} is a {stage!r} stage folder; keep/drop labels come from a finished filter folder")
+    texts, labels, counts = [], [], Counter()
+    sources = [(p, "keep") for p in stage_parts(folder)] + [(p, "drop") for p in sorted((folder / "rejects").glob("*.parquet"))]
+    for part, decision in sources:
+        columns = ["text"] + ([label_column] if label_column != "keep_drop" else [])
+        for batch in iter_batches(part, columns=columns):
+            column = batch.column(label_column).to_pylist() if label_column != "keep_drop" else [decision] * batch.num_rows
+            for text, label in zip(batch.column("text").to_pylist(), column):
+                _add(texts, labels, counts, label, text)
+    return texts, labels, counts
+
+
+def select(texts: list[str], labels: list[str], cc: ClassifyConfig, counts: Counter) -> tuple[list[str], list[str]]:
+    """Keep the configured labels and at most max_examples_per_class of each (first in file order)."""
+    per_class: Counter = Counter()
+    out_t, out_l = [], []
+    for text, label in zip(texts, labels):
+        if cc.labels and label not in cc.labels:
+            counts["other_label"] += 1
+            continue
+        if cc.max_examples_per_class and per_class[label] >= cc.max_examples_per_class:
+            counts["over_class_cap"] += 1
+            continue
+        per_class[label] += 1
+        out_t.append(text)
+        out_l.append(label)
+    return out_t, out_l
+
+
+def is_val(text: str, fraction: float) -> bool:
+    """Held-out by a hash of the text: the same split whatever the file order, duplicates on one side."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2**64 < fraction
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class GPTClassifier(nn.Module):
+    """A GPT body, pooled hidden states, a linear head (n_embd -> classes)."""
+
+    def __init__(self, gpt: GPT, n_classes: int, pooling: str = "last"):
+        super().__init__()
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
+        self.gpt, self.pooling = gpt, pooling
+        self.head = nn.Linear(gpt.config.n_embd, n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) right-padded ids, lengths (B,) real tokens per row -> logits (B, classes)."""
+        B, T = idx.shape
+        steps = torch.arange(T, device=idx.device)
+        padding = (steps[None, :] >= lengths[:, None]).long()  # (B, T): 0 text, 1 padding (its own segment)
+        h = hidden_states(self.gpt, idx, padding, steps.expand(B, T))  # (B, T, C)
+        if self.pooling == "last":
+            pooled = h[torch.arange(B, device=idx.device), lengths - 1]  # (B, C)
+        else:
+            real = (1 - padding).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            pooled = (h * real).sum(1) / lengths[:, None].to(h.dtype)
+        return self.head(pooled)
+
+
+def choose_trainable(clf: GPTClassifier, ft: FinetuneConfig) -> dict[str, int]:
+    """Freeze what classify.train_blocks (or LoRA) leaves out; the head always trains."""
+    cc = ft.classify
+    if ft.method == "lora":
+        apply_lora(clf.gpt, ft.lora.target_modules, ft.lora.rank, ft.lora.alpha, ft.lora.dropout)
+    elif cc.train_blocks != -1:
+        clf.gpt.requires_grad_(False)
+        blocks = clf.gpt.transformer.h
+        if cc.train_blocks > len(blocks):
+            raise InputError(f"finetune.classify.train_blocks={cc.train_blocks} but the model has {len(blocks)} blocks")
+        if cc.train_blocks:
+            for block in blocks[len(blocks) - cc.train_blocks :]:
+                block.requires_grad_(True)
+            clf.gpt.transformer.ln_f.requires_grad_(True)
+    else:
+        clf.gpt.requires_grad_(True)
+    clf.head.requires_grad_(True)
+    return count_params(clf)
+
+
+@dataclass
+class ClassBatch:
+    idx: torch.Tensor  # (B, T)
+    lengths: torch.Tensor  # (B,)
+    labels: torch.Tensor  # (B,)
+
+    def to(self, device) -> "ClassBatch":
+        return ClassBatch(self.idx.to(device), self.lengths.to(device), self.labels.to(device))
+
+
+def collate(ids: Sequence[list[int]], labels: Sequence[int], pad_id: int) -> ClassBatch:
+    width = max(len(x) for x in ids)
+    idx = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    for i, x in enumerate(ids):
+        idx[i, : len(x)] = torch.tensor(x)
+    return ClassBatch(idx, torch.tensor([len(x) for x in ids]), torch.tensor(list(labels)))
+
+
+def encode_texts(texts: list[str], tok: Tokenizer, max_tokens: int, counts: Counter) -> list[list[int]]:
+    out = []
+    for text in texts:
+        ids = tok.encode(text)
+        if len(ids) > max_tokens:
+            counts["truncated"] += 1
+            ids = ids[:max_tokens]
+        out.append(ids or [tok.eot_id])
+    return out
+
+
+def train_batches(ids: list[list[int]], labels: list[int], batch_size: int, pad_id: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(ids), generator=gen).tolist()
+        for i in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+            pick = order[i : i + batch_size]
+            yield collate([ids[j] for j in pick], [labels[j] for j in pick], pad_id)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict_ids(clf: GPTClassifier, ids: list[list[int]], pad_id: int, device: str, batch_size: int = 64) -> torch.Tensor:
+    """Logits (N, classes) for token id lists, in batches sorted by length (less padding)."""
+    clf.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.empty(len(ids), clf.head.out_features)
+    for i in range(0, len(order), batch_size):
+        pick = order[i : i + batch_size]
+        batch = collate([ids[j] for j in pick], [0] * len(pick), pad_id).to(device)
+        out[pick] = clf(batch.idx, batch.lengths).float().cpu()
+    return out
+
+
+def classification_report(gold: list[int], pred: list[int], names: list[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1, macro F1 and the confusion matrix (rows gold, columns predicted)."""
+    k = len(names)
+    cm = torch.bincount(torch.tensor(gold) * k + torch.tensor(pred), minlength=k * k).view(k, k)
+    tp = cm.diag().double()
+    precision = tp / cm.sum(0).clamp(min=1)
+    recall = tp / cm.sum(1).clamp(min=1)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
+    present = cm.sum(1) > 0  # macro F1 over the classes that occur in the held-out split
+    per_class = {n: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
+                     "support": int(s)} for n, p, r, f, s in zip(names, precision, recall, f1, cm.sum(1))}
+    return {"accuracy": float(tp.sum() / max(len(gold), 1)), "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+            "per_class": per_class, "confusion": cm.tolist(), "labels": names, "n": len(gold)}
+
+
+def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
+    """Row-normalized confusion matrix (each gold class sums to 1), counts written in small matrices."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = torch.tensor(report["confusion"], dtype=torch.float64)
+    norm = cm / cm.sum(1, keepdim=True).clamp(min=1)
+    k = len(report["labels"])
+    size = min(4 + 0.22 * k, 22)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), report["labels"], rotation=90, fontsize=8 if k > 20 else 10)
+    ax.set_yticks(range(k), report["labels"], fontsize=8 if k > 20 else 10)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title or f"accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_classify(base: str, data: str, out_dir: str, cfg: RunConfig, label_column: str = "keep_drop") -> dict[str, Any]:
+    """Fine-tune `base` as a classifier on `data`; held-out metrics and plots in out_dir; returns the summary."""
+    ft, cc, out = cfg.finetune, cfg.finetune.classify, Path(out_dir)
+    device = resolve_device(ft.device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(ft.seed)
+    texts, labels, counts = read_labelled(data, label_column)
+    texts, labels = select(texts, labels, cc, counts)
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise InputError(f"{data}: classification needs at least 2 labels, found {names} (counts: {dict(counts)})")
+    gpt, tok, info = load_base(base, "cpu")
+    max_tokens = min(cc.max_tokens, gpt.config.block_size)
+    ids = encode_texts(texts, tok, max_tokens, counts)
+    y = [names.index(label) for label in labels]
+    held = [is_val(t, cc.val_fraction) for t in texts]
+    train = [(i, c) for i, c, h in zip(ids, y, held) if not h]
+    val = [(i, c) for i, c, h in zip(ids, y, held) if h]
+    if not train or not val:
+        raise InputError(f"{data}: {len(train)} training and {len(val)} held-out examples; need both (lower/raise classify.val_fraction)")
+    counts.update(examples=len(texts), train_examples=len(train), val_examples=len(val))
+    clf = GPTClassifier(gpt, len(names), cc.pooling)
+    params = choose_trainable(clf, ft)
+    log.info("classifier: %d of %d parameters trainable (%.3f%%)", params["trainable"], params["total"], params["trainable_pct"])
+    clf.to(device)
+    out.mkdir(parents=True, exist_ok=True)
+    val_ids, val_y = [i for i, _ in val], [c for _, c in val]
+
+    def evaluate() -> dict[str, float]:
+        logits = predict_ids(clf, val_ids, tok.pad_id, device)
+        gold = torch.tensor(val_y)
+        return {"val_loss": float(F.cross_entropy(logits, gold)), "val_accuracy": float((logits.argmax(-1) == gold).float().mean())}
+
+    def loss_fn(batch: ClassBatch) -> torch.Tensor:
+        return F.cross_entropy(clf(batch.idx, batch.lengths).float(), batch.labels)
+
+    lr = ft.lora.learning_rate if ft.method == "lora" else cc.learning_rate
+    batches = train_batches([i for i, _ in train], [c for _, c in train], cc.batch_size, tok.pad_id, ft.seed)
+    run = fit(clf, loss_fn, batches, steps=cc.max_steps, lr=lr, ft=ft, device=device, evaluate=evaluate,
+              eval_interval=ft.eval_interval, metrics_path=out / "metrics.jsonl")
+    pred = predict_ids(clf, val_ids, tok.pad_id, device).argmax(-1).tolist()
+    report = classification_report(val_y, pred, names)
+    majority = Counter(c for _, c in train).most_common(1)[0][0]
+    report["majority_baseline_accuracy"] = sum(c == majority for c in val_y) / len(val_y)
+    memory = peak_memory_mb(device)
+    (out / "eval.json").write_text(json.dumps(report, indent=1))
+    confusion = plot_confusion(report, out / "confusion.png")
+    from model.train import plot_losses
+
+    loss_plot = plot_losses(out, f"classifier ({ft.method}, {cc.pooling} pooling)")
+    save_classifier(clf, names, info, tok, out, ft)
+    summary = {
+        "base": info["base"], "data": str(data), "method": ft.method, "pooling": cc.pooling, "train_blocks": cc.train_blocks,
+        "device": device, "labels": names, "counts": dict(counts), "params": params, "learning_rate": lr,
+        "steps": run["steps"], "seconds": run["seconds"], "final_train_loss": run["last"].get("loss"),
+        "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+        "majority_baseline_accuracy": report["majority_baseline_accuracy"], **memory,
+        "confusion_plot": str(confusion), "loss_plot": str(loss_plot), "eval": str(out / "eval.json"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def save_classifier(clf: GPTClassifier, names: list[str], info: dict, tok: Tokenizer, out: Path, ft: FinetuneConfig) -> None:
+    from safetensors.torch import save_model
+
+    if ft.method == "lora":
+        remove_lora(clf.gpt)
+    save_model(clf.cpu(), str(out / "classifier.safetensors"))
+    meta = {"labels": names, "pooling": clf.pooling, "model_config": clf.gpt.config.to_dict(), "base": info["base"],
+            "max_tokens": ft.classify.max_tokens}
+    (out / "classifier.json").write_text(json.dumps(meta, indent=1))
+    if info.get("tokenizer"):
+        shutil.copyfile(info["tokenizer"], out / "tokenizer.model")
+
+
+def load_classifier(out_dir: str | Path) -> tuple[GPTClassifier, Tokenizer, dict[str, Any]]:
+    """A classifier saved by run_classify, with its tokenizer and metadata."""
+    from safetensors.torch import load_model
+
+    from model.gpt import GPTConfig
+    from model.sft_data import SentencePieceTokenizer
+
+    out = Path(out_dir)
+    meta = json.loads((out / "classifier.json").read_text())
+    clf = GPTClassifier(GPT(GPTConfig.from_dict(meta["model_config"])), len(meta["labels"]), meta["pooling"])
+    load_model(clf, str(out / "classifier.safetensors"))
+    return clf.eval(), SentencePieceTokenizer(out / "tokenizer.model"), meta
+
+
+def predict(out_dir: str | Path, texts: list[str], device: str = "cpu") -> list[str]:
+    clf, tok, meta = load_classifier(out_dir)
+    ids = encode_texts(texts, tok, meta["max_tokens"], Counter())
+    return [meta["labels"][i] for i in predict_ids(clf.to(device), ids, tok.pad_id, device).argmax(-1).tolist()]

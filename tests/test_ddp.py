@@ -1,0 +1,61 @@
+"""DDP through torchrun on 2 CPU processes (gloo) = 1 process with 2x gradient accumulation.
+
+The loader gives rank r its n-th batch as global chunk 2n + r, the single process's micro-steps
+2n and 2n + 1; DDP averages gradients over ranks as accumulation averages over micro-steps.
+So the losses agree to float rounding (the all-reduce sums in another order).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_data_loader import make_shards
+
+ROOT = Path(__file__).parents[1]
+SETTINGS = ["train.n_layer=2", "train.n_head=2", "train.n_embd=32", "train.block_size=32", "train.batch_size=4",
+            "train.max_steps=6", "train.eval_interval=3", "train.eval_batches=2", "train.checkpoint_interval=3",
+            "train.warmup_steps=2", "train.learning_rate=3e-3", "train.sample_tokens=8", "train.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return make_shards(tmp_path_factory.getbasetemp() / "model-shards")
+
+
+def run(args: list[str], out: Path, timeout: int = 240) -> list[dict]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def torchrun(nproc: int, shards: Path, out: Path, extra: list[str]) -> list[dict]:
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return run(launcher + ["-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet", *SETTINGS, *extra], out)
+
+
+def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_path):
+    single = run(["-m", "model.train", "--shards", str(shards), "--out", str(tmp_path / "one"), "--quiet", *SETTINGS,
+                  "train.grad_accum_steps=2"], tmp_path / "one")
+    ddp = torchrun(2, shards, tmp_path / "ddp", [])
+    assert [r["step"] for r in ddp] == [r["step"] for r in single] == list(range(1, 7))
+    for a, b in zip(single, ddp):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+        if "val_loss" in a:
+            assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5, abs=1e-6)
+    assert single[-1]["loss"] < single[0]["loss"]
+    assert (tmp_path / "ddp/checkpoints/step-000006/state.json").is_file()  # rank 0 saved
+    assert json.loads((tmp_path / "ddp/checkpoints/step-000006/state.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_fsdp_two_cpu_processes_match_ddp(shards, tmp_path):
+    ddp = torchrun(2, shards, tmp_path / "ddp", [])
+    fsdp = torchrun(2, shards, tmp_path / "fsdp", ["train.parallel=fsdp"])
+    for a, b in zip(ddp, fsdp):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
