@@ -35,6 +35,7 @@ REPORT_JSON, REPORT_HTML = "report.json", "report.html"
 LENGTH_EDGES = [2.0**k for k in range(0, 21)]  # 1 .. 1M tokens, doubling
 TOP_DOMAINS, TOP_LANGUAGES, SAMPLES, SAMPLE_TOKENS = 20, 15, 3, 256
 UPSTREAM = ("extract", "filter", "dedup")
+REMOVING = ("filter", "dedup")  # extract's skips are WARC records (requests, metadata), not documents
 
 
 # --------------------------------------------------------------------------- reading shards
@@ -212,7 +213,7 @@ def _plots(folder: Path, report: dict[str, Any]) -> list[Path]:
     made.append(plots.bars(folder / "report-shards.png", [r["shard"] for r in shards], [r["tokens"] for r in shards],
                            "Tokens per shard", "tokens",
                            colors=["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards]))
-    removed = [(f"{stage}: {rule}", n) for stage, s in report["upstream"].items() for rule, n in s["drops"].items()]
+    removed = [(f"{r['stage']}: {r['rule']}", r["documents"]) for r in _removed_rows(report["upstream"])]
     if removed:
         made.append(plots.bars(folder / "report-removed.png", [r for r, _ in removed], [n for _, n in removed],
                                "Documents removed upstream, by rule", "documents", colors="#c44e52"))
@@ -239,7 +240,8 @@ def _fmt(value: Any) -> str:
 
 
 def _removed_rows(upstream: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"stage": stage, "rule": rule, "documents": n} for stage, s in upstream.items() for rule, n in s["drops"].items()]
+    return [{"stage": stage, "rule": rule, "documents": n}
+            for stage, s in upstream.items() if stage in REMOVING for rule, n in s["drops"].items()]
 
 
 def render_html(folder: Path, report: dict[str, Any]) -> str:
@@ -304,7 +306,7 @@ def summary_text(report: dict[str, Any], html_path: Path | None = None) -> str:
     if report["top_domains"]:
         lines.append("top domains: " + ", ".join(f"{r['name']} ({r['documents']})" for r in report["top_domains"][:5]))
     for stage, s in report["upstream"].items():
-        drops = ", ".join(f"{k} {v:,}" for k, v in s["drops"].items())
+        drops = ", ".join(f"{k} {v:,}" for k, v in s["drops"].items()) if stage in REMOVING else ""
         lines.append(f"{stage}: {s['docs_in']:,} in -> {s['docs_out']:,} out" + (f"  removed: {drops}" if drops else ""))
     if html_path:
         lines.append(f"report: {html_path}")
@@ -315,7 +317,8 @@ def build_report(path: str | Path, refresh: bool = False) -> tuple[str, Path]:
     """For `crawl2gpt report RUN_DIR`: the summary text and the report page's path.
 
     Reuses report.json written by the shards stage; `refresh=True` (or a missing report)
-    rescans the shards and rewrites the report files.
+    rescans the shards and rewrites the report files in place (atomically; they are not data,
+    so the stage's data checksums in manifest.json stay valid).
     """
     folder = shards_folder(path)
     report_json = folder / REPORT_JSON
