@@ -289,6 +289,7 @@ class ClassifyConfig(Section):
     batch_size: int = Field(32, ge=1)
     max_examples_per_class: int = Field(0, ge=0, description="Cap per label (balanced subsets for quick runs); 0 = all.")
     labels: list[str] = Field(default_factory=list, description="Keep only these labels; empty keeps all.")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Texts whose hash falls below this are the held-out split.")
 
 
 class FinetuneConfig(Section):

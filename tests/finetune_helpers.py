@@ -1,49 +1,44 @@
-"""Real inputs for the fine-tuning tests: documents of the bundled sample WARC, a tokenizer
-trained on them by pipeline/tokenizer.py, and small GPT checkpoints in model/checkpoint.py's format."""
+"""Real inputs for the fine-tuning tests: the bundled sample WARC through the extract and filter
+stages, a tokenizer trained on it by pipeline/tokenizer.py, small GPT checkpoints in
+model/checkpoint.py's format."""
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
-import pyarrow as pa
 import torch
 
 from model.checkpoint import save_checkpoint
 from model.gpt import GPT, GPTConfig
 from pipeline.config import RunConfig
-from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 SHARED_DATA = ROOT / "../shared/data"
 
 
-def extract_sample(out: Path, warc: Path = SAMPLE_WARC) -> Path:
-    """docs Parquet of the sample's HTML responses, extracted by pipeline/extract.py (as the extract stage does)."""
-    from warcio.archiveiterator import ArchiveIterator
+_BUILT: dict[str, Path] = {}
 
-    from pipeline.config import ExtractConfig
-    from pipeline.extract import decode_html, extract_main_text
-    from pipeline.normalize import normalize_text
 
-    cfg, rows = ExtractConfig(), []
-    with open(warc, "rb") as fh:
-        records = ArchiveIterator(fh)
-        for rec in records:
-            content_type = rec.http_headers.get_header("Content-Type") if rec.http_headers else None
-            if rec.rec_type != "response" or "html" not in (content_type or ""):
-                continue
-            body = rec.content_stream().read()  # before get_record_offset, which moves the stream
-            offset, url = records.get_record_offset(), rec.rec_headers.get_header("WARC-Target-URI")
-            html, _ = decode_html(body, content_type)
-            doc = extract_main_text(html, url, cfg)
-            if doc is None:
-                continue
-            rows.append({"doc_id": rec.rec_headers.get_header("WARC-Record-ID"), "url": url, "domain": url.split("/")[2],
-                         "warc_date": rec.rec_headers.get_header("WARC-Date"), "title": doc.title, "date": doc.date,
-                         "source": warc.name, "offset": offset, "text": normalize_text(doc.text, cfg)})
-    path = out / "part-00000.parquet"
-    write_parquet(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), path)
-    return path
+def sample_run() -> dict[str, Path]:
+    """The bundled sample through the real extract and filter stages, a tokenizer trained on the
+    extracted text, and a small GPT checkpoint; built once per test session."""
+    if _BUILT:
+        return _BUILT
+    from pipeline.run import load_stage
+    from pipeline.stage import run_stage, stage_parts
+
+    root = Path(tempfile.mkdtemp(prefix="crawl2gpt-finetune-"))
+    atexit.register(shutil.rmtree, root, True)
+    cfg = RunConfig().with_overrides(["workers=1"])
+    run_stage(load_stage("extract"), [str(SAMPLE_WARC)], root / "extract", cfg)
+    run_stage(load_stage("filter"), [str(root / "extract")], root / "filter", cfg)
+    tok = train_tokenizer(stage_parts(root / "extract"), root / "tokenizer")
+    _BUILT.update(root=root, extract=root / "extract", filter=root / "filter", tokenizer=tok,
+                  base=make_checkpoint(root / "base", tok))
+    return _BUILT
 
 
 def train_tokenizer(parts: list[Path], out: Path, vocab_size: int = 1024) -> Path:
@@ -58,8 +53,6 @@ def train_tokenizer(parts: list[Path], out: Path, vocab_size: int = 1024) -> Pat
 def make_checkpoint(out: Path, tokenizer_model: Path, seed: int = 0, pretrain_text: str | None = None,
                     pretrain_steps: int = 0, **config) -> Path:
     """A small GPT checkpoint with its tokenizer; optionally pretrained briefly on real text."""
-    import shutil
-
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_model))
