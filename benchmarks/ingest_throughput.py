@@ -1,0 +1,134 @@
+"""Ingest throughput: our extract stage vs datatrove (WarcReader + Trafilatura), same files, same processes.
+
+datatrove runs in its own virtual environment (it pins trafilatura 1.11), made on first use:
+    .bench/datatrove  <-  pip install datatrove[processing]==0.10.1 faust-cchardet python-magic warcio spacy lxml_html_clean
+
+    python benchmarks/ingest_throughput.py [WARC ...] [--workers N] [--repeat R]
+
+Reports documents out per second per core for both, and the ratio (ours / datatrove); the
+best of R runs each, alternating, so a noisy neighbour hurts both sides alike.
+Prints one JSON object as the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
+DATATROVE_VENV = ROOT / ".bench" / "datatrove"
+DATATROVE_PACKAGES = ["datatrove[processing]==0.10.1", "faust-cchardet", "python-magic", "warcio", "spacy", "lxml_html_clean"]
+
+DATATROVE_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers import WarcReader
+from datatrove.pipeline.extractors import Trafilatura
+
+folder, workers, tasks, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+
+def count(data, rank=0, world_size=1):
+    n = 0
+    for doc in data:
+        n += 1
+        yield doc
+    (out / f"count-{rank}.txt").write_text(str(n))
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    LocalPipelineExecutor(
+        pipeline=[WarcReader(folder, glob_pattern="*.warc.gz"), Trafilatura(), count],
+        tasks=tasks, workers=workers, logging_dir=str(out / "logs"),
+    ).run()
+    seconds = time.perf_counter() - started
+    docs = sum(int(p.read_text()) for p in out.glob("count-*.txt"))
+    print(json.dumps({"docs_out": docs, "seconds": seconds}))
+"""
+
+
+def ensure_datatrove() -> Path:
+    python = DATATROVE_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import datatrove, trafilatura, warcio, magic"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return python
+    subprocess.run([sys.executable, "-m", "venv", str(DATATROVE_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *DATATROVE_PACKAGES], check=True)
+    return python
+
+
+def run_datatrove(python: Path, warcs: list[Path], workers: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, out = Path(tmp) / "in", Path(tmp) / "out"
+        folder.mkdir()
+        out.mkdir()
+        for i, warc in enumerate(warcs):
+            (folder / f"{i:05d}-{warc.name}").symlink_to(warc.resolve())
+        script = Path(tmp) / "dt.py"
+        script.write_text(DATATROVE_SCRIPT)
+        proc = subprocess.run(
+            [str(python), str(script), str(folder), str(workers), str(len(warcs)), str(out)],
+            capture_output=True, text=True, cwd=tmp,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"datatrove run failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_ours(warcs: list[Path], workers: int) -> dict:
+    from pipeline.config import RunConfig
+    from pipeline.ingest import EXTRACT
+    from pipeline.stage import run_stage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        stats = run_stage(EXTRACT, [str(w) for w in warcs], Path(tmp) / "extract", RunConfig(workers=workers), force=True)
+        seconds = time.perf_counter() - started
+    return {"docs_out": stats.docs_out, "docs_in": stats.docs_in, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
+    parser.add_argument("--workers", type=int, default=0, help="processes for both (default: min(files, cores))")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    warcs = [w.resolve() for w in args.warcs]
+    missing = [str(w) for w in warcs if not w.is_file()]
+    if missing:
+        sys.exit(f"missing input files: {missing}")
+    workers = args.workers or min(len(warcs), os.cpu_count() or 1)
+    python = ensure_datatrove()
+
+    ours, theirs = [], []
+    for _ in range(args.repeat):
+        ours.append(run_ours(warcs, workers))
+        theirs.append(run_datatrove(python, warcs, workers))
+        print("ours", ours[-1], "datatrove", theirs[-1], file=sys.stderr)
+    best_ours = min(ours, key=lambda r: r["seconds"])
+    best_theirs = min(theirs, key=lambda r: r["seconds"])
+    ours_rate = best_ours["docs_out"] / best_ours["seconds"] / workers
+    theirs_rate = best_theirs["docs_out"] / best_theirs["seconds"] / workers
+    print(json.dumps({
+        "benchmark": "ingest_throughput",
+        "files": len(warcs),
+        "workers": workers,
+        "ours": {**{k: round(v, 2) if isinstance(v, float) else v for k, v in best_ours.items()},
+                 "docs_per_s_per_core": round(ours_rate, 2)},
+        "datatrove": {**{k: round(v, 2) if isinstance(v, float) else v for k, v in best_theirs.items()},
+                      "docs_per_s_per_core": round(theirs_rate, 2), "version": "0.10.1 (trafilatura 1.11)"},
+        "ratio": round(ours_rate / theirs_rate, 3) if theirs_rate else None,
+        "machine": "2-core CPU sandbox, no GPU",
+    }))
+
+
+if __name__ == "__main__":
+    main()
