@@ -1,0 +1,75 @@
+"""How many of the planted duplicate pairs (CC-SAMPLE-A-duplicates.jsonl) the dedup stage merges.
+
+Runs the real stages: extract -> filter -> dedup on the sample WARCs, then checks every planted
+pair (a, b URLs): both survived the filters?  same cluster after dedup (one of them in
+dedup/rejects with the other as kept doc, or both removed into the same kept doc)?
+Side by side: default config vs dedup.verify=none (FineWeb's plain banding); with
+--no-language the language filter is off so the mostly non-English planted pairs reach dedup.
+
+usage: python benchmarks/dedup_planted.py [--no-language] [WARC ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from pipeline.config import RunConfig  # noqa: E402
+from pipeline.run import load_stage  # noqa: E402
+from pipeline.stage import run_stage  # noqa: E402
+
+SHARED = ROOT / ".." / "shared" / "data" / "warc"
+
+
+def kept_root_by_url(dedup: Path) -> dict[str, str]:
+    """url -> doc_id of the document kept for it (itself when kept)."""
+    roots = {}
+    for part in sorted(dedup.glob("part-*.parquet")):
+        for row in pq.read_table(part, columns=["doc_id", "url"]).to_pylist():
+            roots[row["url"]] = row["doc_id"]
+    for part in sorted((dedup / "rejects").glob("part-*.parquet")):
+        for row in pq.read_table(part, columns=["url", "kept_doc_id", "reason"]).to_pylist():
+            if row["reason"] != "empty":
+                roots[row["url"]] = row["kept_doc_id"]
+    return roots
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("warcs", nargs="*", default=[str(SHARED / f"CC-SAMPLE-A-0000{i}.warc.gz") for i in range(3)])
+    parser.add_argument("--pairs", type=Path, default=SHARED / "CC-SAMPLE-A-duplicates.jsonl")
+    parser.add_argument("--no-language", action="store_true")
+    args = parser.parse_args()
+    pairs = [json.loads(line) for line in args.pairs.read_text().splitlines() if line.strip()]
+    base = ["workers=1"] + (["filter.language.enabled=false"] if args.no_language else [])
+    serial = lambda fn, parts: [fn(p) for p in parts]  # noqa: E731
+    result = {"benchmark": "dedup_planted", "pairs": len(pairs), "language_filter": not args.no_language}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RunConfig().with_overrides(base)
+        run_stage(load_stage("extract"), args.warcs, Path(tmp) / "extract", cfg, map_parts=serial)
+        run_stage(load_stage("filter"), [str(Path(tmp) / "extract")], Path(tmp) / "filter", cfg, map_parts=serial)
+        for label, extra in [("default_exact_verify", []), ("fineweb_verify_none", ["dedup.verify=none"])]:
+            stats = run_stage(load_stage("dedup"), [str(Path(tmp) / "filter")], Path(tmp) / label,
+                              cfg.with_overrides(extra), map_parts=serial)
+            roots = kept_root_by_url(Path(tmp) / label)
+            by_kind: dict[str, dict[str, int]] = {}
+            for pair in pairs:
+                counts = by_kind.setdefault(pair["kind"], {"planted": 0, "both_reach_dedup": 0, "merged": 0})
+                counts["planted"] += 1
+                if pair["a"] in roots and pair["b"] in roots:
+                    counts["both_reach_dedup"] += 1
+                    counts["merged"] += roots[pair["a"]] == roots[pair["b"]]
+            result[label] = {"by_kind": by_kind, "docs_in": stats.docs_in, "drops": stats.drops,
+                             "clusters": stats.extra["clusters"]}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
