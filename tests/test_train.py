@@ -1,0 +1,113 @@
+"""The training loop and the train stage: learning, outputs, exact resume, schedule, LSTM."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.checkpoint import checkpoint_dirs, latest_checkpoint, read_state
+from model.train import TRAIN, lr_at, read_metrics, train
+from pipeline.config import RunConfig, TrainConfig
+from pipeline.stage import read_manifest, run_stage
+from test_data_loader import make_shards
+
+TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,
+            learning_rate=3e-3, sample_tokens=8, device="cpu", precision="bf16")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return make_shards(tmp_path_factory.getbasetemp() / "model-shards")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests share 2 cores with other test runs; one thread avoids OpenMP spinning against them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**dict(TINY, **kw))
+
+
+def test_training_learns_and_writes_its_outputs(shards, tmp_path):
+    summary = train(shards, tmp_path, cfg(max_steps=30, eval_interval=10, checkpoint_interval=10), progress=False)
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == list(range(1, 31))
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
+    evals = [r for r in rows if "val_loss" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert summary["val_perplexity"] == pytest.approx(math.exp(summary["val_loss"]))
+    assert summary["precision"] == "fp32" and summary["steps"] == 30 and summary["params"] > 0
+    assert (tmp_path / "samples.txt").read_text().count("--- step") == 3
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    assert [p.name for p in checkpoint_dirs(tmp_path / "checkpoints")] == ["step-000020", "step-000030"]  # keep 2
+    state = read_state(latest_checkpoint(tmp_path / "checkpoints"))
+    assert state["step"] == 30 and state["loader"]["chunk_pos"] > 0
+
+
+def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path):
+    """Kill after step 7 (checkpoint at 6), resume: every loss equals the uninterrupted run's."""
+    settings = cfg(max_steps=12, eval_interval=4, checkpoint_interval=3, dropout=0.1)  # dropout: RNG must be restored
+    train(shards, tmp_path / "straight", settings, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(step, loss):
+        if step == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(shards, tmp_path / "resumed", settings, progress=False, on_step=kill_at_7)
+    assert latest_checkpoint(tmp_path / "resumed/checkpoints").name == "step-000006"
+    summary = train(shards, tmp_path / "resumed", settings, progress=False)
+    assert summary["resumed_from"].endswith("step-000006")
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == list(range(1, 13))  # the lost step 7 line was dropped, then rewritten
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in straight]
+    assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in straight]
+
+
+def test_changed_architecture_does_not_resume(shards, tmp_path):
+    train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3), progress=False)
+    summary = train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, n_embd=48), progress=False)
+    assert summary["resumed_from"] is None and summary["steps"] == 3
+    assert list(tmp_path.glob("checkpoints.incompatible-*"))
+
+
+def test_schedule_warms_up_then_decays_to_min_lr():
+    c = cfg(max_steps=100, warmup_steps=10, learning_rate=1e-3, min_lr=1e-4)
+    lrs = [lr_at(s, c) for s in range(100)]
+    assert lrs[0] < lrs[5] < lrs[9] <= 1e-3
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.01)
+
+
+def test_lstm_trains_through_the_same_loop(shards, tmp_path):
+    summary = train(shards, tmp_path, cfg(arch="lstm", n_layer=1, max_steps=15, eval_interval=15, checkpoint_interval=15,
+                                          learning_rate=1e-2), progress=False)
+    rows = read_metrics(tmp_path)
+    assert summary["arch"] == "lstm" and rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_train_stage_runs_in_place_and_reports(shards, tmp_path):
+    run_cfg = RunConfig(train=cfg(max_steps=4, eval_interval=2, checkpoint_interval=2))
+    out = tmp_path / "train"
+    stats = run_stage(TRAIN, [str(shards)], out, run_cfg, code_packages=("pipeline", "model"), atomic=False)
+    for key in ("final_train_loss", "val_loss", "val_perplexity", "tokens_per_s", "steps", "params", "device", "sample"):
+        assert key in stats.extra
+    assert stats.extra["steps"] == 4 and isinstance(stats.extra["sample"], str)
+    assert read_manifest(out)["stats"]["extra"]["steps"] == 4
+    again = run_stage(TRAIN, [str(shards)], out, run_cfg, code_packages=("pipeline", "model"), atomic=False)
+    assert again.skipped
+    with pytest.raises(Exception, match="one shards folder"):
+        TRAIN.plan([str(shards), str(shards)], run_cfg)
+    json.dumps(stats.to_dict())  # the manifest body is JSON
