@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetune_helpers import sample_run
+from finetune_helpers import one_thread, sample_run
 from model.finetune import hidden_states, lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
 from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, SentencePieceTokenizer, collate, derive_pairs,
@@ -18,6 +18,9 @@ from pipeline.config import RunConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import InputError
 from pipeline.stage import stage_parts
+
+
+single_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 
 @pytest.fixture(scope="module")
