@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.finetune import fit, hidden_states, load_base, peak_memory_mb, resolve_device
+from model.finetune import fit, hidden_states, load_base, peak_memory_mb, resolve_device, save_tokenizer
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
 from model.sft_data import Tokenizer
@@ -351,8 +350,7 @@ def save_classifier(clf: GPTClassifier, names: list[str], info: dict, tok: Token
     meta = {"labels": names, "pooling": clf.pooling, "model_config": clf.gpt.config.to_dict(), "base": info["base"],
             "max_tokens": ft.classify.max_tokens}
     (out / "classifier.json").write_text(json.dumps(meta, indent=1))
-    if info.get("tokenizer"):
-        shutil.copyfile(info["tokenizer"], out / "tokenizer.model")
+    save_tokenizer(tok, out)
 
 
 def load_classifier(out_dir: str | Path) -> tuple[GPTClassifier, Tokenizer, dict[str, Any]]:
@@ -360,13 +358,13 @@ def load_classifier(out_dir: str | Path) -> tuple[GPTClassifier, Tokenizer, dict
     from safetensors.torch import load_model
 
     from model.gpt import GPTConfig
-    from model.sft_data import SentencePieceTokenizer
+    from model.sft_data import load_tokenizer
 
     out = Path(out_dir)
     meta = json.loads((out / "classifier.json").read_text())
     clf = GPTClassifier(GPT(GPTConfig.from_dict(meta["model_config"])), len(meta["labels"]), meta["pooling"])
     load_model(clf, str(out / "classifier.safetensors"))
-    return clf.eval(), SentencePieceTokenizer(out / "tokenizer.model"), meta
+    return clf.eval(), load_tokenizer(out), meta
 
 
 def predict(out_dir: str | Path, texts: list[str], device: str = "cpu") -> list[str]:

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from model.gpt import GPT, apply_rope, param_groups
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
-from model.sft_data import (IGNORE, Batch, SentencePieceTokenizer, Tokenizer, encode_prompt, iter_batches, make_rows,
+from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, encode_prompt, iter_batches, load_tokenizer, make_rows,
                             prompt_turns, read_jsonl, split_of, to_example)
 from pipeline.config import FinetuneConfig, RunConfig
 from pipeline.errors import CheckpointError, InputError
@@ -51,7 +51,9 @@ def resolve_device(name: str) -> str:
 
 
 def is_gpt2_spec(base: str) -> bool:
-    return base.startswith("gpt2") and not Path(base).exists() or (Path(base) / "config.json").is_file()
+    """A Hugging Face GPT-2 folder (config.json) or a hub name such as gpt2 / gpt2-medium."""
+    path = Path(base)
+    return (path / "config.json").is_file() or (not path.exists() and base.split("/")[-1].startswith("gpt2"))
 
 
 def load_base(base: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict[str, Any]]:
@@ -67,22 +69,31 @@ def load_base(base: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict[str,
         raise CheckpointError(f"{ckpt} holds a {state.get('arch')!r} model; fine-tuning needs a GPT checkpoint")
     model = build_model(state["model_config"], "gpt")
     load_model_weights(ckpt, model)
-    tok_path = ckpt / "tokenizer.model"
-    if not tok_path.is_file():
-        raise CheckpointError(f"{ckpt} has no tokenizer.model; fine-tuning needs the tokenizer the model was trained with")
-    info = {"base": str(ckpt), "kind": "checkpoint", "model_config": state["model_config"], "tokenizer": str(tok_path)}
-    return model.to(device), SentencePieceTokenizer(tok_path), info
+    try:
+        tok = load_tokenizer(ckpt)
+    except InputError:
+        raise CheckpointError(f"{ckpt} has no tokenizer.model (nor GPT-2 tokenizer files); fine-tuning needs the "
+                              "tokenizer the model was trained with") from None
+    info = {"base": str(ckpt), "kind": "checkpoint", "model_config": state["model_config"], "tokenizer_dir": str(ckpt)}
+    return model.to(device), tok, info
 
 
 def _load_gpt2(base: str, device: str) -> tuple[GPT, Tokenizer, dict[str, Any]]:
-    """GPT-2 weights through the interoperability module (it owns the name mapping and transposes)."""
-    try:
-        from model import gpt2_interop
-    except ImportError:
-        raise CheckpointError(f"cannot load {base!r}: model/gpt2_interop.py (GPT-2 weight import) is not available") from None
-    model, tok = gpt2_interop.load_gpt2(base)
-    info = {"base": base, "kind": "gpt2", "model_config": model.config.to_dict()}
-    return model.to(device), tok, info
+    """GPT-2 weights through model/gpt2_interop.py; a hub name is looked up in the local Hugging Face cache only."""
+    from model.gpt2_interop import load_gpt2
+
+    folder = Path(base)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        try:
+            folder = Path(snapshot_download(base, local_files_only=True))
+        except Exception as err:  # huggingface_hub raises several types for "not cached"
+            raise CheckpointError(f"{base!r} is neither a local GPT-2 folder nor in the Hugging Face cache ({type(err).__name__}); "
+                                  f"fetch it once with `huggingface-cli download {base}` or pass its folder") from None
+    model = load_gpt2(folder)
+    info = {"base": str(folder), "kind": "gpt2", "model_config": model.config.to_dict(), "tokenizer_dir": str(folder)}
+    return model.to(device), GPT2Tokenizer(folder), info
 
 
 # --------------------------------------------------------------------------- masked forward
@@ -268,11 +279,19 @@ def save_finetuned(model: GPT, tok: Tokenizer, info: dict, out_dir: Path, step: 
     state = {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": tok.eot_id, "finetuned_from": info["base"],
              "finetune_config": ft.model_dump(mode="json")}
     path = save_checkpoint(out_dir / "checkpoints", step, model, None, state, keep=1)
-    if info.get("tokenizer"):
-        shutil.copyfile(info["tokenizer"], path / "tokenizer.model")
-    elif hasattr(tok, "save"):
-        tok.save(path)
+    save_tokenizer(tok, path)
+    if info["kind"] == "gpt2":  # also as a GPT-2 folder that transformers (and run_sft) load
+        from model.gpt2_interop import export_gpt2
+
+        save_tokenizer(tok, export_gpt2(model, out_dir / "gpt2"))
     return path
+
+
+def save_tokenizer(tok: Tokenizer, folder: Path) -> None:
+    if isinstance(tok, GPT2Tokenizer):
+        tok.save(folder)
+    else:
+        shutil.copyfile(tok.path, Path(folder) / "tokenizer.model")
 
 
 def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: RunConfig) -> dict[str, Any]:

@@ -78,6 +78,57 @@ class SentencePieceTokenizer:
         self.__init__(state["path"])
 
 
+class GPT2Tokenizer:
+    """GPT-2's byte-level BPE from a Hugging Face folder (tokenizer.json, or vocab.json + merges.txt);
+    <|endoftext|> (50256 in GPT-2) ends a response and pads (padding carries no loss)."""
+
+    FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json")
+
+    def __init__(self, folder: str | Path):
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers.implementations import ByteLevelBPETokenizer
+
+        self.folder = Path(folder)
+        if (self.folder / "tokenizer.json").is_file():
+            self.tok = HFTokenizer.from_file(str(self.folder / "tokenizer.json"))
+        elif (self.folder / "vocab.json").is_file() and (self.folder / "merges.txt").is_file():
+            self.tok = ByteLevelBPETokenizer(str(self.folder / "vocab.json"), str(self.folder / "merges.txt"))
+        else:
+            raise InputError(f"{folder} has no GPT-2 tokenizer (tokenizer.json, or vocab.json + merges.txt)")
+        eot = self.tok.token_to_id("<|endoftext|>")
+        if eot is None:
+            raise InputError(f"the tokenizer in {folder} has no <|endoftext|> token; it is not GPT-2's")
+        self.eot_id = self.pad_id = eot
+        self.vocab_size = self.tok.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=False)
+
+    def save(self, folder: Path) -> None:
+        import shutil
+
+        for name in self.FILES:
+            if (self.folder / name).is_file():
+                shutil.copyfile(self.folder / name, Path(folder) / name)
+
+    def __getstate__(self):
+        return {"folder": str(self.folder)}
+
+    def __setstate__(self, state):
+        self.__init__(state["folder"])
+
+
+def load_tokenizer(folder: str | Path) -> Tokenizer:
+    """The tokenizer saved in a checkpoint folder: our SentencePiece model, or GPT-2's BPE files."""
+    folder = Path(folder)
+    if (folder / "tokenizer.model").is_file():
+        return SentencePieceTokenizer(folder / "tokenizer.model")
+    return GPT2Tokenizer(folder)
+
+
 # --------------------------------------------------------------------------- reading JSONL
 
 

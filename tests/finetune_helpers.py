@@ -94,3 +94,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def make_gpt2_folder(out: Path, texts: list[str], vocab_size: int = 600) -> Path:
+    """A Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt) with a
+    byte-level BPE trained on real text: GPT-2's own weights cannot be downloaded in tests."""
+    import transformers
+    from tokenizers.implementations import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False)
+    out.mkdir(parents=True, exist_ok=True)
+    bpe.save_model(str(out))
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                                     eos_token_id=bpe.token_to_id("<|endoftext|>"))
+    transformers.GPT2LMHeadModel(config).save_pretrained(out, safe_serialization=True)
+    return out

@@ -16,7 +16,7 @@ from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, Sen
                             encode, encode_prompt, make_rows, parse_example, read_jsonl, render, to_example)
 from pipeline.config import RunConfig
 from pipeline.documents import iter_batches
-from pipeline.errors import InputError
+from pipeline.errors import CheckpointError, InputError
 from pipeline.stage import stage_parts
 
 
@@ -215,3 +215,26 @@ def test_sft_without_usable_examples_is_a_clear_error(run, tmp_path):
     path.write_text(json.dumps({"instruction": "x", "output": ""}) + "\n")
     with pytest.raises(InputError, match="no usable training example"):
         run_sft(str(run["base"]), str(path), str(tmp_path / "out"), sft_config())
+
+
+def test_sft_from_gpt2_weights_through_the_interop_path(run, pairs, tmp_path):
+    from finetune_helpers import make_gpt2_folder
+
+    texts = [t for part in stage_parts(run["extract"]) for b in iter_batches(part, columns=["text"]) for t in b.column("text").to_pylist()]
+    folder = make_gpt2_folder(tmp_path / "gpt2", texts)
+    model, tok, info = load_base(str(folder))
+    assert info["kind"] == "gpt2" and tok.decode([tok.eot_id]) == "<|endoftext|>"
+    summary = run_sft(str(folder), str(pairs), str(tmp_path / "sft"), sft_config())
+    assert summary["val_loss"] < summary["base_val_loss"]
+    again, tok2, info2 = load_base(str(tmp_path / "sft" / "gpt2"))  # exported GPT-2 folder loads back
+    assert info2["kind"] == "gpt2" and tok2.eot_id == tok.eot_id
+    tuned, _, _ = load_base(summary["checkpoint"])
+    for k, v in tuned.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+
+
+def test_unknown_gpt2_name_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="neither a local GPT-2 folder nor in the Hugging Face cache"):
+        load_base("gpt2-nonexistent-size")
