@@ -4,7 +4,8 @@
   base       a checkpoint of ours (step folder, checkpoints/ folder or train run folder),
              or "gpt2" / "gpt2-medium" / ... / a local Hugging Face GPT-2 folder, loaded through
              model/gpt2_interop.py into our GPT class
-  data_jsonl instruction data (model/sft_data.py lists the formats and the bad-input rules)
+  data_jsonl instruction data (model/sft_data.py lists the formats and the bad-input rules), or a
+             finished extract/filter/dedup folder: pairs are derived from it into out_dir/pairs.jsonl
   out_dir    gets metrics.jsonl, loss.png, answers.jsonl (held-out prompts answered before and
              after tuning), checkpoints/step-N (merged weights + tokenizer: model/generate.py
              reads it), lora.safetensors (adapters alone, LoRA runs), summary.json
@@ -33,7 +34,7 @@ from torch.nn import functional as F
 
 from model.gpt import GPT, apply_rope, param_groups
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
-from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, encode_prompt, iter_batches, load_tokenizer, make_rows,
+from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pairs, encode_prompt, iter_batches, load_tokenizer, make_rows,
                             prompt_turns, read_jsonl, split_of, to_example)
 from pipeline.config import FinetuneConfig, RunConfig
 from pipeline.errors import CheckpointError, InputError
@@ -303,6 +304,10 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: RunConfig) -> dict[st
     torch.manual_seed(ft.seed)
     model, tok, info = load_base(base, device)
     block = min(ft.block_size or model.config.block_size, model.config.block_size)
+    derived = None
+    if Path(data_jsonl).is_dir():  # a documents stage folder: derive pairs first (model/sft_data.py recipes)
+        derived = dict(derive_pairs([data_jsonl], out / "pairs.jsonl"))
+        data_jsonl = str(out / "pairs.jsonl")
     conversations, counts = read_jsonl(data_jsonl)
     train, val, val_turns = prepare_sft(conversations, tok, block, ft, counts)
     if not train:
@@ -331,7 +336,7 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: RunConfig) -> dict[st
         "counts": dict(counts), "params": params, "learning_rate": lr, "steps": run["steps"], "seconds": run["seconds"],
         "train_rows": len(train_rows), "final_train_loss": run["last"].get("loss"), "base_val_loss": base_val,
         "val_loss": run["last"].get("val_loss"), **memory, "checkpoint": str(ckpt), "loss_plot": str(plot),
-        "answers": str(out / "answers.jsonl"),
+        "answers": str(out / "answers.jsonl"), "data": data_jsonl, "derived_pairs": derived,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -1,0 +1,35 @@
+"""The finetune-sft and finetune-classify flows run the library functions and publish artifacts."""
+from __future__ import annotations
+
+import pytest
+
+from finetune_helpers import one_thread, sample_run
+
+single_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+
+TINY = ["finetune.max_steps=4", "finetune.eval_interval=2", "finetune.batch_size=4", "finetune.eval_prompts=1",
+        "finetune.max_new_tokens=4", "finetune.overlong=truncate", "finetune.val_fraction=0.2",
+        "finetune.classify.max_steps=4", "finetune.classify.batch_size=8", "finetune.classify.max_tokens=32"]
+
+
+def artifact_keys(flow_run_id) -> set[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key for a in found}
+
+
+def test_flows_publish_metrics_and_plots(prefect_api, tmp_path):
+    from flows.finetune import finetune_classify_flow, finetune_sft_flow
+
+    run = sample_run()
+    state = finetune_sft_flow(str(run["base"]), str(run["extract"]), str(tmp_path / "sft"), overrides=TINY, return_state=True)
+    summary = state.result()
+    assert summary["derived_pairs"]["pairs"] > 0 and (tmp_path / "sft" / "pairs.jsonl").is_file()
+    assert artifact_keys(state.state_details.flow_run_id) == {"crawl2gpt-finetune-sft-summary", "crawl2gpt-finetune-sft-report"}
+    state = finetune_classify_flow(str(run["base"]), str(run["filter"]), str(tmp_path / "cls"), overrides=TINY, return_state=True)
+    assert set(state.result()["labels"]) == {"drop", "keep"}
+    assert artifact_keys(state.state_details.flow_run_id) == {
+        "crawl2gpt-finetune-classify-summary", "crawl2gpt-finetune-classify-per-class", "crawl2gpt-finetune-classify-report"}
