@@ -4,8 +4,9 @@ The published filters were defined over a word tokenizer (Gopher: whitespace wor
 whose FineWeb recipe we follow, uses spaCy's blank English tokenizer, where punctuation marks
 are tokens of their own). A regex reproduces that tokenizer's shape well enough for ratios
 and counts (measured in benchmarks/filters_throughput.py) at a fraction of its cost:
-  - a word is a run of non-space, non-punctuation characters, joined across ' ’ . , inside
-    it ("don't", "3.5", "1,000" stay one token as in spaCy),
+  - a word is a run of non-space, non-punctuation characters, joined across ' ’ . , _ / inside it
+    and : between digits ("don't", "3.5", "1,000", "10:21", "snake_case" stay one token as in spaCy),
+  - URLs and e-mail addresses are one token each,
   - every punctuation mark is a token of its own, except "..." which stays whole.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from functools import lru_cache
 
 # Unicode punctuation (categories P*), ASCII symbols and control characters: a "word" made only
 # of these is a symbol, not a word (Gopher counts words "containing a letter" separately).
@@ -23,7 +25,9 @@ PUNCTUATION = frozenset(
     + [chr(c) for c in (*range(0, 32), *range(127, 160))]
 )
 _P = re.escape("".join(sorted(PUNCTUATION - set("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85"))))
-WORD_RE = re.compile(rf"[^\s{_P}]+(?:['’.,][^\s{_P}]+)*|\.\.\.|[{_P}]")
+# URLs and e-mail addresses stay whole, as spaCy's URL and e-mail matchers keep them.
+_URL = r"(?:https?://|www\.)[^\s\"'<>()\[\]]*[^\s\"'<>()\[\].,;:!?]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+WORD_RE = re.compile(rf"{_URL}|[^\s{_P}]+(?:(?:['’.,_/]|(?<=\d):(?=\d))[^\s{_P}]+)*|\.\.\.|[{_P}]")
 
 # Sentence enders of the major scripts (Latin, CJK full-width, Arabic, Devanagari, Ethiopic...).
 TERMINAL_PUNCTUATION = frozenset(".!?։؞؟۔܀܁܂।॥၊။።፧፨᙮᜵᜶‼‽⁇⁈⁉⸮。꓿꘎꘏꛳꛷﹒﹖﹗！．？｡")
@@ -35,17 +39,20 @@ PARAGRAPH_RE = re.compile(r"\n{2,}")
 LINE_RE = re.compile(r"\n+")
 
 
-def split_words(text: str) -> list[str]:
-    return WORD_RE.findall(text)
+@lru_cache(maxsize=4)
+def split_words(text: str) -> tuple[str, ...]:
+    """Cached: the repetition, quality and FineWeb rules all split the same document."""
+    return tuple(WORD_RE.findall(text))
 
 
 def is_symbol(word: str) -> bool:
-    """True for tokens made only of punctuation/symbols ("...", "--", "#")."""
-    return all(ch in PUNCTUATION for ch in word)
+    """True for tokens made only of punctuation/symbols ("...", "#"): by WORD_RE's construction,
+    exactly the tokens whose first character is punctuation."""
+    return word[0] in PUNCTUATION
 
 
 def has_alpha(word: str) -> bool:
-    return any(ch.isalpha() for ch in word)
+    return word.isalpha() or any(ch.isalpha() for ch in word)
 
 
 def count_sentences(line: str) -> int:
