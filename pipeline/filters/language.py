@@ -50,7 +50,7 @@ def lingua_languages() -> dict:
     return {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4096)  # candidate sets repeat; a detector is small, its models are shared
 def lingua_detector(codes: tuple[str, ...] | None):
     """A detector over the given languages (None: all). Models load once and are shared."""
     from lingua import LanguageDetectorBuilder

@@ -25,9 +25,13 @@ PUNCTUATION = frozenset(
     + [chr(c) for c in (*range(0, 32), *range(127, 160))]
 )
 _P = re.escape("".join(sorted(PUNCTUATION - set("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85"))))
-# URLs and e-mail addresses stay whole, as spaCy's URL and e-mail matchers keep them.
-_URL = r"(?:https?://|www\.)[^\s\"'<>()\[\]]*[^\s\"'<>()\[\].,;:!?]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-WORD_RE = re.compile(rf"{_URL}|[^\s{_P}]+(?:(?:['’.,_/]|(?<=\d):(?=\d))[^\s{_P}]+)*|\.\.\.|[{_P}]")
+# URLs and e-mail addresses stay whole, as spaCy's URL and e-mail matchers keep them (the
+# lookbehind tries an address only at a word start: matching is linear, not quadratic, in word length).
+_URL = r"(?:https?://|www\.)[^\s\"'<>()\[\]]*[^\s\"'<>()\[\].,;:!?]|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+# A word character: \w (checked first: the common, fast case; "_" included, as in snake_case) or
+# another non-space, non-punctuation character (emoji, symbols, combining marks).
+_W = rf"(?:\w|[^\s\w{_P}])+"
+WORD_RE = re.compile(rf"{_URL}|{_W}(?:(?:['’.,/]|(?<=\d):(?=\d)){_W})*|\.\.\.|[{_P}]")
 
 # Sentence enders of the major scripts (Latin, CJK full-width, Arabic, Devanagari, Ethiopic...).
 TERMINAL_PUNCTUATION = frozenset(".!?։؞؟۔܀܁܂।॥၊။።፧፨᙮᜵᜶‼‽⁇⁈⁉⸮。꓿꘎꘏꛳꛷﹒﹖﹗！．？｡")
