@@ -394,10 +394,11 @@ def document_parts(source: str | Path) -> list[Path]:
 
 
 def derive_pairs(sources: Iterable[str | Path], out_jsonl: str | Path, recipes: Sequence[str] = RECIPES,
-                 max_pairs: int = 0) -> Counter:
+                 max_pairs: int = 0, max_input_chars: int = 1500) -> Counter:
     """Write Alpaca-format pairs derived from real documents to out_jsonl; returns counts per outcome.
 
     Each line also carries `recipe`, `doc_id` and `url`, so every pair can be traced to its page.
+    max_input_chars bounds the article opening given as input (small-context models need less).
     """
     from pipeline.atomic import atomic_write_text
     from pipeline.documents import iter_batches as doc_batches
@@ -411,7 +412,9 @@ def derive_pairs(sources: Iterable[str | Path], out_jsonl: str | Path, recipes: 
             for doc in batch.to_pylist():
                 counts["documents"] += 1
                 for recipe in recipes:
-                    pair, reason = title_pair(doc["title"], doc["text"] or "") if recipe == "title" else continue_pair(doc["text"] or "")
+                    text = doc["text"] or ""
+                    pair, reason = (title_pair(doc["title"], text, max_input_chars) if recipe == "title"
+                                    else continue_pair(text, min(800, max_input_chars)))
                     counts[f"{recipe}:{reason or 'pairs'}"] += 1
                     if pair:
                         lines.append(json.dumps(dict(pair, recipe=recipe, doc_id=doc["doc_id"], url=doc["url"]), ensure_ascii=False))
