@@ -34,6 +34,10 @@ ROW_GROUP_DOCS = 1000  # flush to Parquet every N documents: memory stays flat o
 # Counts that describe the input rather than a dropped document (they go to StageStats.extra).
 NOT_DROPS = {"records", "docs_in", "docs_out", "bytes_read", "unreadable_input", "truncated_file",
              "corrupt_file", "corrupt_record", "undecodable_bytes"}
+# Records that are not documents at all (a crawl's requests, metadata, warcinfo, revisits):
+# counted, but reported beside the drops, which are about response records.
+NON_RESPONSE_SKIPS = {"skip_request", "skip_metadata", "skip_warcinfo", "skip_revisit", "skip_resource",
+                      "skip_conversion", "skip_continuation", "skip_unknown"}
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,9 @@ class ExtractStage:
             raise InputError(
                 "no input could be read: " + "; ".join(e for r in results for e in r.errors[:1])
             )
-        extra: dict[str, Any] = {k: v for k, v in counts.items() if k in NOT_DROPS and k not in ("docs_in", "docs_out")}
+        extra: dict[str, Any] = {
+            k: v for k, v in counts.items() if k in NOT_DROPS | NON_RESPONSE_SKIPS and k not in ("docs_in", "docs_out")
+        }
         extra["files"] = len(results)
         extra["files_with_errors"] = sum(1 for r in results if r.errors)
         extra["per_file"] = {
@@ -225,7 +231,7 @@ class ExtractStage:
             stage=self.name,
             docs_in=counts.get("docs_in", 0),
             docs_out=counts.get("docs_out", 0),
-            drops={k: v for k, v in sorted(counts.items()) if k not in NOT_DROPS},
+            drops={k: v for k, v in sorted(counts.items()) if k not in NOT_DROPS | NON_RESPONSE_SKIPS},
             extra=extra,
             errors=[e for r in results for e in r.errors],
         )

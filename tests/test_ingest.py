@@ -107,7 +107,8 @@ def test_stage_contract_with_a_missing_input(sample_warc, tmp_path):
     stats = run_stage(EXTRACT, [str(small), missing], tmp_path / "extract", RunConfig(workers=1))
     assert [p.name for p in stage_parts(tmp_path / "extract")] == ["part-00000.parquet", "part-00001.parquet"]
     assert stats.docs_out >= 3 and stats.extra["unreadable_input"] == 1 and stats.extra["files_with_errors"] == 1
-    assert "skip_request" in stats.drops and "records" not in stats.drops
+    assert "skip_redirect" in stats.drops and "records" not in stats.drops
+    assert "skip_request" not in stats.drops and stats.extra["skip_request"] >= 1  # not a document: reported aside
     assert any("missing.warc.gz" in e for e in stats.errors)
     with pytest.raises(InputError, match="no input could be read"):
         run_stage(EXTRACT, [missing], tmp_path / "extract2", RunConfig(workers=1))
