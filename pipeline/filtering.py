@@ -113,8 +113,10 @@ class PartWriter:
 
 
 def output_schemas(input_schema: pa.Schema, cfg: FilterConfig) -> tuple[pa.Schema, pa.Schema]:
-    fields = [f for f in input_schema if f.name not in ("language", "language_score")]
-    fields += [pa.field(n, pa.float64()) for n in signal_names(cfg)]
+    signals = signal_names(cfg)
+    ours = {*signals, "language", "language_score", "first_failing_rule", "failing_rules"}
+    fields = [f for f in input_schema if f.name not in ours]  # re-filtering replaces old values
+    fields += [pa.field(n, pa.float64()) for n in signals]
     fields += [pa.field("language", pa.string()), pa.field("language_score", pa.float64())]
     kept = pa.schema(fields)
     rejects = kept.append(pa.field("first_failing_rule", pa.string())).append(pa.field("failing_rules", pa.list_(pa.string())))

@@ -146,3 +146,11 @@ def test_disabled_rules_neither_measure_nor_drop():
     decision = evaluate("too short", ("en", 0.99), cfg)
     assert decision.failing == ["gopher_repetition.top_2gram_char_frac", "gopher_quality.min_doc_words"]
     assert "c4_sentences" in evaluate("too short", ("en", 0.99), RunConfig().filter).signals
+
+
+def test_refiltering_a_filter_output_replaces_its_columns(tmp_path, filtered):
+    out, stats = filtered
+    again = run_stage(FILTER, [str(out)], tmp_path / "again", RunConfig().with_overrides(DEMO))
+    assert again.docs_in == stats.docs_out
+    names = pq.read_schema(tmp_path / "again" / "part-00000.parquet").names
+    assert len(names) == len(set(names))

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import LanguageConfig
 from pipeline.filters import language
@@ -64,3 +66,12 @@ def test_accuracy_on_real_sentences(langid_tsv):
     got = language.detect([text for _, text in sample])
     accuracy = sum(g == label for (g, _), (label, _) in zip(sample, got)) / len(sample)
     assert accuracy >= 0.95, accuracy
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), max_size=5))
+def test_any_text_gets_a_label_and_a_score(texts):
+    got = language.detect(texts)
+    assert len(got) == len(texts)
+    for label, score in got:
+        assert isinstance(label, str) and label and 0.0 <= score <= 1.0
