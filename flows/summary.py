@@ -36,7 +36,8 @@ def loss_curve_lines(metrics_path: Path, points: int = 6) -> list[str]:
     if chosen[-1] is not evals[-1]:
         chosen.append(evals[-1])
     return [
-        f"step {r['step']:>6}  train {r.get('train_loss', float('nan')):.3f}  val {r['val_loss']:.3f}  ppl {r.get('val_ppl', float('nan')):.1f}"
+        f"step {r['step']:>6}  train loss {r.get('loss', float('nan')):.3f}  val loss {r['val_loss']:.3f}"
+        f"  val perplexity {r.get('val_perplexity', float('nan')):.1f}"
         for r in chosen
     ]
 
