@@ -26,7 +26,8 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.gpt import GPT, GPTConfig, param_groups  # noqa: E402
 
-H100_BF16_DENSE = 989e12  # NVIDIA H100 SXM datasheet, dense BF16 tensor core
+H100_BF16_DENSE = 989e12
+COMPILE_MODE = None  # --mode  # NVIDIA H100 SXM datasheet, dense BF16 tensor core
 
 
 def ours(cfg: GPTConfig):
@@ -48,7 +49,7 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     model, forward = make(cfg)
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95), fused=device == "cuda")
-    step_fn = _step(forward, torch.compile(model) if compile_model else model, model, optimizer, device)
+    step_fn = _step(forward, model, optimizer, device, compile_model)
     n_params = sum(p.numel() for p in model.parameters()) - cfg.block_size * cfg.n_embd  # minus position table
     flops_per_token = 6 * n_params + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
     if device == "cuda":
@@ -77,14 +78,19 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     return row
 
 
-def _step(forward, module, model, optimizer, device):
-    """One training step, the same for both models: forward (maybe compiled), loss, backward, clip, AdamW."""
+def _step(forward, model, optimizer, device, compile_model):
+    """One training step, the same for both models: forward + loss (compiled as one graph), backward, clip, AdamW."""
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
 
-    def step(x, y):
+    def loss_of(x, y):
         with autocast:
-            logits = forward(module, x)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+            logits = forward(model, x)
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+
+    loss_fn = torch.compile(loss_of, mode=COMPILE_MODE) if compile_model else loss_of
+
+    def step(x, y):
+        loss = loss_fn(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -107,7 +113,15 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--small", action="store_true", help="a tiny model, for a CPU smoke run")
     parser.add_argument("--models", default="ours,transformers")
+    parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    parser.add_argument("--cd-tuning", action="store_true", help="inductor coordinate-descent tuning of kernel configs")
     args = parser.parse_args()
+    global COMPILE_MODE
+    COMPILE_MODE = args.mode
+    if args.cd_tuning:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.coordinate_descent_tuning = True
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -132,7 +146,7 @@ def main() -> None:
         print(f"{r['model']:<14}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
     result = {
         "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "torch": torch.__version__, "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile,
+        "torch": torch.__version__, "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode, "cd_tuning": args.cd_tuning,
         "precision": "bf16" if device == "cuda" else "fp32", "rows": rows,
         "speedup_vs_transformers": by["ours"]["tokens_per_s"] / by["transformers"]["tokens_per_s"] if len(by) == 2 else None,
     }
