@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=0.95)
     gen.add_argument("--seed", type=int, default=1337)
 
+    ft = sub.add_parser("finetune", help="fine-tune a checkpoint: instructions (sft) or a classification head (classify)")
+    ft_sub = ft.add_subparsers(dest="mode", required=True)
+    sft = ft_sub.add_parser("sft", help="instruction tuning with the prompt masked out of the loss (LoRA with --set finetune.lora.enabled=true)")
+    sft.add_argument("--base", required=True, help="our train folder/checkpoint, or a local GPT-2 folder")
+    sft.add_argument("--data", required=True, help="JSONL (Alpaca instruction/input/output or chat messages), or a document stage folder to derive pairs from")
+    sft.add_argument("--output", required=True, metavar="DIR")
+    _config_args(sft)
+    cls = ft_sub.add_parser("classify", help="replace the LM head by a classification head")
+    cls.add_argument("--base", required=True, help="our train folder/checkpoint")
+    cls.add_argument("--data", required=True, help="TSV (label<TAB>text), JSONL, or a filter folder (keep/drop labels)")
+    cls.add_argument("--output", required=True, metavar="DIR")
+    cls.add_argument("--label-column", default="keep_drop", help="label field of JSONL input")
+    _config_args(cls)
+
     srv = sub.add_parser("serve", help="register deployments (pipeline on a schedule, each stage) and run what the UI starts")
     srv.add_argument("--workdir", default="runs/scheduled", metavar="DIR", help="the run folder the deployments use by default")
     srv.add_argument("--cron", default="0 3 * * *", help="schedule of the pipeline deployment ('' for none)")
@@ -97,6 +111,20 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from flows.finetune import finetune_classify_flow, finetune_sft_flow
+    from pipeline.config import RunConfig
+
+    RunConfig.load(args.config, args.overrides)
+    common = dict(base=args.base, data=args.data, output=args.output, config_path=args.config, overrides=args.overrides)
+    if args.mode == "sft":
+        summary = finetune_sft_flow(**common)
+    else:
+        summary = finetune_classify_flow(**common, label_column=args.label_column)
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=1, default=str))
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from model.generate import generate_text
 
@@ -130,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "finetune":
+            return cmd_finetune(args)
         if args.command == "serve":
             from flows.serve import serve_all
 

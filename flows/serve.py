@@ -10,6 +10,7 @@ from pathlib import Path
 
 from prefect import serve
 
+from flows.finetune import finetune_classify_flow, finetune_sft_flow
 from flows.pipeline import pipeline_flow
 from flows.stages import STAGE_FLOWS
 from pipeline.run import stage_inputs
@@ -21,7 +22,7 @@ DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 
 
 def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None):
-    """One deployment for the whole DAG (scheduled) and one per stage (defaults: the same run folder)."""
+    """The whole DAG (scheduled), one per stage, and fine-tuning (defaults: the same run folder)."""
     run_dir = Path(run_dir).resolve()
     inputs = inputs or [str(SAMPLE)]
     deployments = [
@@ -47,6 +48,23 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
                 tags=["crawl2gpt", "stage"],
             )
         )
+    demo = {"config_path": str(DEMO_CONFIG)}
+    deployments.append(
+        finetune_sft_flow.to_deployment(
+            name="sft",
+            parameters={**demo, "base": str(run_dir / "train"), "data": str(run_dir / "dedup"), "output": str(run_dir / "sft")},
+            description="Instruction-tune the run's GPT on pairs derived from its deduplicated documents (or your JSONL).",
+            tags=["crawl2gpt", "finetune"],
+        )
+    )
+    deployments.append(
+        finetune_classify_flow.to_deployment(
+            name="classify",
+            parameters={**demo, "base": str(run_dir / "train"), "data": str(run_dir / "filter"), "output": str(run_dir / "classify")},
+            description="Train a keep/drop classifier from the run's filter decisions (or your TSV/JSONL labels).",
+            tags=["crawl2gpt", "finetune"],
+        )
+    )
     return deployments
 
 
