@@ -1,8 +1,8 @@
 """Checkpoints as safetensors + JSON: nothing is ever unpickled when one is loaded.
 
 A checkpoint is a folder `checkpoints/step-000300/` holding
-  model.safetensors      weights (tied weights stored once, via safetensors' save_model)
-  optimizer.safetensors  AdamW moments and step counts, keyed `<param index>.<name>`
+  model.safetensors      full (unsharded) weights; a tied weight is stored once, state.json names its aliases
+  optimizer.safetensors  AdamW moments and step counts, keyed `<parameter name>|<moment>`
   rng.safetensors        torch CPU (and CUDA) generator states as uint8 tensors
   state.json             written last: model config, step, optimizer hyperparameters,
                          loader position, train config, metrics so far
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file
 
 from pipeline.atomic import atomic_write_text, fsync_dir
 from pipeline.errors import CheckpointError
@@ -53,13 +53,25 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"no checkpoint in {path}: expected a step-* folder with {STATE} (train writes them under checkpoints/)")
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = optimizer.state_dict()
+def tied_names(module: torch.nn.Module) -> dict[str, str]:
+    """Parameter names that alias an earlier one (tied weights): {alias: source}."""
+    seen: dict[int, str] = {}
+    tied = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied[name] = seen[id(p)]
+        else:
+            seen[id(p)] = name
+    return tied
+
+
+def _optimizer_tensors(optimizer_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Tensors of a name-keyed optimizer state dict (torch.distributed.checkpoint's full form)."""
     tensors = {}
-    for index, state in sd["state"].items():
-        for name, value in state.items():
-            tensors[f"{index}.{name}"] = value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
-    return tensors, {"param_groups": sd["param_groups"]}
+    for param, moments in optimizer_state["state"].items():
+        for name, value in moments.items():
+            tensors[f"{param}|{name}"] = value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
+    return tensors
 
 
 def _rng_tensors() -> dict[str, torch.Tensor]:
@@ -70,19 +82,19 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
     return tensors
 
 
-def save_checkpoint(root: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    state: dict[str, Any], keep: int = 2) -> Path:
-    """Write checkpoint `root/step-<step>` (model must be the unwrapped module); keep the newest `keep`."""
+def save_checkpoint(root: Path, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any] | None,
+                    state: dict[str, Any], tied: dict[str, str], keep: int = 2) -> Path:
+    """Write checkpoint `root/step-<step>` from full state dicts; keep the newest `keep`."""
     root = Path(root)
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
-    body = dict(state, step=step)
-    if optimizer is not None:
-        tensors, meta = _optimizer_tensors(optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        body["optimizer"] = meta
+    weights = {k: v.detach().cpu().contiguous() for k, v in model_state.items() if k not in tied}
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    body = dict(state, step=step, tied=tied)
+    if optimizer_state is not None:
+        save_file(_optimizer_tensors(optimizer_state), str(tmp / "optimizer.safetensors"))
+        body["optimizer"] = {"param_groups": optimizer_state["param_groups"]}
     save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
     atomic_write_text(tmp / STATE, json.dumps(body, indent=1, default=str))
     if final.exists():
@@ -103,22 +115,29 @@ def read_state(ckpt: Path) -> dict[str, Any]:
         raise CheckpointError(f"{ckpt}/{STATE} cannot be read ({err}); delete that checkpoint folder to fall back to an older one") from None
 
 
+def load_model_state(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The full state dict of a checkpoint, tied aliases included."""
+    weights = load_file(str(Path(ckpt) / "model.safetensors"))
+    for alias, source in read_state(ckpt).get("tied", {}).items():
+        weights[alias] = weights[source]
+    return weights
+
+
 def load_model_weights(ckpt: Path, model: torch.nn.Module) -> None:
+    """Load into an unwrapped, unsharded module; any mismatch is a CheckpointError."""
     try:
-        missing, unexpected = load_model(model, str(Path(ckpt) / "model.safetensors"), strict=False)
-    except (OSError, RuntimeError) as err:
+        model.load_state_dict(load_model_state(ckpt), strict=True)
+    except (OSError, RuntimeError, KeyError) as err:
         raise CheckpointError(f"{ckpt}/model.safetensors does not fit this model: {err}") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{ckpt}/model.safetensors does not fit this model: missing {missing}, unexpected {unexpected}")
 
 
-def load_optimizer(ckpt: Path, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    tensors = load_file(str(Path(ckpt) / "optimizer.safetensors"))
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        per_param.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
+def load_optimizer_state(ckpt: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Name-keyed optimizer state dict, for torch.distributed.checkpoint's set_optimizer_state_dict."""
+    per_param: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(Path(ckpt) / "optimizer.safetensors")).items():
+        param, name = key.split("|", 1)
+        per_param.setdefault(param, {})[name] = value
+    return {"state": per_param, "param_groups": state["optimizer"]["param_groups"]}
 
 
 def restore_rng(ckpt: Path) -> None:

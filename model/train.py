@@ -109,7 +109,8 @@ class Run:
         self.config = model_config(cfg, int(self.manifest["vocab_size"]))
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.raw = build_model(self.config, cfg.arch).to(world.device)
-        self.optimizer = make_optimizer(self.raw, cfg, world.device)
+        self.optimizer: torch.optim.Optimizer | None = None  # made by make_optimizer(), after wrapping
+        self.pending_optimizer: dict[str, Any] | None = None
         self.autocast, self.scaler, self.precision = precision_setup(cfg, world.device)
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, rank=world.rank,
                            world_size=world.world_size, seed=cfg.seed)
@@ -127,24 +128,21 @@ class Run:
                 "tokenizer_sha256": sha256_file(tok) if tok.is_file() else None, "shards_dir": str(self.shards_dir)}
 
     def save(self) -> None:
-        if self.cfg.parallel == "fsdp" and self.world.distributed:
-            log.warning("checkpoints are not written under FSDP yet (step %d): use parallel=ddp to resume", self.step)
-            return
+        """Rank 0 writes the checkpoint; under FSDP every rank first helps gather the full tensors."""
+        model_state, optimizer_state = distributed.full_state(self.raw, self.optimizer)
         if not self.world.is_main:
             return
-        path = ckpt_io.save_checkpoint(self.out_dir / "checkpoints", self.step, self.raw, self.optimizer, self.state(),
-                                       keep=self.cfg.keep_checkpoints)
+        path = ckpt_io.save_checkpoint(self.out_dir / "checkpoints", self.step, model_state, optimizer_state, self.state(),
+                                       ckpt_io.tied_names(self.raw), keep=self.cfg.keep_checkpoints)
         tok = self.shards_dir / "tokenizer.model"
         if tok.is_file():  # a checkpoint folder is enough to generate text
             shutil.copyfile(tok, path / "tokenizer.model")
 
     def try_resume(self) -> None:
+        """Restore weights, loader position, RNG and step; the optimizer state waits for `restore_optimizer`."""
         root = self.out_dir / "checkpoints"
         found = ckpt_io.latest_checkpoint(root)
         if found is None:
-            return
-        if self.cfg.parallel == "fsdp" and self.world.distributed:
-            log.warning("FSDP runs do not resume yet: %s is ignored, training starts at step 0", found)
             return
         state = ckpt_io.read_state(found)
         reason = self._incompatible(state)
@@ -156,11 +154,18 @@ class Run:
                 root.rename(aside)
             return
         ckpt_io.load_model_weights(found, self.raw)
-        ckpt_io.load_optimizer(found, self.optimizer, state)
+        self.pending_optimizer = ckpt_io.load_optimizer_state(found, state)
         self.train_loader.load_state_dict(state["loader"])
         ckpt_io.restore_rng(found)
         self.step, self.resumed_from = int(state["step"]), str(found)
         log.info("resumed from %s at step %d", found, self.step)
+
+    def make_optimizer(self) -> None:
+        """After wrapping (FSDP2 swaps in sharded parameters), so the optimizer steps the real ones."""
+        self.optimizer = make_optimizer(self.raw, self.cfg, self.world.device)
+        if self.pending_optimizer is not None:
+            distributed.load_optimizer_state(self.raw, self.optimizer, self.pending_optimizer)
+            self.pending_optimizer = None
 
     def _incompatible(self, state: dict[str, Any]) -> str | None:
         if state.get("model_config") != self.config or state.get("arch") != self.cfg.arch:
@@ -334,8 +339,7 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
         torch.manual_seed(cfg.seed + world.rank)
     model = torch.compile(run.raw) if cfg.compile else run.raw
     model = distributed.wrap(model, world, cfg.parallel)
-    if world.distributed and cfg.parallel == "fsdp":  # fully_shard swaps in sharded parameters: optimize those
-        run.optimizer = make_optimizer(model, cfg, world.device)
+    run.make_optimizer()
     recorder = Recorder(out_dir, run.step, world.is_main)
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum_steps * world.world_size
     bar = _progress_bar(run, progress and world.is_main)
