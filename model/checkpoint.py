@@ -3,7 +3,7 @@
 A checkpoint is a folder `checkpoints/step-000300/` holding
   model.safetensors      full (unsharded) weights; a tied weight is stored once, state.json names its aliases
   optimizer.safetensors  AdamW moments and step counts, keyed `<parameter name>|<moment>`
-  rng.safetensors        torch CPU (and CUDA) generator states as uint8 tensors
+  rng.safetensors        every rank's torch CPU (and CUDA) generator state, `cpu.<rank>`, as uint8 tensors
   state.json             written last: model config, step, optimizer hyperparameters,
                          loader position, train config, metrics so far
 It is written into a temporary folder and renamed into place, so a crash mid-save never
@@ -74,17 +74,9 @@ def _optimizer_tensors(optimizer_state: dict[str, Any]) -> dict[str, torch.Tenso
     return tensors
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
-    tensors = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda{i}"] = state
-    return tensors
-
-
 def save_checkpoint(root: Path, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any] | None,
-                    state: dict[str, Any], tied: dict[str, str], keep: int = 2) -> Path:
-    """Write checkpoint `root/step-<step>` from full state dicts; keep the newest `keep`."""
+                    state: dict[str, Any], tied: dict[str, str], rng: dict[str, torch.Tensor], keep: int = 2) -> Path:
+    """Write checkpoint `root/step-<step>` from full state dicts and every rank's RNG states; keep the newest `keep`."""
     root = Path(root)
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.tmp-{uuid.uuid4().hex[:8]}"
@@ -95,7 +87,7 @@ def save_checkpoint(root: Path, step: int, model_state: dict[str, torch.Tensor],
     if optimizer_state is not None:
         save_file(_optimizer_tensors(optimizer_state), str(tmp / "optimizer.safetensors"))
         body["optimizer"] = {"param_groups": optimizer_state["param_groups"]}
-    save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
+    save_file(rng, str(tmp / "rng.safetensors"))
     atomic_write_text(tmp / STATE, json.dumps(body, indent=1, default=str))
     if final.exists():
         shutil.rmtree(final)
@@ -140,9 +132,9 @@ def load_optimizer_state(ckpt: Path, state: dict[str, Any]) -> dict[str, Any]:
     return {"state": per_param, "param_groups": state["optimizer"]["param_groups"]}
 
 
-def restore_rng(ckpt: Path) -> None:
+def restore_rng(ckpt: Path, rank: int = 0) -> None:
+    """This rank's generator states, as saved by the same rank (dropout continues exactly)."""
     tensors = load_file(str(Path(ckpt) / "rng.safetensors"))
-    torch.set_rng_state(tensors["cpu"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda"))]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
+    torch.set_rng_state(tensors[f"cpu.{rank}"])
+    if f"cuda.{rank}" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors[f"cuda.{rank}"])

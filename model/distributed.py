@@ -107,6 +107,22 @@ def mean(value: torch.Tensor, world: World) -> float:
     return float(value)
 
 
+def rng_states(world: World) -> dict[str, torch.Tensor]:
+    """Every rank's generator states as `cpu.<rank>` / `cuda.<rank>` (all ranks call it: a collective)."""
+    mine = {"cpu": torch.get_rng_state()}
+    if world.device.startswith("cuda"):
+        mine["cuda"] = torch.cuda.get_rng_state()
+    if not world.distributed:
+        return {f"{name}.0": state for name, state in mine.items()}
+    gathered = {}
+    for name, state in mine.items():  # fixed-size uint8 tensors, so a plain all_gather (NCCL needs them on the GPU)
+        state = state.to(world.device)
+        parts = [torch.empty_like(state) for _ in range(world.world_size)]
+        dist.all_gather(parts, state)
+        gathered.update({f"{name}.{rank}": part.cpu() for rank, part in enumerate(parts)})
+    return gathered
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

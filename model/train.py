@@ -130,10 +130,11 @@ class Run:
     def save(self) -> None:
         """Rank 0 writes the checkpoint; under FSDP every rank first helps gather the full tensors."""
         model_state, optimizer_state = distributed.full_state(self.raw, self.optimizer)
+        rng = distributed.rng_states(self.world)
         if not self.world.is_main:
             return
         path = ckpt_io.save_checkpoint(self.out_dir / "checkpoints", self.step, model_state, optimizer_state, self.state(),
-                                       ckpt_io.tied_names(self.raw), keep=self.cfg.keep_checkpoints)
+                                       ckpt_io.tied_names(self.raw), rng, keep=self.cfg.keep_checkpoints)
         tok = self.shards_dir / "tokenizer.model"
         if tok.is_file():  # a checkpoint folder is enough to generate text
             shutil.copyfile(tok, path / "tokenizer.model")
@@ -156,7 +157,7 @@ class Run:
         ckpt_io.load_model_weights(found, self.raw)
         self.pending_optimizer = ckpt_io.load_optimizer_state(found, state)
         self.train_loader.load_state_dict(state["loader"])
-        ckpt_io.restore_rng(found)
+        ckpt_io.restore_rng(found, self.world.rank)
         self.step, self.resumed_from = int(state["step"]), str(found)
         log.info("resumed from %s at step %d", found, self.step)
 

@@ -64,16 +64,19 @@ def test_fsdp_two_cpu_processes_match_ddp(shards, tmp_path):
 
 
 @pytest.mark.slow
-def test_fsdp_checkpoint_resumes_with_the_same_losses(shards, tmp_path):
-    """Checkpoints gathered from FSDP2 shards resume sharded: losses after the resume are unchanged."""
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_distributed_checkpoint_resumes_with_the_same_losses(shards, tmp_path, parallel):
+    """Resume after a kill under DDP or FSDP2 (full tensors gathered from shards, each rank's RNG
+    restored, dropout on): the losses after the resume are those of the uninterrupted run."""
     import shutil
 
-    out = tmp_path / "fsdp"
-    straight, _ = torchrun(2, shards, out, ["train.parallel=fsdp"])
+    out = tmp_path / parallel
+    settings = [f"train.parallel={parallel}", "train.dropout=0.1"]
+    straight, _ = torchrun(2, shards, out, settings)
     shutil.rmtree(out / "checkpoints/step-000006")  # as if killed right after the step-3 checkpoint
-    resumed, summary = torchrun(2, shards, out, ["train.parallel=fsdp"])
+    resumed, summary = torchrun(2, shards, out, settings)
     assert summary["resumed_from"].endswith("step-000003")
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in straight], rel=1e-6)
     from model.generate import generate_text
 
-    assert isinstance(generate_text(out, "The", max_new_tokens=4), str)  # a plain process reads FSDP checkpoints
+    assert isinstance(generate_text(out, "The", max_new_tokens=4), str)  # a plain process reads them
