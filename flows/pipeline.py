@@ -9,12 +9,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.stages import STAGE_FLOWS, load_config
+from flows.stages import STAGE_FLOWS, load_config, run_name
 from pipeline.run import stage_inputs, stages_to_force
 from pipeline.stage import STAGES
 
 
-@flow(name="crawl2gpt-pipeline", flow_run_name="pipeline-{workdir}", log_prints=True)
+@flow(name="crawl2gpt-pipeline", flow_run_name=run_name("pipeline", "workdir"), log_prints=True)
 def pipeline_flow(
     inputs: list[str],
     workdir: str,

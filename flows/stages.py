@@ -48,8 +48,22 @@ def publish_extras(name: str, stats: StageStats, cfg: RunConfig) -> None:
         publish_training(Path(stats.output), cfg.name)
 
 
+def run_name(prefix: str, parameter: str, up: int = 0):
+    """Flow run names such as `filter-demo`: the stage and the run folder's name, not a full path."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        path = Path(str(flow_run.parameters.get(parameter, "run")))
+        for _ in range(up):
+            path = path.parent
+        return f"{prefix}-{path.name or 'run'}"
+
+    return name
+
+
 def _stage_flow(name: str, description: str):
-    @flow(name=name, flow_run_name=f"{name}" + "-{output}", description=description, log_prints=True)
+    @flow(name=name, flow_run_name=run_name(name, "output", up=1), description=description, log_prints=True)
     def stage_flow(
         inputs: list[str],
         output: str,

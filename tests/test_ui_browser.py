@@ -1,0 +1,135 @@
+"""The Prefect UI shows what a run did: a real server, the demo flow run against it, and
+headless Chromium reading the pages (flow run, stage subflows, artifacts).
+
+The screenshot is saved to test-artifacts/prefect-ui-*.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+STAGE_FLOWS = ["extract", "filter", "dedup", "tokenizer", "shards", "train"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(url: str, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        for _ in range(180):
+            try:
+                if _api(api, "/health") is True:
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+        yield api, env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def demo_flow_run(prefect_server, sample_warc, tmp_path_factory):
+    api, env = prefect_server
+    workdir = tmp_path_factory.mktemp("ui-run") / "uidemo"
+    cmd = [
+        str(Path(sys.executable).with_name("crawl2gpt")), "run", "--input", str(sample_warc), "--workdir", str(workdir),
+        "--config", str(ROOT / "configs" / "demo.yaml"), "--set", "train.max_steps=10", "--set", "train.eval_interval=5",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = _api(api, "/flow_runs/filter", {"limit": 50})
+    return workdir, {run["name"]: run for run in runs}
+
+
+def _chromium(url: str, user_data: Path, *extra: str) -> str:
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_data}",
+        "--virtual-time-budget=20000", "--window-size=1400,1000", *extra, url,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return done.stdout
+
+
+def _page_text(url: str, user_data: Path) -> str:
+    dom = _chromium(url, user_data, "--dump-dom")
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def test_flow_run_and_stage_subflows_are_visible(prefect_server, demo_flow_run, tmp_path):
+    api, _ = prefect_server
+    _, runs = demo_flow_run
+    ui = api.removesuffix("/api")
+    assert "pipeline-uidemo" in runs and all(f"{stage}-uidemo" in runs for stage in STAGE_FLOWS)
+    assert all(run["state_type"] == "COMPLETED" for run in runs.values())
+
+    listing = _page_text(f"{ui}/runs", tmp_path / "chrome")
+    assert "7 runs" in listing
+    for flow_name in ["crawl2gpt-pipeline", *STAGE_FLOWS]:
+        assert flow_name in listing
+
+    pipeline_page = _page_text(f"{ui}/runs/flow-run/{runs['pipeline-uidemo']['id']}", tmp_path / "chrome")
+    assert "pipeline-uidemo" in pipeline_page and "Completed" in pipeline_page
+    subflow_page = _page_text(f"{ui}/runs/flow-run/{runs['filter-uidemo']['id']}", tmp_path / "chrome")
+    assert "Parent Run" in subflow_page and "pipeline-uidemo" in subflow_page
+
+    shots = ROOT / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+    _chromium(f"{ui}/runs", tmp_path / "chrome", f"--screenshot={shots / 'prefect-ui-runs.png'}")
+    assert (shots / "prefect-ui-runs.png").stat().st_size > 10_000
+
+
+def test_stage_artifacts_are_visible(prefect_server, demo_flow_run, tmp_path):
+    api, _ = prefect_server
+    page = _page_text(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome")
+    for stage in STAGE_FLOWS:
+        assert f"demo-{stage}-counts" in page and f"demo-{stage}-summary" in page
+    assert "demo-shards-quality" in page and "demo-shards-report" in page and "demo-train-summary" in page
+    shots = ROOT / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+    _chromium(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", f"--screenshot={shots / 'prefect-ui-artifacts.png'}")
