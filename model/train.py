@@ -264,7 +264,7 @@ class Recorder:
         """After a resume, forget lines the interrupted run wrote past the checkpoint."""
         if not self.metrics.is_file():
             return
-        keep = [line for line in self.metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        keep = [line for line in self.metrics.read_text().splitlines() if _step_of(line) <= step]
         self.metrics.write_text("".join(line + "\n" for line in keep))
 
     def write(self, row: dict[str, Any]) -> None:
@@ -285,6 +285,14 @@ class Recorder:
     def close(self) -> None:
         if self.tb:
             self.tb.close()
+
+
+def _step_of(line: str) -> float:
+    """Step of a metrics line; a line torn by a kill mid-write counts as past any checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return float("inf")
 
 
 def read_metrics(out_dir: Path) -> list[dict[str, Any]]:

@@ -111,3 +111,44 @@ def test_train_stage_runs_in_place_and_reports(shards, tmp_path):
     with pytest.raises(Exception, match="one shards folder"):
         TRAIN.plan([str(shards), str(shards)], run_cfg)
     json.dumps(stats.to_dict())  # the manifest body is JSON
+
+
+def test_sigkilled_process_resumes_with_identical_losses(shards, tmp_path):
+    """A real kill -9 of `python -m model.train` at an arbitrary moment (maybe mid-checkpoint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).parents[1]
+    args = [sys.executable, "-m", "model.train", "--shards", str(shards), "--quiet", "train.n_layer=2", "train.n_head=2",
+            "train.n_embd=32", "train.block_size=32", "train.batch_size=4", "train.max_steps=40", "train.eval_interval=10",
+            "train.eval_batches=2", "train.checkpoint_interval=4", "train.warmup_steps=2", "train.dropout=0.1",
+            "train.device=cpu", "train.sample_tokens=4"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(args + ["--out", str(tmp_path / "straight")], cwd=root, env=env, check=True, capture_output=True, timeout=240)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(out)], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while latest_checkpoint(out / "checkpoints") is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = latest_checkpoint(out / "checkpoints")
+    assert killed_at is not None and read_state(killed_at)["step"] < 40, "the kill came before the run finished"
+    done = subprocess.run(args + ["--out", str(out)], cwd=root, env=env, check=True, capture_output=True, text=True, timeout=240)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["resumed_from"] is not None
+    assert [r["loss"] for r in read_metrics(out)] == [r["loss"] for r in read_metrics(tmp_path / "straight")]
+
+
+def test_resume_drops_a_metrics_line_torn_by_the_kill(shards, tmp_path):
+    settings = cfg(max_steps=6, eval_interval=3, checkpoint_interval=3)
+    train(shards, tmp_path, settings, progress=False)
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoints/step-000006")
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 7, "lo')  # the kill hit mid-line
+    train(shards, tmp_path, settings, progress=False)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5, 6]
