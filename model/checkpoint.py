@@ -74,9 +74,19 @@ def _optimizer_tensors(optimizer_state: dict[str, Any]) -> dict[str, torch.Tenso
     return tensors
 
 
-def save_checkpoint(root: Path, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any] | None,
-                    state: dict[str, Any], tied: dict[str, str], rng: dict[str, torch.Tensor], keep: int = 2) -> Path:
-    """Write checkpoint `root/step-<step>` from full state dicts and every rank's RNG states; keep the newest `keep`."""
+def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, torch.Tensor],
+                    optimizer_state: dict[str, Any] | None, state: dict[str, Any], tied: dict[str, str] | None = None,
+                    rng: dict[str, torch.Tensor] | None = None, keep: int = 2) -> Path:
+    """Write checkpoint `root/step-<step>`; keep the newest `keep`.
+
+    `model` is a plain module, or a full state dict with its `tied` aliases (what FSDP gathers);
+    `rng` holds every rank's generator states (default: this process's, as rank 0).
+    """
+    if isinstance(model, torch.nn.Module):
+        model_state, tied = model.state_dict(), tied_names(model)
+    else:
+        model_state, tied = model, tied or {}
+    rng = rng if rng is not None else {"cpu.0": torch.get_rng_state()}
     root = Path(root)
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.tmp-{uuid.uuid4().hex[:8]}"
