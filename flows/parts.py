@@ -16,8 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
 from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config import RunConfig
@@ -85,12 +86,14 @@ def prefect_map(stage: str, cfg: RunConfig):
         if use_pool:
             _POOL = ProcessPoolExecutor(min(default_workers(cfg), len(parts)), mp_context=mp.get_context("spawn"))
         try:
+            progress = create_progress_artifact(0.0, description=f"{stage}: parts finished of {len(parts)}")
             with task_runner_for(cfg, len(parts)) as runner:
                 futures = [
                     runner.submit(run_part_task, {"stage": stage, "label": _part_label(p, i), "fn": fn, "part": p})
                     for i, p in enumerate(parts)
                 ]
-                wait(futures)
+                for done, _ in enumerate(as_completed(futures), start=1):
+                    update_progress_artifact(progress, 100.0 * done / len(parts))
                 return [f.result() for f in futures]
         finally:
             if _POOL is not None:
