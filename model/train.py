@@ -364,7 +364,8 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
         last = run.step == cfg.max_steps
         if run.step % cfg.eval_interval == 0 or last:
             val_loss, sample_text = _eval_and_sample(run, model, recorder)
-            row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss) if val_loss is not None else None)
+            if val_loss is not None:  # no val shards: no eval columns (readers take their presence as an eval)
+                row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss))
         recorder.write(row)
         if run.step % cfg.checkpoint_interval == 0 or last:
             run.save()

@@ -152,3 +152,16 @@ def test_resume_drops_a_metrics_line_torn_by_the_kill(shards, tmp_path):
         fh.write('{"step": 7, "lo')  # the kill hit mid-line
     train(shards, tmp_path, settings, progress=False)
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_without_validation_shards_training_runs_and_says_so(shards, tmp_path):
+    import shutil
+
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["shards"] = [e for e in manifest["shards"] if e["split"] != "val"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    summary = train(copy, tmp_path / "out", cfg(max_steps=2, eval_interval=1, checkpoint_interval=2), progress=False)
+    assert summary["val_loss"] is None and summary["val_perplexity"] is None
+    assert all("val_loss" not in r for r in read_metrics(tmp_path / "out"))
