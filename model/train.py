@@ -9,7 +9,7 @@ samples.txt, loss.png, tb/ (TensorBoard, when installed).
 
 A run resumes from the newest compatible checkpoint in out_dir/checkpoints: weights,
 optimizer moments, step, loader position and RNG states are restored, so on CPU the losses
-after a resume equal those of an uninterrupted run (tests/test_train_resume.py).
+after a resume equal those of an uninterrupted run (tests/test_train.py, tests/test_ddp.py).
 
 Run alone: `python -m model.train --shards runs/x/shards --out runs/x/train train.max_steps=300`
 or under torchrun for DDP/FSDP (model/distributed.py).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -125,7 +126,8 @@ class Run:
         tok = self.shards_dir / "tokenizer.model"
         return {"model_config": self.config, "arch": self.cfg.arch, "train_config": self.cfg.model_dump(mode="json"),
                 "loader": self.train_loader.state_dict(), "world_size": self.world.world_size, "eot_id": self.eot_id,
-                "tokenizer_sha256": sha256_file(tok) if tok.is_file() else None, "shards_dir": str(self.shards_dir)}
+                "tokenizer_sha256": sha256_file(tok) if tok.is_file() else None, "shards_dir": str(self.shards_dir),
+                "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
 
     def save(self) -> None:
         """Rank 0 writes the checkpoint; under FSDP every rank first helps gather the full tensors."""
@@ -157,6 +159,8 @@ class Run:
         ckpt_io.load_model_weights(found, self.raw)
         self.pending_optimizer = ckpt_io.load_optimizer_state(found, state)
         self.train_loader.load_state_dict(state["loader"])
+        if state.get("grad_scaler") and self.scaler.is_enabled():  # fp16: keep the loss scale it had found
+            self.scaler.load_state_dict(state["grad_scaler"])
         ckpt_io.restore_rng(found, self.world.rank)
         self.step, self.resumed_from = int(state["step"]), str(found)
         log.info("resumed from %s at step %d", found, self.step)
@@ -462,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = RunConfig.load(args.config, args.overrides).train
     summary = train(args.shards, args.out, cfg, progress=not args.quiet)
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
 
 
