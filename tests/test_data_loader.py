@@ -148,3 +148,22 @@ def test_too_small_split_and_missing_manifest_are_clear_errors(shards, tmp_path)
         TokenWindows(shards, "val", block_size=512, batch_size=512).next_batch()
     with pytest.raises(StageIncompleteError, match="manifest.json"):
         TokenWindows(tmp_path, "train", 16, 2)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(block=st.integers(4, 96), batch=st.integers(1, 12), world=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_ranks_partition_the_single_process_stream(shards, block, batch, world, seed):
+    """For any shape: rank r's n-th batch is the single process's batch n * world + r."""
+    single = TokenWindows(shards, "train", block, batch, seed=seed, verify=False)
+    ranks = [TokenWindows(shards, "train", block, batch, rank=r, world_size=world, seed=seed, verify=False)
+             for r in range(world)]
+    steps = 5
+    for step in range(steps):
+        for rank in ranks:
+            expected_x, expected_y = single.next_batch()
+            x, y = rank.next_batch()
+            assert torch.equal(x, expected_x) and torch.equal(y, expected_y)

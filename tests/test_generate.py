@@ -75,3 +75,17 @@ def test_generate_text_from_a_training_run(tmp_path_factory, capsys):
     assert capsys.readouterr().out.startswith("Die")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         generate_text(Path(out) / "nowhere", "x")
+
+
+def test_lstm_state_cache_decoding_equals_recomputing():
+    from model.lstm import LSTMLM
+
+    torch.manual_seed(2)
+    model = LSTMLM(GPTConfig(vocab_size=61, block_size=16, n_layer=2, n_embd=24)).eval()
+    prompt = [3, 9, 27]
+    cached = sample(model, prompt, 12, temperature=0)
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(12):
+            ids.append(int(model(torch.tensor([ids]))[0][0, -1].argmax()))
+    assert cached == ids[3:]

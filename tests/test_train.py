@@ -165,3 +165,13 @@ def test_without_validation_shards_training_runs_and_says_so(shards, tmp_path):
     summary = train(copy, tmp_path / "out", cfg(max_steps=2, eval_interval=1, checkpoint_interval=2), progress=False)
     assert summary["val_loss"] is None and summary["val_perplexity"] is None
     assert all("val_loss" not in r for r in read_metrics(tmp_path / "out"))
+
+
+def test_bf16_on_cpu_falls_back_to_fp32_with_a_note(shards, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="crawl2gpt.train"):
+        summary = train(shards, tmp_path, cfg(max_steps=1, eval_interval=1, checkpoint_interval=1, precision="bf16"),
+                        progress=False)
+    assert summary["precision"] == "fp32"
+    assert any("CPU trains in fp32" in r.getMessage() for r in caplog.records)
