@@ -42,8 +42,11 @@ def torchrun(nproc: int, shards: Path, out: Path, extra: list[str]) -> tuple[lis
 
 
 def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_path):
-    single, _ = run(["-m", "model.train", "--shards", str(shards), "--out", str(tmp_path / "one"), "--quiet", *SETTINGS,
-                  "train.grad_accum_steps=2"], tmp_path / "one")
+    from model.train import read_metrics, train
+    from pipeline.config import RunConfig
+
+    train(shards, tmp_path / "one", RunConfig().with_overrides(SETTINGS + ["train.grad_accum_steps=2"]).train, progress=False)
+    single = read_metrics(tmp_path / "one")
     ddp, _ = torchrun(2, shards, tmp_path / "ddp", [])
     assert [r["step"] for r in ddp] == [r["step"] for r in single] == list(range(1, 7))
     for a, b in zip(single, ddp):

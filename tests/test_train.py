@@ -121,15 +121,13 @@ def test_sigkilled_process_resumes_with_identical_losses(shards, tmp_path):
     import sys
     import time
 
-    root = Path(__file__).parents[1]
-    args = [sys.executable, "-m", "model.train", "--shards", str(shards), "--quiet", "train.n_layer=2", "train.n_head=2",
-            "train.n_embd=32", "train.block_size=32", "train.batch_size=4", "train.max_steps=40", "train.eval_interval=10",
-            "train.eval_batches=2", "train.checkpoint_interval=4", "train.warmup_steps=2", "train.dropout=0.1",
-            "train.device=cpu", "train.sample_tokens=4"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run(args + ["--out", str(tmp_path / "straight")], cwd=root, env=env, check=True, capture_output=True, timeout=240)
+    settings = dict(TINY, max_steps=40, eval_interval=10, checkpoint_interval=4, dropout=0.1)
+    train(shards, tmp_path / "straight", cfg(**settings), progress=False)
     out = tmp_path / "killed"
-    proc = subprocess.Popen(args + ["--out", str(out)], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    overrides = [f"train.{k}={v}" for k, v in settings.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet",
+                             *overrides], cwd=Path(__file__).parents[1], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while latest_checkpoint(out / "checkpoints") is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -137,8 +135,8 @@ def test_sigkilled_process_resumes_with_identical_losses(shards, tmp_path):
     proc.wait()
     killed_at = latest_checkpoint(out / "checkpoints")
     assert killed_at is not None and read_state(killed_at)["step"] < 40, "the kill came before the run finished"
-    done = subprocess.run(args + ["--out", str(out)], cwd=root, env=env, check=True, capture_output=True, text=True, timeout=240)
-    assert json.loads(done.stdout.strip().splitlines()[-1])["resumed_from"] is not None
+    summary = train(shards, out, cfg(**settings), progress=False)
+    assert summary["resumed_from"] is not None
     assert [r["loss"] for r in read_metrics(out)] == [r["loss"] for r in read_metrics(tmp_path / "straight")]
 
 
