@@ -33,8 +33,13 @@ _HTML_SNIFF_RE = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|b
 _WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
 
 
-class ExtractionTimeout(Exception):
-    """One page took longer than `extract.extraction_timeout_s`."""
+class ExtractionTimeout(BaseException):
+    """One page took longer than `extract.extraction_timeout_s`.
+
+    A BaseException, like KeyboardInterrupt: trafilatura wraps lxml parsing in
+    `except Exception` and carries on, which swallowed the alarm and let one page run for
+    minutes (tests/test_bad_input.py, test_slow_page_hits_the_per_document_time_limit).
+    """
 
 
 @dataclass
@@ -130,7 +135,8 @@ def time_limit(seconds: float) -> Iterator[None]:
         raise ExtractionTimeout(f"extraction took longer than {seconds}s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Re-armed every `seconds` after the first: should some code still swallow one alarm, the next one fires.
+    signal.setitimer(signal.ITIMER_REAL, seconds, seconds)
     try:
         yield
     finally:
