@@ -298,13 +298,18 @@ def iter_warc_records(
                 break
             if line in (b"\r\n", b"\n"):  # the two CRLFs that end every record
                 continue
+            start = 0
             if not line.startswith(WARC_MAGIC):
-                if not in_garbage:
-                    problem("corrupt_record", f"unexpected bytes at offset {reader.member_offset(reader.pos)}, skipping to the next record")
-                    in_garbage = True
-                continue
+                # Garbage with no newline at its end runs straight into the next record's
+                # `WARC/1.x` line (the next gzip member): find it inside the line.
+                start = line.find(WARC_MAGIC + b"1.") if in_garbage else -1
+                if start <= 0:
+                    if not in_garbage:
+                        problem("corrupt_record", f"unexpected bytes at offset {reader.member_offset(reader.pos)}, skipping to the next record")
+                        in_garbage = True
+                    continue
             in_garbage = False
-            offset = reader.member_offset(reader.pos - len(line))
+            offset = reader.member_offset(reader.pos - len(line) + start)
             headers = _parse_headers(reader)
             length = _content_length(headers)
             if headers is None or length is None:
