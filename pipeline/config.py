@@ -224,11 +224,11 @@ class ShardsConfig(Section):
 class TrainConfig(Section):
     """GPT pretraining. Defaults are GPT-2 small (124M) as in nanoGPT."""
 
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    block_size: int = 1024
-    dropout: float = 0.0
+    n_layer: int = Field(12, ge=1)
+    n_head: int = Field(12, ge=1)
+    n_embd: int = Field(768, ge=1)
+    block_size: int = Field(1024, ge=2)
+    dropout: float = Field(0.0, ge=0, lt=1)
     bias: bool = True
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     mlp: Literal["gelu", "swiglu"] = "gelu"
@@ -242,14 +242,14 @@ class TrainConfig(Section):
     learning_rate: float = Field(6e-4, gt=0)
     min_lr: float = Field(6e-5, ge=0)
     warmup_steps: int = Field(200, ge=0)
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_batches: int = 20
-    checkpoint_interval: int = 500
-    sample_tokens: int = 64
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping.")
+    eval_interval: int = Field(250, ge=1)
+    eval_batches: int = Field(20, ge=1)
+    checkpoint_interval: int = Field(500, ge=1)
+    sample_tokens: int = Field(64, ge=0)
     sample_prompt: str = ""
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     compile: bool = False

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError
+from pipeline.preflight import check_run
 from pipeline.stage import STAGES, MapParts, Stage, StageStats, run_stage
 
 # Where each stage's implementation lives, imported lazily so that `crawl2gpt stage filter`
@@ -75,6 +76,7 @@ def run_pipeline(
     on_stage: Callable[[StageStats], None] | None = None,
 ) -> dict[str, StageStats]:
     """Run every stage in order into `workdir/<stage>`; finished, matching stages are skipped."""
+    check_run(raw_inputs, workdir, cfg, until)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg.write(workdir / "config.yaml")
