@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -440,7 +441,10 @@ class TrainStage:
 
     def run_part(self, part: str, workdir: Path, cfg: RunConfig) -> PartResult:
         started = time.time()
-        summary = train(part, workdir, cfg.train, progress=sys.stderr.isatty())
+        if cfg.train.nproc_per_node > 1 and "RANK" not in os.environ:
+            summary = launch_torchrun(part, workdir, cfg)
+        else:
+            summary = train(part, workdir, cfg.train, progress=sys.stderr.isatty())
         outputs = ["metrics.jsonl", "loss.png", "checkpoints"]
         return PartResult(part=part, outputs=outputs, counts={"steps": summary["steps"], "tokens": summary["tokens_seen"]},
                           seconds=round(time.time() - started, 3), meta=summary)
@@ -451,6 +455,24 @@ class TrainStage:
 
 
 TRAIN = TrainStage()
+
+
+def launch_torchrun(shards_dir: str, out_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+    """Train with `cfg.train.nproc_per_node` processes under torchrun (DDP or FSDP2), so a flow
+    or `crawl2gpt train` uses every GPU of its machine. Rank 0 prints the summary last."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "train-config.yaml"  # the exact config the ranks use, kept beside the outputs
+    cfg.write(config_path)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.train.nproc_per_node}",
+        "-m", "model.train", "--shards", str(shards_dir), "--out", str(out_dir), "--config", str(config_path), "--quiet",
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"torchrun with {cfg.train.nproc_per_node} processes failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:

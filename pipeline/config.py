@@ -257,6 +257,7 @@ class TrainConfig(Section):
     seed: int = 1337
     tf32: bool = Field(True, description="TF32 matmuls on CUDA (Ampere+), as nanoGPT enables.")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="Under torchrun: DDP replicas or FSDP2 sharding.")
+    nproc_per_node: int = Field(1, ge=1, description="Processes (one per GPU) the train stage launches through torchrun; 1 trains in-process.")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept in checkpoints/.")
     sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")
     sample_top_k: int = Field(200, ge=0, description="Top-k of the sample at each eval (nanoGPT's sample.py default); 0 = off.")
