@@ -1,0 +1,147 @@
+"""Fuzz the WARC reader *and* extraction with mutated real WARC bytes (hypothesis).
+
+tests/test_warc.py fuzzes the reader alone; here every mutated file goes through the real
+extract path (`extract_file`: reader, HTTP parsing, charset, trafilatura under its time limit,
+normalization, Parquet), on a slice of the bundled sample with every kind of record in it
+(warcinfo, request, metadata, revisit, 200 HTML pages, a redirect, a 404, PNG, PDF, a tiny page).
+
+Two mutation targets: the gzip bytes (damage the reader must notice: CRC, bad members, cuts),
+and the decompressed WARC (damage inside headers and HTML, which no checksum can notice,
+fed plain). Properties, for every case:
+  - no exception, and the case ends within the deadline (per-page time limit on extraction);
+  - every response record is accounted for: kept, skipped under a named reason, or lost to
+    damage that the reader counted (`corrupt_record` / `truncated_file`);
+  - gzip input: no silent corruption. Every document that comes out is byte-identical to one
+    of the unmutated file, or the file's damage was counted.
+CI runs 200 + 100 cases; the nightly marker runs 8,000 + 2,000.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import ExtractConfig
+from pipeline.ingest import NON_RESPONSE_SKIPS, extract_file
+from pipeline.warc import iter_warc_records
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
+# Members of the sample (see the module docstring): 3 HTML pages plus every other record kind.
+SLICE = [0, 1, 2, 3, 7, 8, 9, 13, 14, 15, *range(19, 34), 55]
+CFG = ExtractConfig(extraction_timeout_s=2.0)
+DAMAGE = ("corrupt_record", "truncated_file", "corrupt_file")
+FIGURES: dict[str, int] = {}  # cases run and damage counted, for docs/reliability.md (printed at the end)
+
+
+def _members(data: bytes) -> list[bytes]:
+    offsets = [r.offset for r in iter_warc_records(io.BytesIO(data), "sample", {}, [])] + [len(data)]
+    return [data[a:b] for a, b in zip(offsets, offsets[1:])]
+
+
+MEMBERS = _members(SAMPLE.read_bytes())
+SLICE_GZ = b"".join(MEMBERS[i] for i in SLICE)
+SLICE_PLAIN = gzip.decompress(SLICE_GZ)
+
+
+def ingest(data: bytes, name: str) -> tuple[list[tuple], dict[str, int], list[str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / name
+        src.write_bytes(data)
+        result = extract_file(str(src), Path(tmp) / "part.parquet", CFG)
+        rows = pq.read_table(Path(tmp) / "part.parquet", columns=["doc_id", "url", "text"]).to_pylist()
+    return [(r["doc_id"], r["url"], r["text"]) for r in rows], result.counts, result.errors
+
+
+ORIGINAL, ORIGINAL_COUNTS, ORIGINAL_ERRORS = ingest(SLICE_GZ, "slice.warc.gz")
+
+
+def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    out = bytearray(data)
+    for kind, pos, payload in edits:
+        pos %= max(len(out), 1)
+        if kind == 0:
+            out[pos : pos + len(payload)] = payload  # overwrite
+        elif kind == 1:
+            out[pos:pos] = payload  # insert
+        elif kind == 2:
+            del out[pos : pos + len(payload) * 37]  # delete a run
+        else:
+            out[pos:pos] = out[pos : pos + len(payload) * 101]  # duplicate a run (a repeated chunk)
+    return bytes(out)
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**7), st.binary(min_size=1, max_size=24)), min_size=1, max_size=5)
+CUT = st.none() | st.integers(0, 10**7)
+
+
+def check_case(data: bytes, name: str, gzipped: bool) -> None:
+    rows, counts, errors = ingest(data, name)
+    damage = sum(counts.get(k, 0) for k in DAMAGE)
+    FIGURES["cases"] = FIGURES.get("cases", 0) + 1
+    FIGURES["damaged_cases"] = FIGURES.get("damaged_cases", 0) + (damage > 0)
+    FIGURES["bad_records_counted"] = FIGURES.get("bad_records_counted", 0) + damage
+    skips = sum(v for k, v in counts.items() if k.startswith("skip_") and k not in NON_RESPONSE_SKIPS)
+    lost = counts["docs_in"] - counts["docs_out"] - skips
+    assert counts["docs_out"] == len(rows)
+    assert 0 <= lost <= counts.get("corrupt_record", 0) + counts.get("truncated_file", 0), counts
+    if damage:
+        assert errors, "damage counted without a message naming the file and offset"
+        assert all(name in e for e in errors)
+    if gzipped and not damage:
+        assert set(rows) <= set(ORIGINAL), "a mutated gzip file gave a changed document and no damage was counted"
+
+
+def test_unmutated_slice_is_clean():
+    assert len(ORIGINAL) == 3 and not ORIGINAL_ERRORS  # the 100-byte page extracts to nothing
+    assert {"skip_redirect", "skip_status", "skip_not_html"} <= set(ORIGINAL_COUNTS)
+
+
+FAST = settings(max_examples=200, deadline=20_000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+NIGHTLY = settings(max_examples=8_000, deadline=20_000, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _gz_case(edits, cut):
+    data = mutate(SLICE_GZ, edits)
+    check_case(data if cut is None else data[: cut % (len(data) + 1)], "fuzz.warc.gz", gzipped=True)
+
+
+def _plain_case(edits, cut):
+    data = mutate(SLICE_PLAIN, edits)
+    check_case(data if cut is None else data[: cut % (len(data) + 1)], "fuzz.warc", gzipped=False)
+
+
+@FAST
+@given(edits=EDITS, cut=CUT)
+def test_mutated_gzip_bytes_through_extraction(edits, cut):
+    _gz_case(edits, cut)
+
+
+@settings(FAST, max_examples=100)
+@given(edits=EDITS, cut=CUT)
+def test_mutated_plain_warc_through_extraction(edits, cut):
+    _plain_case(edits, cut)
+
+
+@pytest.mark.nightly
+@NIGHTLY
+@given(edits=EDITS, cut=CUT)
+def test_mutated_gzip_bytes_through_extraction_nightly(edits, cut):
+    _gz_case(edits, cut)
+
+
+@pytest.mark.nightly
+@settings(NIGHTLY, max_examples=2_000)
+@given(edits=EDITS, cut=CUT)
+def test_mutated_plain_warc_through_extraction_nightly(edits, cut):
+    _plain_case(edits, cut)
+
+
+def teardown_module(module):  # noqa: ARG001
+    print(f"\nfuzz figures: {FIGURES}")
