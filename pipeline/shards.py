@@ -197,7 +197,7 @@ def load_manifest(shards_dir: str | Path, verify: bool = False) -> dict[str, Any
         raise StageIncompleteError(f"{path} not found: {shards_dir} is not a finished shards folder; run the shards stage")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a damaged or foreign file
         raise StageIncompleteError(f"{path} is not valid JSON ({err}); rerun the shards stage with --force") from None
     if manifest.get("format") != FORMAT:
         raise InputError(f"{path} has format {manifest.get('format')!r}, this code reads {FORMAT!r}; rerun the shards stage")

@@ -160,7 +160,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         )
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a damaged or foreign file
         raise StageIncompleteError(f"{path} is not valid JSON ({err}); rerun the stage with --force") from None
 
 
