@@ -67,7 +67,13 @@ def task_runner_for(cfg: RunConfig, n_parts: int):
 
         if cfg.dask_address:
             return DaskTaskRunner(address=cfg.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+        # Loopback only: distributed's default dashboard address ':8787' listens on every interface.
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": workers, "threads_per_worker": 1, "processes": True,
+                "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
+            }
+        )
     try:
         from prefect_ray import RayTaskRunner
     except ImportError:

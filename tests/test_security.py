@@ -133,8 +133,6 @@ def test_prefect_server_and_redis_default_to_loopback():
     assert "HOST=${PREFECT_HOST:-127.0.0.1}" in script and '--host "$HOST"' in script
 
 
-@pytest.mark.xfail(strict=True, reason="flows/parts.py starts a Dask LocalCluster whose dashboard listens on 0.0.0.0:8787 "
-                   "(distributed's default ':8787'); the lead's fix: cluster_kwargs dashboard_address='127.0.0.1:8787'")
 def test_dask_local_cluster_dashboard_binds_loopback():
     from flows.parts import task_runner_for
     from pipeline.config import RunConfig
