@@ -132,7 +132,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         args.ckpt, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed,
     )
-    print(text)
+    print(args.prompt + text)
     return 0
 
 

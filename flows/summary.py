@@ -49,6 +49,9 @@ def print_run_summary(run_dir: Path, results: dict[str, dict]) -> None:
     for name, stats in results.items():
         drops = ", ".join(f"{k} {v}" for k, v in sorted(stats["drops"].items(), key=lambda kv: -kv[1])[:3] if v)
         seconds = "skipped" if stats["skipped"] else f"{stats['seconds']:.1f}"
+        if name == "train":  # training counts tokens seen and optimizer steps, not documents
+            table.add_row(name, f"{stats['docs_in']:,} tokens", f"{stats['docs_out']} steps", seconds, "")
+            continue
         table.add_row(name, str(stats["docs_in"]), str(stats["docs_out"]), seconds, drops)
     console.print(table)
     curve = loss_curve_lines(run_dir / "train" / "metrics.jsonl")
