@@ -10,6 +10,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.stages import STAGE_FLOWS, load_config, run_name
+from pipeline.preflight import check_run
 from pipeline.run import stage_inputs, stages_to_force
 from pipeline.stage import STAGES
 
@@ -35,6 +36,7 @@ def pipeline_flow(
     """
     logger = get_run_logger()
     cfg = load_config(config_path, overrides)
+    check_run(inputs, workdir, cfg, until)  # bad settings fail in a second, not after extraction
     run_dir = Path(workdir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.write(run_dir / "config.yaml")  # the exact config this run used; subflows read it back

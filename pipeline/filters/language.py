@@ -103,7 +103,9 @@ def detect(texts: list[str], cfg: LanguageConfig | None = None) -> list[tuple[st
         results[i] = (labs[0], top)
         if cfg.second_opinion and top < cfg.second_opinion_below:
             results[i] = _second_opinion(lines[i], labs, top) or results[i]
-    return results
+    # lingua sums its scores in hash-map order, so the last bits vary between processes;
+    # six decimals keep reruns byte-identical and change no decision that matters.
+    return [(label, round(score, 6)) for label, score in results]
 
 
 def signals(label: str, score: float) -> dict[str, float]:
