@@ -13,7 +13,9 @@ from typing import BinaryIO
 
 from pipeline.errors import InputError
 
-WARC_SUFFIXES = (".warc", ".warc.gz", ".arc.gz")
+# WARC only: ARC (Common Crawl before 2013) has another record layout this reader does not
+# parse; `warcio recompress old.arc.gz new.warc.gz` converts such a file first.
+WARC_SUFFIXES = (".warc", ".warc.gz")
 CC_BASE_URL = "https://data.commoncrawl.org/"
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://")
 OPEN_ATTEMPTS = 3  # transient network errors: retry opening a URL before counting it failed
@@ -54,7 +56,7 @@ def resolve_inputs(
     if not unique:
         raise InputError(
             f"no WARC input found in {specs!r}" + (f" (crawl {crawl})" if crawl else "")
-            + "; give .warc/.warc.gz/.arc.gz files, a folder holding them, a glob, a URL or --crawl ID"
+            + "; give .warc/.warc.gz files, a folder holding them, a glob, a URL or --crawl ID"
         )
     return unique
 
@@ -69,7 +71,7 @@ def _expand_local(spec: str) -> list[str]:
     if path.is_dir():
         matches = sorted(p for p in path.rglob("*") if p.is_file() and is_warc_name(p.name))
         if not matches:
-            raise InputError(f"the folder {spec} holds no .warc, .warc.gz or .arc.gz file")
+            raise InputError(f"the folder {spec} holds no .warc or .warc.gz file")
         return [str(p.resolve()) for p in matches]
     return [str(path.resolve())]
 

@@ -17,14 +17,14 @@ from pipeline.sources import crawl_paths, open_input, resolve_inputs
 @pytest.fixture()
 def warc_folder(tmp_path, sample_warc) -> Path:
     (tmp_path / "sub").mkdir()
-    for name in ("b.warc.gz", "a.warc.gz", "sub/c.arc.gz", "notes.txt"):
+    for name in ("b.warc.gz", "a.warc.gz", "sub/c.warc", "old.arc.gz", "notes.txt"):
         shutil.copy(sample_warc, tmp_path / name)
     return tmp_path
 
 
 def test_folder_glob_and_literal(warc_folder):
     folder = resolve_inputs([str(warc_folder)])
-    assert [Path(p).name for p in folder] == ["a.warc.gz", "b.warc.gz", "c.arc.gz"]
+    assert [Path(p).name for p in folder] == ["a.warc.gz", "b.warc.gz", "c.warc"]  # ARC is not read
     assert [Path(p).name for p in resolve_inputs([str(warc_folder / "*.warc.gz")])] == ["a.warc.gz", "b.warc.gz"]
     # duplicates collapse, order is kept, max_files caps the list
     both = resolve_inputs([str(warc_folder / "b.warc.gz"), str(warc_folder / "*.warc.gz")], max_files=2)
