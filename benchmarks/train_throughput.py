@@ -29,6 +29,7 @@ from model.gpt import GPT, GPTConfig, param_groups  # noqa: E402
 H100_BF16_DENSE = 989e12  # NVIDIA H100 SXM datasheet, dense BF16 tensor core
 COMPILE_MODE = None  # --mode
 ATTN = "default"  # --attn
+PROFILE = False  # --profile
 
 
 def ours(cfg: GPTConfig):
@@ -67,6 +68,8 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     _sync(device)
     seconds = time.perf_counter() - start
     tokens = steps * batches[0][0].numel()
+    if PROFILE:
+        _profile(step_fn, batches, device)
     row = {
         "model": name, "params": n_params, "tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps,
         "mfu": flops_per_token * tokens / seconds / H100_BF16_DENSE, "warmup_s": warm_s, "final_loss": float(loss),
@@ -114,6 +117,19 @@ def sdpa_backend():
     return sdpa_kernel([{"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[ATTN]])
 
 
+def _profile(step_fn, batches, device, steps: int = 5) -> None:
+    """Where a step's GPU time goes: the top kernels over a few steps (--profile)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device == "cuda"
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        for i in range(steps):
+            step_fn(*batches[i % len(batches)])
+        _sync(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=80), flush=True)
+
+
 def _sync(device):
     if device == "cuda":
         torch.cuda.synchronize()
@@ -130,9 +146,10 @@ def main() -> None:
     parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--cd-tuning", action="store_true", help="inductor coordinate-descent tuning of kernel configs")
     parser.add_argument("--attn", choices=["default", "cudnn", "flash"], default="default", help="SDPA kernel for both models")
+    parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of a few steps after timing")
     args = parser.parse_args()
-    global COMPILE_MODE, ATTN
-    COMPILE_MODE, ATTN = args.mode, args.attn
+    global COMPILE_MODE, ATTN, PROFILE
+    COMPILE_MODE, ATTN, PROFILE = args.mode, args.attn, args.profile
     if args.cd_tuning:
         import torch._inductor.config as inductor_config
 
