@@ -87,13 +87,6 @@ def pretrain(model: GPT, ids: list[int], steps: int, seed: int, batch: int = 16)
     return losses
 
 
-def one_thread():
-    """Tiny models on a shared 2-core machine run ~10x faster on one intra-op thread than on two
-    threads that compete with other processes; restored afterwards (use as a module fixture)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_gpt2_folder(out: Path, texts: list[str], vocab_size: int = 600) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetune_helpers import one_thread, SHARED_DATA, sample_run
+from finetune_helpers import SHARED_DATA, sample_run
 from model.classify import (GPTClassifier, choose_trainable, classification_report, collate, predict, read_labelled,
                             run_classify, select)
 from model.gpt import GPT, GPTConfig
@@ -18,7 +18,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import InputError
 
 
-single_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

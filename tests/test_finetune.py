@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetune_helpers import one_thread, sample_run
+from finetune_helpers import sample_run
 from model.finetune import hidden_states, lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
 from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, SentencePieceTokenizer, collate, derive_pairs,
@@ -20,7 +20,7 @@ from pipeline.errors import CheckpointError, InputError
 from pipeline.stage import stage_parts
 
 
-single_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_helpers import one_thread, sample_run
+from finetune_helpers import sample_run
 
-single_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = ["finetune.max_steps=4", "finetune.eval_interval=2", "finetune.batch_size=4", "finetune.eval_prompts=1",
         "finetune.max_new_tokens=4", "finetune.overlong=truncate", "finetune.val_fraction=0.2",

@@ -14,12 +14,7 @@ from pipeline.errors import CheckpointError
 from test_data_loader import make_shards
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_top_k_and_top_p_keep_the_right_tokens():

@@ -5,13 +5,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from finetune_helpers import one_thread
 
 from model.gpt import GPT, GPTConfig
 from model.lora import (LoRALinear, apply_lora, count_params, lora_layers, lora_state_dict, merge_lora, remove_lora,
                         unmerge_lora)
 
-single_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ALL = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
 

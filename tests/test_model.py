@@ -9,13 +9,7 @@ import torch
 from model.gpt import GPT, GPTConfig, param_groups
 from model.lstm import LSTMLM
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tests share 2 cores with other test runs; one thread avoids OpenMP spinning against them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 VARIANTS = [

@@ -23,13 +23,7 @@ def shards(tmp_path_factory) -> Path:
     return make_shards(tmp_path_factory.getbasetemp() / "model-shards")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tests share 2 cores with other test runs; one thread avoids OpenMP spinning against them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cfg(**kw) -> TrainConfig:
