@@ -150,6 +150,11 @@ def check_config(cfg: FilterConfig) -> None:
 class FilterStage:
     name = "filter"
 
+    def config_files(self, cfg: RunConfig) -> list[str]:
+        """An edited badwords list must rerun the filter, as a changed threshold does."""
+        c4 = cfg.filter.c4
+        return [str(Path(c4.badwords_file).expanduser())] if c4.enabled and c4.badwords and c4.badwords_file else []
+
     def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[FilterPart]:
         check_config(cfg.filter)
         paths = [p for folder in inputs for p in stage_parts(folder)]

@@ -80,6 +80,9 @@ class StageStats:
 
 
 class Stage(Protocol):
+    """A stage may also define `config_files(cfg) -> list[str]`: files a setting points at (a word
+    list, a tokenizer to reuse), fingerprinted like inputs so that editing one reruns the stage."""
+
     name: str
 
     def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[Any]: ...
@@ -261,7 +264,8 @@ def run_stage(
     crashed run can resume from them; its manifest is still removed first and written last.
     """
     output = Path(output)
-    key = stage_key(stage.name, inputs, cfg, code_packages)
+    config_files = getattr(stage, "config_files", lambda cfg: [])(cfg)
+    key = stage_key(stage.name, [*inputs, *config_files], cfg, code_packages)
     if not force and manifest_matches(output, key):
         stats = StageStats.from_dict(read_manifest(output)["stats"])
         stats.skipped, stats.output = True, str(output)

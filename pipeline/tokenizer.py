@@ -234,6 +234,10 @@ def describe(model_path: Path, extra: dict[str, Any]) -> dict[str, Any]:
 class TokenizerStage:
     name = "tokenizer"
 
+    def config_files(self, cfg: RunConfig) -> list[str]:
+        """A reused model is fingerprinted by its bytes' size and time, not only its path."""
+        return [str(Path(cfg.tokenizer.reuse).expanduser())] if cfg.tokenizer.reuse else []
+
     def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[dict[str, Any]]:
         if cfg.tokenizer.reuse:
             return [{"reuse": str(Path(cfg.tokenizer.reuse).expanduser().resolve())}]

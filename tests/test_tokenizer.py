@@ -87,6 +87,21 @@ def test_reuse_copies_model(trained, tmp_path):
     assert stats.extra["trained"] is False and stats.extra["reused_from"].endswith("tokenizer.model")
 
 
+def test_reused_model_replaced_in_place_reruns_the_stage(trained, tmp_path):
+    import os
+    import shutil
+
+    reused = tmp_path / "reused.model"
+    shutil.copy(trained / "tokenizer.model", reused)
+    out = tmp_path / "tokenizer"
+    cfg = small_cfg(reuse=str(reused))
+    run_stage(TOKENIZER, [], out, cfg, map_parts=SERIAL)
+    assert run_stage(TOKENIZER, [], out, cfg, map_parts=SERIAL).skipped
+    shutil.copy(trained / "tokenizer.model", reused)  # same path, a new file
+    os.utime(reused, ns=(0, 1_000_000_000))
+    assert not run_stage(TOKENIZER, [], out, cfg, map_parts=SERIAL).skipped
+
+
 def test_reuse_refuses_foreign_model(tmp_path):
     bogus = tmp_path / "bogus.model"
     bogus.write_bytes(b"not a model")
