@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -280,15 +281,21 @@ def run_stage(
         (output / MANIFEST).unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    parts = stage.plan(list(inputs), cfg)
-    run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
-    results = (map_parts or process_map(default_workers(cfg)))(run_one, parts)
-    stats = stage.finish(workdir, results, cfg)
-    stats.seconds = round(time.time() - started, 3)
-    stats.output = str(output)
-
-    write_manifest(workdir, key, stats, started)
-    fsync_dir(workdir)
+    try:
+        parts = stage.plan(list(inputs), cfg)
+        run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
+        results = (map_parts or process_map(default_workers(cfg)))(run_one, parts)
+        stats = stage.finish(workdir, results, cfg)
+        stats.seconds = round(time.time() - started, 3)
+        stats.output = str(output)
+        write_manifest(workdir, key, stats, started)
+        fsync_dir(workdir)
+    except Exception:
+        # A stage that fails cleans up after itself; a killed one leaves its temp folder for
+        # clean_stale on the next run. Either way nothing without a manifest is ever read.
+        if atomic:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     if atomic:
         replace_dir(workdir, output)
     return stats

@@ -112,6 +112,12 @@ def test_interrupted_rerun_keeps_previous_complete_output(inputs, tmp_path):
     assert len(stage_parts(out)) == 3
 
 
+def test_failing_stage_removes_its_temp_folder(inputs, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        run(LineCountStage(), [*inputs, str(tmp_path / "missing.txt")], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
 def test_folder_without_manifest_is_refused(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "part-00000.parquet").write_bytes(b"PAR1")
