@@ -55,8 +55,13 @@ def init(device: str = "auto") -> World:
 
 
 def shutdown(world: World) -> None:
+    """Leave the group together: a rank that tears gloo down while another still works (rank 0
+    writing the loss plot, say) can abort with 'terminate called without an active exception'."""
     if world.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def wrap(model: torch.nn.Module, world: World, mode: str) -> torch.nn.Module:
