@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.pipeline import pipeline_flow
+    from flows.dag import pipeline_flow
     from flows.summary import print_run_summary
     from pipeline.config import RunConfig
     from pipeline.sources import resolve_inputs

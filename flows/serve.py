@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import serve
 
 from flows.finetune import finetune_classify_flow, finetune_sft_flow
-from flows.pipeline import pipeline_flow
+from flows.dag import pipeline_flow
 from flows.stages import STAGE_FLOWS
 from pipeline.run import stage_inputs
 from pipeline.stage import STAGES

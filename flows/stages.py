@@ -62,37 +62,105 @@ def run_name(prefix: str, parameter: str, up: int = 0):
     return name
 
 
-def _stage_flow(name: str, description: str):
-    @flow(name=name, flow_run_name=run_name(name, "output", up=1), description=description, log_prints=True)
-    def stage_flow(
-        inputs: list[str],
-        output: str,
-        config_path: str | None = None,
-        overrides: list[str] | None = None,
-        force: bool = False,
-    ) -> dict:
-        """Run one stage of crawl2gpt on existing inputs.
-
-        Args:
-            inputs: WARC files, folders, globs or URLs for extract; the previous stage's folder(s) otherwise (shards takes the dedup and tokenizer folders).
-            output: The folder this stage writes (e.g. runs/demo/filter).
-            config_path: A YAML config file; empty means the published defaults.
-            overrides: Config overrides as section.key=value, e.g. filter.language.min_score=0.7.
-            force: Rerun even when the output's manifest says it is up to date.
-        """
-        cfg = load_config(config_path, overrides)
-        return execute_stage(name, inputs, output, cfg, force).to_dict()
-
-    stage_flow.__name__ = f"{name}_flow"
-    return stage_flow
+# One plain `def` per stage (not a factory): deployments and `prefect deploy` find a flow by
+# reading its module's source, and the UI's form takes each parameter's text from the docstring.
 
 
-extract_flow = _stage_flow("extract", "WARC files -> extracted, normalized documents (Parquet, one part per file).")
-filter_flow = _stage_flow("filter", "Documents -> documents kept by language, Gopher, C4 and FineWeb rules (+ rejects/).")
-dedup_flow = _stage_flow("dedup", "Documents -> exact and MinHash-LSH near-duplicates removed (+ rejects/).")
-tokenizer_flow = _stage_flow("tokenizer", "Deduplicated documents -> a SentencePiece BPE tokenizer.")
-shards_flow = _stage_flow("shards", "Documents + tokenizer -> Parquet token shards, manifest and quality report.")
-train_flow = _stage_flow("train", "Token shards -> a GPT trained from scratch (checkpoints, metrics, samples).")
+@flow(name="extract", flow_run_name=run_name("extract", "output", up=1), log_prints=True,
+      description="WARC files -> extracted, normalized documents (Parquet, one part per file).")
+def extract_flow(inputs: list[str], output: str, config_path: str | None = None,
+                 overrides: list[str] | None = None, force: bool = False) -> dict:
+    """Run the extract stage on existing inputs.
+
+    Args:
+        inputs: WARC files, folders, globs, http(s):// or s3:// URLs.
+        output: The folder this stage writes, e.g. runs/demo/extract.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=100.
+        force: Rerun even when the output's manifest says it is up to date.
+    """
+    return execute_stage("extract", inputs, output, load_config(config_path, overrides), force).to_dict()
+
+
+@flow(name="filter", flow_run_name=run_name("filter", "output", up=1), log_prints=True,
+      description="Documents -> documents kept by language, Gopher, C4 and FineWeb rules (+ rejects/).")
+def filter_flow(inputs: list[str], output: str, config_path: str | None = None,
+                overrides: list[str] | None = None, force: bool = False) -> dict:
+    """Run the filter stage on existing inputs.
+
+    Args:
+        inputs: The extract folder(s), e.g. runs/demo/extract.
+        output: The folder this stage writes, e.g. runs/demo/filter.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=100.
+        force: Rerun even when the output's manifest says it is up to date.
+    """
+    return execute_stage("filter", inputs, output, load_config(config_path, overrides), force).to_dict()
+
+
+@flow(name="dedup", flow_run_name=run_name("dedup", "output", up=1), log_prints=True,
+      description="Documents -> exact and MinHash-LSH near-duplicates removed (+ rejects/).")
+def dedup_flow(inputs: list[str], output: str, config_path: str | None = None,
+               overrides: list[str] | None = None, force: bool = False) -> dict:
+    """Run the dedup stage on existing inputs.
+
+    Args:
+        inputs: The filter folder(s), e.g. runs/demo/filter.
+        output: The folder this stage writes, e.g. runs/demo/dedup.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=100.
+        force: Rerun even when the output's manifest says it is up to date.
+    """
+    return execute_stage("dedup", inputs, output, load_config(config_path, overrides), force).to_dict()
+
+
+@flow(name="tokenizer", flow_run_name=run_name("tokenizer", "output", up=1), log_prints=True,
+      description="Deduplicated documents -> a SentencePiece BPE tokenizer.")
+def tokenizer_flow(inputs: list[str], output: str, config_path: str | None = None,
+                   overrides: list[str] | None = None, force: bool = False) -> dict:
+    """Run the tokenizer stage on existing inputs.
+
+    Args:
+        inputs: The dedup folder(s), e.g. runs/demo/dedup.
+        output: The folder this stage writes, e.g. runs/demo/tokenizer.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=100.
+        force: Rerun even when the output's manifest says it is up to date.
+    """
+    return execute_stage("tokenizer", inputs, output, load_config(config_path, overrides), force).to_dict()
+
+
+@flow(name="shards", flow_run_name=run_name("shards", "output", up=1), log_prints=True,
+      description="Documents + tokenizer -> Parquet token shards, manifest and quality report.")
+def shards_flow(inputs: list[str], output: str, config_path: str | None = None,
+                overrides: list[str] | None = None, force: bool = False) -> dict:
+    """Run the shards stage on existing inputs.
+
+    Args:
+        inputs: The dedup folder(s) and the tokenizer folder, e.g. runs/demo/dedup runs/demo/tokenizer.
+        output: The folder this stage writes, e.g. runs/demo/shards.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=100.
+        force: Rerun even when the output's manifest says it is up to date.
+    """
+    return execute_stage("shards", inputs, output, load_config(config_path, overrides), force).to_dict()
+
+
+@flow(name="train", flow_run_name=run_name("train", "output", up=1), log_prints=True,
+      description="Token shards -> a GPT trained from scratch (checkpoints, metrics, samples).")
+def train_flow(inputs: list[str], output: str, config_path: str | None = None,
+               overrides: list[str] | None = None, force: bool = False) -> dict:
+    """Run the train stage on existing inputs.
+
+    Args:
+        inputs: The shards folder, e.g. runs/demo/shards.
+        output: The folder this stage writes, e.g. runs/demo/train.
+        config_path: A YAML config file; empty means the published defaults.
+        overrides: Config overrides as section.key=value, e.g. train.max_steps=100.
+        force: Rerun even when the output's manifest says it is up to date.
+    """
+    return execute_stage("train", inputs, output, load_config(config_path, overrides), force).to_dict()
+
 
 STAGE_FLOWS = {
     "extract": extract_flow,

@@ -1,6 +1,6 @@
 """The end-to-end DAG without Prefect: which folder feeds which stage, and a plain runner.
 
-flows/pipeline.py runs the same DAG as Prefect subflows; both take their wiring from here.
+flows/dag.py runs the same DAG as Prefect subflows; both take their wiring from here.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ FAST_TRAIN = ["train.max_steps=30", "train.eval_interval=15", "train.checkpoint_
 
 @pytest.fixture(scope="module")
 def demo_run(prefect_api, sample_warc, tmp_path_factory):
-    from flows.pipeline import pipeline_flow
+    from flows.dag import pipeline_flow
 
     workdir = tmp_path_factory.mktemp("run") / "demo"
     results = pipeline_flow(
@@ -62,7 +62,7 @@ def test_shards_and_training_outputs(demo_run):
 
 
 def test_second_run_skips_every_stage(demo_run):
-    from flows.pipeline import pipeline_flow
+    from flows.dag import pipeline_flow
 
     workdir, _ = demo_run
     again = pipeline_flow(
@@ -73,7 +73,7 @@ def test_second_run_skips_every_stage(demo_run):
 
 
 def test_force_reruns_that_stage_and_the_ones_after(demo_run):
-    from flows.pipeline import pipeline_flow
+    from flows.dag import pipeline_flow
 
     workdir, _ = demo_run
     before = {name: read_manifest(workdir / name)["finished_at"] for name in STAGES}
@@ -89,7 +89,7 @@ def test_force_reruns_that_stage_and_the_ones_after(demo_run):
 
 
 def test_changing_a_filter_threshold_reruns_filter_not_extract(demo_run, tmp_path):
-    from flows.pipeline import pipeline_flow
+    from flows.dag import pipeline_flow
 
     workdir, _ = demo_run
     copy = tmp_path / "copy"

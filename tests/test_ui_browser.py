@@ -133,3 +133,37 @@ def test_stage_artifacts_are_visible(prefect_server, demo_flow_run, tmp_path):
     shots = ROOT / "test-artifacts"
     shots.mkdir(exist_ok=True)
     _chromium(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", f"--screenshot={shots / 'prefect-ui-artifacts.png'}")
+
+
+def test_rerun_one_stage_from_a_served_deployment(prefect_server, demo_flow_run):
+    """What the UI's Run button does: `crawl2gpt serve` registers the deployments, a flow run of
+    the `filter` deployment is created through the API, and the served process executes it."""
+    from pipeline.stage import read_manifest
+
+    api, env = prefect_server
+    workdir, _ = demo_flow_run
+    before = read_manifest(workdir / "filter")["finished_at"]
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).with_name("crawl2gpt")), "serve", "--workdir", str(workdir), "--cron", ""],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        expected = {"pipeline", *STAGE_FLOWS, "sft", "classify"}
+        for _ in range(120):
+            deployments = {d["name"]: d for d in _api(api, "/deployments/filter", {})}
+            if expected <= set(deployments):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"crawl2gpt serve registered {sorted(deployments)}, not all of {sorted(expected)}")
+        run = _api(api, f"/deployments/{deployments['filter']['id']}/create_flow_run", {})
+        for _ in range(300):
+            state = _api(api, f"/flow_runs/{run['id']}")["state_type"]
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            time.sleep(1)
+        assert state == "COMPLETED", state
+        assert read_manifest(workdir / "filter")["finished_at"] > before  # the deployment forces a rerun
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""The end-to-end flow: extract -> filter -> dedup -> tokenizer -> shards -> train.
+"""The end-to-end flow (the DAG): extract -> filter -> dedup -> tokenizer -> shards -> train.
 
 Each stage runs as its own subflow (visible and rerunnable on its own in the UI) over the
 run folder's sub-folders; stages whose manifest matches are skipped.
