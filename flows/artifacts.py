@@ -11,13 +11,20 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pipeline.stage import StageStats
 
 
-def _key(*parts: str) -> str:
+def artifact_key(*parts: str) -> str:
     """Artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
 
 
-def _scalar_items(extra: dict) -> list[tuple[str, object]]:
-    return [(k, v) for k, v in extra.items() if isinstance(v, (int, float, str, bool))]
+def scalar_rows(mapping: dict, prefix: str = "", nested: bool = True) -> list[dict]:
+    """`measure`/`value` rows of a summary's plain values (nested dicts as `a.b` when `nested`)."""
+    rows = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and nested:
+            rows += scalar_rows(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float, str, bool)) and not str(value).endswith(".png"):
+            rows.append({"measure": prefix + key, "value": value})
+    return rows
 
 
 def stats_table(stats: StageStats) -> list[dict]:
@@ -26,7 +33,7 @@ def stats_table(stats: StageStats) -> list[dict]:
         {"measure": "documents out", "value": stats.docs_out},
     ]
     rows += [{"measure": f"dropped: {reason}", "value": n} for reason, n in sorted(stats.drops.items(), key=lambda kv: -kv[1])]
-    rows += [{"measure": k, "value": v} for k, v in _scalar_items(stats.extra)]
+    rows += scalar_rows(stats.extra, nested=False)
     rows.append({"measure": "seconds", "value": stats.seconds})
     return rows
 
@@ -54,12 +61,12 @@ def stats_markdown(stats: StageStats, run_name: str) -> str:
 
 def publish_stage(stats: StageStats, run_name: str) -> None:
     create_table_artifact(
-        key=_key(run_name, stats.stage, "counts"),
+        key=artifact_key(run_name, stats.stage, "counts"),
         table=stats_table(stats),
         description=f"{stats.stage}: counts in/out and drops by reason",
     )
     create_markdown_artifact(
-        key=_key(run_name, stats.stage, "summary"),
+        key=artifact_key(run_name, stats.stage, "summary"),
         markdown=stats_markdown(stats, run_name),
         description=f"{stats.stage} summary",
     )

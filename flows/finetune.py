@@ -8,18 +8,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.artifacts import _key, png_markdown
+from flows.artifacts import artifact_key, png_markdown, scalar_rows
 from pipeline.config import RunConfig
 
-
-def _scalars(summary: dict, prefix: str = "") -> list[dict]:
-    rows = []
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            rows += _scalars(value, f"{prefix}{key}.")
-        elif isinstance(value, (int, float, str, bool)) and not str(value).endswith(".png"):
-            rows.append({"measure": prefix + key, "value": value})
-    return rows
 
 
 @task(name="sft", retries=0)
@@ -37,7 +28,7 @@ def classify_task(base: str, data: str, output: str, cfg: RunConfig, label_colum
 
 
 def publish_sft(summary: dict, run_name: str) -> None:
-    create_table_artifact(key=_key(run_name, "finetune-sft", "summary"), table=_scalars(summary),
+    create_table_artifact(key=artifact_key(run_name, "finetune-sft", "summary"), table=scalar_rows(summary),
                           description="SFT: counts (with skip reasons), parameters, losses, memory")
     answers = [json.loads(line) for line in Path(summary["answers"]).read_text().splitlines()]
     parts = [f"## SFT of `{summary['base']}` ({summary['method']})", "",
@@ -47,21 +38,21 @@ def publish_sft(summary: dict, run_name: str) -> None:
     cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")[:300]  # noqa: E731
     parts += [f"| {cell(a['prompt'][-1][1])} | {cell(a['reference'])} | {cell(a['base_answer'])} | {cell(a['finetuned_answer'])} |"
               for a in answers]
-    create_markdown_artifact(key=_key(run_name, "finetune-sft", "report"), markdown="\n".join(parts),
+    create_markdown_artifact(key=artifact_key(run_name, "finetune-sft", "report"), markdown="\n".join(parts),
                              description="SFT loss curve and held-out answers")
 
 
 def publish_classify(summary: dict, run_name: str) -> None:
-    create_table_artifact(key=_key(run_name, "finetune-classify", "summary"), table=_scalars(summary),
+    create_table_artifact(key=artifact_key(run_name, "finetune-classify", "summary"), table=scalar_rows(summary),
                           description="classifier: accuracy, macro F1, counts, parameters")
     report = json.loads(Path(summary["eval"]).read_text())
-    create_table_artifact(key=_key(run_name, "finetune-classify", "per-class"),
+    create_table_artifact(key=artifact_key(run_name, "finetune-classify", "per-class"),
                           table=[dict(label=k, **v) for k, v in report["per_class"].items()],
                           description="held-out precision / recall / F1 per label")
     markdown = (f"## Classifier on `{summary['data']}`\n\naccuracy {summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f} "
                 f"(majority-class baseline {summary['majority_baseline_accuracy']:.4f})\n\n"
                 + png_markdown(Path(summary["confusion_plot"]), "confusion matrix") + "\n" + png_markdown(Path(summary["loss_plot"]), "loss"))
-    create_markdown_artifact(key=_key(run_name, "finetune-classify", "report"), markdown=markdown,
+    create_markdown_artifact(key=artifact_key(run_name, "finetune-classify", "report"), markdown=markdown,
                              description="confusion matrix and loss curve")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.artifacts import _key, png_markdown
+from flows.artifacts import artifact_key, png_markdown
 
 
 def publish_shard_report(shards_dir: Path, run_name: str) -> None:
@@ -14,11 +14,11 @@ def publish_shard_report(shards_dir: Path, run_name: str) -> None:
     from pipeline.report import report_tables
 
     rows, markdown = report_tables(shards_dir)
-    create_table_artifact(key=_key(run_name, "shards", "quality"), table=rows, description="shard quality per shard and in total")
+    create_table_artifact(key=artifact_key(run_name, "shards", "quality"), table=rows, description="shard quality per shard and in total")
     plots = "".join(png_markdown(p, p.stem.replace("_", " ")) for p in sorted(shards_dir.glob("*.png")))
     report = shards_dir / "report.html"
     create_markdown_artifact(
-        key=_key(run_name, "shards", "report"),
+        key=artifact_key(run_name, "shards", "report"),
         markdown=f"{markdown}\n\nFull report: `{report}`\n\n{plots}",
         description="shard quality report",
     )
@@ -34,7 +34,7 @@ def publish_training(train_dir: Path, run_name: str) -> None:
             if "val_loss" in record:
                 evals.append(record)
     if evals:
-        create_table_artifact(key=_key(run_name, "train", "evals"), table=evals, description="evaluations during training")
+        create_table_artifact(key=artifact_key(run_name, "train", "evals"), table=evals, description="evaluations during training")
     parts = [f"## Training `{run_name}`", ""]
     if evals:
         last = evals[-1]
@@ -45,4 +45,4 @@ def publish_training(train_dir: Path, run_name: str) -> None:
     loss_png = train_dir / "loss.png"
     if loss_png.is_file():
         parts.append(png_markdown(loss_png, "loss curve"))
-    create_markdown_artifact(key=_key(run_name, "train", "summary"), markdown="\n".join(parts), description="training summary")
+    create_markdown_artifact(key=artifact_key(run_name, "train", "summary"), markdown="\n".join(parts), description="training summary")

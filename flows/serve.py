@@ -48,23 +48,18 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
                 tags=["crawl2gpt", "stage"],
             )
         )
-    demo = {"config_path": str(DEMO_CONFIG)}
-    deployments.append(
-        finetune_sft_flow.to_deployment(
-            name="sft",
-            parameters={**demo, "base": str(run_dir / "train"), "data": str(run_dir / "dedup"), "output": str(run_dir / "sft")},
-            description="Instruction-tune the run's GPT on pairs derived from its deduplicated documents (or your JSONL).",
-            tags=["crawl2gpt", "finetune"],
+    finetune = [  # (flow, deployment, the run folder it reads as data, description)
+        (finetune_sft_flow, "sft", "dedup",
+         "Instruction-tune the run's GPT on pairs derived from its deduplicated documents (or your JSONL)."),
+        (finetune_classify_flow, "classify", "filter",
+         "Train a keep/drop classifier from the run's filter decisions (or your TSV/JSONL labels)."),
+    ]
+    for finetune_flow, name, data, description in finetune:
+        parameters = {"config_path": str(DEMO_CONFIG), "base": str(run_dir / "train"),
+                      "data": str(run_dir / data), "output": str(run_dir / name)}
+        deployments.append(
+            finetune_flow.to_deployment(name=name, parameters=parameters, description=description, tags=["crawl2gpt", "finetune"])
         )
-    )
-    deployments.append(
-        finetune_classify_flow.to_deployment(
-            name="classify",
-            parameters={**demo, "base": str(run_dir / "train"), "data": str(run_dir / "filter"), "output": str(run_dir / "classify")},
-            description="Train a keep/drop classifier from the run's filter decisions (or your TSV/JSONL labels).",
-            tags=["crawl2gpt", "finetune"],
-        )
-    )
     return deployments
 
 
