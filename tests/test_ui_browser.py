@@ -96,9 +96,15 @@ def _chromium(url: str, user_data: Path, *extra: str) -> str:
     return done.stdout
 
 
-def _page_text(url: str, user_data: Path) -> str:
-    dom = _chromium(url, user_data, "--dump-dom")
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+def _page_text(url: str, user_data: Path, expect: tuple[str, ...] = (), tries: int = 4) -> str:
+    """The page's visible text once it shows everything in `expect` (the UI fills lists in
+    after its first render, later on a loaded machine), or the last attempt's text."""
+    for _ in range(tries):
+        dom = _chromium(url, user_data, "--dump-dom")
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+        if all(needle in text for needle in expect):
+            break
+    return text
 
 
 def test_flow_run_and_stage_subflows_are_visible(prefect_server, demo_flow_run, tmp_path):
@@ -108,14 +114,16 @@ def test_flow_run_and_stage_subflows_are_visible(prefect_server, demo_flow_run, 
     assert "pipeline-uidemo" in runs and all(f"{stage}-uidemo" in runs for stage in STAGE_FLOWS)
     assert all(run["state_type"] == "COMPLETED" for run in runs.values())
 
-    listing = _page_text(f"{ui}/runs", tmp_path / "chrome")
+    listing = _page_text(f"{ui}/runs", tmp_path / "chrome", expect=("7 runs", "crawl2gpt-pipeline", *STAGE_FLOWS))
     assert "7 runs" in listing
     for flow_name in ["crawl2gpt-pipeline", *STAGE_FLOWS]:
         assert flow_name in listing
 
-    pipeline_page = _page_text(f"{ui}/runs/flow-run/{runs['pipeline-uidemo']['id']}", tmp_path / "chrome")
+    pipeline_page = _page_text(f"{ui}/runs/flow-run/{runs['pipeline-uidemo']['id']}", tmp_path / "chrome",
+                               expect=("pipeline-uidemo", "Completed"))
     assert "pipeline-uidemo" in pipeline_page and "Completed" in pipeline_page
-    subflow_page = _page_text(f"{ui}/runs/flow-run/{runs['filter-uidemo']['id']}", tmp_path / "chrome")
+    subflow_page = _page_text(f"{ui}/runs/flow-run/{runs['filter-uidemo']['id']}", tmp_path / "chrome",
+                              expect=("Parent Run", "pipeline-uidemo"))
     assert "Parent Run" in subflow_page and "pipeline-uidemo" in subflow_page
 
     shots = ROOT / "test-artifacts"
@@ -126,7 +134,8 @@ def test_flow_run_and_stage_subflows_are_visible(prefect_server, demo_flow_run, 
 
 def test_stage_artifacts_are_visible(prefect_server, demo_flow_run, tmp_path):
     api, _ = prefect_server
-    page = _page_text(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome")
+    keys = [f"demo-{stage}-{kind}" for stage in STAGE_FLOWS for kind in ("counts", "summary")]
+    page = _page_text(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", expect=tuple(keys))
     for stage in STAGE_FLOWS:
         assert f"demo-{stage}-counts" in page and f"demo-{stage}-summary" in page
     assert "demo-shards-quality" in page and "demo-shards-report" in page and "demo-train-summary" in page
