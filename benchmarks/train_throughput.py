@@ -9,7 +9,8 @@ Token ids are drawn uniformly at random (seeded): throughput does not depend on 
 a batch holds, and this machine-independent input keeps the run self-contained on the GPU
 machine. Same batches for both models.
 
-    python benchmarks/train_throughput.py [--steps 30] [--batch-size 16] [--no-compile] [--small]
+    python benchmarks/train_throughput.py [--steps 30] [--batch-size 16] [--accum 1] [--attn cudnn]
+        [--models ours,ours_fp32_residual,transformers] [--no-compile] [--small]
 Last line: one JSON object.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,10 +32,22 @@ H100_BF16_DENSE = 989e12  # NVIDIA H100 SXM datasheet, dense BF16 tensor core
 COMPILE_MODE = None  # --mode
 ATTN = "default"  # --attn
 PROFILE = False  # --profile
+ACCUM = 1  # --accum
 
 
 def ours(cfg: GPTConfig):
-    return GPT(cfg), lambda model, x: model(x)[0]
+    """Our GPT as the trainer builds it: bf16 residual stream, fused un-embedding + loss on the GPU."""
+    return GPT(cfg), lambda model, x, y: model(x, y)[1]
+
+
+def ours_bf16_residual(cfg: GPTConfig):
+    """Ours with the plain loss (F.linear + F.cross_entropy): the fused loss's share."""
+    return ours(replace(cfg, fused_loss=False))
+
+
+def ours_fp32_residual(cfg: GPTConfig):
+    """Ours as nanoGPT builds it: fp32 residual stream, plain loss."""
+    return ours(replace(cfg, residual="fp32", fused_loss=False))
 
 
 def transformers_gpt2(cfg: GPTConfig):
@@ -43,15 +57,20 @@ def transformers_gpt2(cfg: GPTConfig):
                         n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
     model = GPT2LMHeadModel(hf_cfg)
     assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
-    return model, lambda model, x: model(input_ids=x, use_cache=False).logits
+
+    def loss(model, x, y):  # nanoGPT's loss: fp32 cross-entropy over the bf16 logits
+        logits = model(input_ids=x, use_cache=False).logits
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+
+    return model, loss
 
 
 def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     torch.manual_seed(0)
-    model, forward = make(cfg)
+    model, loss_of_batch = make(cfg)
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95), fused=device == "cuda")
-    step_fn = _step(forward, model, optimizer, device, compile_model)
+    step_fn = _step(loss_of_batch, model, optimizer, device, compile_model)
     n_params = sum(p.numel() for p in model.parameters()) - cfg.block_size * cfg.n_embd  # minus position table
     flops_per_token = 6 * n_params + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
     if device == "cuda":
@@ -67,7 +86,7 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
         loss = step_fn(*batches[i % len(batches)])
     _sync(device)
     seconds = time.perf_counter() - start
-    tokens = steps * batches[0][0].numel()
+    tokens = steps * ACCUM * batches[0][0].numel()
     if PROFILE:
         _profile(step_fn, batches, device)
     row = {
@@ -82,21 +101,22 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     return row
 
 
-def _step(forward, model, optimizer, device, compile_model):
-    """One training step, the same for both models: forward + loss (compiled as one graph), backward, clip, AdamW."""
+def _step(loss_of_batch, model, optimizer, device, compile_model):
+    """One training step, the same for both models: ACCUM micro-batches of forward + loss (compiled
+    as one graph) and backward, then clip and AdamW."""
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
 
     def loss_of(x, y):
         with autocast:
-            logits = forward(model, x)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+            return loss_of_batch(model, x, y)
 
     loss_fn = torch.compile(loss_of, mode=COMPILE_MODE) if compile_model else loss_of
 
     def step(x, y):
         with sdpa_backend():
-            loss = loss_fn(x, y)
-            loss.backward()
+            for _ in range(ACCUM):  # the same micro-batch again: the work, not the data, is measured
+                loss = loss_fn(x, y)
+                (loss / ACCUM).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -146,10 +166,12 @@ def main() -> None:
     parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--cd-tuning", action="store_true", help="inductor coordinate-descent tuning of kernel configs")
     parser.add_argument("--attn", choices=["default", "cudnn", "flash"], default="default", help="SDPA kernel for both models")
+    parser.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (GPT-2 recipes: about 0.5M tokens a step)")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of a few steps after timing")
     args = parser.parse_args()
     global COMPILE_MODE, ATTN, PROFILE
-    COMPILE_MODE, ATTN, PROFILE = args.mode, args.attn, args.profile
+    global ACCUM
+    COMPILE_MODE, ATTN, PROFILE, ACCUM = args.mode, args.attn, args.profile, args.accum
     if args.cd_tuning:
         import torch._inductor.config as inductor_config
 
@@ -166,21 +188,24 @@ def main() -> None:
     for _ in range(4):  # rotate a few batches (not one buffer) so no step reuses cached inputs
         w = torch.randint(0, 50257 if not args.small else 512, (args.batch_size, cfg.block_size + 1), generator=gen)
         batches.append((w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)))
-    makers = {"ours": ours, "transformers": transformers_gpt2}
+    makers = {"ours": ours, "ours_bf16_residual": ours_bf16_residual, "ours_fp32_residual": ours_fp32_residual,
+              "transformers": transformers_gpt2}
     rows = []
     for name in args.models.split(","):
         rows.append(measure(name, makers[name], cfg, batches, args.steps, args.warmup, not args.no_compile, device))
         print(json.dumps(rows[-1]), flush=True)
     by = {r["model"]: r for r in rows}
-    print(f"{'model':<14}{'tok/s':>12}{'ms/step':>10}{'MFU':>8}{'peak GiB':>10}")
+    print(f"{'model':<20}{'tok/s':>12}{'ms/step':>10}{'MFU':>8}{'peak GiB':>10}")
     for r in rows:
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
-        print(f"{r['model']:<14}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
+        print(f"{r['model']:<20}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
     result = {
         "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "torch": torch.__version__, "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode, "cd_tuning": args.cd_tuning, "attn": args.attn,
+        "torch": torch.__version__, "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode, "cd_tuning": args.cd_tuning, "attn": args.attn, "accum": args.accum,
+        "tokens_per_optimizer_step": args.accum * args.batch_size * cfg.block_size,
         "precision": "bf16" if device == "cuda" else "fp32", "rows": rows,
-        "speedup_vs_transformers": by["ours"]["tokens_per_s"] / by["transformers"]["tokens_per_s"] if len(by) == 2 else None,
+        "speedup_vs_transformers": {r["model"]: r["tokens_per_s"] / by["transformers"]["tokens_per_s"]
+                                    for r in rows if r["model"] != "transformers"} if "transformers" in by else None,
     }
     print(json.dumps(result))
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from model.fused_loss import fused_available, linear_cross_entropy
+
 
 @dataclass
 class GPTConfig:
@@ -31,6 +33,14 @@ class GPTConfig:
     positions: str = "learned"  # or "rope"
     attention: str = "fused"  # or "manual"
     rope_base: float = 10000.0  # RoFormer section 3.2.2
+    # "bf16": under BF16 autocast the residual stream (the x that every block adds to) is kept
+    # in bf16 rather than fp32, as Megatron-LM (fp32_residual_connection=False) and llm.c do.
+    # Half the bytes through every residual add and norm; weights and optimizer stay fp32.
+    # Ignored when autocast is off or not bf16 (CPU fp32 training, fp16 + GradScaler).
+    residual: str = "bf16"  # or "fp32"
+    # on a GPU while training, the un-embedding + cross-entropy run as one fused step that never
+    # keeps the logits (model/fused_loss.py); elsewhere the plain F.linear + F.cross_entropy
+    fused_loss: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -219,15 +229,24 @@ class GPT(nn.Module):
             x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast
         else:
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
-        x = self.transformer.drop(x)
+        x = self.transformer.drop(self._residual_dtype(x))
         for i, block in enumerate(self.transformer.h):
             x = block(x, rope, None if caches is None else caches[i])
         x = self.transformer.ln_f(x)
         if targets is None:
             return self.lm_head(x), None
+        if self.config.fused_loss and fused_available(x):  # GPU training: no logits are returned
+            return None, linear_cross_entropy(x, self.lm_head.weight, targets)
         logits = self.lm_head(x)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    def _residual_dtype(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual stream's dtype: fp32 (nanoGPT, transformers) or, with residual="bf16", bf16."""
+        kind = x.device.type
+        if self.config.residual == "bf16" and torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16:
+            return x.to(torch.bfloat16)
+        return x
 
     def new_caches(self) -> list[list]:
         return [[None, None] for _ in self.transformer.h]

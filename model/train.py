@@ -40,7 +40,7 @@ from pipeline.errors import InputError
 from pipeline.stage import PartResult, StageStats, sha256_file
 
 log = logging.getLogger("crawl2gpt.train")
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "norm", "mlp", "positions", "attention")
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "norm", "mlp", "positions", "attention", "residual", "fused_loss")
 
 
 # --------------------------------------------------------------------------- building blocks

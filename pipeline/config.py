@@ -234,6 +234,14 @@ class TrainConfig(Section):
     mlp: Literal["gelu", "swiglu"] = "gelu"
     positions: Literal["learned", "rope"] = "learned"
     attention: Literal["fused", "manual"] = "fused"
+    residual: Literal["fp32", "bf16"] = Field(
+        "bf16", description="Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's default, "
+        "fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
+        "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
+        "(docs/benchmarks-train.md).")
+    fused_loss: bool = Field(
+        True, description="On a GPU, fuse the un-embedding matmul and cross-entropy so the logits are read "
+        "once and never kept (model/fused_loss.py); CPU and evaluation use F.cross_entropy.")
     arch: Literal["gpt", "lstm"] = "gpt"
 
     batch_size: int = Field(16, ge=1, description="Micro-batch size per device.")

@@ -10,6 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
+# Without a GPU, Triton kernels (model/fused_loss.py) run in Triton's interpreter, so their
+# arithmetic is still tested. Set before any test module imports them.
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 
 @pytest.fixture(scope="session")
 def sample_warc() -> Path:
