@@ -76,6 +76,7 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     losses = []
+    breaks_before = _graph_breaks()
     compile_start = time.perf_counter()
     for i in range(warmup):
         losses.append(step_fn(*batches[i % len(batches)]))
@@ -90,7 +91,7 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
     if PROFILE:
         _profile(step_fn, batches, device)
     row = {
-        "model": name, "params": n_params, "tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps,
+        "model": name, "graph_breaks": _graph_breaks() - breaks_before, "params": n_params, "tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps,
         "mfu": flops_per_token * tokens / seconds / H100_BF16_DENSE, "warmup_s": warm_s, "final_loss": float(loss),
         "first_loss": float(losses[0]),
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
@@ -148,6 +149,13 @@ def _profile(step_fn, batches, device, steps: int = 5) -> None:
         _sync(device)
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=80), flush=True)
+
+
+def _graph_breaks() -> int:
+    """Graph breaks torch.compile has taken so far (0: forward + loss compiled as one graph)."""
+    from torch._dynamo.utils import counters
+
+    return sum(counters["graph_break"].values())
 
 
 def _sync(device):

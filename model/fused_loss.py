@@ -23,7 +23,7 @@ try:  # Triton ships with CUDA builds of PyTorch; CPU builds have none
 except ImportError:  # pragma: no cover - depends on the torch build
     triton = None
 
-BLOCK = 8192  # vocabulary entries a program reads at once (50304 = 6.1 blocks)
+BLOCK = 16384  # vocabulary entries a program reads at once (50304 = 3.1 blocks); fastest of 5 on an H100
 NUM_WARPS = 16
 
 
