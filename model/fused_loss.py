@@ -55,32 +55,33 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         w = weight.to(dtype)
         logits = x2 @ w.t()  # (N, V)
         targets = targets.reshape(-1)
+        row_losses = softmax_cross_entropy_grad_(logits, targets, ignore_index)  # logits := softmax - one_hot
         n_valid = (targets != ignore_index).sum().clamp(min=1)
-        row_losses = softmax_cross_entropy_grad_(logits, targets, 1.0 / n_valid.float(), ignore_index)
-        ctx.save_for_backward(x2, w, logits)  # logits now hold d(mean loss)/d(logits)
+        ctx.save_for_backward(x2, w, logits, n_valid)
         ctx.x_shape, ctx.x_dtype, ctx.w_dtype = x.shape, x.dtype, weight.dtype
         return row_losses.sum() / n_valid
 
     @staticmethod
     def backward(ctx, grad_loss):
-        x2, w, dlogits = ctx.saved_tensors
-        # the loss is linear in the stored gradient: scale the small products, not the logits
-        dx = (dlogits @ w) * grad_loss.to(dlogits.dtype)
-        dw = (dlogits.t() @ x2).float() * grad_loss
+        x2, w, dlogits, n_valid = ctx.saved_tensors
+        # d(mean loss)/d(logits) = (softmax - one_hot) / n_valid: the 1/n_valid and the incoming
+        # gradient are applied to the two small products, never to the logits. Unscaled, the stored
+        # values lie in [-1, 1]: divided by n_valid first, fp16 runs would lose the small ones.
+        scale = grad_loss.float() / n_valid
+        dx = (dlogits @ w).float() * scale
+        dw = (dlogits.t() @ x2).float() * scale
         return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None, None
 
 
-def softmax_cross_entropy_grad_(logits: torch.Tensor, targets: torch.Tensor, inv_n: torch.Tensor,
-                                ignore_index: int) -> torch.Tensor:
-    """Per-row cross-entropy of logits (N, V); overwrites logits with (softmax - one_hot) * inv_n.
+def softmax_cross_entropy_grad_(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Per-row cross-entropy of logits (N, V); overwrites logits with softmax - one_hot.
 
-    Rows whose target is ignore_index get loss 0 and gradient 0. inv_n is a one-element tensor
-    (1 / number of counted rows) so no host sync is needed.
+    Rows whose target is ignore_index get loss 0 and gradient 0.
     """
     assert logits.is_contiguous() and logits.dim() == 2
     n_rows, n_cols = logits.shape
     row_losses = torch.empty(n_rows, device=logits.device, dtype=torch.float32)
-    _cross_entropy_rows[(n_rows,)](logits, logits.stride(0), targets, row_losses, inv_n, n_cols, ignore_index,
+    _cross_entropy_rows[(n_rows,)](logits, logits.stride(0), targets, row_losses, n_cols, ignore_index,
                                    BLOCK=BLOCK, num_warps=NUM_WARPS)
     return row_losses
 
@@ -88,8 +89,7 @@ def softmax_cross_entropy_grad_(logits: torch.Tensor, targets: torch.Tensor, inv
 if triton is not None:
 
     @triton.jit
-    def _cross_entropy_rows(logits_ptr, row_stride, targets_ptr, losses_ptr, inv_n_ptr, n_cols, ignore_index,
-                            BLOCK: tl.constexpr):
+    def _cross_entropy_rows(logits_ptr, row_stride, targets_ptr, losses_ptr, n_cols, ignore_index, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         row_ptr = logits_ptr + row * row_stride
         target = tl.load(targets_ptr + row)
@@ -112,12 +112,11 @@ if triton is not None:
             lse = running_max + tl.log(running_sum)
             target_logit = tl.load(row_ptr + target).to(tl.float32)
             tl.store(losses_ptr + row, lse - target_logit)
-            # pass 2: the gradient of the mean loss, softmax - one_hot, over the same row
-            inv_n = tl.load(inv_n_ptr)
+            # pass 2: the gradient of this row's loss, softmax - one_hot, over the same row
             for start in range(0, n_cols, BLOCK):
                 cols = start + tl.arange(0, BLOCK)
                 mask = cols < n_cols
                 x = tl.load(row_ptr + cols, mask=mask, other=0.0).to(tl.float32)
                 grad = tl.exp(x - lse)
-                grad = tl.where(cols == target, grad - 1.0, grad) * inv_n
+                grad = tl.where(cols == target, grad - 1.0, grad)
                 tl.store(row_ptr + cols, grad.to(row_ptr.dtype.element_ty), mask=mask)
