@@ -103,3 +103,30 @@ def test_gpt_fused_loss_under_autocast_matches_plain(compiled):
     assert abs(loss_p.item() - loss_f.item()) < 2e-3
     for plain, fused in ((head_p, head_f), (attn_p, attn_f)):
         assert torch.linalg.norm(plain - fused) / torch.linalg.norm(plain) < 2e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sft_loss_fused_matches_plain():
+    """Fine-tuning's response-only loss (IGNORE on prompt tokens) takes the fused path on a GPU."""
+    from model.finetune import lm_loss
+    from model.sft_data import IGNORE, Batch
+
+    torch.manual_seed(0)
+    idx = torch.randint(0, 1000, (3, 64), device="cuda")
+    targets = torch.randint(0, 1000, (3, 64), device="cuda")
+    targets[:, :20] = IGNORE  # the prompt part of each row
+    segments = torch.zeros_like(idx)
+    positions = torch.arange(64, device="cuda").expand(3, 64)
+    batch = Batch(idx, targets, segments, positions)
+    results = {}
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=1024, block_size=64, n_layer=2, n_head=2, n_embd=64, fused_loss=fused)).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = lm_loss(model, batch)
+        loss.backward()
+        results[fused] = (loss.detach().float(), model.lm_head.weight.grad.float())
+    assert abs(results[False][0].item() - results[True][0].item()) < 2e-3
+    plain, fused_grad = results[False][1], results[True][1]
+    assert torch.linalg.norm(plain - fused_grad) / torch.linalg.norm(plain) < 2e-2
