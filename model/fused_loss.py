@@ -68,9 +68,12 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         # gradient are applied to the two small products, never to the logits. Unscaled, the stored
         # values lie in [-1, 1]: divided by n_valid first, fp16 runs would lose the small ones.
         scale = grad_loss.float() / n_valid
-        dx = (dlogits @ w).float() * scale
-        dw = (dlogits.t() @ x2).float() * scale
-        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None, None
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            dx = ((dlogits @ w).float() * scale).view(ctx.x_shape).to(ctx.x_dtype)
+        if ctx.needs_input_grad[1]:  # a frozen un-embedding (LoRA) skips this matmul
+            dw = ((dlogits.t() @ x2).float() * scale).to(ctx.w_dtype)
+        return dx, dw, None, None
 
 
 def softmax_cross_entropy_grad_(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:

@@ -70,6 +70,19 @@ def test_function_matches_plain_loss_and_gradients(dtype, loss_scale):
         assert (plain - fused).abs().max() <= tol * plain.abs().max()
 
 
+def test_frozen_weight_gets_no_gradient():
+    """LoRA freezes the un-embedding: only x gets a gradient, equal to the plain path's."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(8, 16, generator=gen).to(DEVICE)
+    weight = torch.randn(300, 16, generator=gen).to(DEVICE)  # requires_grad=False
+    targets = torch.randint(0, 300, (8,), generator=gen).to(DEVICE)
+    xf, xp = x.clone().requires_grad_(), x.clone().requires_grad_()
+    FusedLinearCrossEntropy.apply(xf, weight, targets, -1).backward()
+    linear_cross_entropy(xp, weight, targets, fused=False).backward()
+    assert weight.grad is None
+    assert torch.allclose(xf.grad, xp.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_plain_path_off_the_gpu_or_without_gradients():
     """Evaluation (no_grad) and CPU tensors take F.cross_entropy: no kernel, logits kept."""
     x, weight = torch.randn(3, 8), torch.randn(20, 8)
