@@ -4,6 +4,8 @@ One module per idea: norms, causal self-attention (the plain path and the fused
 `scaled_dot_product_attention` path side by side), the MLP, a pre-norm Block, the GPT.
 Options beyond GPT-2: RMSNorm (Zhang & Sennrich 2019), SwiGLU (Shazeer 2020) and rotary
 positions (Su et al. 2021, RoFormer). Defaults are GPT-2 small (Radford et al. 2019).
+For GPU speed: a bf16 residual stream under autocast (Megatron-LM's default) and the fused
+un-embedding + cross-entropy of model/fused_loss.py; both measured in docs/benchmarks-train.md.
 
 Shapes in comments: B batch, T time, C channels (n_embd), nh heads, hs head size.
 """
