@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.nn import functional as F
 
-from model.fused_loss import linear_cross_entropy
+from model.fused_loss import linear_cross_entropy, logits_cross_entropy
 from model.gpt import GPT, apply_rope, param_groups
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
 from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pairs, encode_prompt, iter_batches, load_tokenizer, make_rows,
@@ -149,9 +149,7 @@ def lm_loss(model: GPT, batch: Batch, reduction: str = "mean") -> torch.Tensor:
     hidden = hidden_states(model, batch.idx, batch.segments, batch.positions)
     if reduction == "mean" and type(model.lm_head) is torch.nn.Linear:
         return linear_cross_entropy(hidden, model.lm_head.weight, batch.targets, IGNORE, fused=model.config.fused_loss)
-    logits = model.lm_head(hidden)
-    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.targets.view(-1), ignore_index=IGNORE,
-                           reduction=reduction)
+    return logits_cross_entropy(model.lm_head(hidden), batch.targets, IGNORE, reduction)
 
 
 # --------------------------------------------------------------------------- the shared loop

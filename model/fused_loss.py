@@ -36,8 +36,14 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
     """
     if fused and fused_available(x):
         return FusedLinearCrossEntropy.apply(x, weight, targets, ignore_index)
-    logits = F.linear(x, weight)
-    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index)
+    return logits_cross_entropy(F.linear(x, weight), targets, ignore_index)
+
+
+def logits_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1,
+                         reduction: str = "mean") -> torch.Tensor:
+    """The plain loss: cross-entropy of (..., V) logits in fp32 (nanoGPT's upcast) against targets (...)."""
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index,
+                           reduction=reduction)
 
 
 def fused_available(x: torch.Tensor) -> bool:

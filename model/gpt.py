@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.fused_loss import fused_available, linear_cross_entropy
+from model.fused_loss import fused_available, linear_cross_entropy, logits_cross_entropy
 
 
 @dataclass
@@ -240,8 +240,7 @@ class GPT(nn.Module):
         if self.config.fused_loss and fused_available(x):  # GPU training: no logits are returned
             return None, linear_cross_entropy(x, self.lm_head.weight, targets)
         logits = self.lm_head(x)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
-        return logits, loss
+        return logits, logits_cross_entropy(logits, targets)
 
     def _residual_dtype(self, x: torch.Tensor) -> torch.Tensor:
         """The residual stream's dtype: fp32 (nanoGPT, transformers) or, with residual="bf16", bf16."""

@@ -7,7 +7,7 @@ same shards, and the README can set the two loss curves side by side.
 from __future__ import annotations
 
 import torch.nn as nn
-from torch.nn import functional as F
+from model.fused_loss import logits_cross_entropy
 
 from model.gpt import GPTConfig, param_groups  # noqa: F401  (param_groups: same optimizer groups)
 
@@ -38,7 +38,7 @@ class LSTMLM(nn.Module):
         logits = self.decoder(self.drop(out))
         if targets is None:
             return logits, None
-        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, logits_cross_entropy(logits, targets)
 
     def new_caches(self) -> list:
         return [None]
