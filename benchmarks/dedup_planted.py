@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from pipeline.config import RunConfig  # noqa: E402
-from pipeline.run import load_stage  # noqa: E402
+from crawl2gpt.config import RunConfig  # noqa: E402
+from crawl2gpt.stages import load_stage  # noqa: E402
 from pipeline.stage import run_stage  # noqa: E402
 
 SHARED = ROOT / ".." / "shared" / "data" / "warc"

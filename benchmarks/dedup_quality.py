@@ -29,7 +29,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import RunConfig  # noqa: E402
+from crawl2gpt.config import RunConfig  # noqa: E402
 from pipeline.dedup.lsh import BandIndex, bucket_pairs, shingle_jaccard, signature_agreeing  # noqa: E402
 from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix  # noqa: E402
 from pipeline.dedup.shingles import normalize_text, shingle_hashes  # noqa: E402

@@ -41,7 +41,7 @@ def _rss_mb() -> float:
 def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path, seed: int = 3) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchmarks.dedup_quality import add_boilerplate, edit_words, page_texts
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
     from pipeline.stage import PartResult, StageStats, run_stage
     import pyarrow as pa
@@ -90,7 +90,7 @@ def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path, seed: int
 
 def run_ours(folder: Path, out: Path) -> dict:
     sys.path.insert(0, str(ROOT))
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.dedup.stage import DEDUP
     from pipeline.stage import run_stage
 
@@ -134,7 +134,7 @@ def index_bytes_per_doc(folder: Path, n: int) -> float:
     """RSS growth of an in-memory LSH index (datasketch dict storage) of n stored signatures."""
     sys.path.insert(0, str(ROOT))
     import pyarrow.parquet as pq
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.dedup.lsh import BandIndex
 
     sigs = [s for p in sorted(folder.glob("minhash/part-*.parquet"))

@@ -13,7 +13,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import RunConfig  # noqa: E402
+from crawl2gpt.config import RunConfig  # noqa: E402
 from pipeline.dedup.lsh import lsh_threshold, s_curve  # noqa: E402
 
 

@@ -36,9 +36,9 @@ def prepare(warcs: list[str], work: Path, args) -> tuple[Path, Path]:
     from model.gpt import GPT, GPTConfig
     from model.sft_data import derive_pairs
     from pipeline import tokenizer
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.documents import iter_batches
-    from pipeline.run import load_stage
+    from crawl2gpt.stages import load_stage
     from pipeline.stage import run_stage, stage_parts
 
     base_dir, pairs = work / "base", work / "pairs.jsonl"
@@ -84,7 +84,7 @@ def child(method: str, base: str, pairs: str, out: str, args) -> dict:
 
     from model.finetune import answers_for, load_base, run_sft
     from model.sft_data import TITLE_INSTRUCTION, read_jsonl, split_of
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
 
     torch.set_num_threads(args.threads)
     overrides = [f"finetune.method={method}", f"finetune.max_steps={args.steps}", f"finetune.batch_size={args.batch}",

@@ -84,7 +84,7 @@ def run_datatrove(python: Path, warcs: list[Path], workers: int) -> dict:
 
 
 def run_ours(warcs: list[Path], workers: int) -> dict:
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.ingest import EXTRACT
     from pipeline.stage import run_stage
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.train import read_metrics, train  # noqa: E402
-from pipeline.config import RunConfig  # noqa: E402
+from crawl2gpt.config import RunConfig  # noqa: E402
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps
 DEFAULTS = ["train.block_size=256", "train.batch_size=16", "train.warmup_steps=30", "train.eval_interval=50",
@@ -36,7 +36,7 @@ DEFAULTS = ["train.block_size=256", "train.batch_size=16", "train.warmup_steps=3
 
 
 def build_shards(warc_dir: Path, workdir: Path) -> Path:
-    from pipeline.run import run_pipeline
+    from crawl2gpt.runner import run_pipeline
 
     cfg = RunConfig.load(None, ["tokenizer.vocab_size=4096", "shards.val_fraction=0.05",
                                 "filter.language.languages=[en,de,fr,es,it,nl,pt,pl,ru]"])

@@ -36,7 +36,7 @@ def corpus(warcs: list[str]) -> tuple[Path, list[str]]:
     """Extract stage output for the WARCs (skipped when the cached one matches), and its texts."""
     import pyarrow.parquet as pq
 
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.ingest import EXTRACT
     from pipeline.stage import run_stage, stage_parts
 
@@ -63,7 +63,7 @@ def best_rate(encode, texts: list[str], repeat: int, min_seconds: float) -> tupl
 
 
 def train_ours(extract: Path, vocab: int, out: Path, split_digits: bool = True) -> tuple[float, object]:
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.stage import stage_parts
     from pipeline.tokenizer import load, train
 
@@ -99,7 +99,7 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
     On a few MB the fixed costs (process start, matplotlib import and plots) dominate, so the
     encode seconds summed over parts are reported beside the wall time.
     """
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.shards import SHARDS
     from pipeline.stage import read_manifest, run_stage, write_manifest, StageStats
 

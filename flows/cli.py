@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import Crawl2GPTError
-from pipeline.stage import STAGES
+from crawl2gpt.stages import STAGES
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.dag import pipeline_flow
     from flows.summary import print_run_summary
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.sources import resolve_inputs
 
     RunConfig.load(args.config, args.overrides)  # fail on a bad config before any work starts
@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespace) -> int:
     from flows.stages import STAGE_FLOWS
     from flows.summary import print_stage_summary
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
 
     RunConfig.load(args.config, args.overrides)
     stats = STAGE_FLOWS[name](inputs=inputs, output=output, config_path=args.config, overrides=args.overrides, force=args.force)
@@ -113,7 +113,7 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from flows.finetune import finetune_classify_flow, finetune_sft_flow
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
 
     RunConfig.load(args.config, args.overrides)
     common = dict(base=args.base, data=args.data, output=args.output, config_path=args.config, overrides=args.overrides)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from crawl2gpt.runner import run_dag
 from flows.stages import STAGE_FLOWS, load_config, run_name
-from pipeline.preflight import check_run
-from pipeline.run import stage_inputs, stages_to_force
-from pipeline.stage import STAGES
+from pipeline.stage import StageStats
 
 
 @flow(name="crawl2gpt-pipeline", flow_run_name=run_name("pipeline", "workdir"), log_prints=True)
@@ -36,19 +35,12 @@ def pipeline_flow(
     """
     logger = get_run_logger()
     cfg = load_config(config_path, overrides)
-    check_run(inputs, workdir, cfg, until)  # bad settings fail in a second, not after extraction
-    run_dir = Path(workdir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.write(run_dir / "config.yaml")  # the exact config this run used; subflows read it back
-    forced = stages_to_force(force)
-    results = {}
-    for name in STAGES[: STAGES.index(until) + 1]:
-        stats = STAGE_FLOWS[name](
-            inputs=stage_inputs(name, run_dir, inputs),
-            output=str(run_dir / name),
-            config_path=str(run_dir / "config.yaml"),
-            force=name in forced,
-        )
-        results[name] = stats
+    config_file = str(Path(workdir) / "config.yaml")  # written by run_dag before the first stage
+
+    def run_subflow(name: str, stage_inputs: list[str], output: Path, force_stage: bool) -> StageStats:
+        stats = STAGE_FLOWS[name](inputs=stage_inputs, output=str(output), config_path=config_file, force=force_stage)
         logger.info("%s done: %s in, %s out%s", name, stats["docs_in"], stats["docs_out"], " (skipped)" if stats["skipped"] else "")
-    return results
+        return StageStats.from_dict(stats)
+
+    results = run_dag(inputs, workdir, cfg, run_subflow, force_from=force, until=until)
+    return {name: stats.to_dict() for name, stats in results.items()}

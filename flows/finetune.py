@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.artifacts import artifact_key, png_markdown, scalar_rows
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 
 
 

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.config import RunConfig
+from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError, Crawl2GPTError
 from pipeline.stage import PartResult, default_workers
 
@@ -58,7 +58,7 @@ def run_part_task(stage: str, label: str, fn: Callable[[Any], PartResult], part:
     return _POOL.submit(fn, part).result()
 
 
-def task_runner_for(cfg: RunConfig, n_parts: int):
+def task_runner_for(cfg: PipelineConfig, n_parts: int):
     workers = max(1, min(default_workers(cfg), n_parts))
     if cfg.task_runner in ("processes", "threads"):
         return ThreadPoolTaskRunner(max_workers=workers)
@@ -81,7 +81,7 @@ def task_runner_for(cfg: RunConfig, n_parts: int):
     return RayTaskRunner()
 
 
-def prefect_map(stage: str, cfg: RunConfig):
+def prefect_map(stage: str, cfg: PipelineConfig):
     """A `map_parts` for pipeline.stage.run_stage that submits one Prefect task per part."""
 
     def run(fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:

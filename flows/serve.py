@@ -13,8 +13,7 @@ from prefect import serve
 from flows.finetune import finetune_classify_flow, finetune_sft_flow
 from flows.dag import pipeline_flow
 from flows.stages import STAGE_FLOWS
-from pipeline.run import stage_inputs
-from pipeline.stage import STAGES
+from crawl2gpt.stages import STAGES, stage_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"

@@ -11,8 +11,8 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import publish_stage
 from flows.parts import prefect_map
-from pipeline.config import RunConfig
-from pipeline.run import load_stage, stage_options
+from crawl2gpt.config import RunConfig
+from crawl2gpt.stages import load_stage, stage_options
 from pipeline.stage import StageStats, run_stage
 
 

@@ -38,7 +38,7 @@ from model.finetune import fit, hidden_states, load_base, peak_memory_mb, resolv
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
 from model.sft_data import Tokenizer
-from pipeline.config import ClassifyConfig, FinetuneConfig, RunConfig
+from model.config import ClassifyConfig, FinetuneConfig, ModelRun, ModelSections
 from pipeline.errors import InputError
 
 log = logging.getLogger("crawl2gpt.classify")
@@ -277,7 +277,7 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
 # --------------------------------------------------------------------------- the run
 
 
-def run_classify(base: str, data: str, out_dir: str, cfg: RunConfig, label_column: str = "keep_drop") -> dict[str, Any]:
+def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column: str = "keep_drop") -> dict[str, Any]:
     """Fine-tune `base` as a classifier on `data`; held-out metrics and plots in out_dir; returns the summary."""
     ft, cc, out = cfg.finetune, cfg.finetune.classify, Path(out_dir)
     device = resolve_device(ft.device)

@@ -37,7 +37,7 @@ from model.gpt import GPT, apply_rope, param_groups
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
 from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pairs, encode_prompt, iter_batches, load_tokenizer, make_rows,
                             prompt_turns, read_jsonl, split_of, to_example)
-from pipeline.config import FinetuneConfig, RunConfig
+from model.config import FinetuneConfig, ModelRun, ModelSections
 from pipeline.errors import CheckpointError, InputError
 
 log = logging.getLogger("crawl2gpt.finetune")
@@ -301,7 +301,7 @@ def save_tokenizer(tok: Tokenizer, folder: Path) -> None:
         shutil.copyfile(tok.path, Path(folder) / "tokenizer.model")
 
 
-def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: RunConfig) -> dict[str, Any]:
+def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str, Any]:
     """Instruction-tune `base` on `data_jsonl` into `out_dir`; returns the run's summary (also summary.json)."""
     ft, out = cfg.finetune, Path(out_dir)
     device = resolve_device(ft.device)
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="finetune.field=value pairs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(json.dumps(run_sft(args.base, args.data, args.out, RunConfig.load(args.config, args.overrides))))
+    print(json.dumps(run_sft(args.base, args.data, args.out, ModelSections.load(args.config, args.overrides))))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from model import distributed
 from model.data import TokenWindows, read_shards_manifest, shard_paths
 from model.generate import sample
 from model.gpt import GPT, GPTConfig, param_groups
-from pipeline.config import RunConfig, TrainConfig
+from model.config import ModelRun, ModelSections, TrainConfig
 from pipeline.errors import InputError
 from pipeline.stage import PartResult, StageStats, sha256_file
 
@@ -432,14 +432,15 @@ class TrainStage:
     """Stage `train`: inputs = [shards folder]; one part (the run); writes in place (atomic=False)."""
 
     name = "train"
+    config_sections = ("train",)
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[str]:
+    def plan(self, inputs: Sequence[str], cfg: ModelRun) -> list[str]:
         if len(inputs) != 1:
             raise InputError(f"train takes one shards folder, got {len(inputs)} inputs: {list(inputs)}")
         read_shards_manifest(inputs[0])  # fail before any work if it is not a shards folder
         return [str(inputs[0])]
 
-    def run_part(self, part: str, workdir: Path, cfg: RunConfig) -> PartResult:
+    def run_part(self, part: str, workdir: Path, cfg: ModelRun) -> PartResult:
         started = time.time()
         if cfg.train.nproc_per_node > 1 and "RANK" not in os.environ:
             summary = launch_torchrun(part, workdir, cfg)
@@ -449,7 +450,7 @@ class TrainStage:
         return PartResult(part=part, outputs=outputs, counts={"steps": summary["steps"], "tokens": summary["tokens_seen"]},
                           seconds=round(time.time() - started, 3), meta=summary)
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+    def finish(self, workdir: Path, results: list[PartResult], cfg: ModelRun) -> StageStats:
         summary = results[0].meta
         return StageStats(stage=self.name, docs_in=summary["tokens_seen"], docs_out=summary["steps"], extra=summary)
 
@@ -457,7 +458,7 @@ class TrainStage:
 TRAIN = TrainStage()
 
 
-def launch_torchrun(shards_dir: str, out_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+def launch_torchrun(shards_dir: str, out_dir: Path, cfg: ModelRun) -> dict[str, Any]:
     """Train with `cfg.train.nproc_per_node` processes under torchrun (DDP or FSDP2), so a flow
     or `crawl2gpt train` uses every GPU of its machine. Rank 0 prints the summary last."""
     out_dir = Path(out_dir)
@@ -486,7 +487,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = RunConfig.load(args.config, args.overrides).train
+    cfg = ModelSections.load(args.config, args.overrides).train
     summary = train(args.shards, args.out, cfg, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

@@ -1,4 +1,4 @@
-"""One typed config for a whole run: ingest, filters, dedup, tokenizer, shards, training.
+"""The typed config of the data pipeline: ingest, filters, dedup, tokenizer, shards.
 
 Defaults are the published choices, each cited next to its field:
   - Gopher: Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from
@@ -7,18 +7,19 @@ Defaults are the published choices, each cited next to its field:
   - FineWeb: Penedo et al. 2024, "The FineWeb Datasets", section 3 and its datatrove recipe
     (LanguageFilter 0.65, MinHash 14 bands x 8 rows on 5-grams, FineWebQualityFilter).
 
-A config is read from YAML (`RunConfig.from_yaml`) and overridden on the command line with
-dotted `section.field=value` pairs (`RunConfig.with_overrides`). Unknown keys are an error,
+A config is read from YAML (`ConfigBase.from_yaml`) and overridden on the command line with
+dotted `section.field=value` pairs (`ConfigBase.with_overrides`). Unknown keys are an error,
 so a typo never silently falls back to a default.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import ConfigError
 
 
@@ -218,129 +219,90 @@ class ShardsConfig(Section):
     append_eot: bool = Field(True, description="Append <|endoftext|> after each document.")
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- loading and saving
 
 
-class TrainConfig(Section):
-    """GPT pretraining. Defaults are GPT-2 small (124M) as in nanoGPT."""
+class ConfigBase(Section):
+    """A whole config file: read from YAML, overridden by `section.field=value`, written back.
 
-    n_layer: int = Field(12, ge=1)
-    n_head: int = Field(12, ge=1)
-    n_embd: int = Field(768, ge=1)
-    block_size: int = Field(1024, ge=2)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    bias: bool = True
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    positions: Literal["learned", "rope"] = "learned"
-    attention: Literal["fused", "manual"] = "fused"
-    residual: Literal["fp32", "bf16"] = Field(
-        "bf16", description="Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's default, "
-        "fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
-        "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
-        "(docs/benchmarks-train.md).")
-    fused_loss: bool = Field(
-        True, description="On a GPU, fuse the un-embedding matmul and cross-entropy so the logits are read "
-        "once and never kept (model/fused_loss.py); CPU and evaluation use F.cross_entropy.")
-    arch: Literal["gpt", "lstm"] = "gpt"
+    `RENAMED` maps a dotted key that is no longer valid to the key (or setting) that replaced it,
+    so an old config file or command line is refused with the new name instead of a bare
+    "unknown key".
+    """
 
-    batch_size: int = Field(16, ge=1, description="Micro-batch size per device.")
-    grad_accum_steps: int = Field(1, ge=1)
-    max_steps: int = Field(5000, ge=1)
-    learning_rate: float = Field(6e-4, gt=0)
-    min_lr: float = Field(6e-5, ge=0)
-    warmup_steps: int = Field(200, ge=0)
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping.")
-    eval_interval: int = Field(250, ge=1)
-    eval_batches: int = Field(20, ge=1)
-    checkpoint_interval: int = Field(500, ge=1)
-    sample_tokens: int = Field(64, ge=0)
-    sample_prompt: str = ""
-    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
-    compile: bool = False
-    device: str = "auto"
-    seed: int = 1337
-    tf32: bool = Field(True, description="TF32 matmuls on CUDA (Ampere+), as nanoGPT enables.")
-    parallel: Literal["ddp", "fsdp"] = Field("ddp", description="Under torchrun: DDP replicas or FSDP2 sharding.")
-    nproc_per_node: int = Field(1, ge=1, description="Processes (one per GPU) the train stage launches through torchrun; 1 trains in-process.")
-    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept in checkpoints/.")
-    sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")
-    sample_top_k: int = Field(200, ge=0, description="Top-k of the sample at each eval (nanoGPT's sample.py default); 0 = off.")
+    RENAMED: ClassVar[dict[str, str]] = {}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Self:
+        for old, new in cls.RENAMED.items():
+            if _has_key(data or {}, old.split(".")):
+                raise ConfigError(f"{source}: {old!r} is no longer a config key; use {new}")
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as err:
+            raise ConfigError(f"invalid {source}:\n{err}") from None
 
-# --------------------------------------------------------------------------- fine-tuning
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at top level")
+        return cls.from_dict(data, source=str(path))
 
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Self:
+        cfg = cls.from_yaml(path) if path else cls()
+        return cfg.with_overrides(overrides or [])
 
-class LoRAConfig(Section):
-    """LoRA adapters (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models")."""
+    def with_overrides(self, overrides: list[str]) -> Self:
+        """Apply `a.b.c=value` strings; values are parsed as YAML (so 0.7, true, [en, de] work)."""
+        data = self.model_dump(mode="json")
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ConfigError(f"override {item!r} must look like section.field=value")
+            if key in self.RENAMED:
+                raise ConfigError(f"override {item!r}: {key!r} is no longer a config key; use {self.RENAMED[key]}")
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"override {item!r}: no config section {part!r}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ConfigError(f"override {item!r}: unknown config key {key!r}")
+            node[parts[-1]] = yaml.safe_load(raw)
+        return type(self).from_dict(data, source="config overrides")
 
-    rank: int = Field(8, ge=1, description="r = 8 as in alpaca-lora (tloen/alpaca-lora finetune.py defaults).")
-    alpha: float = Field(16.0, gt=0, description="Update scaled by alpha / r; alpaca-lora uses alpha 16 with r 8.")
-    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter's input; alpaca-lora uses 0.05.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
-        description="Linear layers (by name suffix) that get adapters: attention and MLP projections "
-        "(Hu et al. adapt attention only; QLoRA, Dettmers et al. 2023, finds all linear layers are needed to match full FT).",
-    )
-    learning_rate: float = Field(3e-4, gt=0, description="alpaca-lora's learning rate (adapters need a larger step than full FT).")
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
-
-class ClassifyConfig(Section):
-    """Classification fine-tuning: the LM head replaced by a linear head over pooled hidden states."""
-
-    pooling: Literal["last", "mean"] = Field(
-        "last", description="'last': hidden state of the last real token (the only one that saw the whole text in a "
-        "causal model, as GPT-1's classifier, Radford et al. 2018, section 3.3); 'mean': mean over real tokens.",
-    )
-    train_blocks: int = Field(-1, ge=-1, description="Transformer blocks trained, counted from the top; -1 = all, 0 = head only.")
-    max_tokens: int = Field(128, ge=2, description="Texts are cut to this many tokens (counted as 'truncated').")
-    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the classifier run.")
-    max_steps: int = Field(300, ge=1)
-    batch_size: int = Field(32, ge=1)
-    max_examples_per_class: int = Field(0, ge=0, description="Cap per label (balanced subsets for quick runs); 0 = all.")
-    labels: list[str] = Field(default_factory=list, description="Keep only these labels; empty keeps all.")
-    val_fraction: float = Field(0.2, gt=0, lt=1, description="Texts whose hash falls below this are the held-out split.")
+    def write(self, path: str | Path) -> None:
+        atomic_write_text(Path(path), self.to_yaml())
 
 
-class FinetuneConfig(Section):
-    """Supervised fine-tuning (SFT) and classification fine-tuning of a pretrained GPT."""
-
-    method: Literal["full", "lora"] = Field("full", description="Train every weight, or only LoRA adapters.")
-    lora: LoRAConfig = Field(default_factory=LoRAConfig)
-    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
-    learning_rate: float = Field(3e-5, gt=0, description="Full fine-tuning rate, nanoGPT's config/finetune_shakespeare.py.")
-    warmup_steps: int = Field(10, ge=0, description="Linear warmup, then cosine decay to min_lr_ratio x the rate.")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Chinchilla/nanoGPT decay to 10% of the peak rate.")
-    weight_decay: float = Field(0.0, ge=0, description="nanoGPT fine-tunes without weight decay on small data.")
-    grad_clip: float = Field(1.0, ge=0)
-    max_steps: int = Field(200, ge=1)
-    batch_size: int = Field(8, ge=1, description="Sequences (padding) or packed rows (packing) per step.")
-    block_size: int = Field(0, ge=0, description="Longest sequence; 0 = the base model's context length.")
-    packing: bool = Field(
-        False, description="Pack several examples per row with a block-diagonal attention mask and positions "
-        "restarting per example (no cross-example attention), instead of padding each example alone.",
-    )
-    overlong: Literal["drop", "truncate"] = Field(
-        "drop", description="Examples longer than block_size: 'drop' them (counted 'too_long'), or 'truncate' the "
-        "response end (counted 'truncated'; dropped when not one response token fits).",
-    )
-    val_fraction: float = Field(0.05, gt=0, lt=1, description="Examples whose text hash falls below this are held out.")
-    eval_interval: int = Field(50, ge=1)
-    eval_prompts: int = Field(5, ge=0, description="Held-out prompts answered (greedy) into answers.jsonl after training.")
-    max_new_tokens: int = Field(64, ge=1)
-    seed: int = 1337
-    device: str = Field("auto", description="'auto' = cuda when available, else cpu.")
-    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast on CUDA; CPU always runs fp32.")
+def _has_key(data: dict[str, Any], parts: list[str]) -> bool:
+    node: Any = data
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
-# --------------------------------------------------------------------------- the run
+# --------------------------------------------------------------------------- the data pipeline
 
 
-class RunConfig(Section):
-    """Everything one run uses. `crawl2gpt run` writes it to RUN_DIR/config.yaml."""
+class PipelineConfig(ConfigBase):
+    """Everything the data stages (extract .. shards) use. The full run config (crawl2gpt/config.py)
+    adds the model's sections to it; the data stages never see those."""
 
     name: str = "crawl2gpt"
     workers: int = Field(0, ge=0, description="Processes for per-part work; 0 = all cores.")
@@ -356,86 +318,3 @@ class RunConfig(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-
-    @model_validator(mode="after")
-    def _check_consistency(self) -> "RunConfig":
-        if self.train.n_embd % self.train.n_head:
-            raise ValueError(f"train.n_embd ({self.train.n_embd}) must be divisible by train.n_head ({self.train.n_head})")
-        return self
-
-    # -- loading and saving ---------------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as err:
-            raise ConfigError(f"invalid {source}:\n{err}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "RunConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at top level")
-        return cls.from_dict(data, source=str(path))
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "RunConfig":
-        cfg = cls.from_yaml(path) if path else cls()
-        return cfg.with_overrides(overrides or [])
-
-    def with_overrides(self, overrides: list[str]) -> "RunConfig":
-        """Apply `a.b.c=value` strings; values are parsed as YAML (so 0.7, true, [en, de] work)."""
-        data = self.model_dump(mode="json")
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"override {item!r} must look like section.field=value")
-            node = data
-            parts = key.strip().split(".")
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
-                    raise ConfigError(f"override {item!r}: no config section {part!r}")
-                node = node[part]
-            if parts[-1] not in node:
-                raise ConfigError(f"override {item!r}: unknown config key {key!r}")
-            node[parts[-1]] = yaml.safe_load(raw)
-        return type(self).from_dict(data, source="config overrides")
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-
-    def write(self, path: str | Path) -> None:
-        from pipeline.atomic import atomic_write_text
-
-        atomic_write_text(Path(path), self.to_yaml())
-
-
-def config_slice(cfg: RunConfig, stage: str) -> dict[str, Any]:
-    """The part of the config a stage's output depends on (what its manifest fingerprints)."""
-    slices = {
-        "extract": {"extract": cfg.extract},
-        "filter": {"filter": cfg.filter},
-        "dedup": {"dedup": cfg.dedup},
-        "tokenizer": {"tokenizer": cfg.tokenizer},
-        "shards": {"shards": cfg.shards},
-        "train": {"train": cfg.train},
-        "finetune": {"finetune": cfg.finetune},
-    }
-    if stage not in slices:
-        raise ConfigError(f"unknown stage {stage!r}; stages are {', '.join(slices)}")
-    # Where the LSH index lives does not change which documents survive, so moving it to
-    # Redis must not invalidate a finished dedup stage.
-    not_output_relevant = {"backend", "redis_host", "redis_port", "redis_prefix"}
-    return {
-        k: v.model_dump(mode="json", exclude=not_output_relevant if k == "dedup" else None)
-        for k, v in slices[stage].items()
-    }

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import fsync_dir
-from pipeline.config import FilterConfig, RunConfig
+from pipeline.config import FilterConfig, PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
 from pipeline.filters import c4, fineweb, gopher_quality, gopher_repetition, language, pii
@@ -149,20 +149,21 @@ def check_config(cfg: FilterConfig) -> None:
 
 class FilterStage:
     name = "filter"
+    config_sections = ("filter",)
 
-    def config_files(self, cfg: RunConfig) -> list[str]:
+    def config_files(self, cfg: PipelineConfig) -> list[str]:
         """An edited badwords list must rerun the filter, as a changed threshold does."""
         c4 = cfg.filter.c4
         return [str(Path(c4.badwords_file).expanduser())] if c4.enabled and c4.badwords and c4.badwords_file else []
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[FilterPart]:
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[FilterPart]:
         check_config(cfg.filter)
         paths = [p for folder in inputs for p in stage_parts(folder)]
         if not paths:
             raise InputError(f"no Parquet parts in {', '.join(map(str, inputs))}; run the extract stage first")
         return [FilterPart(i, str(p)) for i, p in enumerate(paths)]
 
-    def run_part(self, part: FilterPart, workdir: Path, cfg: RunConfig) -> PartResult:
+    def run_part(self, part: FilterPart, workdir: Path, cfg: PipelineConfig) -> PartResult:
         fcfg, name = cfg.filter, f"part-{part.index:05d}.parquet"
         kept_schema, reject_schema = output_schemas(pq.read_schema(part.path), fcfg)
         kept = PartWriter(Path(workdir) / name, kept_schema)
@@ -207,7 +208,7 @@ class FilterStage:
             counts=counts,
         )
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         total = merge_counts(results)
         drops = {k[5:]: v for k, v in total.items() if k.startswith("drop_")}
         fails = {k[5:]: v for k, v in total.items() if k.startswith("fail_")}

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import ExtractConfig, RunConfig
+from pipeline.config import ExtractConfig, PipelineConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.atomic import fsync_dir
 from pipeline.errors import InputError
@@ -206,14 +206,15 @@ def extract_file(source: str, output: Path, cfg: ExtractConfig) -> PartResult:
 
 class ExtractStage:
     name = "extract"
+    config_sections = ("extract",)
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[WarcPart]:
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[WarcPart]:
         return [WarcPart(i, source) for i, source in enumerate(resolve_inputs(list(inputs)))]
 
-    def run_part(self, part: WarcPart, workdir: Path, cfg: RunConfig) -> PartResult:
+    def run_part(self, part: WarcPart, workdir: Path, cfg: PipelineConfig) -> PartResult:
         return extract_file(part.source, Path(workdir) / f"part-{part.index:05d}.parquet", cfg.extract)
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         counts = merge_counts(results)
         readable = [r for r in results if not r.counts.get("unreadable_input") or r.counts.get("records")]
         if results and not readable:

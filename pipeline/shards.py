@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_write_text, fsync_dir
-from pipeline.config import RunConfig
+from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import InputError, ShardChecksumError, StageIncompleteError
 from pipeline.stage import (
@@ -151,7 +151,7 @@ class ShardWriter:
         self._writer, self._rows, self._tokens = None, 0, 0
 
 
-def encode_part(part: dict[str, Any], workdir: Path, cfg: RunConfig) -> tuple[list[dict], dict[str, int]]:
+def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tuple[list[dict], dict[str, int]]:
     sp = _processor(part["model"])
     dtype = token_dtype(sp.GetPieceSize())
     source_schema = pq.read_schema(part["path"])
@@ -239,8 +239,9 @@ def open_shard(shards_dir: str | Path, entry: dict[str, Any]) -> pq.ParquetFile:
 
 class ShardsStage:
     name = "shards"
+    config_sections = ("shards",)
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[dict[str, Any]]:
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[dict[str, Any]]:
         dedup, tokenizer = split_inputs(inputs)
         model = tokenizer / MODEL
         load(model)  # refuse a foreign or corrupt model before any encoding starts
@@ -254,7 +255,7 @@ class ShardsStage:
             for i, p in enumerate(paths)
         ]
 
-    def run_part(self, part: dict[str, Any], workdir: Path, cfg: RunConfig) -> PartResult:
+    def run_part(self, part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> PartResult:
         started = time.time()
         files, counts = encode_part(part, Path(workdir), cfg)
         return PartResult(
@@ -262,7 +263,7 @@ class ShardsStage:
             seconds=time.time() - started, meta={"files": files, "model": part["model"], "dedup": part["dedup"]},
         )
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         workdir = Path(workdir)
         counts = merge_counts(results)
         if counts.get("docs_out", 0) == 0:

@@ -30,11 +30,10 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from pipeline import __version__
 from pipeline.atomic import atomic_write_text, clean_stale, fsync_dir, replace_dir
-from pipeline.config import RunConfig, config_slice
+from pipeline.config import PipelineConfig
 from pipeline.errors import InputError, StageIncompleteError
 
 MANIFEST = "_stage.json"
-STAGES = ("extract", "filter", "dedup", "tokenizer", "shards", "train")
 
 
 @dataclass
@@ -81,16 +80,23 @@ class StageStats:
 
 
 class Stage(Protocol):
-    """A stage may also define `config_files(cfg) -> list[str]`: files a setting points at (a word
-    list, a tokenizer to reuse), fingerprinted like inputs so that editing one reruns the stage."""
+    """A stage names the config sections its output depends on (`config_sections`, e.g.
+    ("filter",)); only those are fingerprinted, so a new train setting never reruns extract.
+    It may also define `config_slice(cfg) -> dict` to leave out settings that do not change its
+    output, and `config_files(cfg) -> list[str]`: files a setting points at (a word list, a
+    tokenizer to reuse), fingerprinted like inputs so that editing one reruns the stage.
+
+    `cfg` is the run's config: the data sections of PipelineConfig, plus the model's for train.
+    """
 
     name: str
+    config_sections: tuple[str, ...]
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[Any]: ...
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[Any]: ...
 
-    def run_part(self, part: Any, workdir: Path, cfg: RunConfig) -> PartResult: ...
+    def run_part(self, part: Any, workdir: Path, cfg: PipelineConfig) -> PartResult: ...
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats: ...
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats: ...
 
 
 MapParts = Callable[[Callable[[Any], PartResult], list[Any]], list[PartResult]]
@@ -143,11 +149,19 @@ def fingerprint_input(spec: str) -> dict[str, Any]:
     return {"input": spec, "kind": "pattern"}
 
 
-def stage_key(name: str, inputs: Sequence[str], cfg: RunConfig, code_packages: Sequence[str]) -> dict[str, Any]:
+def stage_config(stage: Stage, cfg: PipelineConfig) -> dict[str, Any]:
+    """The part of the config a stage's output depends on (what its manifest fingerprints)."""
+    custom = getattr(stage, "config_slice", None)
+    if custom is not None:
+        return custom(cfg)
+    return {section: getattr(cfg, section).model_dump(mode="json") for section in stage.config_sections}
+
+
+def stage_key(stage: Stage, inputs: Sequence[str], cfg: PipelineConfig, code_packages: Sequence[str]) -> dict[str, Any]:
     return {
-        "stage": name,
+        "stage": stage.name,
         "inputs": [fingerprint_input(s) for s in inputs],
-        "config": config_slice(cfg, name),
+        "config": stage_config(stage, cfg),
         "code_version": code_version(code_packages),
     }
 
@@ -244,7 +258,7 @@ def process_map(workers: int) -> MapParts:
     return run
 
 
-def default_workers(cfg: RunConfig) -> int:
+def default_workers(cfg: PipelineConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
 
@@ -252,7 +266,7 @@ def run_stage(
     stage: Stage,
     inputs: Sequence[str],
     output: str | Path,
-    cfg: RunConfig,
+    cfg: PipelineConfig,
     *,
     force: bool = False,
     map_parts: MapParts | None = None,
@@ -266,7 +280,7 @@ def run_stage(
     """
     output = Path(output)
     config_files = getattr(stage, "config_files", lambda cfg: [])(cfg)
-    key = stage_key(stage.name, [*inputs, *config_files], cfg, code_packages)
+    key = stage_key(stage, [*inputs, *config_files], cfg, code_packages)
     if not force and manifest_matches(output, key):
         stats = StageStats.from_dict(read_manifest(output)["stats"])
         stats.skipped, stats.output = True, str(output)

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import sentencepiece as spm
 
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.config import RunConfig
+from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import PartResult, StageStats, read_manifest, sha256_file, stage_parts
@@ -145,7 +145,7 @@ def sample_lines(parts: Sequence[Path], cutoff: float, stats: dict[str, int]) ->
 # --------------------------------------------------------------------------- training
 
 
-def train(parts: Sequence[Path], out_dir: Path, cfg: RunConfig) -> dict[str, Any]:
+def train(parts: Sequence[Path], out_dir: Path, cfg: PipelineConfig) -> dict[str, Any]:
     """Train SentencePiece BPE on the sample of `parts`; writes tokenizer.model/.vocab into out_dir."""
     tc = cfg.tokenizer
     cutoff, corpus_docs, corpus_bytes = sample_cutoff(parts, tc.sample_bytes)
@@ -233,18 +233,19 @@ def describe(model_path: Path, extra: dict[str, Any]) -> dict[str, Any]:
 
 class TokenizerStage:
     name = "tokenizer"
+    config_sections = ("tokenizer",)
 
-    def config_files(self, cfg: RunConfig) -> list[str]:
+    def config_files(self, cfg: PipelineConfig) -> list[str]:
         """A reused model is fingerprinted by its bytes' size and time, not only its path."""
         return [str(Path(cfg.tokenizer.reuse).expanduser())] if cfg.tokenizer.reuse else []
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[dict[str, Any]]:
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[dict[str, Any]]:
         if cfg.tokenizer.reuse:
             return [{"reuse": str(Path(cfg.tokenizer.reuse).expanduser().resolve())}]
         parts = [str(p) for folder in _dedup_folders(inputs) for p in stage_parts(folder)]
         return [{"parts": parts}]
 
-    def run_part(self, part: dict[str, Any], workdir: Path, cfg: RunConfig) -> PartResult:
+    def run_part(self, part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> PartResult:
         started = time.time()
         workdir = Path(workdir)
         if "reuse" in part:
@@ -266,7 +267,7 @@ class TokenizerStage:
             meta=info,
         )
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         info = results[0].meta
         extra = {k: info[k] for k in ("vocab_size", "sha256", "pad_id", "eot_id", "trained")}
         extra.update({f"sample_{k}": v for k, v in info.get("sample", {}).items()})

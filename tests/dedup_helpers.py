@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.stage import PartResult, StageStats, run_stage
 

@@ -12,7 +12,7 @@ import torch
 
 from model.checkpoint import save_checkpoint
 from model.gpt import GPT, GPTConfig
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
@@ -27,7 +27,7 @@ def sample_run() -> dict[str, Path]:
     extracted text, and a small GPT checkpoint; built once per test session."""
     if _BUILT:
         return _BUILT
-    from pipeline.run import load_stage
+    from crawl2gpt.stages import load_stage
     from pipeline.stage import run_stage, stage_parts
 
     root = Path(tempfile.mkdtemp(prefix="crawl2gpt-finetune-"))

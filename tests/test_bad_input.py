@@ -17,12 +17,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ExtractConfig, FilterConfig, RunConfig
+from crawl2gpt.config import RunConfig
+
+from pipeline.config import ExtractConfig, FilterConfig
 from pipeline.errors import ConfigError, InputError
 from pipeline.filtering import evaluate
 from pipeline.ingest import extract_file
 from pipeline.normalize import normalize_text
-from pipeline.run import run_pipeline
+from crawl2gpt.runner import run_pipeline
 from pipeline.warc import iter_warc_records
 
 HTML = b"<html><head><title>Fine page</title></head><body><article>" + b"<p>A sentence about a garden, and the plants in it.</p>" * 20 + b"</article></body></html>"

@@ -14,7 +14,7 @@ from model.classify import (GPTClassifier, choose_trainable, classification_repo
                             run_classify, select)
 from model.gpt import GPT, GPTConfig
 from model.sft_data import SentencePieceTokenizer
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError
 
 

@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import RunConfig, config_slice
+from crawl2gpt.config import RunConfig
+from crawl2gpt.stages import load_stage
+from pipeline.stage import stage_config
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +57,33 @@ def test_bad_files(tmp_path):
 
 
 def test_dedup_backend_does_not_change_its_fingerprint():
-    a = config_slice(RunConfig(), "dedup")
-    b = config_slice(RunConfig().with_overrides(["dedup.backend=redis"]), "dedup")
+    dedup = load_stage("dedup")
+    a = stage_config(dedup, RunConfig())
+    b = stage_config(dedup, RunConfig().with_overrides(["dedup.backend=redis"]))
     assert a == b
+    assert a != stage_config(dedup, RunConfig().with_overrides(["dedup.bands=20"]))
+
+
+def test_a_stage_fingerprints_only_its_own_sections():
+    # A new train setting must not rerun extract, a filter threshold must not rerun training.
+    base, changed = RunConfig(), RunConfig().with_overrides(["train.max_steps=7", "finetune.max_steps=9"])
+    for name in ("extract", "filter", "dedup", "tokenizer", "shards"):
+        assert stage_config(load_stage(name), base) == stage_config(load_stage(name), changed), name
+    tighter = RunConfig().with_overrides(["filter.c4.min_num_sentences=6"])
+    assert stage_config(load_stage("filter"), base) != stage_config(load_stage("filter"), tighter)
+    assert stage_config(load_stage("train"), base) == stage_config(load_stage("train"), tighter)
+
+
+def test_renamed_key_is_refused_with_its_new_name(tmp_path):
+    with pytest.raises(ConfigError, match="finetune.method=lora"):
+        RunConfig().with_overrides(["finetune.lora.enabled=true"])
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({"finetune": {"lora": {"enabled": True}}}))
+    with pytest.raises(ConfigError, match="finetune.method=lora"):
+        RunConfig.from_yaml(tmp_path / "old.yaml")
+
+
+def test_model_code_reads_its_sections_from_a_whole_run_config(tmp_path):
+    from model.config import ModelSections
+
+    RunConfig().with_overrides(["train.max_steps=11", "filter.language.languages=[de]"]).write(tmp_path / "config.yaml")
+    assert ModelSections.load(tmp_path / "config.yaml").train.max_steps == 11

@@ -43,7 +43,7 @@ def torchrun(nproc: int, shards: Path, out: Path, extra: list[str]) -> tuple[lis
 
 def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_path):
     from model.train import read_metrics, train
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
 
     train(shards, tmp_path / "one", RunConfig().with_overrides(SETTINGS + ["train.grad_accum_steps=2"]).train, progress=False)
     single = read_metrics(tmp_path / "one")

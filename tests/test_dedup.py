@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedup_helpers import filter_folder, read_folder, sample_texts, serial
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.dedup.lsh import lsh_threshold, s_curve
 from pipeline.dedup.minhash import estimated_jaccard, lean_minhashes, signature_bytes, signature_matrix
 from pipeline.dedup.shingles import normalize_text, shingle_hashes, text_hash

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dedup_helpers import filter_folder, read_folder, sample_texts, serial
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.dedup.stage import DEDUP
 from pipeline.stage import run_stage
 

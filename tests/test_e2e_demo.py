@@ -11,7 +11,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.stage import MANIFEST, STAGES, read_manifest, stage_parts
+from crawl2gpt.stages import STAGES
+
+from pipeline.stage import MANIFEST, read_manifest, stage_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_TRAIN = ["train.max_steps=30", "train.eval_interval=15", "train.checkpoint_interval=15", "train.eval_batches=2"]

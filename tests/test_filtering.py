@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.errors import ConfigError, InputError
 from pipeline.filtering import FILTER, evaluate, signal_names

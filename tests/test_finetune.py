@@ -14,7 +14,7 @@ from model.finetune import hidden_states, lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
 from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, SentencePieceTokenizer, collate, derive_pairs,
                             encode, encode_prompt, make_rows, parse_example, read_jsonl, render, to_example)
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import CheckpointError, InputError
 from pipeline.stage import stage_parts

@@ -9,7 +9,7 @@ import torch
 from model.generate import filter_logits, generate_text, main, sample
 from model.gpt import GPT, GPTConfig
 from model.train import train
-from pipeline.config import TrainConfig
+from model.config import TrainConfig
 from pipeline.errors import CheckpointError
 from test_data_loader import make_shards
 

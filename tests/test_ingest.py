@@ -8,7 +8,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ExtractConfig, RunConfig
+from crawl2gpt.config import RunConfig
+
+from pipeline.config import ExtractConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.errors import InputError
 from pipeline.ingest import EXTRACT, WarcPart, doc_id, domain_of, extract_file

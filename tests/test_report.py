@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, ShardChecksumError
 from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, report_tables
 from pipeline.shards import load_manifest

@@ -122,7 +122,7 @@ def test_shard_paths_cannot_escape_the_shards_folder(tmp_path, rel):
 
 
 def test_prefect_server_and_redis_default_to_loopback():
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
 
     assert RunConfig().dedup.redis_host == "127.0.0.1"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_API_HOST")}
@@ -135,7 +135,7 @@ def test_prefect_server_and_redis_default_to_loopback():
 
 def test_dask_local_cluster_dashboard_binds_loopback():
     from flows.parts import task_runner_for
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
 
     runner = task_runner_for(RunConfig(task_runner="dask"), 2)
     kwargs = runner.cluster_kwargs

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, ShardChecksumError
 from pipeline.shards import SHARDS, encode_batch, load_manifest, token_dtype, verify_shard
 from pipeline.stage import process_map, run_stage, sha256_file, stage_parts

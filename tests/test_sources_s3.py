@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("s3fs", reason="s3:// inputs need s3fs (pip install s3fs)")
 moto_server = pytest.importorskip("moto.server", reason="the S3 test server needs moto[server]")
 
-from pipeline.config import RunConfig  # noqa: E402
-from pipeline.run import run_pipeline  # noqa: E402
+from crawl2gpt.config import RunConfig  # noqa: E402
+from crawl2gpt.runner import run_pipeline  # noqa: E402
 from pipeline.sources import open_input, resolve_inputs  # noqa: E402
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.documents import write_parquet
 from pipeline.errors import InputError, StageIncompleteError
 from pipeline.stage import MANIFEST, PartResult, StageStats, merge_counts, process_map, run_stage, stage_parts
@@ -17,11 +17,12 @@ from pipeline.stage import MANIFEST, PartResult, StageStats, merge_counts, proce
 class LineCountStage:
     """A tiny real stage: one Parquet part per input text file, one row per line.
 
-    `name` reuses "extract" so the config slice machinery applies; `crash_after` simulates
-    a kill in the middle of the stage (after some parts are written).
+    Its output depends on the `extract` config section; `crash_after` simulates a kill in the
+    middle of the stage (after some parts are written).
     """
 
-    name = "extract"
+    name = "line_count"
+    config_sections = ("extract",)
 
     def __init__(self, crash_after: int | None = None):
         self.crash_after = crash_after

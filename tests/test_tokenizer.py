@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import RunConfig
+from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import process_map, read_manifest, run_stage, sha256_file, stage_parts
 from pipeline.tokenizer import EOT, EOT_ID, PAD_ID, TOKENIZER, byte_id_range, load, sample_cutoff

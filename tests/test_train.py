@@ -10,7 +10,8 @@ import torch
 
 from model.checkpoint import checkpoint_dirs, latest_checkpoint, read_state
 from model.train import TRAIN, lr_at, read_metrics, train
-from pipeline.config import RunConfig, TrainConfig
+from crawl2gpt.config import RunConfig
+from model.config import TrainConfig
 from pipeline.stage import read_manifest, run_stage
 from test_data_loader import make_shards
 

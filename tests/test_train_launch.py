@@ -17,7 +17,7 @@ def shards(tmp_path_factory):
 
 def test_train_stage_with_two_processes_matches_accumulation(shards, tmp_path, monkeypatch):
     from model.train import TRAIN, read_metrics, train
-    from pipeline.config import RunConfig
+    from crawl2gpt.config import RunConfig
     from pipeline.stage import run_stage
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

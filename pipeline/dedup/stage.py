@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import RunConfig
+from pipeline.config import PipelineConfig
 from pipeline.dedup.exact import ExactIndex
 from pipeline.dedup.lsh import BandIndex, bucket_pairs, lsh_threshold, shingle_jaccard, signature_agreeing
 from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix
@@ -81,8 +81,15 @@ def signature_part(ngram: int, num_perm: int, seed: int, texts: list[str | None]
 
 class DedupStage:
     name = "dedup"
+    config_sections = ("dedup",)
 
-    def plan(self, inputs: Sequence[str], cfg: RunConfig) -> list[tuple[int, str]]:
+    def config_slice(self, cfg: PipelineConfig) -> dict:
+        # Where the LSH index lives does not change which documents survive, so moving it to
+        # Redis must not invalidate a finished dedup stage.
+        not_output_relevant = {"backend", "redis_host", "redis_port", "redis_prefix"}
+        return {"dedup": cfg.dedup.model_dump(mode="json", exclude=not_output_relevant)}
+
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[tuple[int, str]]:
         if cfg.dedup.bands < 2:
             raise ConfigError(f"dedup.bands={cfg.dedup.bands}: LSH needs at least 2 bands (FineWeb: 14)")
         if cfg.dedup.ngram > 10:
@@ -92,7 +99,7 @@ class DedupStage:
             raise InputError(f"no data parts in {', '.join(map(str, inputs))}: run the filter stage first")
         return list(enumerate(str(p) for p in paths))
 
-    def run_part(self, part: tuple[int, str], workdir: Path, cfg: RunConfig) -> PartResult:
+    def run_part(self, part: tuple[int, str], workdir: Path, cfg: PipelineConfig) -> PartResult:
         index, path = part
         started, d = time.time(), cfg.dedup
         names = pq.ParquetFile(path).schema_arrow.names
@@ -114,7 +121,7 @@ class DedupStage:
 
     # ------------------------------------------------------------------ finish: cluster across all parts
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: RunConfig) -> StageStats:
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         d, timings = cfg.dedup, {}
         results = sorted(results, key=lambda r: r.meta["index"])
         offsets = np.cumsum([0] + [r.meta["rows"] for r in results])
@@ -142,7 +149,7 @@ class DedupStage:
         return StageStats(stage=self.name, docs_in=total, docs_out=total - sum(drops.values()), drops=drops,
                           extra=extra, errors=errors)
 
-    def _cluster(self, workdir: Path, results: list[PartResult], offsets: np.ndarray, cfg: RunConfig,
+    def _cluster(self, workdir: Path, results: list[PartResult], offsets: np.ndarray, cfg: PipelineConfig,
                  timings: dict) -> tuple[UnionFind, np.ndarray, np.ndarray]:
         """Union exact copies and LSH candidates of all parts; returns (components, hashes, empty mask)."""
         d, total = cfg.dedup, int(offsets[-1])

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.stage import MANIFEST, STAGES, read_manifest, stage_parts
+from crawl2gpt.stages import STAGES
+
+from pipeline.stage import MANIFEST, read_manifest, stage_parts
 
 DRIVER = Path(__file__).resolve().parent / "driver.py"
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
     python tests/chaos/driver.py --input A.warc.gz --workdir RUN [--set train.max_steps=20 ...]
 
-It is exactly `pipeline.run.run_pipeline` with the config the tests pass; nothing in it knows
+It is exactly `crawl2gpt.runner.run_pipeline` with the config the tests pass; nothing in it knows
 it is being killed. It prints one JSON line (stage -> docs_out, skipped) when it finishes.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline.config import RunConfig  # noqa: E402
-from pipeline.run import run_pipeline  # noqa: E402
+from crawl2gpt.config import RunConfig  # noqa: E402
+from crawl2gpt.runner import run_pipeline  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,67 @@
+"""The DAG loop: run the stages in order into RUN_DIR/<stage>, skipping the up-to-date ones.
+
+One loop, two drivers: `run_pipeline` runs each stage in this process (tests, scripts, the chaos
+driver), and flows/dag.py passes a function that runs each stage as a Prefect subflow.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from crawl2gpt.config import RunConfig
+from crawl2gpt.stages import load_stage, stage_inputs, stage_options, stages_to_force, stages_until
+from pipeline.preflight import check_data_settings, check_inputs
+from pipeline.stage import MapParts, StageStats, run_stage
+
+# run_one(stage name, its inputs, its output folder, force) -> the stage's stats
+RunOne = Callable[[str, list[str], Path, bool], StageStats]
+
+
+def check_run(raw_inputs: Sequence[str], workdir: str | Path, cfg: RunConfig, until: str = "train") -> None:
+    """Everything that can be checked before the first stage: a bad path or setting fails in a second."""
+    stages = stages_until(until)
+    check_inputs(raw_inputs, workdir)
+    check_data_settings(cfg, stages)
+
+
+def run_dag(
+    raw_inputs: Sequence[str],
+    workdir: str | Path,
+    cfg: RunConfig,
+    run_one: RunOne,
+    *,
+    force_from: str | None = None,
+    until: str = "train",
+    on_stage: Callable[[StageStats], None] | None = None,
+) -> dict[str, StageStats]:
+    """Check the run, write its config, then call `run_one` for each stage up to `until`."""
+    check_run(raw_inputs, workdir, cfg, until)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg.write(workdir / "config.yaml")  # the exact config this run used; subflows read it back
+    forced = stages_to_force(force_from)
+    results: dict[str, StageStats] = {}
+    for name in stages_until(until):
+        stats = run_one(name, stage_inputs(name, workdir, raw_inputs), workdir / name, name in forced)
+        results[name] = stats
+        if on_stage:
+            on_stage(stats)
+    return results
+
+
+def run_pipeline(
+    raw_inputs: Sequence[str],
+    workdir: str | Path,
+    cfg: RunConfig,
+    *,
+    force_from: str | None = None,
+    until: str = "train",
+    map_parts: MapParts | None = None,
+    on_stage: Callable[[StageStats], None] | None = None,
+) -> dict[str, StageStats]:
+    """The whole DAG in this process, no Prefect: parts run in a local process pool."""
+
+    def run_one(name: str, inputs: list[str], output: Path, force: bool) -> StageStats:
+        return run_stage(load_stage(name), inputs, output, cfg, force=force, map_parts=map_parts, **stage_options(name))
+
+    return run_dag(raw_inputs, workdir, cfg, run_one, force_from=force_from, until=until, on_stage=on_stage)

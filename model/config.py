@@ -1,0 +1,160 @@
+"""The model's config sections: pretraining (`train`) and fine-tuning (`finetune`).
+
+They sit next to the model because only the model reads them; the data pipeline's sections are
+in pipeline/config.py, and crawl2gpt/config.py puts both into the one run config a run writes.
+Defaults are GPT-2 small as nanoGPT trains it, and alpaca-lora's LoRA settings, each cited.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import ConfigDict, Field, model_validator
+
+from pipeline.config import ConfigBase, Section
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainConfig(Section):
+    """GPT pretraining. Defaults are GPT-2 small (124M) as in nanoGPT."""
+
+    n_layer: int = Field(12, ge=1)
+    n_head: int = Field(12, ge=1)
+    n_embd: int = Field(768, ge=1)
+    block_size: int = Field(1024, ge=2)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    bias: bool = True
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    positions: Literal["learned", "rope"] = "learned"
+    attention: Literal["fused", "manual"] = "fused"
+    residual: Literal["fp32", "bf16"] = Field(
+        "bf16", description="Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's default, "
+        "fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
+        "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
+        "(docs/benchmarks-train.md).")
+    fused_loss: bool = Field(
+        True, description="On a GPU, fuse the un-embedding matmul and cross-entropy so the logits are read "
+        "once and never kept (model/fused_loss.py); CPU and evaluation use F.cross_entropy.")
+    arch: Literal["gpt", "lstm"] = "gpt"
+
+    batch_size: int = Field(16, ge=1, description="Micro-batch size per device.")
+    grad_accum_steps: int = Field(1, ge=1)
+    max_steps: int = Field(5000, ge=1)
+    learning_rate: float = Field(6e-4, gt=0)
+    min_lr: float = Field(6e-5, ge=0)
+    warmup_steps: int = Field(200, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping.")
+    eval_interval: int = Field(250, ge=1)
+    eval_batches: int = Field(20, ge=1)
+    checkpoint_interval: int = Field(500, ge=1)
+    sample_tokens: int = Field(64, ge=0)
+    sample_prompt: str = ""
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 1337
+    tf32: bool = Field(True, description="TF32 matmuls on CUDA (Ampere+), as nanoGPT enables.")
+    parallel: Literal["ddp", "fsdp"] = Field("ddp", description="Under torchrun: DDP replicas or FSDP2 sharding.")
+    nproc_per_node: int = Field(1, ge=1, description="Processes (one per GPU) the train stage launches through torchrun; 1 trains in-process.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept in checkpoints/.")
+    sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")
+    sample_top_k: int = Field(200, ge=0, description="Top-k of the sample at each eval (nanoGPT's sample.py default); 0 = off.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> "TrainConfig":
+        if self.n_embd % self.n_head:
+            raise ValueError(f"train.n_embd ({self.n_embd}) must be divisible by train.n_head ({self.n_head})")
+        if self.min_lr > self.learning_rate:
+            raise ValueError(f"train.min_lr ({self.min_lr}) is above train.learning_rate ({self.learning_rate})")
+        return self
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+class LoRAConfig(Section):
+    """LoRA adapters (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models")."""
+
+    rank: int = Field(8, ge=1, description="r = 8 as in alpaca-lora (tloen/alpaca-lora finetune.py defaults).")
+    alpha: float = Field(16.0, gt=0, description="Update scaled by alpha / r; alpaca-lora uses alpha 16 with r 8.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter's input; alpaca-lora uses 0.05.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
+        description="Linear layers (by name suffix) that get adapters: attention and MLP projections "
+        "(Hu et al. adapt attention only; QLoRA, Dettmers et al. 2023, finds all linear layers are needed to match full FT).",
+    )
+    learning_rate: float = Field(3e-4, gt=0, description="alpaca-lora's learning rate (adapters need a larger step than full FT).")
+
+
+class ClassifyConfig(Section):
+    """Classification fine-tuning: the LM head replaced by a linear head over pooled hidden states."""
+
+    pooling: Literal["last", "mean"] = Field(
+        "last", description="'last': hidden state of the last real token (the only one that saw the whole text in a "
+        "causal model, as GPT-1's classifier, Radford et al. 2018, section 3.3); 'mean': mean over real tokens.",
+    )
+    train_blocks: int = Field(-1, ge=-1, description="Transformer blocks trained, counted from the top; -1 = all, 0 = head only.")
+    max_tokens: int = Field(128, ge=2, description="Texts are cut to this many tokens (counted as 'truncated').")
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the classifier run.")
+    max_steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=1)
+    max_examples_per_class: int = Field(0, ge=0, description="Cap per label (balanced subsets for quick runs); 0 = all.")
+    labels: list[str] = Field(default_factory=list, description="Keep only these labels; empty keeps all.")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Texts whose hash falls below this are the held-out split.")
+
+
+class FinetuneConfig(Section):
+    """Supervised fine-tuning (SFT) and classification fine-tuning of a pretrained GPT."""
+
+    method: Literal["full", "lora"] = Field("full", description="Train every weight, or only LoRA adapters.")
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
+    learning_rate: float = Field(3e-5, gt=0, description="Full fine-tuning rate, nanoGPT's config/finetune_shakespeare.py.")
+    warmup_steps: int = Field(10, ge=0, description="Linear warmup, then cosine decay to min_lr_ratio x the rate.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Chinchilla/nanoGPT decay to 10% of the peak rate.")
+    weight_decay: float = Field(0.0, ge=0, description="nanoGPT fine-tunes without weight decay on small data.")
+    grad_clip: float = Field(1.0, ge=0)
+    max_steps: int = Field(200, ge=1)
+    batch_size: int = Field(8, ge=1, description="Sequences (padding) or packed rows (packing) per step.")
+    block_size: int = Field(0, ge=0, description="Longest sequence; 0 = the base model's context length.")
+    packing: bool = Field(
+        False, description="Pack several examples per row with a block-diagonal attention mask and positions "
+        "restarting per example (no cross-example attention), instead of padding each example alone.",
+    )
+    overlong: Literal["drop", "truncate"] = Field(
+        "drop", description="Examples longer than block_size: 'drop' them (counted 'too_long'), or 'truncate' the "
+        "response end (counted 'truncated'; dropped when not one response token fits).",
+    )
+    val_fraction: float = Field(0.05, gt=0, lt=1, description="Examples whose text hash falls below this are held out.")
+    eval_interval: int = Field(50, ge=1)
+    eval_prompts: int = Field(5, ge=0, description="Held-out prompts answered (greedy) into answers.jsonl after training.")
+    max_new_tokens: int = Field(64, ge=1)
+    seed: int = 1337
+    device: str = Field("auto", description="'auto' = cuda when available, else cpu.")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast on CUDA; CPU always runs fp32.")
+
+
+class ModelSections(ConfigBase):
+    """The model's part of a run config file. Reading a whole run config with it ignores the data
+    sections, so `python -m model.train --config RUN/config.yaml` needs nothing above model/."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+
+class ModelRun(Protocol):
+    """What model code reads of a run's config: its own sections. Both `ModelSections` and the full
+    run config (crawl2gpt/config.py) have them."""
+
+    train: TrainConfig
+    finetune: FinetuneConfig
+
+    def write(self, path: str | Path) -> None: ...
