@@ -27,7 +27,6 @@ example attends to another (the packed logits equal the unpacked ones, tests/tes
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter
@@ -38,6 +37,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 import torch
 
 from pipeline.errors import InputError
+from pipeline.hashing import stable_fraction
 
 HEADERS = {"system": "### System:\n", "user": "### Instruction:\n", "input": "### Input:\n", "assistant": "### Response:\n"}
 TURN_GAP = "\n\n"
@@ -258,8 +258,7 @@ def to_example(turns: list[Turn], tok: Tokenizer, block_size: int, overlong: str
 
 def split_of(turns: list[Turn], val_fraction: float) -> str:
     """'val' or 'train' from a hash of the example's text: stable whatever the file order."""
-    h = int.from_bytes(hashlib.blake2b(render(turns).encode(), digest_size=8).digest(), "big") / 2**64
-    return "val" if h < val_fraction else "train"
+    return "val" if stable_fraction(render(turns)) < val_fraction else "train"
 
 
 # --------------------------------------------------------------------------- batches

@@ -12,7 +12,6 @@ Outputs beside the shards: `report.json` (the summary, machine-readable), `repor
 from __future__ import annotations
 
 import base64
-import hashlib
 import heapq
 import html
 import json
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 from pipeline import plots
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError, StageIncompleteError
+from pipeline.hashing import stable_fraction
 from pipeline.shards import MANIFEST_JSON, SPLITS, load_manifest, open_shard
 from pipeline.stage import MANIFEST, read_manifest
 from pipeline.tokenizer import MODEL, byte_id_range, load
@@ -88,10 +88,6 @@ def _signal_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if pa.types.is_floating(f.type)]
 
 
-def _sample_key(doc_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
-
-
 def scan(shards_dir: Path) -> dict[str, Any]:
     """Every figure of the report from one pass over the (checksum-verified) shards."""
     manifest = load_manifest(shards_dir)
@@ -131,7 +127,7 @@ def _keep_samples(heap: list, batch: pa.RecordBatch) -> None:
     """Keep the SAMPLES documents with the smallest doc-id hash: a fixed, unbiased pick."""
     urls = batch.column("url").to_pylist() if "url" in batch.schema.names else [None] * batch.num_rows
     for i, doc_id in enumerate(batch.column("doc_id").to_pylist()):
-        key = -_sample_key(doc_id)  # a min-heap of negated keys keeps the smallest hashes
+        key = -stable_fraction(doc_id)  # a min-heap of negated keys keeps the smallest hashes
         if len(heap) < SAMPLES or key > heap[0][0]:
             tokens = batch.column("tokens")[i].values[:SAMPLE_TOKENS].to_pylist()
             entry = (key, doc_id, urls[i], batch.column("n_tokens")[i].as_py(), tokens)

@@ -32,10 +32,11 @@ from pipeline.atomic import atomic_write_text, fsync_dir
 from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import InputError, ShardChecksumError, StageIncompleteError
+from pipeline.hashing import stable_fractions
 from pipeline.stage import (
     PartResult, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
 )
-from pipeline.tokenizer import EOT_ID, MODEL, PAD_ID, doc_hash, load
+from pipeline.tokenizer import EOT_ID, MODEL, PAD_ID, load
 
 FORMAT = "crawl2gpt-shards/1"
 MANIFEST_JSON = "manifest.json"
@@ -177,7 +178,7 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tup
         table = pa.Table.from_arrays(
             [batch.column("doc_id"), tokens, n_tokens] + [batch.column(c) for c in extra], schema=schema
         )
-        is_val = pa.array(doc_hash(batch.column("doc_id").to_pylist()) < cfg.shards.val_fraction)
+        is_val = pa.array(stable_fractions(batch.column("doc_id").to_pylist()) < cfg.shards.val_fraction)
         writers["val"].write(table.filter(is_val))
         writers["train"].write(table.filter(pc.invert(is_val)))
         counts["docs_out"] += batch.num_rows

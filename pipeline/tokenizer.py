@@ -18,7 +18,6 @@ corpus gives the same sample whatever the part order, and a larger budget is a s
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import InputError, TokenizerError
+from pipeline.hashing import stable_fractions
 from pipeline.stage import PartResult, StageStats, read_manifest, sha256_file, stage_parts
 
 PAD, UNK, EOT = "<|pad|>", "<unk>", "<|endoftext|>"
@@ -43,14 +43,6 @@ PAD_ID, UNK_ID, EOT_ID = 0, 1, 2
 MODEL, VOCAB, INFO = "tokenizer.model", "tokenizer.vocab", "tokenizer.json"
 # SentencePiece skips longer lines silently; paragraphs of web text rarely exceed this.
 MAX_SENTENCE_BYTES = 16384
-
-
-def doc_hash(doc_ids: Sequence[str]) -> np.ndarray:
-    """A uniform float in [0, 1) per doc id, stable across runs and machines (blake2b, not hash())."""
-    out = np.empty(len(doc_ids), dtype=np.float64)
-    for i, doc_id in enumerate(doc_ids):
-        out[i] = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big") / 2**64
-    return out
 
 
 # --------------------------------------------------------------------------- loading
@@ -113,7 +105,7 @@ def sample_cutoff(parts: Sequence[Path], sample_bytes: int) -> tuple[float, int,
     hashes, sizes = [], []
     for part in parts:
         for batch in iter_batches(part, columns=["doc_id", "text"]):
-            hashes.append(doc_hash(batch.column("doc_id").to_pylist()))
+            hashes.append(stable_fractions(batch.column("doc_id").to_pylist()))
             sizes.append(pc.binary_length(pc.cast(batch.column("text"), "binary")).fill_null(0).to_numpy(zero_copy_only=False))
     if not hashes:
         return 0.0, 0, 0
@@ -130,7 +122,7 @@ def sample_lines(parts: Sequence[Path], cutoff: float, stats: dict[str, int]) ->
     """Paragraph lines of the sampled documents (SentencePiece trains on lines, not documents)."""
     for part in parts:
         for batch in iter_batches(part, columns=["doc_id", "text"]):
-            keep = doc_hash(batch.column("doc_id").to_pylist()) < cutoff
+            keep = stable_fractions(batch.column("doc_id").to_pylist()) < cutoff
             for text, take in zip(batch.column("text").to_pylist(), keep):
                 if not take or not text:
                     continue

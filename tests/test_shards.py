@@ -16,7 +16,7 @@ from pipeline.errors import InputError, ShardChecksumError
 from pipeline.shards import SHARDS, encode_batch, load_manifest, token_dtype, verify_shard
 from pipeline.stage import process_map, run_stage, sha256_file, stage_parts
 from pipeline.tokenizer import EOT_ID, load
-from pipeline.tokenizer import doc_hash
+from pipeline.hashing import stable_fractions
 from shards_corpus import build_run, extract_warc, write_stage
 
 SERIAL = process_map(1)
@@ -82,7 +82,7 @@ def test_schema_and_tokens_decode_to_the_documents(run):
 
 def test_split_by_doc_hash(run):
     rows = all_rows(run / "shards")
-    expect_val = doc_hash(list(rows["doc_id"])) < 0.2
+    expect_val = stable_fractions(list(rows["doc_id"])) < 0.2
     assert (rows["split"] == "val").tolist() == expect_val.tolist()
     assert 0 < expect_val.sum() < len(rows)
 
