@@ -27,7 +27,7 @@ from pipeline import plots
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError, StageIncompleteError
 from pipeline.hashing import stable_fraction
-from pipeline.shards import MANIFEST_JSON, SPLITS, load_manifest, open_shard
+from pipeline.shard_format import MANIFEST_JSON, SPLITS, load_manifest, open_shard
 from pipeline.stage import MANIFEST, read_manifest
 from pipeline.tokenizer import MODEL, byte_id_range, load
 

@@ -31,23 +31,20 @@ import pyarrow.parquet as pq
 from pipeline.atomic import atomic_write_text, fsync_dir
 from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
-from pipeline.errors import InputError, ShardChecksumError, StageIncompleteError
+from pipeline.errors import InputError
 from pipeline.hashing import stable_fractions
+from pipeline.report import write_report
+from pipeline.shard_format import (  # the readers are re-exported: model/data.py and tests import them here
+    FORMAT, MANIFEST_JSON, SPLITS, load_manifest, open_shard, shard_path, token_dtype, verify_shard,
+)
 from pipeline.stage import (
     PartResult, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
 )
 from pipeline.tokenizer import EOT_ID, MODEL, PAD_ID, load
 
-FORMAT = "crawl2gpt-shards/1"
-MANIFEST_JSON = "manifest.json"
 META_COLUMNS = ("url", "domain", "language", "language_score")
-SPLITS = ("train", "val")
 ROW_GROUP_DOCS = 1024  # documents per Parquet row group: a loader's unit of streaming reads
 _PROCESSORS: dict[str, Any] = {}  # one SentencePiece model per worker process
-
-
-def token_dtype(vocab_size: int) -> pa.DataType:
-    return pa.uint16() if vocab_size <= 1 << 16 else pa.uint32()
 
 
 def _processor(model: str):
@@ -188,53 +185,6 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tup
     return writers["train"].files + writers["val"].files, counts
 
 
-# --------------------------------------------------------------------------- reading back
-
-
-def load_manifest(shards_dir: str | Path, verify: bool = False) -> dict[str, Any]:
-    """manifest.json of a shards folder; `verify=True` also checks every shard's sha256."""
-    path = Path(shards_dir) / MANIFEST_JSON
-    if not path.is_file():
-        raise StageIncompleteError(f"{path} not found: {shards_dir} is not a finished shards folder; run the shards stage")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a damaged or foreign file
-        raise StageIncompleteError(f"{path} is not valid JSON ({err}); rerun the shards stage with --force") from None
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path} has format {manifest.get('format')!r}, this code reads {FORMAT!r}; rerun the shards stage")
-    if verify:
-        for entry in manifest["shards"]:
-            verify_shard(shards_dir, entry)
-    return manifest
-
-
-def shard_path(shards_dir: str | Path, entry: dict[str, Any]) -> Path:
-    root = Path(shards_dir).resolve()
-    path = (root / entry["path"]).resolve()
-    if path.parent != root:
-        raise InputError(f"{root / MANIFEST_JSON} lists shard {entry['path']!r} outside its folder; refusing it")
-    return path
-
-
-def verify_shard(shards_dir: str | Path, entry: dict[str, Any]) -> Path:
-    """The shard's path if its bytes match the manifest's sha256, else ShardChecksumError."""
-    path = shard_path(shards_dir, entry)
-    fix = "rerun the shards stage (crawl2gpt stage shards --force) to rebuild it"
-    if not path.is_file():
-        raise ShardChecksumError(f"shard {path} listed in {MANIFEST_JSON} is missing; {fix}")
-    actual = sha256_file(path)
-    if actual != entry["sha256"]:
-        raise ShardChecksumError(
-            f"shard {path} does not match its checksum (manifest {entry['sha256'][:12]}..., file {actual[:12]}...): "
-            f"it was modified or truncated; {fix}"
-        )
-    return path
-
-
-def open_shard(shards_dir: str | Path, entry: dict[str, Any]) -> pq.ParquetFile:
-    return pq.ParquetFile(verify_shard(shards_dir, entry))
-
-
 # --------------------------------------------------------------------------- the stage
 
 
@@ -288,9 +238,6 @@ class ShardsStage:
             "config": {"shards": cfg.shards.model_dump(mode="json"), "tokenizer": cfg.tokenizer.model_dump(mode="json")},
         }
         atomic_write_text(workdir / MANIFEST_JSON, json.dumps(manifest, indent=2))
-
-        from pipeline.report import write_report  # the report reads the shards just written
-
         report = write_report(workdir, upstream=[Path(d) for d in results[0].meta["dedup"]])
         extra = {
             "shards": len(entries),
