@@ -1,7 +1,6 @@
 """Artifacts for the two stages whose output is best seen as pictures: shards and train."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -26,13 +25,9 @@ def publish_shard_report(shards_dir: Path, run_name: str) -> None:
 
 def publish_training(train_dir: Path, run_name: str) -> None:
     """Loss curve and the last evaluation of a training run."""
-    metrics_path = train_dir / "metrics.jsonl"
-    evals = []
-    if metrics_path.is_file():
-        for line in metrics_path.read_text().splitlines():
-            record = json.loads(line)
-            if "val_loss" in record:
-                evals.append(record)
+    from model.training import MetricsLog  # here, not at the top: the shards report needs no torch
+
+    evals = MetricsLog.of(train_dir).evals()
     if evals:
         create_table_artifact(key=artifact_key(run_name, "train", "evals"), table=evals, description="evaluations during training")
     parts = [f"## Training `{run_name}`", ""]

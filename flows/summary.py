@@ -1,7 +1,6 @@
 """The short summary a run ends with: one line per stage, the loss curve in numbers, a sample."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -25,10 +24,9 @@ def print_stage_summary(stats: dict) -> None:
 
 def loss_curve_lines(metrics_path: Path, points: int = 6) -> list[str]:
     """A handful of (step, train loss, val loss) rows spread over the run."""
-    if not metrics_path.is_file():
-        return []
-    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    evals = [r for r in records if "val_loss" in r]
+    from model.training import MetricsLog  # here, not at the top: a data-only run's summary needs no torch
+
+    evals = MetricsLog(metrics_path).evals()
     if not evals:
         return []
     stride = max(1, len(evals) // points)

@@ -22,7 +22,6 @@ classifier.json + tokenizer.model (load_classifier / predict read them back).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -34,12 +33,14 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.finetune import fit, hidden_states, load_base, peak_memory_mb, resolve_device, save_tokenizer
+from model.finetune import fit, load_base, save_tokenizer
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
 from model.sft_data import Tokenizer
+from model.training import build_model, peak_memory_mb, pick_device, plot_losses
 from model.config import ClassifyConfig, FinetuneConfig, ModelRun, ModelSections
 from pipeline.errors import InputError
+from pipeline.hashing import stable_fraction
 
 log = logging.getLogger("crawl2gpt.classify")
 
@@ -125,11 +126,6 @@ def select(texts: list[str], labels: list[str], cc: ClassifyConfig, counts: Coun
     return out_t, out_l
 
 
-def is_val(text: str, fraction: float) -> bool:
-    """Held-out by a hash of the text: the same split whatever the file order, duplicates on one side."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2**64 < fraction
-
-
 # --------------------------------------------------------------------------- the model
 
 
@@ -148,13 +144,13 @@ class GPTClassifier(nn.Module):
     def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """idx (B, T) right-padded ids, lengths (B,) real tokens per row -> logits (B, classes)."""
         B, T = idx.shape
-        steps = torch.arange(T, device=idx.device)
-        padding = (steps[None, :] >= lengths[:, None]).long()  # (B, T): 0 text, 1 padding (its own segment)
-        h = hidden_states(self.gpt, idx, padding, steps.expand(B, T))  # (B, T, C)
+        # padding is on the right, so causal attention alone keeps it out of every text token's state:
+        # the plain forward, no segment mask needed
+        h = self.gpt.hidden_states(idx)  # (B, T, C)
         if self.pooling == "last":
             pooled = h[torch.arange(B, device=idx.device), lengths - 1]  # (B, C)
         else:
-            real = (1 - padding).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            real = (torch.arange(T, device=idx.device)[None, :] < lengths[:, None]).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
             pooled = (h * real).sum(1) / lengths[:, None].to(h.dtype)
         return self.head(pooled)
 
@@ -280,7 +276,7 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
 def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column: str = "keep_drop") -> dict[str, Any]:
     """Fine-tune `base` as a classifier on `data`; held-out metrics and plots in out_dir; returns the summary."""
     ft, cc, out = cfg.finetune, cfg.finetune.classify, Path(out_dir)
-    device = resolve_device(ft.device)
+    device = pick_device(ft.device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(ft.seed)
@@ -293,7 +289,8 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     max_tokens = min(cc.max_tokens, gpt.config.block_size)
     ids = encode_texts(texts, tok, max_tokens, counts)
     y = [names.index(label) for label in labels]
-    held = [is_val(t, cc.val_fraction) for t in texts]
+    # held out by a hash of the text: the same split whatever the file order, duplicates on one side
+    held = [stable_fraction(t) < cc.val_fraction for t in texts]
     train = [(i, c) for i, c, h in zip(ids, y, held) if not h]
     val = [(i, c) for i, c, h in zip(ids, y, held) if h]
     if not train or not val:
@@ -325,8 +322,6 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     memory = peak_memory_mb(device)
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     confusion = plot_confusion(report, out / "confusion.png")
-    from model.train import plot_losses
-
     loss_plot = plot_losses(out, f"classifier ({ft.method}, {cc.pooling} pooling)")
     save_classifier(clf, names, info, tok, out, ft)
     summary = {
@@ -357,12 +352,11 @@ def load_classifier(out_dir: str | Path) -> tuple[GPTClassifier, Tokenizer, dict
     """A classifier saved by run_classify, with its tokenizer and metadata."""
     from safetensors.torch import load_model
 
-    from model.gpt import GPTConfig
     from model.sft_data import load_tokenizer
 
     out = Path(out_dir)
     meta = json.loads((out / "classifier.json").read_text())
-    clf = GPTClassifier(GPT(GPTConfig.from_dict(meta["model_config"])), len(meta["labels"]), meta["pooling"])
+    clf = GPTClassifier(build_model(meta["model_config"]), len(meta["labels"]), meta["pooling"])
     load_model(clf, str(out / "classifier.safetensors"))
     return clf.eval(), load_tokenizer(out), meta
 

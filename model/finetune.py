@@ -10,33 +10,29 @@
              after tuning), checkpoints/step-N (merged weights + tokenizer: model/generate.py
              reads it), lora.safetensors (adapters alone, LoRA runs), summary.json
 
-Packed rows need attention that stops at example boundaries, which GPT.forward (plain causal
-mask) does not offer, so `hidden_states` runs the same modules with a block-diagonal causal mask
-and positions that restart per example. A one-example row gives exactly GPT.forward's result
-(tests/test_finetune.py checks both facts against model/gpt.py).
+Packed rows need attention that stops at example boundaries and positions that restart per
+example: GPT.hidden_states takes both (segment ids and positions), the same forward pretraining
+runs, so fine-tuning trains the model pretraining made (bf16 residual stream, attention option
+and all). tests/test_finetune.py checks packed = unpacked for every attention and residual option.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
-import resource
 import shutil
-import sys
 import time
 from collections import Counter
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from torch.nn import functional as F
 
 from model.fused_loss import linear_cross_entropy, logits_cross_entropy
-from model.gpt import GPT, apply_rope, param_groups
+from model.gpt import GPT, param_groups
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
 from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pairs, encode_prompt, iter_batches, load_tokenizer, make_rows,
                             prompt_turns, read_jsonl, split_of, to_example)
+from model.training import MetricsLog, cosine_lr, peak_memory_mb, pick_device, plot_losses, precision_setup
 from model.config import FinetuneConfig, ModelRun, ModelSections
 from pipeline.errors import CheckpointError, InputError
 
@@ -44,12 +40,6 @@ log = logging.getLogger("crawl2gpt.finetune")
 
 
 # --------------------------------------------------------------------------- the base model
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def is_gpt2_spec(base: str) -> bool:
@@ -62,22 +52,18 @@ def load_base(base: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict[str,
     """(model, tokenizer, facts about the base) from one of our checkpoints or GPT-2 weights."""
     if is_gpt2_spec(base):
         return _load_gpt2(base, device)
-    from model.checkpoint import load_model_weights, read_state, resolve
-    from model.train import build_model
+    from model.training import load_model
 
-    ckpt = resolve(base)
-    state = read_state(ckpt)
+    model, state, ckpt = load_model(base, device)
     if state.get("arch", "gpt") != "gpt":
         raise CheckpointError(f"{ckpt} holds a {state.get('arch')!r} model; fine-tuning needs a GPT checkpoint")
-    model = build_model(state["model_config"], "gpt")
-    load_model_weights(ckpt, model)
     try:
         tok = load_tokenizer(ckpt)
     except InputError:
         raise CheckpointError(f"{ckpt} has no tokenizer.model (nor GPT-2 tokenizer files); fine-tuning needs the "
                               "tokenizer the model was trained with") from None
     info = {"base": str(ckpt), "kind": "checkpoint", "model_config": state["model_config"], "tokenizer_dir": str(ckpt)}
-    return model.to(device), tok, info
+    return model, tok, info
 
 
 def _load_gpt2(base: str, device: str) -> tuple[GPT, Tokenizer, dict[str, Any]]:
@@ -98,46 +84,7 @@ def _load_gpt2(base: str, device: str) -> tuple[GPT, Tokenizer, dict[str, Any]]:
     return model.to(device), GPT2Tokenizer(folder), info
 
 
-# --------------------------------------------------------------------------- masked forward
-
-
-def attention_mask(segments: torch.Tensor) -> torch.Tensor:
-    """(B, T) segment ids -> (B, 1, T, T) bool: query i sees key j iff j <= i and both are in one segment."""
-    T = segments.size(1)
-    causal = torch.ones(T, T, dtype=torch.bool, device=segments.device).tril()
-    return ((segments[:, :, None] == segments[:, None, :]) & causal)[:, None]
-
-
-def _attend(attn, x: torch.Tensor, rope, mask: torch.Tensor) -> torch.Tensor:
-    """CausalSelfAttention.forward with an explicit mask instead of is_causal."""
-    B, T, C = x.size()
-    q, k, v = attn.c_attn(x).split(attn.n_embd, dim=2)
-    q, k, v = (t.view(B, T, attn.n_head, C // attn.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-    if rope is not None:
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    dropout = attn.dropout if attn.training else 0.0
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
-    y = y.transpose(1, 2).contiguous().view(B, T, C)
-    return attn.resid_dropout(attn.c_proj(y))
-
-
-def hidden_states(model: GPT, idx: torch.Tensor, segments: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Final-norm hidden states (B, T, C) with attention confined to each segment."""
-    if not isinstance(model, GPT):
-        raise TypeError(f"fine-tuning needs the GPT model, got {type(model).__name__}")
-    tr = model.transformer
-    x = tr.wte(idx)  # (B, T, C)
-    rope = None
-    if "wpe" in tr:
-        x = x + tr.wpe(positions)  # (B, T, C): each example counts from 0
-    else:
-        rope = (model.rope_cos[positions][:, None], model.rope_sin[positions][:, None])  # (B, 1, T, hs/2) each
-    x = tr.drop(x)
-    mask = attention_mask(segments)
-    for block in tr.h:
-        x = x + _attend(block.attn, block.ln_1(x), rope, mask)
-        x = x + block.mlp(block.ln_2(x))
-    return tr.ln_f(x)
+# --------------------------------------------------------------------------- the loss
 
 
 def lm_loss(model: GPT, batch: Batch, reduction: str = "mean") -> torch.Tensor:
@@ -146,42 +93,13 @@ def lm_loss(model: GPT, batch: Batch, reduction: str = "mean") -> torch.Tensor:
     The training loss (mean, lm_head a plain Linear, not adapted) takes the fused un-embedding +
     cross-entropy on a GPU, as pretraining does (model/fused_loss.py).
     """
-    hidden = hidden_states(model, batch.idx, batch.segments, batch.positions)
+    hidden = model.hidden_states(batch.idx, batch.positions, batch.segments)  # (B, T, C), attention inside each example
     if reduction == "mean" and type(model.lm_head) is torch.nn.Linear:
         return linear_cross_entropy(hidden, model.lm_head.weight, batch.targets, IGNORE, fused=model.config.fused_loss)
     return logits_cross_entropy(model.lm_head(hidden), batch.targets, IGNORE, reduction)
 
 
 # --------------------------------------------------------------------------- the shared loop
-
-
-def lr_at(step: int, steps: int, peak: float, ft: FinetuneConfig) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio x peak (as model/train.py, per run)."""
-    warm = min(ft.warmup_steps, max(steps - 1, 0))
-    if step < warm:
-        return peak * (step + 1) / (warm + 1)
-    progress = min(1.0, (step - warm) / max(1, steps - warm))
-    floor = peak * ft.min_lr_ratio
-    return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
-
-
-def autocast_for(device: str, precision: str):
-    if device.startswith("cuda") and precision == "bf16":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext
-
-
-def peak_memory_mb(device: str) -> dict[str, float]:
-    """CUDA: peak allocated by tensors. CPU: the process's peak resident set (a high-water mark of the whole process)."""
-    if device.startswith("cuda"):
-        return {"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)}
-
-
-def write_metric(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(row) + "\n")
 
 
 def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches: Iterator, *, steps: int, lr: float,
@@ -191,13 +109,16 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches:
     # betas as nanoGPT (GPT-3 paper, appendix B); fused AdamW on CUDA
     opt = torch.optim.AdamW(param_groups(model, ft.weight_decay), lr=lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    autocast = autocast_for(device, ft.precision)
-    metrics_path.unlink(missing_ok=True)
+    autocast, _, _ = precision_setup(ft.precision, device)  # bf16 or fp32 (no GradScaler needed)
+    # a short run still decays: warmup ends at the latest one step before the end
+    warmup = min(ft.warmup_steps, max(steps - 1, 0))
+    metrics = MetricsLog(metrics_path)
+    metrics.clear()
     row: dict[str, Any] = {}
     started = time.perf_counter()
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, lr, ft)
+            group["lr"] = cosine_lr(step, lr, lr * ft.min_lr_ratio, warmup, steps)
         model.train()
         batch = next(batches).to(device)
         with autocast():
@@ -210,7 +131,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches:
         if (step + 1) % eval_interval == 0 or step + 1 == steps:
             with autocast():
                 row.update(evaluate())
-        write_metric(metrics_path, row)
+        metrics.append(row)
     return {"steps": steps, "seconds": round(time.perf_counter() - started, 2), "last": row}
 
 
@@ -304,7 +225,7 @@ def save_tokenizer(tok: Tokenizer, folder: Path) -> None:
 def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str, Any]:
     """Instruction-tune `base` on `data_jsonl` into `out_dir`; returns the run's summary (also summary.json)."""
     ft, out = cfg.finetune, Path(out_dir)
-    device = resolve_device(ft.device)
+    device = pick_device(ft.device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(ft.seed)
@@ -334,8 +255,6 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str
     write_answers(out / "answers.jsonl", shown, before, after)
     memory = peak_memory_mb(device)
     ckpt = save_finetuned(model, tok, info, out, ft.max_steps, ft)
-    from model.train import plot_losses
-
     plot = plot_losses(out, f"SFT ({ft.method}) from {Path(str(info['base'])).name}")
     summary = {
         "base": info["base"], "method": ft.method, "device": device, "packing": ft.packing, "block_size": block,

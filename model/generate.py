@@ -64,17 +64,13 @@ def load_for_generation(ckpt_dir_or_file, device: str = "cpu"):
     """(model, SentencePiece processor, eot_id) from a checkpoint, a checkpoints/ folder or a run folder."""
     import sentencepiece as spm
 
-    from model.checkpoint import load_model_weights, read_state, resolve
-    from model.train import build_model
+    from model.training import load_model
 
-    ckpt = resolve(ckpt_dir_or_file)
-    state = read_state(ckpt)
-    model = build_model(state["model_config"], state.get("arch", "gpt"))
-    load_model_weights(ckpt, model)
+    model, state, ckpt = load_model(ckpt_dir_or_file, device)
     tok_path = ckpt / "tokenizer.model"
     if not tok_path.is_file():
         raise CheckpointError(f"{ckpt} has no tokenizer.model; it was saved by a run without a tokenizer in its shards folder")
-    return model.to(device), spm.SentencePieceProcessor(model_file=str(tok_path)), state.get("eot_id")
+    return model, spm.SentencePieceProcessor(model_file=str(tok_path)), state.get("eot_id")
 
 
 def generate_text(ckpt_dir_or_file, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8,

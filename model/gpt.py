@@ -107,8 +107,9 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
         self.fused = config.attention == "fused"
 
-    def forward(self, x, rope=None, cache=None):
-        """x (B, T, C); rope = (cos, sin) for these T positions; cache = [k, v] of earlier positions or None."""
+    def forward(self, x, rope=None, cache=None, mask=None):
+        """x (B, T, C); rope = (cos, sin) for these T positions; cache = [k, v] of earlier positions or None;
+        mask (B, 1, T, T) bool, True where query i may see key j (packed sequences), or None: plain causal."""
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -125,17 +126,30 @@ class CausalSelfAttention(nn.Module):
         if self.fused:
             # flash / memory-efficient kernels; is_causal aligns the mask top-left, so with a
             # cache (queries are the last T of Tk keys) the mask is given explicitly
-            mask = None if Tk == T else torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(Tk - T)
+            if mask is None and Tk != T:
+                mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(Tk - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None and T > 1)
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, Tk)
-            allowed = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(Tk - T)  # query i sees keys <= its position
-            att = att.masked_fill(~allowed, float("-inf"))
+            if mask is None:  # query i sees keys <= its position
+                mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(Tk - T)
+            att = att.masked_fill(~mask, float("-inf"))
             att = F.softmax(att.float(), dim=-1).type_as(q)
             att = self.attn_dropout(att)
             y = att @ v  # (B, nh, T, Tk) x (B, nh, Tk, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # merge heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+
+def segment_mask(segments: torch.Tensor) -> torch.Tensor:
+    """(B, T) segment ids -> (B, 1, T, T) bool: query i sees key j iff j <= i and both are in one segment.
+
+    Packed rows (several examples, or a text and its padding, in one row) keep attention inside
+    each example; the diagonal is always allowed, so no query is left with nothing to attend to.
+    """
+    T = segments.size(1)
+    causal = torch.ones(T, T, dtype=torch.bool, device=segments.device).tril()
+    return ((segments[:, :, None] == segments[:, None, :]) & causal)[:, None]
 
 
 class MLP(nn.Module):
@@ -170,8 +184,8 @@ class Block(nn.Module):
         self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x, rope=None, cache=None):
-        x = x + self.attn(self.ln_1(x), rope, cache)
+    def forward(self, x, rope=None, cache=None, mask=None):
+        x = x + self.attn(self.ln_1(x), rope, cache, mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -222,25 +236,44 @@ class GPT(nn.Module):
 
         `caches` (one [k, v] per layer) and `start` (position of idx[:, 0]) are for generation.
         """
-        B, T = idx.size()
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
-        x = self.transformer.wte(idx)  # (B, T, C)
-        rope = None
-        if "wpe" in self.transformer:
-            x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast
-        else:
-            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
-        x = self.transformer.drop(self._residual_dtype(x))
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, rope, None if caches is None else caches[i])
-        x = self.transformer.ln_f(x)
+        x = self.hidden_states(idx, caches=caches, start=start)  # (B, T, C)
         if targets is None:
             return self.lm_head(x), None
         if self.config.fused_loss and fused_available(x):  # GPU training: no logits are returned
             return None, linear_cross_entropy(x, self.lm_head.weight, targets)
         logits = self.lm_head(x)
         return logits, logits_cross_entropy(logits, targets)
+
+    def hidden_states(self, idx, positions=None, segments=None, caches=None, start: int = 0):
+        """idx (B, T) token ids -> final-norm hidden states (B, T, C), what the un-embedding reads.
+
+        Pretraining and generation leave positions and segments out: positions count from
+        `start`, attention is plainly causal. Fine-tuning on packed rows gives both:
+          positions (B, T)  each token's position within its example (restarting per example)
+          segments (B, T)   example ids; a token attends only to earlier tokens of its own example
+        A row holding one example and no padding gives exactly the plain forward's states.
+        """
+        B, T = idx.size()
+        if segments is not None and caches is not None:
+            raise ValueError("a segment mask and a KV cache cannot be combined (the cache is for generation)")
+        if positions is None and start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
+        if positions is not None and T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if "wpe" in self.transformer:
+            where = torch.arange(start, start + T, device=idx.device) if positions is None else positions
+            x = x + self.transformer.wpe(where)  # (T, C) broadcast over the batch, or (B, T, C)
+        elif positions is None:
+            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])  # (T, hs/2) each
+        else:
+            rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])  # (B, 1, T, hs/2) each
+        mask = None if segments is None else segment_mask(segments)  # (B, 1, T, T); None: plain causal
+        x = self.transformer.drop(self._residual_dtype(x))
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, rope, None if caches is None else caches[i], mask)
+        return self.transformer.ln_f(x)
 
     def _residual_dtype(self, x: torch.Tensor) -> torch.Tensor:
         """The residual stream's dtype: fp32 (nanoGPT, transformers) or, with residual="bf16", bf16."""

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,7 +33,8 @@ from model import checkpoint as ckpt_io
 from model import distributed
 from model.data import TokenWindows, read_shards_manifest, shard_paths
 from model.generate import sample
-from model.gpt import GPT, GPTConfig, param_groups
+from model.gpt import param_groups
+from model.training import MetricsLog, build_model, cosine_lr, plot_losses, precision_setup, read_metrics
 from model.config import ModelRun, ModelSections, TrainConfig
 from pipeline.errors import InputError
 from pipeline.stage import PartResult, StageStats, sha256_file
@@ -48,39 +48,6 @@ MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", 
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
     return dict({k: getattr(cfg, k) for k in MODEL_FIELDS}, vocab_size=vocab_size)
-
-
-def build_model(config: dict[str, Any], arch: str = "gpt") -> torch.nn.Module:
-    if arch == "lstm":
-        from model.lstm import LSTMLM
-
-        return LSTMLM(GPTConfig.from_dict(config))
-    return GPT(GPTConfig.from_dict(config))
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimizer step `step` (0-based): linear warmup, then cosine to min_lr."""
-    if step < cfg.warmup_steps:
-        return cfg.learning_rate * (step + 1) / (cfg.warmup_steps + 1)
-    span = max(1, cfg.max_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
-
-
-def precision_setup(cfg: TrainConfig, device: str):
-    """(autocast context factory, GradScaler, precision actually used)."""
-    if not device.startswith("cuda"):
-        if cfg.precision != "fp32":
-            log.info("precision %s asked for on %s: CPU trains in fp32 (autocast is used on CUDA only)", cfg.precision, device)
-        return nullcontext, torch.amp.GradScaler("cpu", enabled=False), "fp32"
-    if cfg.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if cfg.precision == "fp32":
-        return nullcontext, torch.amp.GradScaler("cuda", enabled=False), "fp32"
-    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
-    autocast = lambda: torch.autocast("cuda", dtype=dtype)  # noqa: E731
-    return autocast, torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16"), cfg.precision
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.Optimizer:
@@ -113,7 +80,7 @@ class Run:
         self.raw = build_model(self.config, cfg.arch).to(world.device)
         self.optimizer: torch.optim.Optimizer | None = None  # made by make_optimizer(), after wrapping
         self.pending_optimizer: dict[str, Any] | None = None
-        self.autocast, self.scaler, self.precision = precision_setup(cfg, world.device)
+        self.autocast, self.scaler, self.precision = precision_setup(cfg.precision, world.device, cfg.tf32)
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, rank=world.rank,
                            world_size=world.world_size, seed=cfg.seed)
         self.train_loader = TokenWindows(shards_dir, "train", **loader_args)
@@ -191,7 +158,7 @@ class Run:
 def train_step(run: Run, model: torch.nn.Module) -> tuple[float, float, float]:
     """One optimizer step over grad_accum_steps micro-batches -> (mean loss, grad norm, lr)."""
     cfg, device = run.cfg, run.world.device
-    lr = lr_at(run.step, cfg)
+    lr = cosine_lr(run.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     model.train()
@@ -256,8 +223,8 @@ class Recorder:
         if not enabled:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = out_dir / "metrics.jsonl"
-        self._truncate(resumed_step)
+        self.metrics = MetricsLog.of(out_dir)
+        self.metrics.truncate(resumed_step)  # after a resume, forget rows the interrupted run wrote past the checkpoint
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -265,18 +232,10 @@ class Recorder:
         except ImportError:
             log.info("tensorboard is not installed: metrics go to metrics.jsonl only")
 
-    def _truncate(self, step: int) -> None:
-        """After a resume, forget lines the interrupted run wrote past the checkpoint."""
-        if not self.metrics.is_file():
-            return
-        keep = [line for line in self.metrics.read_text().splitlines() if _step_of(line) <= step]
-        self.metrics.write_text("".join(line + "\n" for line in keep))
-
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with open(self.metrics, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        self.metrics.append(row)
         if self.tb:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
@@ -290,43 +249,6 @@ class Recorder:
     def close(self) -> None:
         if self.tb:
             self.tb.close()
-
-
-def _step_of(line: str) -> float:
-    """Step of a metrics line; a line torn by a kill mid-write counts as past any checkpoint."""
-    try:
-        return json.loads(line)["step"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return float("inf")
-
-
-def read_metrics(out_dir: Path) -> list[dict[str, Any]]:
-    path = Path(out_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
-
-
-def plot_losses(out_dir: Path, title: str = "") -> Path:
-    """loss.png: train loss per step and validation loss at each eval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(out_dir)
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if train:
-        ax.plot(*zip(*train), label="train", linewidth=1)
-    if val:
-        ax.plot(*zip(*val), "o-", label="validation")
-    ax.set(xlabel="step", ylabel="cross-entropy (nats/token)", title=title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    path = Path(out_dir) / "loss.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 # --------------------------------------------------------------------------- the loop

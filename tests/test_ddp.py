@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from model.training import read_metrics
 from test_data_loader import make_shards
 
 ROOT = Path(__file__).parents[1]
@@ -32,8 +33,7 @@ def run(args: list[str], out: Path, timeout: int = 240) -> tuple[list[dict], dic
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return rows, json.loads(done.stdout.strip().splitlines()[-1])
+    return read_metrics(out), json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def torchrun(nproc: int, shards: Path, out: Path, extra: list[str]) -> tuple[list[dict], dict]:
@@ -41,18 +41,26 @@ def torchrun(nproc: int, shards: Path, out: Path, extra: list[str]) -> tuple[lis
     return run(launcher + ["-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet", *SETTINGS, *extra], out)
 
 
+def assert_same_rows(a: list[dict], b: list[dict], rel: float, abs_: float = 0.0) -> None:
+    """Both runs wrote a row for every step (not none, not fewer) with equal losses and evaluations."""
+    assert len(a) == len(b) > 0, f"{len(a)} rows against {len(b)}"
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, len(a) + 1))
+    for x, y in zip(a, b):
+        assert y["loss"] == pytest.approx(x["loss"], rel=rel, abs=abs_), x["step"]
+        assert ("val_loss" in x) == ("val_loss" in y), x["step"]
+        if "val_loss" in x:
+            assert y["val_loss"] == pytest.approx(x["val_loss"], rel=rel, abs=abs_), x["step"]
+
+
 def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_path):
-    from model.train import read_metrics, train
+    from model.train import train
     from crawl2gpt.config import RunConfig
 
     train(shards, tmp_path / "one", RunConfig().with_overrides(SETTINGS + ["train.grad_accum_steps=2"]).train, progress=False)
     single = read_metrics(tmp_path / "one")
     ddp, _ = torchrun(2, shards, tmp_path / "ddp", [])
-    assert [r["step"] for r in ddp] == [r["step"] for r in single] == list(range(1, 7))
-    for a, b in zip(single, ddp):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
-        if "val_loss" in a:
-            assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5, abs=1e-6)
+    assert len(single) == 6
+    assert_same_rows(single, ddp, rel=1e-5, abs_=1e-6)
     assert single[-1]["loss"] < single[0]["loss"]
     assert (tmp_path / "ddp/checkpoints/step-000006/state.json").is_file()  # rank 0 saved
     assert json.loads((tmp_path / "ddp/checkpoints/step-000006/state.json").read_text())["world_size"] == 2
@@ -62,8 +70,8 @@ def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_p
 def test_fsdp_two_cpu_processes_match_ddp(shards, tmp_path):
     ddp, _ = torchrun(2, shards, tmp_path / "ddp", [])
     fsdp, _ = torchrun(2, shards, tmp_path / "fsdp", ["train.parallel=fsdp"])
-    for a, b in zip(ddp, fsdp):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+    assert len(ddp) == 6
+    assert_same_rows(ddp, fsdp, rel=1e-4)
 
 
 @pytest.mark.slow
@@ -79,7 +87,8 @@ def test_distributed_checkpoint_resumes_with_the_same_losses(shards, tmp_path, p
     shutil.rmtree(out / "checkpoints/step-000006")  # as if killed right after the step-3 checkpoint
     resumed, summary = torchrun(2, shards, out, settings)
     assert summary["resumed_from"].endswith("step-000003")
-    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in straight], rel=1e-6)
+    assert len(straight) == 6
+    assert_same_rows(straight, resumed, rel=1e-6)
     from model.generate import generate_text
 
     assert isinstance(generate_text(out, "The", max_new_tokens=4), str)  # a plain process reads them

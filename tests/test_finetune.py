@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 import torch
 
 from finetune_helpers import sample_run
-from model.finetune import hidden_states, lm_loss, load_base, run_sft
+from model.finetune import lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
 from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, SentencePieceTokenizer, collate, derive_pairs,
                             encode, encode_prompt, make_rows, parse_example, read_jsonl, render, to_example)
+from model.training import cosine_lr
 from crawl2gpt.config import RunConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import CheckpointError, InputError
@@ -155,22 +157,89 @@ def test_packing_fills_rows_without_overflow(pairs, tok):
     assert sorted(id(e) for row in rows for e in row) == sorted(id(e) for e in examples)
 
 
+def precision_for(residual: str):
+    """The residual option acts under BF16 autocast only (model/gpt.py `_residual_dtype`): a bf16
+    residual stream is tested under CPU bf16 autocast, the fp32 one in plain fp32. The bf16
+    tolerance is well below what attention leaking across examples changes (about 0.08 here)."""
+    if residual == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16), 1e-2
+    return nullcontext(), 1e-4
+
+
 @pytest.mark.parametrize("positions", ["learned", "rope"])
-def test_packed_logits_equal_unpacked(pairs, tok, positions):
+@pytest.mark.parametrize("attention", ["fused", "manual"])
+@pytest.mark.parametrize("residual", ["fp32", "bf16"])
+def test_packed_logits_equal_unpacked(pairs, tok, positions, attention, residual):
+    """Several examples packed in one row (segment mask, positions restarting) give each example the
+    logits GPT.forward gives it alone, for every attention and residual option."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=2, n_head=2, n_embd=32, positions=positions)).eval()
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=2, n_head=2, n_embd=32, positions=positions,
+                          attention=attention, residual=residual)).eval()
     examples = examples_of(pairs, tok, 3, 512)
     assert len(make_rows(examples, 512, packing=True)) == 1
     packed = collate([examples], tok.pad_id)
-    with torch.no_grad():
-        logits = model.lm_head(hidden_states(model, packed.idx, packed.segments, packed.positions))[0]
+    assert packed.segments.unique().numel() == 3 and (packed.positions == 0).sum() == 3  # three examples, each from 0
+    autocast, tol = precision_for(residual)
+    with torch.no_grad(), autocast:
+        hidden = model.hidden_states(packed.idx, packed.positions, packed.segments)
+        if residual == "bf16":
+            assert hidden.dtype == torch.bfloat16  # the option is really in effect
+        logits = model.lm_head(hidden)[0].float()
         at = 0
         for e in examples:
             alone, _ = model(torch.tensor([e.x]))  # GPT.forward: plain causal mask, positions from 0
-            torch.testing.assert_close(logits[at : at + len(e.x)], alone[0], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(logits[at : at + len(e.x)], alone[0].float(), atol=tol, rtol=tol)
             at += len(e.x)
         padded = collate([[e] for e in examples], tok.pad_id)
-        assert torch.allclose(lm_loss(model, padded), lm_loss(model, packed), atol=1e-5)
+        torch.testing.assert_close(lm_loss(model, padded), lm_loss(model, packed), atol=tol / 10, rtol=tol / 10)
+
+
+def test_packed_examples_do_not_see_each_other(pairs, tok):
+    """Changing the first example of a packed row leaves the logits of the second unchanged."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=2, n_head=2, n_embd=32)).eval()
+    examples = examples_of(pairs, tok, 2, 512)
+    packed = collate([examples], tok.pad_id)
+    changed = packed.idx.clone()
+    changed[0, : len(examples[0].x)] = (changed[0, : len(examples[0].x)] + 1) % tok.vocab_size
+    with torch.no_grad():
+        a = model.lm_head(model.hidden_states(packed.idx, packed.positions, packed.segments))
+        b = model.lm_head(model.hidden_states(changed, packed.positions, packed.segments))
+    first = len(examples[0].x)
+    assert not torch.allclose(a[0, :first], b[0, :first])
+    torch.testing.assert_close(a[0, first:], b[0, first:], atol=1e-6, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("attention", ["fused", "manual"])
+@pytest.mark.parametrize("residual", ["bf16", "fp32"])
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_finetune_loss_equals_pretraining_loss_on_the_gpu(attention, residual, positions):
+    """On the device, under BF16 autocast, fine-tuning's loss on a fixed batch is pretraining's:
+    one full example per row (segment mask and explicit positions) against GPT.forward, and the
+    same tokens packed two examples per row against GPT.forward on each half alone."""
+    from model.sft_data import Batch
+
+    torch.manual_seed(0)
+    B, T, V = 4, 256, 1024
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=4, n_head=4, n_embd=128, attention=attention,
+                          residual=residual, positions=positions)).cuda()
+    idx = torch.randint(0, V, (B, T), device="cuda")
+    targets = torch.randint(0, V, (B, T), device="cuda")
+    positions_ = torch.arange(T, device="cuda").expand(B, T)
+    whole = Batch(idx, targets, torch.zeros_like(idx), positions_)
+    half = T // 2
+    packed = Batch(idx, targets, (positions_ >= half).long(), positions_ % half)  # two examples per row
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        pre = model(idx, targets)[1].float()  # the pretraining forward (fused loss while grad is on)
+        ft = lm_loss(model, whole).float()
+        pre_halves = (model(idx[:, :half], targets[:, :half])[1].float() + model(idx[:, half:], targets[:, half:])[1].float()) / 2
+        ft_packed = lm_loss(model, packed).float()
+    assert abs(ft.item() - pre.item()) <= 1e-3, (ft.item(), pre.item())
+    assert abs(ft_packed.item() - pre_halves.item()) <= 1e-3, (ft_packed.item(), pre_halves.item())
+    (ft + ft_packed).backward()  # the masked path trains: gradients reach the first block
+    assert model.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
 
 
 # --------------------------------------------------------------------------- runs
@@ -191,6 +260,8 @@ def test_sft_full_run_writes_its_outputs(run, pairs, tmp_path):
     assert summary["val_loss"] < summary["base_val_loss"]  # tuning moves held-out loss down from the base
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 9)) and "val_loss" in rows[3] and "val_loss" in rows[7]
+    # the shared schedule: warmup 2, cosine from finetune.learning_rate down to min_lr_ratio (0.1) of it
+    assert [r["lr"] for r in rows] == [cosine_lr(s, 2e-3, 2e-3 * 0.1, 2, 8) for s in range(8)]
     answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert len(answers) == 2 and all({"prompt", "reference", "base_answer", "finetuned_answer"} <= a.keys() for a in answers)
     assert (tmp_path / "loss.png").stat().st_size > 0

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from model.checkpoint import checkpoint_dirs, latest_checkpoint, read_state
-from model.train import TRAIN, lr_at, read_metrics, train
+from model.train import TRAIN, train
+from model.training import cosine_lr, read_metrics
 from crawl2gpt.config import RunConfig
 from model.config import TrainConfig
 from pipeline.stage import read_manifest, run_stage
@@ -32,9 +33,11 @@ def cfg(**kw) -> TrainConfig:
 
 
 def test_training_learns_and_writes_its_outputs(shards, tmp_path):
-    summary = train(shards, tmp_path, cfg(max_steps=30, eval_interval=10, checkpoint_interval=10), progress=False)
+    settings = cfg(max_steps=30, eval_interval=10, checkpoint_interval=10)
+    summary = train(shards, tmp_path, settings, progress=False)
     rows = read_metrics(tmp_path)
     assert [r["step"] for r in rows] == list(range(1, 31))
+    assert [r["lr"] for r in rows] == [cosine_lr(s, settings.learning_rate, settings.min_lr, 2, 30) for s in range(30)]
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
     evals = [r for r in rows if "val_loss" in r]
     assert [r["step"] for r in evals] == [10, 20, 30]
@@ -78,14 +81,6 @@ def test_changed_architecture_does_not_resume(shards, tmp_path):
     assert list(tmp_path.glob("checkpoints.incompatible-*"))
 
 
-def test_schedule_warms_up_then_decays_to_min_lr():
-    c = cfg(max_steps=100, warmup_steps=10, learning_rate=1e-3, min_lr=1e-4)
-    lrs = [lr_at(s, c) for s in range(100)]
-    assert lrs[0] < lrs[5] < lrs[9] <= 1e-3
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
-    assert lrs[-1] == pytest.approx(1e-4, rel=0.01)
-
-
 def test_lstm_trains_through_the_same_loop(shards, tmp_path):
     summary = train(shards, tmp_path, cfg(arch="lstm", n_layer=1, max_steps=15, eval_interval=15, checkpoint_interval=15,
                                           learning_rate=1e-2), progress=False)
@@ -96,12 +91,12 @@ def test_lstm_trains_through_the_same_loop(shards, tmp_path):
 def test_train_stage_runs_in_place_and_reports(shards, tmp_path):
     run_cfg = RunConfig(train=cfg(max_steps=4, eval_interval=2, checkpoint_interval=2))
     out = tmp_path / "train"
-    stats = run_stage(TRAIN, [str(shards)], out, run_cfg, code_packages=("pipeline", "model"), atomic=False)
+    stats = run_stage(TRAIN, [str(shards)], out, run_cfg, atomic=False)
     for key in ("final_train_loss", "val_loss", "val_perplexity", "tokens_per_s", "steps", "params", "device", "sample"):
         assert key in stats.extra
     assert stats.extra["steps"] == 4 and isinstance(stats.extra["sample"], str)
     assert read_manifest(out)["stats"]["extra"]["steps"] == 4
-    again = run_stage(TRAIN, [str(shards)], out, run_cfg, code_packages=("pipeline", "model"), atomic=False)
+    again = run_stage(TRAIN, [str(shards)], out, run_cfg, atomic=False)
     assert again.skipped
     with pytest.raises(Exception, match="one shards folder"):
         TRAIN.plan([str(shards), str(shards)], run_cfg)
