@@ -48,10 +48,8 @@ def load_stage(name: str) -> Stage:
 
 
 def stage_options(name: str) -> dict[str, Any]:
-    """How run_stage treats a stage: training resumes in place and also depends on model/."""
-    if name == "train":
-        return {"code_packages": ("pipeline", "model"), "atomic": False}
-    return {"code_packages": ("pipeline",), "atomic": True}
+    """How run_stage treats a stage: training writes in place, so a crashed run resumes from its checkpoints."""
+    return {"atomic": name != "train"}
 
 
 def stage_inputs(name: str, workdir: str | Path, raw_inputs: Sequence[str]) -> list[str]:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 
 from pipeline.errors import InputError
-from pipeline.shards import load_manifest, shard_path, verify_shard
+from pipeline.shard_format import load_manifest, shard_path, verify_shard
 
 def read_shards_manifest(shards_dir: str | Path) -> dict:
     """manifest.json of a shards folder (pipeline/shards.py owns the format)."""

@@ -191,6 +191,7 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tup
 class ShardsStage:
     name = "shards"
     config_sections = ("shards",)
+    report_files = ("report*",)  # report.json, report.html, report-*.png: for people, not for training
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[dict[str, Any]]:
         dedup, tokenizer = split_inputs(inputs)

@@ -5,17 +5,22 @@ A stage is three functions (see `Stage`):
   run_part(part, workdir, cfg)   -> PartResult: writes files for one part into `workdir`
   finish(workdir, results, cfg)  -> StageStats: cross-part work (dedup index, shard manifest)
 
+A stage whose cross-part work is itself split into tasks (dedup's bucket ranges) sets
+`finish_maps = True`; its finish then also gets `map_parts`, to run further map phases
+wherever the parts ran.
+
 `run_stage` drives them: it writes everything into a temporary folder next to the output,
 writes `_stage.json` last, then renames the folder into place. A later stage only reads
 folders that have a manifest (`stage_parts`), so an interrupted stage is never read.
 A stage whose manifest matches its inputs' fingerprints, its config slice and the code
-version is skipped; `force=True` reruns it.
+version (of the modules the stage runs, pipeline/code_version.py) is skipped; `force=True` reruns it.
 
 `map_parts` decides where parts run: a local process pool by default, Prefect tasks when
 called from a flow (flows/ passes its own). The work itself is identical either way.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -28,8 +33,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from pipeline import __version__
 from pipeline.atomic import atomic_write_text, clean_stale, fsync_dir, replace_dir
+from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
 from pipeline.errors import InputError, StageIncompleteError
 
@@ -91,6 +96,9 @@ class Stage(Protocol):
 
     name: str
     config_sections: tuple[str, ...]
+    # Optional: `report_files`, name patterns of files written for people (report.html, plots).
+    # They are listed in the manifest but left out of the digest later stages' keys take, so a
+    # change to the report alone never reruns training.
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[Any]: ...
 
@@ -117,29 +125,18 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def code_version(packages: Iterable[str] = ("pipeline",)) -> str:
-    """Hash of the source of the given packages: editing the code invalidates old outputs."""
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(__version__.encode())
-    for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:12]}"
-
-
 def fingerprint_input(spec: str) -> dict[str, Any]:
     """How an input is identified for skip decisions.
 
-    A stage folder is identified by the digest of the files its manifest lists (content, not
-    time); a plain local file by size and modification time (hashing terabytes of WARC on
-    every run would cost more than it saves); a URL by itself (Common Crawl files are immutable).
+    A stage folder is identified by the digest of the data files its manifest lists (content,
+    not time; its report files are for people and left out); a plain local file by size and
+    modification time (hashing terabytes of WARC on every run would cost more than it saves); a URL by itself (Common Crawl files are immutable).
     """
     if "://" in spec:
         return {"input": spec, "kind": "url"}
     path = Path(spec)
     if path.is_dir() and (path / MANIFEST).is_file():
-        return {"input": str(path.resolve()), "kind": "stage", "digest": read_manifest(path)["output_digest"]}
+        return {"input": str(path.resolve()), "kind": "stage", "digest": data_digest(read_manifest(path))}
     if path.is_file():
         st = path.stat()
         return {"input": str(path.resolve()), "kind": "file", "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -157,12 +154,13 @@ def stage_config(stage: Stage, cfg: PipelineConfig) -> dict[str, Any]:
     return {section: getattr(cfg, section).model_dump(mode="json") for section in stage.config_sections}
 
 
-def stage_key(stage: Stage, inputs: Sequence[str], cfg: PipelineConfig, code_packages: Sequence[str]) -> dict[str, Any]:
+def stage_key(stage: Stage, inputs: Sequence[str], cfg: PipelineConfig) -> dict[str, Any]:
+    """What a stage's output depends on: its inputs, its config sections and the code it runs."""
     return {
         "stage": stage.name,
         "inputs": [fingerprint_input(s) for s in inputs],
         "config": stage_config(stage, cfg),
-        "code_version": code_version(code_packages),
+        "code_version": code_version(type(stage).__module__),
     }
 
 
@@ -199,8 +197,21 @@ def manifest_matches(folder: Path, key: dict[str, Any]) -> bool:
     return manifest.get("key_digest") == _digest(key)
 
 
-def write_manifest(folder: Path, key: dict[str, Any], stats: StageStats, started: float) -> dict[str, Any]:
+def is_report_file(rel: str, report_files: Sequence[str]) -> bool:
+    """Whether a file of a stage folder is a report for people (matched on its first path part)."""
+    return any(fnmatch.fnmatch(rel.split("/")[0], pattern) for pattern in report_files)
+
+
+def data_digest(manifest: dict[str, Any]) -> str:
+    """What a later stage's key takes from this stage folder: the digest of its data files."""
+    return manifest.get("data_digest", manifest["output_digest"])
+
+
+def write_manifest(
+    folder: Path, key: dict[str, Any], stats: StageStats, started: float, report_files: Sequence[str] = ()
+) -> dict[str, Any]:
     files = list_outputs(folder)
+    data_files = {rel: entry for rel, entry in files.items() if not is_report_file(rel, report_files)}
     manifest = {
         "stage": stats.stage,
         "key_digest": _digest(key),
@@ -209,6 +220,7 @@ def write_manifest(folder: Path, key: dict[str, Any], stats: StageStats, started
         "code_version": key["code_version"],
         "files": files,
         "output_digest": _digest(files),
+        "data_digest": _digest(data_files),
         "stats": stats.to_dict(),
         "started_at": started,
         "finished_at": time.time(),
@@ -270,7 +282,6 @@ def run_stage(
     *,
     force: bool = False,
     map_parts: MapParts | None = None,
-    code_packages: Sequence[str] = ("pipeline",),
     atomic: bool = True,
 ) -> StageStats:
     """Run one stage from `inputs` into `output` under the stage contract (module docstring).
@@ -280,7 +291,7 @@ def run_stage(
     """
     output = Path(output)
     config_files = getattr(stage, "config_files", lambda cfg: [])(cfg)
-    key = stage_key(stage, [*inputs, *config_files], cfg, code_packages)
+    key = stage_key(stage, [*inputs, *config_files], cfg)
     if not force and manifest_matches(output, key):
         stats = StageStats.from_dict(read_manifest(output)["stats"])
         stats.skipped, stats.output = True, str(output)
@@ -298,11 +309,13 @@ def run_stage(
     try:
         parts = stage.plan(list(inputs), cfg)
         run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
-        results = (map_parts or process_map(default_workers(cfg)))(run_one, parts)
-        stats = stage.finish(workdir, results, cfg)
+        mapper = map_parts or process_map(default_workers(cfg))
+        results = mapper(run_one, parts)
+        more = {"map_parts": mapper} if getattr(stage, "finish_maps", False) else {}
+        stats = stage.finish(workdir, results, cfg, **more)
         stats.seconds = round(time.time() - started, 3)
         stats.output = str(output)
-        write_manifest(workdir, key, stats, started)
+        write_manifest(workdir, key, stats, started, getattr(stage, "report_files", ()))
         fsync_dir(workdir)
     except Exception:
         # A stage that fails cleans up after itself; a killed one leaves its temp folder for

@@ -22,7 +22,7 @@ def test_train_stage_with_two_processes_matches_accumulation(shards, tmp_path, m
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = RunConfig().with_overrides(SETTINGS + ["train.nproc_per_node=2"])
-    stats = run_stage(TRAIN, [str(shards)], tmp_path / "train", cfg, code_packages=("pipeline", "model"), atomic=False)
+    stats = run_stage(TRAIN, [str(shards)], tmp_path / "train", cfg, atomic=False)
     assert stats.extra["world_size"] == 2 and stats.docs_out == 6
     assert (tmp_path / "train" / "train-config.yaml").is_file()
     single_cfg = RunConfig().with_overrides(SETTINGS + ["train.grad_accum_steps=2"]).train
