@@ -175,7 +175,17 @@ class DedupConfig(Section):
     bands: int = Field(14, ge=1, description="FineWeb: 14 buckets ...")
     rows: int = Field(8, ge=1, description="... of 8 hashes = 112 permutations.")
     seed: int = 1
-    backend: Literal["memory", "redis"] = "memory"
+    backend: Literal["auto", "memory", "redis", "disk"] = Field(
+        "auto",
+        description="Where the exact-hash and LSH indexes live. 'memory': datasketch's dict storage in the stage "
+        "process (~7 KB per document, docs/benchmarks-dedup.md); 'redis': datasketch's Redis storage; 'disk': sorted "
+        "bucket files, one task per hash range, memory bounded by dedup.bucket_docs (docs/scale.md); 'auto': memory "
+        "up to dedup.disk_above_docs documents, disk above. Same kept documents with every backend.",
+    )
+    disk_above_docs: int = Field(100_000, ge=0, description="backend=auto uses the disk backend above this many "
+                                 "input documents (the memory backend peaks near 1 GB at 100k).")
+    bucket_docs: int = Field(2_000_000, ge=1, description="Disk backend: records (16 bytes each) one bucket task "
+                             "sorts; a band's hash space is cut into ceil(documents / bucket_docs) ranges.")
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_prefix: str = "crawl2gpt"

@@ -47,6 +47,7 @@ class TablesStage:
     """Writes given tables as a finished stage folder named like the filter stage's output."""
 
     name = "filter"
+    config_sections = ()
 
     def __init__(self, tables: list[pa.Table]):
         self.tables = tables

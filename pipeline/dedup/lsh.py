@@ -71,7 +71,7 @@ def _band_key(band: bytes) -> bytes:
 
 
 def storage_config(cfg: DedupConfig) -> dict:
-    if cfg.backend == "memory":
+    if cfg.backend != "redis":  # memory, or auto on a corpus small enough for memory
         return {"type": "dict"}
     basename = f"{cfg.redis_prefix}:{uuid.uuid4().hex[:12]}".encode()  # one namespace per run
     return {"type": "redis", "basename": basename, "redis": {"host": cfg.redis_host, "port": cfg.redis_port}}
