@@ -7,6 +7,12 @@ positions (Su et al. 2021, RoFormer). Defaults are GPT-2 small (Radford et al. 2
 For GPU speed: a bf16 residual stream under autocast (Megatron-LM's default) and the fused
 un-embedding + cross-entropy of model/fused_loss.py; both measured in docs/benchmarks-train.md.
 
+One forward for every use: pretraining and generation call `forward`, classification reads
+`hidden_states`, and fine-tuning gives `hidden_states` positions that restart per example and
+segment ids, so packed rows get a block-diagonal causal mask (attention stays inside each
+example) through the same modules, residual dtype and attention option. Without segments no
+mask is built and the pretraining path is unchanged.
+
 Shapes in comments: B batch, T time, C channels (n_embd), nh heads, hs head size.
 """
 from __future__ import annotations

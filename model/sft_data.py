@@ -22,7 +22,7 @@ Bad input has one rule each, counted under the reason name:
   too_long (longer than the context; or with overlong=truncate, 'truncated' and kept).
 
 Packing puts several examples in one row; each row carries segment ids and positions that
-restart per example, and model.finetune turns them into a block-diagonal causal mask, so no
+restart per example, and GPT.hidden_states turns them into a block-diagonal causal mask, so no
 example attends to another (the packed logits equal the unpacked ones, tests/test_finetune.py).
 """
 from __future__ import annotations

@@ -218,7 +218,8 @@ def test_packed_examples_do_not_see_each_other(pairs, tok):
 def test_finetune_loss_equals_pretraining_loss_on_the_gpu(attention, residual, positions):
     """On the device, under BF16 autocast, fine-tuning's loss on a fixed batch is pretraining's:
     one full example per row (segment mask and explicit positions) against GPT.forward, and the
-    same tokens packed two examples per row against GPT.forward on each half alone."""
+    same tokens packed two examples per row against GPT.forward on each half alone. The model first
+    memorises the batch, so its logits are sharp and a wrong mask or position would show."""
     from model.sft_data import Batch
 
     torch.manual_seed(0)
@@ -227,17 +228,28 @@ def test_finetune_loss_equals_pretraining_loss_on_the_gpu(attention, residual, p
                           residual=residual, positions=positions)).cuda()
     idx = torch.randint(0, V, (B, T), device="cuda")
     targets = torch.randint(0, V, (B, T), device="cuda")
-    positions_ = torch.arange(T, device="cuda").expand(B, T)
-    whole = Batch(idx, targets, torch.zeros_like(idx), positions_)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(30):  # pretraining steps on the batch (loss 6.9 -> about 1 on a CPU in fp32)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            _, loss = model(idx, targets)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    assert loss.item() < 3.0
+    steps = torch.arange(T, device="cuda").expand(B, T)
     half = T // 2
-    packed = Batch(idx, targets, (positions_ >= half).long(), positions_ % half)  # two examples per row
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        pre = model(idx, targets)[1].float()  # the pretraining forward (fused loss while grad is on)
+    whole = Batch(idx, targets, torch.zeros_like(idx), steps)
+    packed = Batch(idx, targets, (steps >= half).long(), steps % half)  # two examples per row
+    leaky = Batch(idx, targets, torch.zeros_like(idx), steps % half)  # positions restart, mask forgotten
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # gradients on, as in training (fused loss path)
+        pre = model(idx, targets)[1].float()
         ft = lm_loss(model, whole).float()
         pre_halves = (model(idx[:, :half], targets[:, :half])[1].float() + model(idx[:, half:], targets[:, half:])[1].float()) / 2
         ft_packed = lm_loss(model, packed).float()
+        ft_leaky = lm_loss(model, leaky).float()
     assert abs(ft.item() - pre.item()) <= 1e-3, (ft.item(), pre.item())
     assert abs(ft_packed.item() - pre_halves.item()) <= 1e-3, (ft_packed.item(), pre_halves.item())
+    assert abs(ft_leaky.item() - pre_halves.item()) > 1e-2  # the comparison can fail: attention across examples shows
     (ft + ft_packed).backward()  # the masked path trains: gradients reach the first block
     assert model.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
 
