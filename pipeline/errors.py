@@ -31,3 +31,7 @@ class TokenizerError(Crawl2GPTError):
 
 class CheckpointError(Crawl2GPTError):
     """A checkpoint is missing, incomplete or does not match the model."""
+
+
+class ExportError(Crawl2GPTError):
+    """A checkpoint cannot be written as a Hugging Face folder: an option with no transformers equivalent."""
