@@ -77,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--cron", default="0 3 * * *", help="schedule of the pipeline deployment ('' for none)")
     srv.add_argument("--input", nargs="*", default=None, metavar="PATH_OR_URL", help="default inputs (the bundled sample)")
 
-    report = sub.add_parser("report", help="print a run's shard quality summary and the report page's path")
-    report.add_argument("run_dir", metavar="RUN_DIR")
+    report = sub.add_parser("report", help="print a run's quality summary and the report page's path, or compare two runs")
+    report.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    report.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="write a page of the documents one run kept and the other dropped, per stage, with both reasons")
+    report.add_argument("--output", metavar="DIR", help="with --compare: where the page goes (default RUN_B/compare-<RUN_A>)")
     return parser
 
 
@@ -139,6 +142,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import build_report
 
+    if args.compare:
+        from pipeline.compare import compare_runs, compare_text
+
+        print(compare_text(*compare_runs(*args.compare, output=args.output)))
+        return 0
+    if not args.run_dir:
+        raise SystemExit("crawl2gpt report: give RUN_DIR, or --compare RUN_A RUN_B")
     summary, html_path = build_report(Path(args.run_dir))
     print(summary)
     print(f"\nreport: {html_path}")

@@ -1,19 +1,22 @@
-"""Shard quality report: what the token shards hold, and what the pipeline removed to get there.
+"""Quality report: what the token shards hold, and what the pipeline removed to get there.
 
 Read from the shards themselves (checksums verified) in one streaming pass, so a report can be
 rebuilt for any finished shards folder. Per shard and in total: documents, tokens, the share of
 byte-fallback tokens (text the vocabulary had to spell byte by byte), tokens per document,
-language mix, top domains, mean quality signals, a few decoded documents; and from the upstream
-stage manifests (`_stage.json` of extract, filter, dedup) the documents each rule removed.
+language mix, top domains, mean quality signals, a few decoded documents; from the upstream
+stage manifests (`_stage.json` of extract, filter, dedup) the documents each rule removed; and
+from the filter and dedup folders themselves what a user tunes thresholds with
+(pipeline/report_filter.py: per-signal histograms, per-rule and only-this-rule counts, examples
+on both sides of each threshold, drops by language and domain; pipeline/report_dedup.py: the
+largest clusters).
 
 Outputs beside the shards: `report.json` (the summary, machine-readable), `report.html`
 (standalone: PNGs inlined as base64, also written as files next to it) and `report-*.png`.
+Laid out by pipeline/report_page.py, which also gives the Prefect artifacts their markdown.
 """
 from __future__ import annotations
 
-import base64
 import heapq
-import html
 import json
 from collections import Counter
 from pathlib import Path
@@ -27,6 +30,9 @@ from pipeline import plots
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError, StageIncompleteError
 from pipeline.hashing import stable_fraction
+from pipeline.report_dedup import dedup_report
+from pipeline.report_filter import filter_report
+from pipeline.report_page import REMOVING, markdown_sections, removed_rows, render_html, shard_blocks, to_markdown
 from pipeline.shard_format import MANIFEST_JSON, SPLITS, load_manifest, open_shard
 from pipeline.stage import MANIFEST, read_manifest
 from pipeline.tokenizer import MODEL, byte_id_range, load
@@ -35,7 +41,6 @@ REPORT_JSON, REPORT_HTML = "report.json", "report.html"
 LENGTH_EDGES = [2.0**k for k in range(0, 21)]  # 1 .. 1M tokens, doubling
 TOP_DOMAINS, TOP_LANGUAGES, SAMPLES, SAMPLE_TOKENS = 20, 15, 3, 256
 UPSTREAM = ("extract", "filter", "dedup")
-REMOVING = ("filter", "dedup")  # extract's skips are WARC records (requests, metadata), not documents
 
 
 # --------------------------------------------------------------------------- reading shards
@@ -183,14 +188,29 @@ def _upstream_of(shards_dir: Path) -> list[Path]:
 
 
 def write_report(shards_dir: str | Path, upstream: Sequence[Path] | None = None) -> dict[str, Any]:
-    """Scan the shards, write report.json, report.html and the PNGs beside them; return the summary."""
+    """Scan the shards and the filter and dedup folders behind them; write report.json,
+    report.html and the PNGs beside the shards; return the report."""
     shards_dir = Path(shards_dir)
     report = scan(shards_dir)
     report["upstream"] = upstream_stats(list(upstream or []) + _upstream_of(shards_dir))
+    if "filter" in report["upstream"]:
+        report["filter"] = filter_report(report["upstream"]["filter"]["folder"])
+        report["filter"]["plots"] = _filter_plots(shards_dir, report["filter"])
+    if "dedup" in report["upstream"]:
+        report["dedup"] = dedup_report(report["upstream"]["dedup"]["folder"])
     report["plots"] = [p.name for p in _plots(shards_dir, report)]
+    for stale in set(p.name for p in shards_dir.glob("report-*.png")) - set(plot_files(report)):
+        (shards_dir / stale).unlink()  # a signal or rule the new report no longer has
     atomic_write_text(shards_dir / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False))
     atomic_write_text(shards_dir / REPORT_HTML, render_html(shards_dir, report))
     return report
+
+
+def plot_files(report: dict[str, Any]) -> list[str]:
+    """Every PNG the report refers to."""
+    filter_plots = report.get("filter", {}).get("plots", {})
+    named = [v for k, v in filter_plots.items() if k != "signals"]
+    return report["plots"] + named + list(filter_plots.get("signals", {}).values())
 
 
 def _plots(folder: Path, report: dict[str, Any]) -> list[Path]:
@@ -209,71 +229,36 @@ def _plots(folder: Path, report: dict[str, Any]) -> list[Path]:
     made.append(plots.bars(folder / "report-shards.png", [r["shard"] for r in shards], [r["tokens"] for r in shards],
                            "Tokens per shard", "tokens",
                            colors=["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards]))
-    removed = [(f"{r['stage']}: {r['rule']}", r["documents"]) for r in _removed_rows(report["upstream"])]
+    removed = [(f"{r['stage']}: {r['rule']}", r["documents"]) for r in removed_rows(report["upstream"])]
     if removed:
         made.append(plots.bars(folder / "report-removed.png", [r for r, _ in removed], [n for _, n in removed],
                                "Documents removed upstream, by rule", "documents", colors="#c44e52"))
     return made
 
 
-def _table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return "<p><em>none</em></p>"
-    columns = list(columns or rows[0].keys())
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
-
-
-def _removed_rows(upstream: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"stage": stage, "rule": rule, "documents": n}
-            for stage, s in upstream.items() if stage in REMOVING for rule, n in s["drops"].items()]
-
-
-def render_html(folder: Path, report: dict[str, Any]) -> str:
-    images = "".join(
-        f'<figure><img alt="{name}" src="data:image/png;base64,'
-        f'{base64.b64encode((folder / name).read_bytes()).decode()}"><figcaption>{name}</figcaption></figure>'
-        for name in report["plots"]
-    )
-    splits = [{"split": s, **v} for s, v in report["splits"].items()] + [{"split": "total", **report["total"]}]
-    stages = [{"stage": s, "docs_in": v["docs_in"], "docs_out": v["docs_out"]} for s, v in report["upstream"].items()]
-    signals = [{"signal": k, "mean": v} for k, v in report["quality_signals"].items()]
-    samples = "".join(
-        f"<h3>{html.escape(s['doc_id'])} &middot; {html.escape(s['url'] or '')} &middot; first {s['shown_tokens']} of "
-        f"{s['n_tokens']} tokens</h3><pre>{html.escape(s['text'])}</pre>"
-        for s in report["samples"]
-    )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>crawl2gpt shard report</title>
-<style>body{{font:14px/1.4 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}pre{{white-space:pre-wrap;background:#f6f6f6;padding:.6em}}
-figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:100%}}</style></head><body>
-<h1>Shard quality report</h1>
-<p>vocabulary {report['vocab_size']:,} ({report['dtype']}) &middot;
-byte-fallback ids {report['byte_fallback_ids'][0]}..{report['byte_fallback_ids'][1]}</p>
-<h2>Totals</h2>{_table(splits)}
-<h2>Plots</h2>{images}
-<h2>Per shard</h2>{_table(report['shards'])}
-<h2>Language mix</h2>{_table(report['languages'])}
-<h2>Top domains ({report['distinct_domains']:,} distinct)</h2>{_table(report['top_domains'])}
-<h2>Mean quality signals</h2>{_table(signals)}
-<h2>Upstream stages</h2>{_table(stages)}
-<h2>Documents removed upstream, by rule</h2>{_table(_removed_rows(report['upstream']))}
-<h2>Sample documents (decoded from the shards)</h2>{samples}
-</body></html>
-"""
+def _filter_plots(folder: Path, f: dict[str, Any]) -> dict[str, Any]:
+    """One histogram per thresholded signal, the per-rule counts, drops by language and domain."""
+    made: dict[str, Any] = {"signals": {}}
+    for s in f["signals"]:
+        name = f"report-signal-{s['signal']}.png"
+        lines = [(line["value"], line["rule"].split(".", 1)[1]) for line in s["lines"]]
+        plots.signal_histogram(folder / name, s["edges"], s["kept"], s["dropped"], lines, s["signal"], s["log_x"])
+        made["signals"][s["signal"]] = name
+    active = [r for r in f["rules"] if r["fails"]]
+    if active:
+        made["rules"] = plots.grouped_bars(
+            folder / "report-filter-rules.png", [r["rule"] for r in active],
+            {k: [r[k] for r in active] for k in ("fails", "dropped_first", "only_this_rule")},
+            ["#8c8c8c", plots.DROPPED, "#dd8452"], "Documents per filter rule",
+            "documents").name
+    for key, rows, label in (("languages", f["languages"][:TOP_LANGUAGES], "language"),
+                             ("domains", f["domains"], "domain")):
+        if rows:
+            made[key] = plots.stacked_bars(
+                folder / f"report-filter-{key}.png", [r[label] for r in rows],
+                [r["documents"] - r["dropped"] for r in rows], [r["dropped"] for r in rows],
+                f"Filter outcome by {label}").name
+    return made
 
 
 # --------------------------------------------------------------------------- entry points
@@ -304,6 +289,15 @@ def summary_text(report: dict[str, Any], html_path: Path | None = None) -> str:
     for stage, s in report["upstream"].items():
         drops = ", ".join(f"{k} {v:,}" for k, v in s["drops"].items()) if stage in REMOVING else ""
         lines.append(f"{stage}: {s['docs_in']:,} in -> {s['docs_out']:,} out" + (f"  removed: {drops}" if drops else ""))
+    f = report.get("filter")
+    if f:
+        busiest = sorted((r for r in f["rules"] if r["fails"]), key=lambda r: -r["dropped_first"])[:5]
+        lines.append("filter rules (dropped first / only this rule): "
+                     + ", ".join(f"{r['rule']} {r['dropped_first']:,}/{r['only_this_rule']:,}" for r in busiest))
+    d = report.get("dedup")
+    if d and d["largest"]:
+        top = d["largest"][0]
+        lines.append(f"largest dedup cluster: {top['documents']:,} documents, kept {top['kept']['url']}")
     if html_path:
         lines.append(f"report: {html_path}")
     return "\n".join(lines)
@@ -325,25 +319,20 @@ def build_report(path: str | Path, refresh: bool = False) -> tuple[str, Path]:
     return summary_text(report), folder / REPORT_HTML
 
 
+def load_report(source: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(shards folder, report.json's dict) of a shards or run folder."""
+    folder = shards_folder(source)
+    return folder, json.loads((folder / REPORT_JSON).read_text())
+
+
 def report_tables(source: str | Path | dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    """Plain data for Prefect artifacts: per-shard rows plus a total row, and a markdown summary."""
-    report = source if isinstance(source, dict) else json.loads((shards_folder(source) / REPORT_JSON).read_text())
+    """Per-shard rows plus a total row (a Prefect table artifact), and the shards section as markdown."""
+    report = source if isinstance(source, dict) else load_report(source)[1]
     rows = [dict(r) for r in report["shards"]] + [{"shard": "total", "split": "all", **report["total"]}]
-    md = ["## Token shards", "", _md_table([{"split": s, **v} for s, v in report["splits"].items()]
-                                          + [{"split": "total", **report["total"]}])]
-    md += ["## Language mix", "", _md_table(report["languages"])]
-    md += ["## Top domains", "", _md_table(report["top_domains"][:10])]
-    if report["quality_signals"]:
-        md += ["## Mean quality signals", "", _md_table([{"signal": k, "mean": v} for k, v in report["quality_signals"].items()])]
-    if report["upstream"]:
-        md += ["## Documents removed upstream", "", _md_table(_removed_rows(report["upstream"]))]
-    return rows, "\n".join(md)
+    blocks = [b for b in shard_blocks(report) if b[0] != "img"]
+    return rows, to_markdown(Path("."), blocks)
 
 
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "_none_\n"
-    columns = list(rows[0].keys())
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+def report_markdown(source: str | Path) -> dict[str, str]:
+    """Each section of the report as markdown with its plots inlined: one Prefect artifact each."""
+    return markdown_sections(*load_report(source))
