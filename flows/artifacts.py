@@ -1,19 +1,30 @@
 """Stage stats as Prefect artifacts: a table of counts, a markdown summary, report links."""
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from pipeline.plots import png_data_uri
 from pipeline.stage import StageStats
 
 
 def artifact_key(*parts: str) -> str:
     """Artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+
+
+def run_label(output: str | Path, stage: str) -> str:
+    """What artifact keys call a run: its folder's name (`runs/demo/filter` -> `demo`).
+
+    Not the config's `name`: two runs of one config file would overwrite each other's
+    artifacts. A stage written outside a run folder's layout (`out/filtered-v2`) is named by
+    its parent and itself, so two such outputs never share keys either.
+    """
+    folder = Path(output).resolve()
+    return folder.parent.name if folder.name == stage else f"{folder.parent.name}-{folder.name}"
 
 
 def scalar_rows(mapping: dict, prefix: str = "", nested: bool = True) -> list[dict]:
@@ -38,10 +49,10 @@ def stats_table(stats: StageStats) -> list[dict]:
     return rows
 
 
-def stats_markdown(stats: StageStats, run_name: str) -> str:
+def stats_markdown(stats: StageStats, config_name: str) -> str:
     kept = f"{stats.docs_out / stats.docs_in:.1%}" if stats.docs_in else "n/a"
     lines = [
-        f"## Stage `{stats.stage}` of `{run_name}`",
+        f"## Stage `{stats.stage}` of run `{run_label(stats.output, stats.stage)}` (config `{config_name}`)",
         "",
         f"- output: `{stats.output}`",
         f"- documents: {stats.docs_in} in, {stats.docs_out} out ({kept} kept)",
@@ -59,20 +70,20 @@ def stats_markdown(stats: StageStats, run_name: str) -> str:
     return "\n".join(lines)
 
 
-def publish_stage(stats: StageStats, run_name: str) -> None:
+def publish_stage(stats: StageStats, config_name: str) -> None:
+    run = run_label(stats.output, stats.stage)
     create_table_artifact(
-        key=artifact_key(run_name, stats.stage, "counts"),
+        key=artifact_key(run, stats.stage, "counts"),
         table=stats_table(stats),
         description=f"{stats.stage}: counts in/out and drops by reason",
     )
     create_markdown_artifact(
-        key=artifact_key(run_name, stats.stage, "summary"),
-        markdown=stats_markdown(stats, run_name),
+        key=artifact_key(run, stats.stage, "summary"),
+        markdown=stats_markdown(stats, config_name),
         description=f"{stats.stage} summary",
     )
 
 
 def png_markdown(path: Path, title: str) -> str:
-    """Embed a PNG in a markdown artifact (the UI renders data URLs; no file server needed)."""
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"
+    """Embed a PNG in a markdown artifact (both Prefect 3 UIs render data URIs; no file server needed)."""
+    return f"### {title}\n\n![{title}]({png_data_uri(path)})\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.artifacts import artifact_key, png_markdown, scalar_rows
+from flows.artifacts import artifact_key, png_markdown, run_label, scalar_rows
 from crawl2gpt.config import RunConfig
 
 
@@ -71,7 +71,7 @@ def finetune_sft_flow(base: str, data: str, output: str, config_path: str | None
     cfg = RunConfig.load(config_path, overrides or [])
     summary = sft_task(base, data, output, cfg)
     get_run_logger().info("SFT held-out loss %.4f -> %.4f", summary["base_val_loss"], summary["val_loss"])
-    publish_sft(summary, cfg.name)
+    publish_sft(summary, run_label(output, "sft"))  # keyed by the run folder, not the config name
     return summary
 
 
@@ -91,5 +91,5 @@ def finetune_classify_flow(base: str, data: str, output: str, config_path: str |
     cfg = RunConfig.load(config_path, overrides or [])
     summary = classify_task(base, data, output, cfg, label_column)
     get_run_logger().info("classifier accuracy %.4f, macro F1 %.4f", summary["accuracy"], summary["macro_f1"])
-    publish_classify(summary, cfg.name)
+    publish_classify(summary, run_label(output, "classify"))
     return summary

@@ -5,32 +5,32 @@ from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.artifacts import artifact_key, png_markdown
+from flows.artifacts import artifact_key, png_markdown, run_label
 
 
-def publish_shard_report(shards_dir: Path, run_name: str) -> None:
-    """The shard quality report: its table, its markdown and its plots."""
-    from pipeline.report import report_tables
+def publish_shard_report(shards_dir: Path, config_name: str) -> None:
+    """The quality report: the per-shard table and one markdown artifact per report section
+    (filter rules, signal histograms, dedup clusters, examples, shards, samples), plots inlined."""
+    from pipeline.report import REPORT_HTML, report_markdown, report_tables
 
-    rows, markdown = report_tables(shards_dir)
-    create_table_artifact(key=artifact_key(run_name, "shards", "quality"), table=rows, description="shard quality per shard and in total")
-    plots = "".join(png_markdown(p, p.stem.replace("_", " ")) for p in sorted(shards_dir.glob("*.png")))
-    report = shards_dir / "report.html"
-    create_markdown_artifact(
-        key=artifact_key(run_name, "shards", "report"),
-        markdown=f"{markdown}\n\nFull report: `{report}`\n\n{plots}",
-        description="shard quality report",
-    )
+    run = run_label(shards_dir, "shards")
+    rows, _ = report_tables(shards_dir)
+    create_table_artifact(key=artifact_key(run, "shards", "quality"), table=rows, description="shard quality per shard and in total")
+    where = f"\n\nThe whole report (config `{config_name}`): `{Path(shards_dir).resolve() / REPORT_HTML}`"
+    for section, markdown in report_markdown(shards_dir).items():
+        create_markdown_artifact(key=artifact_key(run, "report", section), markdown=markdown + where,
+                                 description=f"quality report: {section}")
 
 
-def publish_training(train_dir: Path, run_name: str) -> None:
+def publish_training(train_dir: Path, config_name: str) -> None:
     """Loss curve and the last evaluation of a training run."""
     from model.training import MetricsLog  # here, not at the top: the shards report needs no torch
 
+    run = run_label(train_dir, "train")
     evals = MetricsLog.of(train_dir).evals()
     if evals:
-        create_table_artifact(key=artifact_key(run_name, "train", "evals"), table=evals, description="evaluations during training")
-    parts = [f"## Training `{run_name}`", ""]
+        create_table_artifact(key=artifact_key(run, "train", "evals"), table=evals, description="evaluations during training")
+    parts = [f"## Training `{run}` (config `{config_name}`)", ""]
     if evals:
         last = evals[-1]
         parts.append(f"- last eval: step {last.get('step')}, val loss {last.get('val_loss'):.4f}")
@@ -40,4 +40,4 @@ def publish_training(train_dir: Path, run_name: str) -> None:
     loss_png = train_dir / "loss.png"
     if loss_png.is_file():
         parts.append(png_markdown(loss_png, "loss curve"))
-    create_markdown_artifact(key=artifact_key(run_name, "train", "summary"), markdown="\n".join(parts), description="training summary")
+    create_markdown_artifact(key=artifact_key(run, "train", "summary"), markdown="\n".join(parts), description="training summary")

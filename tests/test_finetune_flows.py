@@ -22,14 +22,16 @@ def artifact_keys(flow_run_id) -> set[str]:
 
 
 def test_flows_publish_metrics_and_plots(prefect_api, tmp_path):
+    from flows.artifacts import artifact_key
     from flows.finetune import finetune_classify_flow, finetune_sft_flow
 
     run = sample_run()
     state = finetune_sft_flow(str(run["base"]), str(run["extract"]), str(tmp_path / "sft"), overrides=TINY, return_state=True)
     summary = state.result()
     assert summary["derived_pairs"]["pairs"] > 0 and (tmp_path / "sft" / "pairs.jsonl").is_file()
-    assert artifact_keys(state.state_details.flow_run_id) == {"crawl2gpt-finetune-sft-summary", "crawl2gpt-finetune-sft-report"}
+    label = artifact_key(tmp_path.name)  # keyed by the run folder (tmp_path/sft), not the config's name
+    assert artifact_keys(state.state_details.flow_run_id) == {f"{label}-finetune-sft-summary", f"{label}-finetune-sft-report"}
     state = finetune_classify_flow(str(run["base"]), str(run["filter"]), str(tmp_path / "cls"), overrides=TINY, return_state=True)
     assert set(state.result()["labels"]) == {"drop", "keep"}
     assert artifact_keys(state.state_details.flow_run_id) == {
-        "crawl2gpt-finetune-classify-summary", "crawl2gpt-finetune-classify-per-class", "crawl2gpt-finetune-classify-report"}
+        f"{label}-cls-finetune-classify-summary", f"{label}-cls-finetune-classify-per-class", f"{label}-cls-finetune-classify-report"}
