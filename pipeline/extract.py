@@ -1,13 +1,15 @@
 """HTML payload -> main text, title and date (trafilatura), with charset handling and a time limit.
 
 Charset order (WHATWG's encoding sniffing, simplified): byte-order mark, the HTTP
-`Content-Type` charset, a `<meta charset>` in the first 4 KB, strict UTF-8, then statistical
+`Content-Type` charset, a `<meta charset>` in the first 4 KB, strict UTF-8; then, for a page
+that is UTF-8 apart from a few damaged bytes, UTF-8 with those bytes replaced; then statistical
 detection (charset-normalizer). Bytes that no candidate decodes are replaced, and the page
 is flagged `undecodable` (counted by the caller), never dropped for it.
 
-trafilatura settings are chosen by `benchmarks/extraction_quality.py` (see
-docs/benchmarks-ingest.md): its precision-oriented pass, and when that returns nothing its
-recall-oriented pass instead (`fallback_on_empty`).
+Extraction is trafilatura's balanced pass with its readability/jusText comparison, then the
+lines that are mostly link text are dropped (pipeline/link_density.py). Every setting was chosen
+by 5-fold cross-validation grouped by site (`benchmarks/extraction_quality.py`,
+docs/benchmarks-ingest.md), and so was everything that was measured and left out.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pipeline.config import ExtractConfig
+from pipeline.link_density import drop_link_lines, element_link_density
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 META_SCAN_BYTES = 4096  # HTML spec: the prescan looks at the first 1024 bytes; pages often put it later
@@ -29,6 +32,8 @@ SNIFF_BYTES = 1024
 _CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
 _HEADER_CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([a-zA-Z0-9_.:-]+)""", re.I)
 _HTML_SNIFF_RE = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|meta|div|p\b|script)", re.I | re.S)
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+MIN_UTF8_PER_ERROR = 10  # see mostly_utf8
 # WHATWG Encoding standard: these labels mean windows-1252, a superset of Latin-1.
 _WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
 
@@ -96,6 +101,20 @@ def declared_charsets(content_type: str | None, body: bytes) -> list[str]:
     return [c for c in dict.fromkeys(found) if c]
 
 
+def mostly_utf8(body: bytes) -> bool:
+    """UTF-8 with a few damaged bytes (a stray Latin-1 byte, a sequence cut at the end), not
+    another encoding: at least MIN_UTF8_PER_ERROR valid multi-byte characters per invalid byte.
+
+    Text in a single-byte encoding almost never forms valid UTF-8 sequences, so this tells the two
+    apart where statistical detection cannot: on such a page it guessed cp1250 and turned every
+    'ü' of a German page into 'ĂĽ' (tests/test_extract.py).
+    """
+    text = body.decode("utf-8", errors="replace")
+    errors = text.count("\ufffd")
+    multibyte = len(_NON_ASCII_RE.findall(text)) - errors
+    return multibyte >= MIN_UTF8_PER_ERROR * max(errors, 1)
+
+
 def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, bool]:
     """Decode an HTML payload once; returns (text, undecodable) where undecodable means
     some bytes had to be replaced because no candidate charset decodes them all."""
@@ -105,6 +124,8 @@ def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, bool
             return body.decode("utf-8-sig" if codec == "utf-8" else codec), False
         except (UnicodeDecodeError, LookupError):
             continue
+    if mostly_utf8(body):
+        return body.decode("utf-8-sig", errors="replace"), True
     guess = _detect(body)
     if guess:
         try:
@@ -169,19 +190,22 @@ def run_with_time_limit(fn, seconds: float, *args, **kwargs):
 # --------------------------------------------------------------------------- trafilatura
 
 
-def _trafilatura(page, cfg: ExtractConfig, precision: bool, recall: bool):
+def main_text(tree, cfg: ExtractConfig) -> str:
+    """trafilatura's main text of a parsed page ("" when it finds none); the tree is not changed
+    (trafilatura works on a copy when it is handed a tree)."""
     import trafilatura
 
-    return trafilatura.bare_extraction(
-        page,
+    doc = trafilatura.bare_extraction(
+        tree,
         fast=cfg.fast,
-        favor_precision=precision,
-        favor_recall=recall,
+        favor_precision=cfg.favor_precision,
+        favor_recall=cfg.favor_recall,
         include_comments=cfg.include_comments,
         include_tables=cfg.include_tables,
         deduplicate=cfg.deduplicate,
         with_metadata=False,
     )
+    return (doc.text or "") if doc is not None else ""
 
 
 def title_and_date(tree, url: str | None) -> tuple[str | None, str | None]:
@@ -207,7 +231,7 @@ def title_and_date(tree, url: str | None) -> tuple[str | None, str | None]:
 def extract_main_text(html: str, url: str | None, cfg: ExtractConfig) -> Extracted | None:
     """Main text, title and date of one page, or None when trafilatura finds no main text.
 
-    The page is parsed once; metadata is read before extraction (which prunes the tree).
+    The page is parsed once; metadata is read before extraction (which prunes a copy of the tree).
     """
     from trafilatura.utils import load_html
 
@@ -215,12 +239,12 @@ def extract_main_text(html: str, url: str | None, cfg: ExtractConfig) -> Extract
     if tree is None:
         return None
     title, date = title_and_date(tree, url)
-    doc = _trafilatura(tree, cfg, cfg.favor_precision, cfg.favor_recall)
-    if (doc is None or not (doc.text or "").strip()) and cfg.fallback_on_empty and not cfg.favor_recall:
-        doc = _trafilatura(load_html(html), cfg, False, True)
-    if doc is None or not (doc.text or "").strip():
+    text = main_text(tree, cfg)
+    if not text.strip():
         return None
-    return Extracted(doc.text, title, date)
+    if cfg.drop_link_lines:
+        text = drop_link_lines(text, element_link_density(tree), cfg.link_density, cfg.link_line_max_words)
+    return Extracted(text, title, date)
 
 
 def extract_with_limit(html: str, url: str | None, cfg: ExtractConfig) -> Extracted | None:

@@ -13,6 +13,7 @@ from pipeline.extract import (
     declared_charsets,
     extract_main_text,
     is_html,
+    mostly_utf8,
     run_with_time_limit,
     sniff_html,
 )
@@ -48,9 +49,20 @@ def test_charset_order_header_then_meta_then_detection():
 
 
 def test_undecodable_bytes_are_replaced_and_flagged():
-    decoded, undecodable = decode_html(b'<meta charset="utf-8"><p>ok \xff\xfe\xfd \x81\x8d</p>', "text/html; charset=utf-8")
-    assert "ok" in decoded
-    assert isinstance(undecodable, bool)  # detection may find a single-byte codec; either way no exception
+    # A UTF-8 page with one stray byte: UTF-8 with that byte replaced, flagged; detection used to
+    # guess cp1250 here and turn every umlaut of the page into mojibake ("GrĂĽĂźe").
+    text = "<p>" + "Grüße aus Köln, schön. " * 20 + "</p>"
+    damaged = text.encode()[:40] + b"\xff" + text.encode()[40:]
+    assert not mostly_utf8(text.encode("cp1252")) and mostly_utf8(damaged)
+    for content_type in ("text/html; charset=utf-8", None):
+        decoded, undecodable = decode_html(damaged, content_type)
+        assert undecodable is True
+        head = text.encode()[:40].decode()
+        assert decoded == head + "\ufffd" + text[len(head):]
+
+
+def test_a_clean_page_is_not_flagged():
+    assert decode_html("<p>Grüße</p>".encode(), "text/html; charset=utf-8") == ("<p>Grüße</p>", False)
 
 
 def test_extracts_main_text_title_and_date():
@@ -84,3 +96,33 @@ def test_time_limit_in_main_thread_and_in_a_worker_thread():
     thread.start()
     thread.join(5)
     assert isinstance(outcome.get("err"), ExtractionTimeout)
+
+
+LINKY = """<html><body><article>
+<p>In den Parks der Stadt leben mehr Füchse, als die meisten Bewohner vermuten. Forscher zählen seit Jahren die Tiere.</p>
+<p>Die Füchse haben gelernt, sich tagsüber in Gärten zu verstecken und nachts auf Nahrungssuche zu gehen, erklärt die Biologin.</p>
+<p>Mehr dazu: <a href="/a">Wildschweine im Grunewald</a> und <a href="/b">Waschbären in Kassel</a></p>
+<p>Ein Fuchs braucht ein Revier von etwa einem Quadratkilometer, sagt <a href="/c">die Biologin</a> in ihrem neuen Buch.</p>
+</article></body></html>"""
+
+
+def test_lines_that_are_mostly_links_are_dropped():
+    kept = extract_main_text(LINKY, None, ExtractConfig()).text
+    assert "Wildschweine im Grunewald" not in kept  # 52 of 65 characters are link text
+    assert "sagt die Biologin in ihrem neuen Buch" in kept  # one link in a sentence stays
+    assert "Revier von etwa einem Quadratkilometer" in kept
+    unfiltered = extract_main_text(LINKY, None, ExtractConfig(drop_link_lines=False)).text
+    assert "Mehr dazu: Wildschweine im Grunewald und Waschbären in Kassel" in unfiltered
+    assert unfiltered.replace("\nMehr dazu: Wildschweine im Grunewald und Waschbären in Kassel", "") == kept
+
+
+def test_element_link_density():
+    from trafilatura.utils import load_html
+
+    from pipeline.link_density import element_link_density
+
+    densities = element_link_density(load_html(LINKY))
+    line = "Mehr dazu: Wildschweine im Grunewald und Waschbären in Kassel"
+    assert densities[line] == len("Wildschweine im Grunewald" + "Waschbären in Kassel") / len(line)
+    assert densities["Wildschweine im Grunewald"] == 1.0
+    assert not any(text.startswith("Die Füchse haben gelernt") for text in densities)  # no link inside: never looked at
