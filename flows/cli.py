@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                         help="write a page of the documents one run kept and the other dropped, per stage, with both reasons")
     report.add_argument("--output", metavar="DIR", help="with --compare: where the page goes (default RUN_B/compare-<RUN_A>)")
+
+    exp = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (GPT-2 or Llama shape) that transformers loads")
+    exp.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
+    exp.add_argument("--output", required=True, metavar="DIR", help="folder to write: config.json, model.safetensors, tokenizer.json, ...")
+    exp.add_argument("--force", action="store_true", help="replace DIR if it exists")
     return parser
 
 
@@ -139,6 +144,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from model.export import export_checkpoint, summary_text
+
+    print(summary_text(export_checkpoint(args.ckpt, args.output, force=args.force)))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import build_report
 
@@ -168,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "export":
+            return cmd_export(args)
         if args.command == "finetune":
             return cmd_finetune(args)
         if args.command == "serve":

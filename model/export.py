@@ -250,3 +250,12 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
         shutil.rmtree(tmp, ignore_errors=True)
     summary["output"] = str(output)
     return summary
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """One line for the CLI: what was written and what was checked."""
+    diff = summary["max_logit_diff"]
+    checked = (f"transformers' logits within {diff:.1e} (relative) of ours" if diff is not None
+               else "logits not compared (install transformers to check them)")
+    return (f"{summary['output']}: {summary['architecture']} from {summary['checkpoint']} (step {summary['step']}); "
+            f"tokenizer ids equal SentencePiece's on {summary['tokenizer']['texts_checked']} texts; {checked}")
