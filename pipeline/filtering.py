@@ -89,20 +89,29 @@ def signal_names(cfg: FilterConfig) -> list[str]:
 
 
 class PartWriter:
-    """Streams record batches into one Parquet file; fsyncs on close (the manifest comes later)."""
+    """Streams record batches into one Parquet file; fsyncs on close (the manifest comes later).
 
-    def __init__(self, path: Path, schema: pa.Schema):
-        self.path, self.schema, self.writer = path, schema, None
+    `keep_empty=True` writes the file even when no row comes: a part that kept nothing is an
+    ordinary outcome, and the next stage must read it as "0 documents", not as a missing part.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, keep_empty: bool = False):
+        self.path, self.schema, self.writer, self.keep_empty = path, schema, None, keep_empty
 
     def write(self, columns: dict[str, list]) -> None:
         if not columns or not next(iter(columns.values())):
             return
+        self._open().write_table(pa.Table.from_pydict(columns, schema=self.schema))
+
+    def _open(self) -> pq.ParquetWriter:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
-        self.writer.write_table(pa.Table.from_pydict(columns, schema=self.schema))
+        return self.writer
 
     def close(self) -> bool:
+        if self.writer is None and self.keep_empty:
+            self._open()
         if self.writer is None:
             return False
         self.writer.close()
@@ -166,7 +175,7 @@ class FilterStage:
     def run_part(self, part: FilterPart, workdir: Path, cfg: PipelineConfig) -> PartResult:
         fcfg, name = cfg.filter, f"part-{part.index:05d}.parquet"
         kept_schema, reject_schema = output_schemas(pq.read_schema(part.path), fcfg)
-        kept = PartWriter(Path(workdir) / name, kept_schema)
+        kept = PartWriter(Path(workdir) / name, kept_schema, keep_empty=True)
         rejects = PartWriter(Path(workdir) / "rejects" / name, reject_schema)
         by_lang: dict[str, PartWriter] = {}
         counts: dict[str, int] = {"docs_in": 0, "docs_out": 0, "pii_emails": 0, "pii_ips": 0}

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from pipeline.atomic import atomic_write_text, fsync_dir
 from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
+from pipeline.empty_output import empty_cause
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fractions
 from pipeline.report import write_report
@@ -219,6 +220,9 @@ class ShardsStage:
         workdir = Path(workdir)
         counts = merge_counts(results)
         if counts.get("docs_out", 0) == 0:
+            cause = empty_cause(results[0].meta["dedup"]) if results and not counts.get("docs_in") else None
+            if cause:  # reached with tokenizer.reuse: no tokenizer training stopped the run earlier
+                raise InputError(f"{cause[0]}: there is nothing to shard; {cause[1]}")
             raise InputError(
                 f"no documents to shard: the {counts.get('docs_in', 0)} input documents hold no text. "
                 "Check the filter and dedup stage reports (crawl2gpt report RUN_DIR)."

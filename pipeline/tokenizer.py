@@ -34,6 +34,7 @@ import sentencepiece as spm
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
+from pipeline.empty_output import empty_cause
 from pipeline.errors import InputError, TokenizerError
 from pipeline.hashing import stable_fractions
 from pipeline.stage import PartResult, StageStats, read_manifest, sha256_file, stage_parts
@@ -184,7 +185,8 @@ def _explain(message: str, vocab_size: int, stats: dict[str, int]) -> str:
         return (
             f"tokenizer.vocab_size={vocab_size} is larger than the sample supports ({stats['bytes']} bytes, "
             f"{stats['docs']} documents): lower tokenizer.vocab_size{' to <= ' + most.group(1) if most else ''} "
-            f"or give the stage more text (tokenizer.sample_bytes, more WARC files). {said}"
+            "or give the stage more text (tokenizer.sample_bytes, more WARC files)."
+            + ("" if most else f" {said}")  # the limit parsed, SentencePiece's own words add nothing
         )
     if "smaller than required_chars" in message:
         return (
@@ -234,7 +236,13 @@ class TokenizerStage:
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[dict[str, Any]]:
         if cfg.tokenizer.reuse:
             return [{"reuse": str(Path(cfg.tokenizer.reuse).expanduser().resolve())}]
-        parts = [str(p) for folder in _dedup_folders(inputs) for p in stage_parts(folder)]
+        folders = _dedup_folders(inputs)
+        if sum(read_manifest(f).get("stats", {}).get("docs_out", 0) for f in folders) == 0:
+            # Empty upstream outputs are valid; training on nothing is not. Name where the
+            # documents were lost rather than this stage's symptom.
+            what, hint = empty_cause(folders) or (f"{', '.join(map(str, folders))} hold 0 documents", "give more input")
+            raise TokenizerError(f"{what}: the tokenizer has no text to train on; {hint}")
+        parts = [str(p) for folder in folders for p in stage_parts(folder)]
         return [{"parts": parts}]
 
     def run_part(self, part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> PartResult:
