@@ -24,6 +24,13 @@ def check_run(raw_inputs: Sequence[str], workdir: str | Path, cfg: RunConfig, un
     check_data_settings(cfg, stages)
 
 
+def check_stage(name: str, inputs: Sequence[str], output: str | Path, cfg: RunConfig) -> None:
+    """What `crawl2gpt stage NAME` can check before it starts: its inputs exist, its output
+    is not a file, and the settings of that stage point at files that are there."""
+    check_inputs(inputs, output)
+    check_data_settings(cfg, [name])
+
+
 def run_dag(
     raw_inputs: Sequence[str],
     workdir: str | Path,

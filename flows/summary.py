@@ -7,6 +7,42 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+SHOWN_FILE_ERRORS = 5  # the rest are in the stage's _stage.json
+
+
+def file_errors(stats: dict) -> list[tuple[str, str]]:
+    """(file, its first error) for each input file of a stage that had errors, in input order.
+
+    Extract keeps errors per file (extra.per_file); other stages list theirs as "file: reason".
+    """
+    per_file = (stats.get("extra") or {}).get("per_file")
+    if per_file:
+        # A file that gave no record at all ends with the verdict on the whole file ("no WARC
+        # record found: not a WARC file"), which says more than the first bad offset.
+        found = [(name, info["errors"][-1 if info.get("records") == 0 else 0])
+                 for name, info in per_file.items() if info.get("errors")]
+    else:
+        first: dict[str, tuple[str, str]] = {}
+        for error in stats.get("errors") or []:
+            name, _, reason = error.partition(": ") if ": " in error else ("", "", error)
+            first.setdefault(name or reason, (name, reason))
+        found = list(first.values())
+    # The reason repeats the file's path as its prefix; the table shows the name once.
+    return [(Path(name).name or name, reason.removeprefix(f"{name}: ")) for name, reason in found]
+
+
+def error_rows(stats: dict) -> list[str]:
+    """'file: first reason' lines, at most SHOWN_FILE_ERRORS, then where the others are."""
+    errors = file_errors(stats)
+    rows = [f"{name}: {reason}" if name else reason for name, reason in errors[:SHOWN_FILE_ERRORS]]
+    if len(errors) > SHOWN_FILE_ERRORS:
+        rows.append(f"... {len(errors) - SHOWN_FILE_ERRORS} more in {Path(stats.get('output', '')) / '_stage.json'}")
+    return rows
+
+
+def documents_out(stats: dict) -> str:
+    """An empty output is valid (every document dropped, or none came in): say so, not just 0."""
+    return f"{stats['docs_out']} (empty output)" if stats["docs_out"] == 0 and stats["stage"] != "train" else str(stats["docs_out"])
 
 
 def print_stage_summary(stats: dict) -> None:
@@ -14,9 +50,14 @@ def print_stage_summary(stats: dict) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("documents in", str(stats["docs_in"]))
-    table.add_row("documents out", str(stats["docs_out"]))
+    table.add_row("documents out", documents_out(stats))
     for reason, n in sorted(stats["drops"].items(), key=lambda kv: -kv[1]):
         table.add_row(f"dropped: {reason}", str(n))
+    errors = error_rows(stats)
+    if errors:
+        table.add_row("files with errors", str(len(file_errors(stats))))
+    for row in errors:
+        table.add_row("  error", row)
     table.add_row("seconds", f"{stats['seconds']:.1f}" + (" (skipped: up to date)" if stats["skipped"] else ""))
     table.add_row("output", stats["output"])
     console.print(table)
@@ -42,7 +83,7 @@ def loss_curve_lines(metrics_path: Path, points: int = 6) -> list[str]:
 
 def print_run_summary(run_dir: Path, results: dict[str, dict]) -> None:
     table = Table(title=f"crawl2gpt run {run_dir}")
-    for column in ("stage", "in", "out", "seconds", "top drops"):
+    for column in ("stage", "in", "out", "seconds", "top drops; files with errors"):
         table.add_column(column, justify="right" if column in ("in", "out", "seconds") else "left")
     for name, stats in results.items():
         drops = ", ".join(f"{k} {v}" for k, v in sorted(stats["drops"].items(), key=lambda kv: -kv[1])[:3] if v)
@@ -50,7 +91,9 @@ def print_run_summary(run_dir: Path, results: dict[str, dict]) -> None:
         if name == "train":  # training counts tokens seen and optimizer steps, not documents
             table.add_row(name, f"{stats['docs_in']:,} tokens", f"{stats['docs_out']} steps", seconds, "")
             continue
-        table.add_row(name, str(stats["docs_in"]), str(stats["docs_out"]), seconds, drops)
+        table.add_row(name, str(stats["docs_in"]), documents_out(stats), seconds, drops)
+        for row in error_rows(stats):
+            table.add_row("", "", "", "", f"error: {row}")
     console.print(table)
     curve = loss_curve_lines(run_dir / "train" / "metrics.jsonl")
     if curve:

@@ -5,6 +5,7 @@ exist, a run folder that must be a folder.
 """
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Collection, Sequence
 
@@ -19,6 +20,14 @@ def check_inputs(raw_inputs: Sequence[str], workdir: str | Path) -> None:
         raise InputError(f"run folder {workdir} is a file; give a folder (it is created if missing)")
     if not raw_inputs:
         raise InputError("no input given; pass WARC files, a folder, a glob, a URL or a crawl id")
+    local = [spec for spec in map(str, raw_inputs) if "://" not in spec]  # URLs are checked when opened
+    for pattern in (spec for spec in local if glob.has_magic(spec)):
+        if not any(glob.iglob(str(Path(pattern).expanduser()), recursive=True)):
+            raise InputError(f"the pattern {pattern!r} matches no file; check the folder and the file names")
+    missing = [spec for spec in local if not glob.has_magic(spec) and not Path(spec).expanduser().exists()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise InputError(f"input{'s' * (len(missing) > 1)} not found: {shown}; check the path")
 
 
 def check_data_settings(cfg: PipelineConfig, stages: Collection[str]) -> None:
