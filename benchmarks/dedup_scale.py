@@ -1,15 +1,19 @@
-"""Dedup throughput and memory at scale, side by side with datatrove's MinHash dedup.
+"""Dedup throughput and memory at scale: the disk and in-memory backends side by side, and datatrove.
 
 Documents: real text (paragraphs of the sample WARCs' pages, trafilatura) recombined into
 distinct documents of 3-8 paragraphs, 20% of them followed somewhere later by a perturbed copy
-(1-3% word edits or a banner/footer). The same Parquet parts go through
-  ours:      the dedup stage (run_stage, workers=2, default config: 14x8, exact verification)
+(1-3% word edits or a banner/footer). The generator streams documents into Parquet parts (a
+bounded queue of pending copies, no corpus list), so it reaches 10M documents. The same parts go
+through
+  disk:      the dedup stage, dedup.backend=disk (the default above dedup.disk_above_docs)
+  memory:    the dedup stage, dedup.backend=memory (datasketch's in-memory index)
   datatrove: MinhashDedupSignature -> Buckets -> Cluster -> Filter (0.10.1, same 14x8 5-grams,
-             tasks/workers = 2), run in its own venv (.bench/datatrove)
-Each runs in a fresh subprocess; wall time and peak RSS (the largest process) are measured.
-Index bytes per document: RSS growth of an in-memory BandIndex holding n signatures.
+             tasks/workers = 2), in its own venv (.bench/datatrove)
+all with 2 workers, each in a fresh subprocess. Peak memory is the process tree's: the summed RSS
+of the child and all its descendants (the stage's worker processes), sampled every 0.2 s.
+The disk and memory backends must keep the same document ids (checked part by part).
 
-usage: python benchmarks/dedup_scale.py [--docs 30000 100000] [--warcs W ...] [--datatrove-python PATH]
+usage: python benchmarks/dedup_scale.py [--docs 100000] [--backends disk memory] [--no-datatrove]
 """
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ import argparse
 import heapq
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,76 +32,108 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
 DEFAULT_WARCS = [SHARED / "warc" / f"CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
 WORK = ROOT / ".bench" / "dedup_scale"
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+CORPUS_VERSION = "stream-1"  # bump when the generator changes, so cached corpora are rebuilt
 
 
 # ------------------------------------------------------------------ corpus
 
 
-def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path, seed: int = 3) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.dedup_quality import add_boilerplate, edit_words, page_texts
-    from crawl2gpt.config import RunConfig
-    from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
-    from pipeline.stage import PartResult, StageStats, run_stage
-    import pyarrow as pa
+def documents(paragraphs: list[str], n_docs: int, seed: int = 3):
+    """Yield n_docs texts: fresh recombinations, 20% followed 1..5000 documents later by a perturbed copy."""
+    from benchmarks.dedup_quality import add_boilerplate, edit_words
 
+    rng = random.Random(seed)
+    pending: list[tuple[int, int, str]] = []  # heap of (position to emit at, tie, copy): at most ~1000 entries
+    emitted = 0
+    while emitted < n_docs:
+        if pending and pending[0][0] <= emitted:
+            yield heapq.heappop(pending)[2]
+        else:
+            text = "\n".join(rng.sample(paragraphs, rng.randint(3, 8)))
+            yield text
+            if rng.random() < 0.2:
+                copy = edit_words(text, rng.choice([0.01, 0.02, 0.03]), rng) if rng.random() < 0.5 else add_boilerplate(text, 2, rng)
+                heapq.heappush(pending, (emitted + 1 + rng.randint(1, max(1, min(5000, n_docs // 10))), emitted, copy))
+        emitted += 1
+
+
+def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
+    """A finished filter-shaped stage folder of n_docs documents in `parts` parts (document i -> part i % parts)."""
+    sys.path.insert(0, str(ROOT))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmarks.dedup_quality import page_texts
+    from crawl2gpt.config import RunConfig
+    from pipeline.documents import DOCUMENT_SCHEMA
+    from pipeline.stage import PartResult, StageStats, read_manifest, run_stage
+
+    try:
+        stats = read_manifest(out)["stats"]
+        if stats["extra"].get("corpus") == CORPUS_VERSION and stats["docs_in"] == n_docs:
+            return {"docs": n_docs, "mean_words": stats["extra"]["mean_words"], "corpus_s": stats["seconds"]}
+    except Exception:
+        pass
     cache = WORK / "pages.json"
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(page_texts(warcs)))
     paragraphs = [p for t in json.loads(cache.read_text()) for p in t.split("\n") if len(p.split()) >= 12]
-    rng = random.Random(seed)
-    docs: list[str] = []
-    pending: list[tuple[int, int, str]] = []  # heap of (position to insert at, tie, copy)
-    while len(docs) < n_docs:
-        text = "\n".join(rng.sample(paragraphs, rng.randint(3, 8)))
-        docs.append(text)
-        if rng.random() < 0.2:
-            copy = edit_words(text, rng.choice([0.01, 0.02, 0.03]), rng) if rng.random() < 0.5 else add_boilerplate(text, 2, rng)
-            heapq.heappush(pending, (len(docs) + rng.randint(1, max(1, min(5000, n_docs // 10))), len(docs), copy))
-        while pending and pending[0][0] <= len(docs):
-            docs.append(heapq.heappop(pending)[2])
-    docs = docs[:n_docs]
 
-    class WriteParts:  # writes the corpus as a finished filter-shaped stage folder
-        name = "filter"
+    class StreamParts:  # one "part" task that streams every document to its part's writer
+        name, config_sections = "filter", ()
 
         def plan(self, inputs, cfg):
-            return list(range(parts))
+            return ["all"]
 
-        def run_part(self, part, workdir, cfg):
-            chunk = docs[part::parts]
-            rows = {f.name: [""] * len(chunk) for f in DOCUMENT_SCHEMA if f.name != "offset"}
-            rows.update(doc_id=[f"d{part}-{i}" for i in range(len(chunk))], text=chunk, offset=[0] * len(chunk))
-            write_parquet(pa.table(rows, schema=DOCUMENT_SCHEMA), workdir / f"part-{part:05d}.parquet")
-            return PartResult(part=str(part), outputs=[f"part-{part:05d}.parquet"])
+        def run_part(self, _, workdir, cfg):
+            writers = [pq.ParquetWriter(workdir / f"part-{p:05d}.parquet", DOCUMENT_SCHEMA, compression="zstd")
+                       for p in range(parts)]
+            buffers: list[list[str]] = [[] for _ in range(parts)]
+            rows, words = [0] * parts, 0
+
+            def flush(p):
+                texts = buffers[p]
+                columns = {f.name: [""] * len(texts) for f in DOCUMENT_SCHEMA if f.name != "offset"}
+                columns.update(doc_id=[f"d{p}-{rows[p] + i}" for i in range(len(texts))], text=texts, offset=[0] * len(texts))
+                writers[p].write_table(pa.table(columns, schema=DOCUMENT_SCHEMA))
+                rows[p] += len(texts)
+                buffers[p] = []
+
+            for i, text in enumerate(documents(paragraphs, n_docs)):
+                words += text.count(" ") + text.count("\n") + 1
+                buffers[i % parts].append(text)
+                if len(buffers[i % parts]) >= 20_000:
+                    flush(i % parts)
+            for p in range(parts):
+                flush(p)
+                writers[p].close()
+            return PartResult(part="all", outputs=[f"part-{p:05d}.parquet" for p in range(parts)],
+                              counts={"words": words})
 
         def finish(self, workdir, results, cfg):
-            return StageStats(stage="filter", docs_in=len(docs), docs_out=len(docs))
+            mean = round(results[0].counts["words"] / n_docs, 1)
+            return StageStats(stage="filter", docs_in=n_docs, docs_out=n_docs, extra={"corpus": CORPUS_VERSION, "mean_words": mean})
 
-    run_stage(WriteParts(), [], out, RunConfig(), map_parts=lambda fn, ps: [fn(p) for p in ps], force=True)
-    words = sum(len(d.split()) for d in docs)
-    return {"docs": len(docs), "mean_words": round(words / len(docs), 1)}
-
-
-# ------------------------------------------------------------------ the two runs (each in its own process)
+    stats = run_stage(StreamParts(), [], out, RunConfig(), map_parts=lambda fn, ps: [fn(p) for p in ps], force=True)
+    return {"docs": n_docs, "mean_words": stats.extra["mean_words"], "corpus_s": stats.seconds}
 
 
-def run_ours(folder: Path, out: Path) -> dict:
+# ------------------------------------------------------------------ the runs (each in its own process)
+
+
+def run_ours(folder: Path, out: Path, backend: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from crawl2gpt.config import RunConfig
     from pipeline.dedup.stage import DEDUP
     from pipeline.stage import run_stage
 
     started = time.time()
-    stats = run_stage(DEDUP, [str(folder)], out, RunConfig().with_overrides(["workers=2"]), force=True)
+    cfg = RunConfig().with_overrides(["workers=2", f"dedup.backend={backend}"])
+    stats = run_stage(DEDUP, [str(folder)], out, cfg, force=True)
+    phases = ("signature_s", "index_s", "exact_s", "bands_s", "verify_s", "union_s", "cluster_s", "write_s")
     return {"seconds": time.time() - started, "docs_out": stats.docs_out, "drops": stats.drops,
-            "extra": {k: stats.extra[k] for k in ("signature_s", "index_s", "bands_s", "verify_s", "write_s") if k in stats.extra}}
+            "extra": {k: stats.extra[k] for k in phases + ("candidate_pairs", "hash_ranges") if k in stats.extra}}
 
 
 def run_datatrove(folder: Path, out: Path) -> dict:
@@ -130,69 +166,94 @@ def run_datatrove(folder: Path, out: Path) -> dict:
     return {"seconds": time.time() - started, "removed": removed, "steps_s": timings}
 
 
-def index_bytes_per_doc(folder: Path, n: int) -> float:
-    """RSS growth of an in-memory LSH index (datasketch dict storage) of n stored signatures."""
-    sys.path.insert(0, str(ROOT))
-    import pyarrow.parquet as pq
-    from crawl2gpt.config import RunConfig
-    from pipeline.dedup.lsh import BandIndex
-
-    sigs = [s for p in sorted(folder.glob("minhash/part-*.parquet"))
-            for s in pq.read_table(p, columns=["signature"]).column("signature").to_pylist() if s]
-    sigs = sigs[:n]
-    before = _rss_mb()
-    index = BandIndex(RunConfig().dedup)
-    index.insert(list(range(len(sigs))), sigs)
-    return round((_rss_mb() - before) * 2**20 / len(sigs), 1)
-
-
 def measured(argv: list[str], python: str = sys.executable) -> dict:
-    """Run this script in a child process; its JSON line plus the peak RSS of it and its children."""
-    proc = subprocess.run([python, __file__, *argv], capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode:
-        raise RuntimeError(f"{argv[0]} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(max(result.pop("self_rss_mb"), result.pop("children_rss_mb")), 1)
+    """Run this script in a child process; its JSON line plus the peak summed RSS of its process tree."""
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([python, __file__, *argv], stdout=out, stderr=err, cwd=ROOT)
+        root, peak, samples = psutil.Process(proc.pid), 0, 0
+        while proc.poll() is None:
+            total = 0
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        pass
+            except psutil.NoSuchProcess:
+                pass
+            peak, samples = max(peak, total), samples + 1
+            time.sleep(0.2)
+        out.seek(0), err.seek(0)
+        if proc.returncode:
+            raise RuntimeError(f"{argv[0]} failed:\n{err.read()[-3000:]}")
+        result = json.loads(out.read().strip().splitlines()[-1])
+    result["peak_tree_mb"] = round(peak / 2**20, 1)
+    result["rss_samples"] = samples
     return result
+
+
+def same_kept_ids(a: Path, b: Path) -> bool:
+    """Do two dedup outputs keep the same documents, part by part and in order?"""
+    import pyarrow.parquet as pq
+
+    parts_a, parts_b = sorted(a.glob("part-*.parquet")), sorted(b.glob("part-*.parquet"))
+    return [p.name for p in parts_a] == [p.name for p in parts_b] and all(
+        pq.read_table(x, columns=["doc_id"]).column("doc_id").equals(pq.read_table(y, columns=["doc_id"]).column("doc_id"))
+        for x, y in zip(parts_a, parts_b))
 
 
 def _child(kind: str, folder: Path, out: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
-    result = run_ours(folder, out) if kind == "--ours" else run_datatrove(folder, out)
-    result["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["children_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result = run_datatrove(folder, out) if kind == "datatrove" else run_ours(folder, out, kind)
     print(json.dumps(result))
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] in ("--ours", "--datatrove"):
-        return _child(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        return _child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, nargs="+", default=[30_000, 100_000])
-    parser.add_argument("--parts", type=int, default=4)
+    parser.add_argument("--docs", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--parts", type=int, default=0, help="Parquet parts (0: one per 250k documents, at least 4)")
+    parser.add_argument("--backends", nargs="+", default=["disk", "memory"], choices=["disk", "memory"])
     parser.add_argument("--warcs", type=Path, nargs="+", default=DEFAULT_WARCS)
     parser.add_argument("--datatrove-python", default=str(ROOT / ".bench" / "datatrove" / "bin" / "python"))
     parser.add_argument("--no-datatrove", action="store_true",
                         help="ours only (for sizes where the peer would not finish in the time at hand); no ratio")
+    parser.add_argument("--keep-outputs", action="store_true", help="leave the dedup outputs in .bench/dedup_scale")
     args = parser.parse_args()
 
     rows = []
     for n in args.docs:
         folder = WORK / f"corpus-{n}"
-        corpus = make_corpus(args.warcs, n, args.parts, folder)
-        ours = measured(["--ours", str(folder), str(WORK / f"ours-{n}")])
-        row = {"docs": n, **corpus, "ours_docs_per_s": round(n / ours["seconds"]), "ours_peak_rss_mb": ours["peak_rss_mb"],
-               "ours_removed": n - ours["docs_out"], "ours_phases_s": ours["extra"]}
+        corpus = make_corpus(args.warcs, n, args.parts or max(4, -(-n // 250_000)), folder)
+        row = {"docs": n, **corpus}
+        for backend in args.backends:
+            result = measured(["--child", backend, str(folder), str(WORK / f"{backend}-{n}")])
+            row[backend] = {"docs_per_s": round(n / result["seconds"]), "seconds": round(result["seconds"], 1),
+                            "peak_tree_mb": result["peak_tree_mb"], "removed": n - result["docs_out"],
+                            "drops": result["drops"], "phases_s": result["extra"]}
+            print(json.dumps({backend: row[backend]}), file=sys.stderr)
+        if len(args.backends) == 2:
+            row["same_kept_ids"] = same_kept_ids(WORK / f"disk-{n}", WORK / f"memory-{n}")
+            row["disk_vs_memory_docs_per_s"] = round(row["disk"]["docs_per_s"] / row["memory"]["docs_per_s"], 3)
+            row["disk_vs_memory_peak"] = round(row["disk"]["peak_tree_mb"] / row["memory"]["peak_tree_mb"], 3)
         if not args.no_datatrove:
-            theirs = measured(["--datatrove", str(folder), str(WORK / f"datatrove-{n}")], python=args.datatrove_python)
-            row.update({"datatrove_docs_per_s": round(n / theirs["seconds"]), "datatrove_peak_rss_mb": theirs["peak_rss_mb"],
-                        "datatrove_removed": theirs["removed"], "datatrove_steps_s": theirs["steps_s"],
-                        "speed_ratio_ours_vs_datatrove": round(theirs["seconds"] / ours["seconds"], 2)})
-        row.update({"index_bytes_per_doc": index_bytes_per_doc(WORK / f"ours-{n}", n),
-               "minhash_bytes_per_doc_on_disk": round(sum(p.stat().st_size for p in (WORK / f"ours-{n}" / "minhash").glob("*.parquet")) / n, 1)})
+            theirs = measured(["--child", "datatrove", str(folder), str(WORK / f"datatrove-{n}")], python=args.datatrove_python)
+            row["datatrove"] = {"docs_per_s": round(n / theirs["seconds"]), "seconds": round(theirs["seconds"], 1),
+                                "peak_tree_mb": theirs["peak_tree_mb"], "removed": theirs["removed"], "steps_s": theirs["steps_s"]}
+            ours = args.backends[0]
+            row[f"{ours}_vs_datatrove_docs_per_s"] = round(theirs["seconds"] / (n / row[ours]["docs_per_s"]), 2)
+        if "disk" in args.backends:
+            row["minhash_bytes_per_doc_on_disk"] = round(
+                sum(p.stat().st_size for p in (WORK / f"disk-{n}" / "minhash").glob("*.parquet")) / n, 1)
+        if not args.keep_outputs:
+            for name in ("disk", "memory", "datatrove"):
+                shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
-    print(json.dumps({"benchmark": "dedup_scale", "machine": "2-core CPU sandbox, no GPU", "runs": rows}))
+    print(json.dumps({"benchmark": "dedup_scale", "machine": "2-core CPU sandbox, 24 GiB, no GPU", "runs": rows}))
 
 
 if __name__ == "__main__":

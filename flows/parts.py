@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from typing import Any, Callable
 
 from prefect import task
@@ -81,29 +82,62 @@ def task_runner_for(cfg: PipelineConfig, n_parts: int):
     return RayTaskRunner()
 
 
-def prefect_map(stage: str, cfg: PipelineConfig):
-    """A `map_parts` for pipeline.stage.run_stage that submits one Prefect task per part."""
+class PrefectMap:
+    """A `map_parts` for pipeline.stage.run_stage that submits one Prefect task per part.
 
-    def run(fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:
+    A stage may map several times (dedup: signatures, bucket ranges, verification, writing);
+    used as a context manager around the stage, the task runner (a Dask client or LocalCluster,
+    a thread pool) and the process pool start at the first map and serve every later one.
+    Called outside a `with`, each map starts and stops its own.
+    """
+
+    def __init__(self, stage: str, cfg: PipelineConfig):
+        self.stage, self.cfg = stage, cfg
+        self.stack: ExitStack | None = None
+        self.runner = None
+
+    def __enter__(self) -> "PrefectMap":
+        self.stack = ExitStack()
+        return self
+
+    def __exit__(self, *exc) -> None:
         global _POOL
-        if not parts:
-            return []
-        use_pool = cfg.task_runner == "processes" and default_workers(cfg) > 1 and len(parts) > 1
-        if use_pool:
-            _POOL = ProcessPoolExecutor(min(default_workers(cfg), len(parts)), mp_context=mp.get_context("spawn"))
+        stack, self.stack, self.runner = self.stack, None, None
         try:
-            progress = create_progress_artifact(0.0, description=f"{stage}: parts finished of {len(parts)}")
-            with task_runner_for(cfg, len(parts)) as runner:
-                futures = [
-                    runner.submit(run_part_task, {"stage": stage, "label": _part_label(p, i), "fn": fn, "part": p})
-                    for i, p in enumerate(parts)
-                ]
-                for done, _ in enumerate(as_completed(futures), start=1):
-                    update_progress_artifact(progress, 100.0 * done / len(parts))
-                return [f.result() for f in futures]
+            if stack is not None:
+                stack.close()
         finally:
             if _POOL is not None:
                 _POOL.shutdown(cancel_futures=True)
                 _POOL = None
 
-    return run
+    def _start(self, n_parts: int) -> None:
+        global _POOL
+        if self.runner is None:
+            # sized for the stage, not this phase: later phases may have more tasks than the first
+            self.runner = self.stack.enter_context(task_runner_for(self.cfg, max(n_parts, default_workers(self.cfg))))
+        use_pool = self.cfg.task_runner == "processes" and default_workers(self.cfg) > 1 and n_parts > 1
+        if use_pool and _POOL is None:
+            _POOL = ProcessPoolExecutor(default_workers(self.cfg), mp_context=mp.get_context("spawn"))
+
+    def __call__(self, fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:
+        if not parts:
+            return []
+        if self.stack is None:  # one map, not inside a stage's `with`
+            with self:
+                return self(fn, parts)
+        self._start(len(parts))
+        label = getattr(parts[0], "label", None)  # dedup's tasks are labelled "PHASE-NUMBER"
+        phase = label.split("-")[0] if isinstance(label, str) else "parts"
+        progress = create_progress_artifact(0.0, description=f"{self.stage} {phase}: tasks finished of {len(parts)}")
+        futures = [
+            self.runner.submit(run_part_task, {"stage": self.stage, "label": _part_label(p, i), "fn": fn, "part": p})
+            for i, p in enumerate(parts)
+        ]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            update_progress_artifact(progress, 100.0 * done / len(parts))
+        return [f.result() for f in futures]
+
+
+def prefect_map(stage: str, cfg: PipelineConfig) -> PrefectMap:
+    return PrefectMap(stage, cfg)

@@ -13,6 +13,7 @@ from flows.artifacts import publish_stage
 from flows.parts import prefect_map
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_options
+from pipeline.empty_output import describe_empty
 from pipeline.stage import StageStats, run_stage
 
 
@@ -23,16 +24,13 @@ def load_config(config_path: str | None, overrides: list[str] | None) -> RunConf
 def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, force: bool) -> StageStats:
     """Run a stage with one Prefect task per part, then publish its stats."""
     logger = get_run_logger()
-    stats = run_stage(
-        load_stage(name),
-        inputs,
-        Path(output),
-        cfg,
-        force=force,
-        map_parts=prefect_map(name, cfg),
-        **stage_options(name),
-    )
+    with prefect_map(name, cfg) as map_parts:  # one task runner for all of the stage's map phases
+        stats = run_stage(load_stage(name), inputs, Path(output), cfg, force=force, map_parts=map_parts,
+                          **stage_options(name))
     logger.info(stats.summary())
+    if stats.docs_out == 0 and name != "train":
+        # Valid (the next stage reads it as 0 documents), but rarely what the user wanted.
+        logger.warning("%s wrote an empty output: %s", name, describe_empty(stats.to_dict()))
     publish_stage(stats, cfg.name)
     publish_extras(name, stats, cfg)
     return stats
