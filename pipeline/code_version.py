@@ -14,22 +14,23 @@ from pathlib import Path
 
 from pipeline import __version__
 
-ROOT = Path(__file__).resolve().parent.parent
-# Our packages; imports of anything else (trafilatura, torch, ...) are not followed.
-PACKAGES = ("pipeline", "model", "crawl2gpt", "flows")
-# Modules every stage imports that do not decide what a stage writes. The config classes: the
-# values a stage reads are in its key already (its config slice), so a new field in a section it
-# does not read must not rerun it. The stage contract, atomic writes and error types: how outputs
-# are written and reported, not what they hold (a change of format bumps pipeline.__version__).
-NOT_OUTPUT_CODE = frozenset({
-    "pipeline.config", "model.config", "crawl2gpt.config",
-    "pipeline.stage", "pipeline.code_version", "pipeline.atomic", "pipeline.errors",
-})
+ROOT = Path(__file__).resolve().parent.parent  # the folder holding our packages, pipeline/ among them
+# Modules every stage imports that do not decide what a stage writes. The config classes (any
+# module named `config`): the values a stage reads are in its key already (its config slice), so
+# a new field in a section it does not read must not rerun it. The stage contract, atomic writes
+# and error types: how outputs are written and reported, not what they hold (a change of format
+# bumps pipeline.__version__).
+NOT_OUTPUT_CODE = frozenset({"pipeline.stage", "pipeline.code_version", "pipeline.atomic", "pipeline.errors"})
 
 
-def module_file(name: str) -> Path | None:
-    """The source file of one of our modules, or None when `name` is not one."""
-    if name.split(".")[0] not in PACKAGES:
+def is_output_code(name: str) -> bool:
+    return name not in NOT_OUTPUT_CODE and name.rsplit(".", 1)[-1] != "config"
+
+
+def module_file(name: str, packages: frozenset[str]) -> Path | None:
+    """The source file of module `name` when it belongs to one of `packages`, else None:
+    imports of anything else (trafilatura, torch, ...) are not followed."""
+    if name.split(".")[0] not in packages:
         return None
     base = ROOT.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
@@ -52,13 +53,15 @@ def imports_of(path: Path) -> set[str]:
 
 @lru_cache(maxsize=None)
 def module_closure(module: str) -> tuple[Path, ...]:
-    """The source files `module` runs: itself and every module of ours it imports, transitively."""
+    """The source files `module` runs: itself and every module of its own package or of pipeline/
+    (the shared core every stage builds on) that it imports, transitively."""
+    packages = frozenset({module.split(".")[0], "pipeline"})
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
         name = todo.pop()
-        path = module_file(name)
-        if name in seen or path is None or name in NOT_OUTPUT_CODE:
+        path = module_file(name, packages)
+        if name in seen or path is None or not is_output_code(name):
             continue
         seen[name] = path
         todo.extend(imports_of(path))
