@@ -15,6 +15,7 @@ from pipeline.plots import png_data_uri
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", rows) | ("img", file, caption) | ("pre", text)
 EXCERPT_COLUMNS = ("side", "value", "status", "url", "excerpt")
+RULE_COLUMNS = ("rule", "threshold", "fails", "dropped_first", "only_this_rule")  # + kept_but_failing when not all 0
 REMOVING = ("filter", "dedup")  # extract's skips are WARC records (requests, metadata), not documents
 
 
@@ -64,7 +65,7 @@ def filter_blocks(f: dict[str, Any]) -> list[Block]:
               f"documents it fails, `dropped_first` those it dropped (the first failing rule), `only_this_rule` "
               f"those no other threshold fails (what relaxing it alone would bring back). "
               f"{f['recheck_mismatches']:,} documents disagree with their stored outcome."),
-        ("table", f["rules"]),
+        ("table", f["rules"], RULE_COLUMNS + (("kept_but_failing",) if f["recheck_mismatches"] else ())),
     ]
     if plots.get("rules"):
         blocks.append(("img", plots["rules"], "documents per rule"))
