@@ -12,6 +12,9 @@ from pathlib import Path
 
 from pipeline.errors import Crawl2GPTError
 from crawl2gpt.stages import STAGES
+from flows.failures import prepare_environment, report_error
+
+VERBOSE_HELP = "print the Python traceback of an error (run, stage and train always write it to RUN/crawl2gpt-error.log)"
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +27,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crawl2gpt", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole DAG: extract -> filter -> dedup -> tokenizer -> shards -> train")
@@ -60,16 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint: instructions (sft) or a classification head (classify)")
     ft_sub = ft.add_subparsers(dest="mode", required=True)
-    sft = ft_sub.add_parser("sft", help="instruction tuning with the prompt masked out of the loss (LoRA with --set finetune.lora.enabled=true)")
+    sft = ft_sub.add_parser("sft", help="instruction tuning with the prompt masked out of the loss (LoRA adapters with --set finetune.method=lora)")
     sft.add_argument("--base", required=True, help="our train folder/checkpoint, or a local GPT-2 folder")
     sft.add_argument("--data", required=True, help="JSONL (Alpaca instruction/input/output or chat messages), or a document stage folder to derive pairs from")
     sft.add_argument("--output", required=True, metavar="DIR")
     _config_args(sft)
     cls = ft_sub.add_parser("classify", help="replace the LM head by a classification head")
     cls.add_argument("--base", required=True, help="our train folder/checkpoint")
-    cls.add_argument("--data", required=True, help="TSV (label<TAB>text), JSONL, or a filter folder (keep/drop labels)")
+    cls.add_argument("--data", required=True, help='TSV (label<TAB>text), JSONL ({"text": ..., "label": ...}), or a filter folder (keep/drop labels)')
     cls.add_argument("--output", required=True, metavar="DIR")
-    cls.add_argument("--label-column", default="keep_drop", help="label field of JSONL input")
+    cls.add_argument(
+        "--label-column", default="keep_drop", metavar="COLUMN",
+        help="with a filter folder as --data: keep_drop labels kept documents 'keep' and rejects 'drop'; "
+        "another column (e.g. language) labels every document, kept or rejected, by its value. "
+        "TSV and JSONL carry their own labels",
+    )
     _config_args(cls)
 
     srv = sub.add_parser("serve", help="register deployments (pipeline on a schedule, each stage) and run what the UI starts")
@@ -87,19 +96,34 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
     exp.add_argument("--output", required=True, metavar="DIR", help="folder to write: config.json, model.safetensors, tokenizer.json, ...")
     exp.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    _verbose_everywhere(sub)
     return parser
 
 
+def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:
+    """`crawl2gpt run ... --verbose` works as well as `crawl2gpt --verbose run ...`."""
+    for parser in sub.choices.values():
+        # SUPPRESS: when absent after the subcommand, the global flag's value stands.
+        parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _verbose_everywhere(action)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.dag import pipeline_flow
-    from flows.summary import print_run_summary
     from crawl2gpt.config import RunConfig
+    from crawl2gpt.runner import check_run
     from pipeline.sources import resolve_inputs
 
-    RunConfig.load(args.config, args.overrides)  # fail on a bad config before any work starts
+    cfg = RunConfig.load(args.config, args.overrides)  # fail on a bad config before any work starts
     if not args.input and not args.crawl:
         raise SystemExit("crawl2gpt run: give --input PATH_OR_URL... or --crawl CRAWL_ID")
     inputs = resolve_inputs(args.input, crawl=args.crawl, max_files=args.max_files, base_url=args.base_url)
+    check_run(inputs, args.workdir, cfg, args.until)  # missing files fail here, before Prefect starts
+
+    from flows.dag import pipeline_flow
+    from flows.summary import print_run_summary
+
     results = pipeline_flow(
         inputs=inputs, workdir=args.workdir, config_path=args.config, overrides=args.overrides,
         force=args.force, until=args.until,
@@ -109,11 +133,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespace) -> int:
+    from crawl2gpt.config import RunConfig
+    from crawl2gpt.runner import check_stage
+
+    check_stage(name, inputs, output, RunConfig.load(args.config, args.overrides))  # before Prefect starts
+
     from flows.stages import STAGE_FLOWS
     from flows.summary import print_stage_summary
-    from crawl2gpt.config import RunConfig
 
-    RunConfig.load(args.config, args.overrides)
     stats = STAGE_FLOWS[name](inputs=inputs, output=output, config_path=args.config, overrides=args.overrides, force=args.force)
     print_stage_summary(stats)
     return 0
@@ -167,8 +194,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def error_log_folder(args: argparse.Namespace) -> Path | None:
+    """The run folder an error's traceback is written to: the workdir, or a stage's parent."""
+    if args.command == "run":
+        return Path(args.workdir)
+    if args.command in ("stage", "train"):
+        return Path(args.output).parent
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    prepare_environment(args.verbose)  # before anything imports Prefect
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -190,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             serve_all(Path(args.workdir), args.cron or None, args.input)
             return 0
     except Crawl2GPTError as err:
-        print(f"crawl2gpt: error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err, error_log_folder(args), args.verbose, argv)
     return 1
 
 

@@ -1,0 +1,67 @@
+"""How the CLI ends when one of our own errors stops it: one short message, exit code 2.
+
+Our errors (`pipeline.errors.Crawl2GPTError`) say what is wrong and how to fix it, so the user
+sees that and nothing after it: the Python traceback goes to RUN/crawl2gpt-error.log (printed too
+with --verbose), and the temporary Prefect server is stopped before the message, not after it.
+
+Nothing here imports Prefect at module level: the CLI calls `prepare_environment` before
+Prefect is imported, since Prefect reads its settings and logging config at import time.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ERROR_LOG = "crawl2gpt-error.log"
+TELEMETRY = "PREFECT_SERVER_ANALYTICS_ENABLED"
+CONSOLE_HANDLER = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
+
+
+def prepare_environment(verbose: bool) -> None:
+    """Settings a user did not choose: no telemetry (often no route out, and the temporary
+    server's failed sends print errors), and no tracebacks of our own errors on the console."""
+    os.environ.setdefault(TELEMETRY, "false")
+    if not verbose:
+        os.environ.setdefault(CONSOLE_HANDLER, "flows.console.OwnErrorsConsoleHandler")
+
+
+def stop_temporary_server() -> None:
+    """Stop the temporary Prefect server now; at exit it would log its "Stopping" line after our
+    message. A no-op when none runs (Prefect not imported, or PREFECT_API_URL set)."""
+    if "prefect.server.api.server" not in sys.modules:
+        return
+    from prefect.logging.handlers import APILogHandler
+    from prefect.server.api.server import SubprocessASGIServer
+
+    APILogHandler().flush()  # the flow runs' last log lines reach the server while it is up
+    SubprocessASGIServer().stop()  # the instance get_client() started (port None)
+
+
+def write_error_log(err: BaseException, folder: Path | None, argv: list[str]) -> Path | None:
+    """The full traceback in FOLDER/crawl2gpt-error.log; None when the folder does not exist
+    (a preflight error must not create a run folder) or cannot be written."""
+    if folder is None or not folder.is_dir():
+        return None
+    path = folder / ERROR_LOG
+    header = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  crawl2gpt {' '.join(argv)}\n"
+    try:
+        path.write_text(header + "".join(traceback.format_exception(err)))
+    except OSError:
+        return None
+    return path
+
+
+def report_error(err: BaseException, folder: Path | None, verbose: bool, argv: list[str]) -> int:
+    """Print the short form of one of our errors (traceback only with --verbose); return 2."""
+    stop_temporary_server()
+    sys.stdout.flush()  # whatever the command printed comes before the message
+    log = write_error_log(err, folder, argv)
+    if verbose:
+        traceback.print_exception(err)
+    where = f"full traceback in {log}" if log else "rerun with --verbose for the traceback"
+    print(f"crawl2gpt: {type(err).__name__} ({where})", file=sys.stderr)
+    print(f"crawl2gpt: error: {err}", file=sys.stderr)
+    return 2

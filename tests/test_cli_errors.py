@@ -1,0 +1,148 @@
+"""What a user sees when `crawl2gpt` fails: one short message last, exit code 2, no traceback.
+
+Real subprocess runs of the installed `crawl2gpt` command, each with the temporary Prefect server
+a user gets (PREFECT_API_URL unset) in a PREFECT_HOME of this module, and no PREFECT_* variable
+from the calling shell (so the CLI's own defaults are what is tested). A Prefect-backed run costs
+10-20 s on a 2-core machine; this module makes three.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crawl2gpt.config import RunConfig
+from empty_warcs import GOPHER_DROPPED_URLS, write_sample_subset
+from flows.cli import build_parser, main
+from flows.failures import CONSOLE_HANDLER, ERROR_LOG, TELEMETRY
+
+CLI = Path(sys.executable).with_name("crawl2gpt")
+VOCAB_MESSAGE = re.compile(
+    r"^crawl2gpt: error: tokenizer\.vocab_size=32000 is larger than the sample supports \(\d+ bytes, \d+ documents\): "
+    r"lower tokenizer\.vocab_size to <= \d+ or give the stage more text"
+)
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of a user who set nothing for Prefect, with this module's own database
+    (migrated once here, as a user's ~/.prefect already is, so the timed runs do not pay for it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    subprocess.run([Path(sys.executable).with_name("prefect"), "server", "database", "upgrade", "-y"],
+                   env=env, check=True, capture_output=True, timeout=300)
+    return env
+
+
+def crawl2gpt(*args: str, env: dict[str, str], timeout: float = 600) -> tuple[int, list[str], float]:
+    """(exit code, output lines with stderr and stdout interleaved as a terminal shows them, seconds)."""
+    started = time.monotonic()
+    done = subprocess.run([str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+    return done.returncode, done.stdout.splitlines(), time.monotonic() - started
+
+
+# --------------------------------------------------------------------------- before Prefect starts
+
+
+def test_missing_input_fails_in_under_3_s_with_at_most_5_lines(cli_env, tmp_path):
+    missing = tmp_path / "CC-MAIN-missing.warc.gz"
+    code, lines, seconds = crawl2gpt("run", "--input", str(missing), "--workdir", str(tmp_path / "run"), env=cli_env)
+    assert code == 2 and seconds < 3 and len(lines) <= 5, (code, seconds, lines)
+    assert lines[-1] == f"crawl2gpt: error: input not found: {missing}; check the path"
+    assert not any("Traceback" in line or "temporary server" in line for line in lines)
+    assert not (tmp_path / "run").exists()  # a failed preflight leaves no run folder behind
+
+
+def test_verbose_prints_the_traceback_and_stage_inputs_are_checked_too(cli_env, tmp_path):
+    missing = tmp_path / "extract"
+    code, lines, seconds = crawl2gpt("stage", "filter", "--input", str(missing), "--output", str(tmp_path / "filter"),
+                                     "--verbose", env=cli_env)
+    assert code == 2 and seconds < 3
+    assert "Traceback (most recent call last):" in lines
+    assert lines[-1] == f"crawl2gpt: error: input not found: {missing}; check the path"
+
+
+def test_telemetry_is_off_unless_the_user_set_it(monkeypatch, tmp_path):
+    for name in (TELEMETRY, CONSOLE_HANDLER):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["run", "--input", str(tmp_path / "missing.warc.gz"), "--workdir", str(tmp_path / "run")]) == 2
+    assert os.environ[TELEMETRY] == "false" and os.environ[CONSOLE_HANDLER] == "flows.console.OwnErrorsConsoleHandler"
+    monkeypatch.setenv(TELEMETRY, "true")
+    main(["--verbose", "run", "--input", str(tmp_path / "missing.warc.gz"), "--workdir", str(tmp_path / "run")])
+    assert os.environ[TELEMETRY] == "true"
+    # ... and Prefect reads the variable as the CLI leaves it (a fresh process: settings are read at import)
+    check = "from prefect.settings import get_current_settings as s; print(s().server.analytics_enabled)"
+    env = {k: v for k, v in os.environ.items() if k != TELEMETRY}
+    for value, expected in ((None, "False"), ("true", "True")):
+        run_env = env if value is None else {**env, TELEMETRY: value}
+        code = f"from flows.failures import prepare_environment; prepare_environment(False); {check}"
+        out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
+
+
+# --------------------------------------------------------------------------- help texts
+
+
+def all_help_texts(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The --help text of `parser` and of every subcommand below it, by command path."""
+    texts = {parser.prog: parser.format_help()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                texts.update(all_help_texts(sub))
+    return texts
+
+
+def test_every_set_example_in_the_help_is_a_real_config_key():
+    texts = all_help_texts(build_parser())
+    assert {"crawl2gpt run", "crawl2gpt finetune sft", "crawl2gpt finetune classify"} <= set(texts)
+    examples = {(prog, m) for prog, text in texts.items()
+                for m in re.findall(r"--set\s+([a-z][\w.]*=[^\s,;)\]]+)", re.sub(r"\s+", " ", text))}  # not KEY=VALUE
+    assert ("crawl2gpt finetune", "finetune.method=lora") in examples  # the sft line of `finetune --help`
+    for prog, example in sorted(examples):
+        RunConfig().with_overrides([example])  # raises ConfigError on an unknown key or a bad value
+    assert not any("lora.enabled" in text for text in texts.values())
+
+
+def test_label_column_help_says_it_applies_to_filter_folders():
+    text = re.sub(r"\s+", " ", all_help_texts(build_parser())["crawl2gpt finetune classify"])
+    assert "with a filter folder as --data" in text and "label field of JSONL" not in text
+
+
+# --------------------------------------------------------------------------- through Prefect
+
+
+def test_default_config_on_the_sample_ends_with_the_vocabulary_message(cli_env, sample_warc, tmp_path):
+    run = tmp_path / "run"
+    code, lines, seconds = crawl2gpt("run", "--input", str(sample_warc), "--workdir", str(run), env=cli_env)
+    print(f"default config on the sample: exit {code} in {seconds:.1f} s, {len(lines)} lines; last: {lines[-1]}")
+    assert code == 2
+    assert VOCAB_MESSAGE.match(lines[-1]), lines[-3:]
+    assert lines[-2] == f"crawl2gpt: TokenizerError (full traceback in {run / ERROR_LOG})"
+    assert not any("Traceback" in line or line.startswith("  File ") for line in lines), "\n".join(lines)
+    assert not any("telemetry" in line.lower() for line in lines)
+    log = (run / ERROR_LOG).read_text()
+    assert "Traceback (most recent call last):" in log and "pipeline.errors.TokenizerError: tokenizer.vocab_size=32000" in log
+    assert seconds < 30, f"took {seconds:.1f} s"
+
+
+def test_a_warc_whose_every_page_is_filtered_out(cli_env, sample_warc, tmp_path):
+    warc = write_sample_subset(sample_warc, GOPHER_DROPPED_URLS, tmp_path / "all-dropped.warc.gz")
+    run = tmp_path / "run"
+    code, lines, _ = crawl2gpt("run", "--input", str(warc), "--workdir", str(run), "--until", "filter", env=cli_env)
+    assert code == 0, "\n".join(lines)
+    assert any(re.match(r"[│|] filter +[│|] +2 [│|] 0 \(empty output\)", line) for line in lines), "\n".join(lines)
+    code, lines, _ = crawl2gpt("run", "--input", str(warc), "--workdir", str(run), "--until", "shards", env=cli_env)
+    assert code == 2
+    assert lines[-1].startswith(
+        "crawl2gpt: error: filter kept 0 of 2 documents (top reasons: gopher_quality.min_alpha_words_ratio 1, "
+        "gopher_repetition.dup_5gram_char_frac 1): the tokenizer has no text to train on"
+    ), lines[-3:]
+    assert not any("Traceback" in line for line in lines)
