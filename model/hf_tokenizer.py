@@ -37,6 +37,7 @@ PIECE_TEXT, PIECE_SCORE, PIECE_TYPE = 1, 2, 3
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 TRAINER_MODEL_TYPE, TRAINER_WS_SUFFIX, TRAINER_BYTE_FALLBACK, TRAINER_UNK_SURFACE = 3, 24, 35, 44
 NORM_NAME, NORM_CHARSMAP, NORM_DUMMY_PREFIX, NORM_REMOVE_EXTRA_WS, NORM_ESCAPE_WS = 1, 2, 3, 4, 5
+MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
 MODEL_TYPE_BPE = 2
 SPACE = "\u2581"  # "▁", SentencePiece's visible space
 
@@ -125,7 +126,7 @@ def _refuse_unsupported(model: SentencePieceModel, path: Path) -> None:
     """Options whose behaviour `tokenizers` cannot reproduce exactly; our tokenizer stage sets none."""
     types = {t for _, _, t in model.pieces}
     problems = [
-        (model.model_type != MODEL_TYPE_BPE, f"model_type {model.model_type} (only BPE, type {MODEL_TYPE_BPE}, is converted)"),
+        (model.model_type != MODEL_TYPE_BPE, f"model_type={MODEL_TYPES.get(model.model_type, model.model_type)} (only bpe converts)"),
         (USER_DEFINED in types, "user-defined symbols (SentencePiece matches them before merging)"),
         (UNUSED in types, "unused pieces (SentencePiece re-splits them after merging)"),
         (bool(model.charsmap), f"normalization rule {model.normalizer!r} (only 'identity' converts exactly)"),
