@@ -1,7 +1,8 @@
 """The Prefect UI shows what a run did: a real server, the demo flow run against it, and
-headless Chromium reading the pages (flow run, stage subflows, artifacts).
+headless Chromium reading the pages (flow run, stage subflows, artifacts), the quality report's
+plots inside the UI (both UIs, v1 and v2) and report.html itself.
 
-The screenshot is saved to test-artifacts/prefect-ui-*.png.
+Screenshots are saved to test-artifacts/ (git-ignored): prefect-ui-*.png and report-html.png.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STAGE_FLOWS = ["extract", "filter", "dedup", "tokenizer", "shards", "train"]
+REPORT_SECTIONS = ["filter", "signals", "dedup", "examples", "shards", "samples"]
+SHOTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
@@ -86,11 +89,11 @@ def demo_flow_run(prefect_server, sample_warc, tmp_path_factory):
     return workdir, {run["name"]: run for run in runs}
 
 
-def _chromium(url: str, user_data: Path, *extra: str) -> str:
+def _chromium(url: str, user_data: Path, *extra: str, size: str = "1400,1000") -> str:
     cmd = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_data}",
-        "--virtual-time-budget=20000", "--window-size=1400,1000", *extra, url,
+        "--virtual-time-budget=20000", f"--window-size={size}", *extra, url,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return done.stdout
@@ -126,22 +129,85 @@ def test_flow_run_and_stage_subflows_are_visible(prefect_server, demo_flow_run, 
                               expect=("Parent Run", "pipeline-uidemo"))
     assert "Parent Run" in subflow_page and "pipeline-uidemo" in subflow_page
 
-    shots = ROOT / "test-artifacts"
-    shots.mkdir(exist_ok=True)
-    _chromium(f"{ui}/runs", tmp_path / "chrome", f"--screenshot={shots / 'prefect-ui-runs.png'}")
-    assert (shots / "prefect-ui-runs.png").stat().st_size > 10_000
+    SHOTS.mkdir(exist_ok=True)
+    _chromium(f"{ui}/runs", tmp_path / "chrome", f"--screenshot={SHOTS / 'prefect-ui-runs.png'}")
+    assert (SHOTS / "prefect-ui-runs.png").stat().st_size > 10_000
 
 
 def test_stage_artifacts_are_visible(prefect_server, demo_flow_run, tmp_path):
     api, _ = prefect_server
-    keys = [f"demo-{stage}-{kind}" for stage in STAGE_FLOWS for kind in ("counts", "summary")]
-    page = _page_text(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", expect=tuple(keys))
-    for stage in STAGE_FLOWS:
-        assert f"demo-{stage}-counts" in page and f"demo-{stage}-summary" in page
-    assert "demo-shards-quality" in page and "demo-shards-report" in page and "demo-train-summary" in page
-    shots = ROOT / "test-artifacts"
-    shots.mkdir(exist_ok=True)
-    _chromium(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", f"--screenshot={shots / 'prefect-ui-artifacts.png'}")
+    # Keyed by the run folder (uidemo), not the config's name (demo): runs of one config keep their own.
+    keys = [f"uidemo-{stage}-{kind}" for stage in STAGE_FLOWS for kind in ("counts", "summary")]
+    report_keys = [f"uidemo-report-{section}" for section in REPORT_SECTIONS]
+    page = _page_text(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", expect=tuple(keys + report_keys))
+    for key in keys + report_keys + ["uidemo-shards-quality", "uidemo-train-summary"]:
+        assert key in page
+    assert _api(api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["demo-filter-counts"]}}}) == []
+    SHOTS.mkdir(exist_ok=True)
+    _chromium(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", f"--screenshot={SHOTS / 'prefect-ui-artifacts.png'}")
+
+
+def _artifact_id(api: str, key: str) -> str:
+    found = _api(api, "/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "limit": 1})
+    assert found, f"no artifact {key}"
+    return found[0]["id"]
+
+
+def _painted(png: Path, rgb: tuple[int, int, int], tolerance: int = 8) -> int:
+    """Pixels of a screenshot within `tolerance` of a colour: an image that did not decode paints none."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+    return int(np.all(np.abs(pixels - np.array(rgb, dtype=np.int16)) <= tolerance, axis=-1).sum())
+
+
+def _hex(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+@pytest.mark.parametrize("ui", ["", "/v2"])
+def test_report_plots_render_inside_the_ui(prefect_server, demo_flow_run, tmp_path, ui):
+    """The signal histograms are markdown images with data: URIs; the UI must paint them."""
+    from pipeline.plots import DROPPED, KEPT
+
+    api, _ = prefect_server
+    workdir, _ = demo_flow_run
+    report = json.loads((workdir / "shards" / "report.json").read_text())
+    url = f"{api.removesuffix('/api')}{ui}/artifacts/artifact/{_artifact_id(api, 'uidemo-report-signals')}"
+    dom = ""
+    for _ in range(4):  # the UI fills the artifact in after its first render
+        dom = _chromium(url, tmp_path / "chrome", "--dump-dom")
+        if dom.count('src="data:image/png;base64,') >= len(report["filter"]["signals"]):
+            break
+    assert dom.count('src="data:image/png;base64,') == len(report["filter"]["signals"]) > 20
+    SHOTS.mkdir(exist_ok=True)
+    name = "prefect-ui" + ui.replace("/", "-")  # prefect-ui-... (v1) and prefect-ui-v2-...
+    shot = SHOTS / f"{name}-report-signals.png"
+    _chromium(url, tmp_path / "chrome", f"--screenshot={shot}", size="1400,2400")
+    assert _painted(shot, _hex(KEPT)) > 5000 and _painted(shot, _hex(DROPPED)) > 500  # bars drawn, both sides
+
+    filter_url = f"{api.removesuffix('/api')}{ui}/artifacts/artifact/{_artifact_id(api, 'uidemo-report-filter')}"
+    text = _page_text(filter_url, tmp_path / "chrome", expect=("only_this_rule", "min_alpha_words_ratio"))
+    assert "only_this_rule" in text and "gopher_quality.min_alpha_words_ratio" in text
+    _chromium(filter_url, tmp_path / "chrome", f"--screenshot={SHOTS / f'{name}-report-filter.png'}", size="1400,2400")
+
+
+def test_report_html_renders_in_chromium(demo_flow_run, tmp_path):
+    from pipeline.plots import DROPPED, KEPT
+    from pipeline.report import plot_files
+
+    workdir, _ = demo_flow_run
+    page = workdir / "shards" / "report.html"
+    report = json.loads((workdir / "shards" / "report.json").read_text())
+    dom = _chromium(page.as_uri(), tmp_path / "chrome", "--dump-dom")
+    assert dom.count('src="data:image/png;base64,') == len(plot_files(report))
+    for heading in ("Filter: what each threshold does", "Examples nearest each threshold", "Dedup: the largest clusters"):
+        assert heading in dom
+    SHOTS.mkdir(exist_ok=True)
+    shot = SHOTS / "report-html.png"
+    _chromium(page.as_uri(), tmp_path / "chrome", f"--screenshot={shot}", size="1300,6000")
+    assert _painted(shot, _hex(KEPT)) > 5000 and _painted(shot, _hex(DROPPED)) > 500
 
 
 def test_rerun_one_stage_from_a_served_deployment(prefect_server, demo_flow_run):
