@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_inputs, stage_options, stages_to_force, stages_until
 from pipeline.preflight import check_data_settings, check_inputs
-from pipeline.stage import MapParts, StageStats, run_stage
+from pipeline.stage import MapParts, StageStats, read_manifest, run_stage
 
 # run_one(stage name, its inputs, its output folder, force) -> the stage's stats
 RunOne = Callable[[str, list[str], Path, bool], StageStats]
@@ -26,8 +26,12 @@ def check_run(raw_inputs: Sequence[str], workdir: str | Path, cfg: RunConfig, un
 
 def check_stage(name: str, inputs: Sequence[str], output: str | Path, cfg: RunConfig) -> None:
     """What `crawl2gpt stage NAME` can check before it starts: its inputs exist, its output
-    is not a file, and the settings of that stage point at files that are there."""
+    is not a file, its input folders are finished stages, and the settings of that stage point
+    at files that are there."""
     check_inputs(inputs, output)
+    if name != "extract":  # extract reads WARC files; every other stage reads stage folders
+        for folder in inputs:
+            read_manifest(Path(folder))  # StageIncompleteError names the unfinished folder
     check_data_settings(cfg, [name])
 
 

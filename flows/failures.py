@@ -30,14 +30,18 @@ def prepare_environment(verbose: bool) -> None:
 
 def stop_temporary_server() -> None:
     """Stop the temporary Prefect server now; at exit it would log its "Stopping" line after our
-    message. A no-op when none runs (Prefect not imported, or PREFECT_API_URL set)."""
+    message. A no-op when none runs (Prefect not imported, or PREFECT_API_URL set: a real
+    server, or a test harness's, which must outlive this command)."""
     if "prefect.server.api.server" not in sys.modules:
         return
     from prefect.logging.handlers import APILogHandler
     from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
 
+    if PREFECT_API_URL.value():
+        return
     APILogHandler().flush()  # the flow runs' last log lines reach the server while it is up
-    SubprocessASGIServer().stop()  # the instance get_client() started (port None)
+    SubprocessASGIServer().stop()  # the one get_client() starts when no API URL is set (port None)
 
 
 def write_error_log(err: BaseException, folder: Path | None, argv: list[str]) -> Path | None:
