@@ -58,6 +58,17 @@ class ExtractConfig(Section):
         True, description="Drop calls to action during normalization: newsletter, subscribe, follow us, cookie notices (5 of 5 folds)."
     )
     fix_mojibake: bool = Field(True, description="Repair mojibake with ftfy during normalization.")
+    language_prescreen: bool = Field(
+        True,
+        description="Skip full extraction for pages that no kept language (filter.language.languages) can pass: fastText on "
+        "the page's visible text (pipeline/prescreen.py). Skipped pages go to extract's rejects as language.prescreen; "
+        "false runs every page through trafilatura.",
+    )
+    prescreen_threshold: float = Field(
+        0.05, ge=0, le=1,
+        description="Skip only when every 1000-character window gives the kept languages less fastText probability than "
+        "this (the lowest page the filter kept on the sample WARCs had 0.52; docs/benchmarks-ingest.md).",
+    )
     max_gzip_member_bytes: int = Field(64_000_000, gt=0, description="Decompression cap per WARC record (bomb guard).")
 
 

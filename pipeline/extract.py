@@ -25,6 +25,7 @@ from typing import Iterator
 
 from pipeline.config import ExtractConfig
 from pipeline.link_density import drop_link_lines, element_link_density
+from pipeline.prescreen import Verdict, screen
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 META_SCAN_BYTES = 4096  # HTML spec: the prescan looks at the first 1024 bytes; pages often put it later
@@ -228,16 +229,26 @@ def title_and_date(tree, url: str | None) -> tuple[str | None, str | None]:
     return (title or None), (date or None)
 
 
-def extract_main_text(html: str, url: str | None, cfg: ExtractConfig) -> Extracted | None:
-    """Main text, title and date of one page, or None when trafilatura finds no main text.
+def extract_main_text(
+    html: str, url: str | None, cfg: ExtractConfig,
+    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None,
+) -> Extracted | Verdict | None:
+    """Main text, title and date of one page; None when trafilatura finds no main text; the
+    pre-screen's Verdict when no kept language can pass (pipeline/prescreen.py; only with
+    `cfg.language_prescreen` and kept languages given).
 
-    The page is parsed once; metadata is read before extraction (which prunes a copy of the tree).
+    The page is parsed once: the pre-screen, the metadata and trafilatura read the same tree
+    (trafilatura and the date search prune copies of it).
     """
     from trafilatura.utils import load_html
 
     tree = load_html(html)
     if tree is None:
         return None
+    if cfg.language_prescreen and kept_languages:
+        verdict = screen(tree, content_language, kept_languages, cfg.prescreen_threshold)
+        if verdict is not None:
+            return verdict
     title, date = title_and_date(tree, url)
     text = main_text(tree, cfg)
     if not text.strip():
@@ -247,5 +258,8 @@ def extract_main_text(html: str, url: str | None, cfg: ExtractConfig) -> Extract
     return Extracted(text, title, date)
 
 
-def extract_with_limit(html: str, url: str | None, cfg: ExtractConfig) -> Extracted | None:
-    return run_with_time_limit(extract_main_text, cfg.extraction_timeout_s, html, url, cfg)
+def extract_with_limit(
+    html: str, url: str | None, cfg: ExtractConfig,
+    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None,
+) -> Extracted | Verdict | None:
+    return run_with_time_limit(extract_main_text, cfg.extraction_timeout_s, html, url, cfg, kept_languages, content_language)

@@ -2,9 +2,13 @@
 
 Per record, cheapest test first, so most records cost no decompression copy and no decoding:
 record type, HTTP status, payload type, WARC-Truncated, size cap (all from headers), then the
-body is read, decoded once, extracted (trafilatura, time-limited) and normalized. Every skip
-is counted under its reason; damage in a file is counted and reported with the file name,
-and what was read before it is kept.
+body is read, decoded once, parsed once, pre-screened for language, extracted (trafilatura,
+time-limited) and normalized. Every skip is counted under its reason; damage in a file is
+counted and reported with the file name, and what was read before it is kept.
+
+When the filter keeps only some languages, pages that none of them can pass skip extraction
+(pipeline/prescreen.py) and are written, as the filter writes its drops, to
+rejects/part-NNNNN.parquet under the rule `language.prescreen`.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.atomic import fsync_dir
 from pipeline.errors import InputError
 from pipeline.extract import ExtractionTimeout, decode_html, extract_with_limit, is_html
+from pipeline.prescreen import Verdict
 from pipeline.normalize import normalize_text
 from pipeline.sources import open_input, resolve_inputs
 from pipeline.stage import PartResult, StageStats, merge_counts
@@ -38,6 +43,13 @@ NOT_DROPS = {"records", "docs_in", "docs_out", "bytes_read", "unreadable_input",
 # counted, but reported beside the drops, which are about response records.
 NON_RESPONSE_SKIPS = {"skip_request", "skip_metadata", "skip_warcinfo", "skip_revisit", "skip_resource",
                       "skip_conversion", "skip_continuation", "skip_unknown"}
+# Pages the language pre-screen skipped: a drop under the filter's own rule family, written to
+# rejects/ as the filter writes its drops (the language fastText saw, its score, the rule).
+PRESCREEN_RULE = "language.prescreen"
+REJECTS = "rejects"
+REJECT_SCHEMA = (DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append(pa.field("language_score", pa.float64()))
+                 .append(pa.field("prescreen_kept_score", pa.float64())).append(pa.field("first_failing_rule", pa.string()))
+                 .append(pa.field("failing_rules", pa.list_(pa.string()))))
 
 
 @dataclass(frozen=True)
@@ -80,8 +92,14 @@ def _bump(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def record_to_row(record: WarcRecord, source: str, cfg: ExtractConfig, counts: dict[str, int]) -> dict[str, Any] | None:
-    """One WARC record -> one document row, or None after counting why it was skipped."""
+def record_to_row(
+    record: WarcRecord, source: str, cfg: ExtractConfig, counts: dict[str, int], kept_languages: frozenset[str] = frozenset()
+) -> dict[str, Any] | None:
+    """One WARC record -> one document row, or None after counting why it was skipped.
+
+    A page the language pre-screen skips comes back as a reject row (REJECT_SCHEMA, with
+    `first_failing_rule`), counted under that rule.
+    """
     if record.rec_type != "response":
         # Only WARC 1.1's own types get their own counter: a damaged type ("\x00arcinfo", found
         # by tests/test_fuzz_ingest.py) would otherwise become a made-up drop reason in the report.
@@ -122,78 +140,104 @@ def record_to_row(record: WarcRecord, source: str, cfg: ExtractConfig, counts: d
     if undecodable:
         _bump(counts, "undecodable_bytes")
     try:
-        extracted = extract_with_limit(html, url or None, cfg)
+        extracted = extract_with_limit(html, url or None, cfg, kept_languages, http.headers.get("content-language"))
     except ExtractionTimeout:
         _bump(counts, "skip_extraction_timeout")
         return None
     except Exception:  # noqa: BLE001 - a trafilatura/lxml bug on one page must not stop the file
         _bump(counts, "skip_extraction_error")
         return None
+    record_id = headers.get("warc-record-id") or f"{source}@{record.offset}"
+    row = {"doc_id": doc_id(record_id), "url": url, "domain": domain_of(url), "warc_date": headers.get("warc-date"),
+           "title": None, "date": None, "source": source, "offset": record.offset}
+    if isinstance(extracted, Verdict):
+        _bump(counts, PRESCREEN_RULE)
+        _bump(counts, f"prescreen_lang_{extracted.language}")
+        return {**row, "text": extracted.text, "language": extracted.language, "language_score": extracted.score,
+                "prescreen_kept_score": extracted.kept_score, "first_failing_rule": PRESCREEN_RULE,
+                "failing_rules": [PRESCREEN_RULE]}
     text = normalize_text(extracted.text, cfg) if extracted else ""
     if len(text) < max(cfg.min_extracted_chars, 1):
         _bump(counts, "skip_extraction_empty")
         return None
-    record_id = headers.get("warc-record-id") or f"{source}@{record.offset}"
-    return {
-        "doc_id": doc_id(record_id),
-        "url": url,
-        "domain": domain_of(url),
-        "warc_date": headers.get("warc-date"),
-        "title": extracted.title,
-        "date": extracted.date,
-        "source": source,
-        "offset": record.offset,
-        "text": text,
-    }
+    return {**row, "title": extracted.title, "date": extracted.date, "text": text}
 
 
 # --------------------------------------------------------------------------- one file
 
 
-def extract_file(source: str, output: Path, cfg: ExtractConfig) -> PartResult:
-    """Stream one WARC into one Parquet part; never raises for bad input (counts it instead)."""
+class _PartFile:
+    """One Parquet file written under a temporary name, flushed every ROW_GROUP_DOCS rows and
+    renamed into place on close; a file that never got a row is never created."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.schema, self.rows, self.written, self.writer = path, schema, [], 0, None
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= ROW_GROUP_DOCS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+        self.written += len(self.rows)
+        self.rows.clear()
+
+    def close(self, create_empty: bool = False) -> bool:
+        """Finish the file; returns whether it exists."""
+        self.flush()
+        if self.writer is None and create_empty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        if self.writer is None:
+            return False
+        self.writer.close()
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.path.parent)
+        return True
+
+
+def extract_file(source: str, output: Path, cfg: ExtractConfig, kept_languages: frozenset[str] = frozenset()) -> PartResult:
+    """Stream one WARC into one Parquet part (and rejects/ for pre-screened pages); never raises
+    for bad input (counts it instead). `kept_languages` turns the language pre-screen on."""
     started = time.time()
     counts: dict[str, int] = {"records": 0, "docs_in": 0, "docs_out": 0}
     errors: list[str] = []
-    rows: list[dict[str, Any]] = []
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    writer = pq.ParquetWriter(tmp, DOCUMENT_SCHEMA, compression="zstd")
+    kept = _PartFile(output, DOCUMENT_SCHEMA)
+    rejects = _PartFile(output.parent / REJECTS / output.name, REJECT_SCHEMA)
     try:
+        raw = _CountingReader(open_input(source))
+    except (OSError, ValueError) as err:
+        counts["unreadable_input"] = 1
+        errors.append(f"{source}: cannot open: {err}")
+    else:
         try:
-            raw = _CountingReader(open_input(source))
-        except (OSError, ValueError) as err:
-            counts["unreadable_input"] = 1
-            errors.append(f"{source}: cannot open: {err}")
-        else:
-            try:
-                for record in iter_warc_records(raw, source, counts, errors, cfg.max_gzip_member_bytes):
-                    row = record_to_row(record, source, cfg, counts)
-                    if row is not None:
-                        rows.append(row)
-                        if len(rows) >= ROW_GROUP_DOCS:
-                            writer.write_table(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA))
-                            counts["docs_out"] += len(rows)
-                            rows.clear()
-            except OSError as err:  # network drop or disk error mid-file: keep what was read
-                counts["unreadable_input"] = counts.get("unreadable_input", 0) + 1
-                errors.append(f"{source}: read failed after {counts['records']} records: {err}")
-            finally:
-                counts["bytes_read"] = raw.bytes
-                close = getattr(raw.raw, "close", None)
-                if close:
-                    close()
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA))
-            counts["docs_out"] += len(rows)
-    finally:
-        writer.close()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, output)
-    fsync_dir(output.parent)
+            for record in iter_warc_records(raw, source, counts, errors, cfg.max_gzip_member_bytes):
+                row = record_to_row(record, source, cfg, counts, kept_languages)
+                if row is not None:
+                    (rejects if "first_failing_rule" in row else kept).add(row)
+        except OSError as err:  # network drop or disk error mid-file: keep what was read
+            counts["unreadable_input"] = counts.get("unreadable_input", 0) + 1
+            errors.append(f"{source}: read failed after {counts['records']} records: {err}")
+        finally:
+            counts["bytes_read"] = raw.bytes
+            close = getattr(raw.raw, "close", None)
+            if close:
+                close()
+    kept.close(create_empty=True)
+    counts["docs_out"] = kept.written
+    outputs = [output.name] + ([f"{REJECTS}/{output.name}"] if rejects.close() else [])
     return PartResult(
         part=source,
-        outputs=[output.name],
+        outputs=outputs,
         counts=counts,
         errors=errors,
         seconds=round(time.time() - started, 3),
@@ -204,15 +248,35 @@ def extract_file(source: str, output: Path, cfg: ExtractConfig) -> PartResult:
 # --------------------------------------------------------------------------- the stage
 
 
+PRESCREEN_FIELDS = {"language_prescreen", "prescreen_threshold"}
+
+
+def prescreen_languages(cfg: PipelineConfig) -> frozenset[str]:
+    """What the pre-screen screens for: the filter's kept languages, when the language filter keeps
+    only some and the pre-screen is on; empty (no pre-screen) otherwise."""
+    lang = cfg.filter.language
+    if not (cfg.extract.language_prescreen and lang.enabled and lang.languages):
+        return frozenset()
+    return frozenset(lang.languages)
+
+
 class ExtractStage:
     name = "extract"
     config_sections = ("extract",)
+
+    def config_slice(self, cfg: PipelineConfig) -> dict[str, Any]:
+        """The extract section, and while the pre-screen runs, the kept languages it reads (so changing
+        them reruns extract); the pre-screen's own settings count only while it runs."""
+        kept = prescreen_languages(cfg)
+        extract = cfg.extract.model_dump(mode="json", exclude=None if kept else PRESCREEN_FIELDS)
+        return {"extract": extract, **({"filter.language.languages": sorted(kept)} if kept else {})}
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[WarcPart]:
         return [WarcPart(i, source) for i, source in enumerate(resolve_inputs(list(inputs)))]
 
     def run_part(self, part: WarcPart, workdir: Path, cfg: PipelineConfig) -> PartResult:
-        return extract_file(part.source, Path(workdir) / f"part-{part.index:05d}.parquet", cfg.extract)
+        output = Path(workdir) / f"part-{part.index:05d}.parquet"
+        return extract_file(part.source, output, cfg.extract, prescreen_languages(cfg))
 
     def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         counts = merge_counts(results)
@@ -224,6 +288,9 @@ class ExtractStage:
         extra: dict[str, Any] = {
             k: v for k, v in counts.items() if k in NOT_DROPS | NON_RESPONSE_SKIPS and k not in ("docs_in", "docs_out")
         }
+        prescreened = {k.removeprefix("prescreen_lang_"): v for k, v in counts.items() if k.startswith("prescreen_lang_")}
+        if prescreened:
+            extra["prescreen_languages"] = dict(sorted(prescreened.items(), key=lambda kv: (-kv[1], kv[0])))
         extra["files"] = len(results)
         extra["files_with_errors"] = sum(1 for r in results if r.errors)
         extra["per_file"] = {
@@ -235,7 +302,8 @@ class ExtractStage:
             stage=self.name,
             docs_in=counts.get("docs_in", 0),
             docs_out=counts.get("docs_out", 0),
-            drops={k: v for k, v in sorted(counts.items()) if k not in NOT_DROPS | NON_RESPONSE_SKIPS},
+            drops={k: v for k, v in sorted(counts.items())
+                   if k not in NOT_DROPS | NON_RESPONSE_SKIPS and not k.startswith("prescreen_lang_")},
             extra=extra,
             errors=[e for r in results for e in r.errors],
         )

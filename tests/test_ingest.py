@@ -108,7 +108,9 @@ def test_stage_contract_with_a_missing_input(sample_warc, tmp_path):
     missing = str(tmp_path / "in" / "missing.warc.gz")
     stats = run_stage(EXTRACT, [str(small), missing], tmp_path / "extract", RunConfig(workers=1))
     assert [p.name for p in stage_parts(tmp_path / "extract")] == ["part-00000.parquet", "part-00001.parquet"]
-    assert stats.docs_out >= 3 and stats.extra["unreadable_input"] == 1 and stats.extra["files_with_errors"] == 1
+    # the default config keeps English: the German pages go to rejects/ as language.prescreen
+    assert stats.docs_out >= 1 and stats.docs_out + stats.drops["language.prescreen"] >= 3
+    assert stats.extra["unreadable_input"] == 1 and stats.extra["files_with_errors"] == 1
     assert "skip_redirect" in stats.drops and "records" not in stats.drops
     assert "skip_request" not in stats.drops and stats.extra["skip_request"] >= 1  # not a document: reported aside
     assert any("missing.warc.gz" in e for e in stats.errors)
@@ -144,3 +146,53 @@ def test_shared_whirlwind_over_http(shared_data, tmp_path):
     row = pq.read_table(tmp_path / "w.parquet").to_pylist()[0]
     assert result.counts["docs_out"] == 1 and row["domain"] == "an.wikipedia.org" and row["source"] == url
     assert row["title"] and "Escopete" in row["title"]
+
+
+def filter_keeps(rows: list[dict], languages: list[str]) -> set[str]:
+    """doc_ids the filter stage's rules keep (language ID batched as the stage does)."""
+    from pipeline.config import FilterConfig
+    from pipeline.filtering import evaluate
+    from pipeline.filters import language
+
+    cfg = FilterConfig()
+    cfg.language.languages = languages
+    langs = language.detect([r["text"] for r in rows], cfg.language)
+    return {r["doc_id"] for r, lang in zip(rows, langs) if not evaluate(r["text"], lang, cfg).failing}
+
+
+def test_prescreen_skips_only_pages_the_filter_would_drop(sample_result, tmp_path):
+    """The fast path (pre-screen) keeps every document the full path keeps; skipped pages are rejects."""
+    _, full_part = sample_result
+    full_rows = pq.read_table(full_part).to_pylist()
+    out = tmp_path / "part-00000.parquet"
+    fast = extract_file(str(sample_result[0].part), out, ExtractConfig(), frozenset({"en", "de"}))
+    fast_rows = pq.read_table(out).to_pylist()
+    rejects = pq.read_table(tmp_path / "rejects" / "part-00000.parquet").to_pylist()
+    assert fast.outputs == ["part-00000.parquet", "rejects/part-00000.parquet"]
+    assert fast.counts["language.prescreen"] == len(rejects) >= 5
+    assert len(fast_rows) + len(rejects) == len(full_rows) == sample_result[0].counts["docs_out"]
+    assert {r["doc_id"] for r in fast_rows} | {r["doc_id"] for r in rejects} == {r["doc_id"] for r in full_rows}
+    for row in rejects:
+        assert row["first_failing_rule"] == "language.prescreen" and row["failing_rules"] == ["language.prescreen"]
+        assert row["language"] not in ("en", "de") and row["language_score"] > 0.5
+        assert row["prescreen_kept_score"] < ExtractConfig().prescreen_threshold and row["text"]
+    assert sum(v for k, v in fast.counts.items() if k.startswith("prescreen_lang_")) == len(rejects)
+    # kept documents are byte-identical to the full path's, and the filter keeps the same ones
+    by_id = {r["doc_id"]: r for r in full_rows}
+    assert all(by_id[r["doc_id"]] == r for r in fast_rows)
+    assert filter_keeps(fast_rows, ["en", "de"]) == filter_keeps(full_rows, ["en", "de"])
+
+
+def test_prescreen_is_in_extracts_key_only_while_it_runs():
+    def key(*overrides):
+        return EXTRACT.config_slice(RunConfig().with_overrides(list(overrides)))
+
+    assert key()["filter.language.languages"] == ["en"]  # default: English kept, pre-screen on
+    assert key("filter.language.languages=[en, de]") != key()
+    assert key("extract.prescreen_threshold=0.01") != key()
+    assert key("filter.language.min_score=0.5") == key()  # the pre-screen does not read it
+    off = key("extract.language_prescreen=false")
+    assert "filter.language.languages" not in off and "prescreen_threshold" not in off["extract"]
+    assert off == key("extract.language_prescreen=false", "filter.language.languages=[en, de]")
+    everything = key("filter.language.languages=[]")  # all languages kept: nothing to screen
+    assert everything == key("filter.language.languages=[]", "extract.prescreen_threshold=0.01")

@@ -75,3 +75,63 @@ def test_any_text_gets_a_label_and_a_score(texts):
     assert len(got) == len(texts)
     for label, score in got:
         assert isinstance(label, str) and label and 0.0 <= score <= 1.0
+
+
+# --------------------------------------------------------------------------- the extract stage's pre-screen
+
+GERMAN = ("Die Stadtverwaltung hat am Dienstag nach einer langen Debatte den neuen Haushalt beschlossen. "
+          "Viele Bürgerinnen und Bürger hatten sich zuvor in einer Versammlung über die geplanten Ausgaben informiert. ")
+ENGLISH = ("The council approved the new budget on Tuesday after a long debate that lasted well into the night. "
+           "Many residents had come to the town hall meeting to hear how the money would be spent next year. ")
+
+
+def page(body: str, lang: str = "") -> object:
+    from trafilatura.utils import load_html
+
+    return load_html(f"<html{' lang=' + lang if lang else ''}><head><title>t</title></head><body>{body}</body></html>")
+
+
+def test_prescreen_visible_text_leaves_out_links_scripts_and_the_head():
+    from pipeline.prescreen import declared_languages, visible_text
+
+    tree = page('<nav><a href="/">Startseite</a></nav><p>Hallo <a href="/w">Welt</a> und <b>alle</b></p>'
+                "<script>var x = 1;</script><!-- note --> Ende", lang="de-AT")
+    assert visible_text(tree) == "Hallo und alle Ende"
+    assert declared_languages(tree, "en-US, fr") == {"de", "en", "fr"}
+    assert declared_languages(page("<p>x</p>"), None) == set()
+
+
+def test_prescreen_skips_a_page_no_kept_language_can_pass():
+    from pipeline.prescreen import screen
+
+    german = page(f"<p>{GERMAN * 6}</p>")
+    verdict = screen(german, None, frozenset({"en"}), 0.05)
+    assert verdict.language == "de" and verdict.score > 0.9 and verdict.kept_score < 0.05
+    assert verdict.text.startswith("Die Stadtverwaltung")
+    assert screen(german, None, frozenset({"de"}), 0.05) is None
+    assert screen(german, None, frozenset({"en", "de"}), 0.05) is None
+    assert screen(german, "en", frozenset({"en"}), 0.05) is None  # declared a kept language: never skipped
+    assert screen(page(f"<p>{GERMAN * 6}</p>", lang="en-GB"), None, frozenset({"en"}), 0.05) is None
+
+
+def test_prescreen_keeps_an_article_among_foreign_menus():
+    """Whole-page fastText says German; one window of the English article is enough to keep it."""
+    from pipeline.filters.language import fasttext_model
+    from pipeline.prescreen import screen, visible_text
+
+    tree = page(f"<div>{GERMAN * 12}</div><article><p>{ENGLISH * 6}</p></article><div>{GERMAN * 12}</div>")
+    labels, _ = fasttext_model().predict(visible_text(tree))
+    assert labels[0] == "__label__de"
+    assert screen(tree, None, frozenset({"en"}), 0.05) is None
+
+
+def test_prescreen_keeps_pages_fasttext_is_lost_on(langid_tsv):
+    """Below fastText's LOST score the filter's lingua considers every language, so such a page is never skipped."""
+    from pipeline.filters.language import LOST, fasttext_model
+    from pipeline.prescreen import screen
+
+    yoruba = [line.split("\t", 1)[1].strip() for line in langid_tsv.read_text(encoding="utf-8").splitlines() if line.startswith("yo\t")]
+    lost = [s for s in yoruba if fasttext_model().predict(s)[1][0] < LOST][:3]
+    assert len(lost) == 3
+    for sentence in lost:
+        assert screen(page(f"<p>{sentence}</p>"), None, frozenset({"en"}), 0.05) is None
