@@ -356,3 +356,35 @@ def test_compare_from_the_command_line(runs, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"filter: {len(expected_moves(runs[0]))} kept in A and dropped in B" in out
     assert (tmp_path / "cmp" / "compare.html").is_file()
+
+
+# --------------------------------------------------------------------------- bounded tallies
+
+
+def test_nearest_keeps_the_same_items_whatever_the_batches():
+    from pipeline.bounded import Nearest
+
+    rng = np.random.default_rng(0)
+    distance, hashes = rng.integers(0, 5, 1000).astype(float), rng.random(1000)  # many ties in distance
+    expected = sorted(range(1000), key=lambda i: (distance[i], hashes[i]))[:7]
+    for order in (np.arange(1000), rng.permutation(1000)):
+        near = Nearest(7)
+        for batch in np.array_split(order, 13):
+            near.offer(distance[batch], hashes[batch], np.ones(len(batch), bool), lambda i, batch=batch: int(batch[i]))
+        assert near.items() == expected
+
+
+def test_bounded_counter_keeps_the_heavy_keys_and_says_it_is_approximate():
+    from pipeline.bounded import BoundedCounter
+
+    exact = BoundedCounter(1, capacity=10_000)
+    capped = BoundedCounter(1, capacity=50)
+    heavy = {f"big{i}": 100 * (i + 1) for i in range(5)}
+    keys = [k for k, n in heavy.items() for _ in range(n)] + [f"tail{i}" for i in range(3000)]
+    np.random.default_rng(1).shuffle(keys)
+    for chunk in np.array_split(np.array(keys), 40):
+        for counter in (exact, capped):
+            counter.add(chunk.tolist(), [1] * len(chunk))
+    assert exact.exact and not capped.exact
+    assert [k for k, _ in capped.top(5)] == [k for k, _ in exact.top(5)] == sorted(heavy, key=heavy.get, reverse=True)
+    assert len(capped.counts) <= 50
