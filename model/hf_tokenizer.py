@@ -203,6 +203,17 @@ def special_tokens(sp: spm.SentencePieceProcessor) -> dict[str, str]:
     return {name: sp.IdToPiece(i) for name, i in names.items() if i >= 0}
 
 
+def _save_readable_by_older_tokenizers(tokenizer, path: Path) -> None:
+    """tokenizer.json with merges as "left right" strings, the form every `tokenizers` release reads
+    (0.19, what transformers 4.40 uses, fails on the [left, right] pairs that 0.20+ writes). Pieces
+    hold no plain space (SentencePiece writes it as "▁"); if one did, the pair form is kept."""
+    body = json.loads(tokenizer.to_str())
+    merges = body["model"]["merges"]
+    if all(" " not in left + right for left, right in merges):
+        body["model"]["merges"] = [f"{left} {right}" for left, right in merges]
+    path.write_text(json.dumps(body, ensure_ascii=False, indent=1))
+
+
 def write_hf_tokenizer(model_path: str | Path, folder: str | Path, max_length: int) -> dict:
     """tokenizer.json + tokenizer_config.json + special_tokens_map.json in `folder`, checked against
     SentencePiece; `AutoTokenizer.from_pretrained(folder)` loads them offline. Returns what was checked."""
@@ -210,7 +221,7 @@ def write_hf_tokenizer(model_path: str | Path, folder: str | Path, max_length: i
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
     tokenizer = build_tokenizer(model_path)
     checked = check_same_ids(sp, tokenizer, probe_texts(sp), str(model_path))
-    tokenizer.save(str(folder / "tokenizer.json"))
+    _save_readable_by_older_tokenizers(tokenizer, folder / "tokenizer.json")
     specials = special_tokens(sp)
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",  # tokenizer.json as it is: no Llama/GPT-2 defaults added
