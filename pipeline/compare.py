@@ -1,8 +1,8 @@
 """`crawl2gpt report --compare RUN_A RUN_B`: which documents moved between two runs, stage by stage.
 
-For the filter and dedup stages, each document's outcome in a run comes from that stage's kept
-parts and rejects/: kept, or dropped with the stored reason (filter: the first failing rule;
-dedup: exact/near and the document its cluster kept). A document moved when one run kept it at
+For each document stage (extract's language pre-screen, filter, dedup), a document's outcome in a
+run comes from that stage's kept parts and rejects/: kept, or dropped with the stored reason
+(extract and filter: the first failing rule; dedup: exact/near and the document its cluster kept). A document moved when one run kept it at
 a stage and the other dropped it; the page lists each with its reason in both runs, and the
 stages' recorded config differences (the threshold that was edited).
 
@@ -34,7 +34,7 @@ from pipeline.outcomes import outcome_files
 from pipeline.report_page import STYLE, html_table
 from pipeline.stage import MANIFEST, read_manifest
 
-STAGES = ("filter", "dedup")
+STAGES = ("extract", "filter", "dedup")  # the stages whose rejects/ hold documents
 ROWS_PER_BUCKET = 2_000_000  # outcome rows (four short columns) one bucket join holds in memory
 SHOWN = 200
 OUTCOME = pa.schema([("doc_id", pa.string()), ("url", pa.string()), ("kept", pa.bool_()), ("reason", pa.string())])
@@ -159,7 +159,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, output: str | Path | None
             raise InputError(f"{run} is not a folder; --compare takes two run folders (runs/NAME)")
     stages = [s for s in STAGES if (run_a / s / MANIFEST).is_file() and (run_b / s / MANIFEST).is_file()]
     if not stages:
-        raise InputError(f"{run_a} and {run_b} share no finished filter or dedup stage; run them first")
+        raise InputError(f"{run_a} and {run_b} share no finished {', '.join(STAGES)} stage; run them first")
     output = Path(output) if output else run_b / f"compare-{run_a.resolve().name}"
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".compare-", dir=output) as workdir:

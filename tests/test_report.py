@@ -331,6 +331,7 @@ def test_compare_lists_exactly_the_moved_documents(runs, tmp_path, rows_per_buck
     assert set(moved["run_a"]) == {"kept"} and set(moved["run_b"]) == {"dropped: gopher_quality.min_doc_words"}
     assert stage["filter"]["kept_a_dropped_b"] == len(expected) and stage["filter"]["dropped_a_kept_b"] == 0
     assert stage["filter"]["config_changes"] == [{"setting": THRESHOLD, "run_a": 50, "run_b": RAISED}]
+    assert stage["extract"]["kept_a_dropped_b"] == stage["extract"]["dropped_a_kept_b"] == 0  # the same extract
     assert {r["doc_id"] for r in stage["filter"]["shown"]} == expected
     html_page = page.read_text()
     assert all(doc_id in html_page for doc_id in expected) and THRESHOLD in html_page
