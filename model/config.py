@@ -56,11 +56,33 @@ class TrainConfig(Section):
     sample_tokens: int = Field(64, ge=0)
     sample_prompt: str = ""
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
-    compile: bool = False
+    compile: Literal["auto"] | bool = Field(
+        "auto", description="torch.compile the model: 'auto' compiles on CUDA (GPT-2 124M on an H200: 625k tokens/s "
+        "compiled vs 512k eager) and not on CPU, where compiling costs more than it saves on short runs.")
+    compile_scope: Literal["auto", "model", "blocks"] = Field(
+        "auto", description="What torch.compile covers: 'model' (one graph with the loss; fusions across blocks), "
+        "'blocks' (each Block alone, compiled once and reused: faster to compile, and FSDP2's hooks stay between "
+        "graphs); 'auto' = blocks under FSDP, model otherwise.")
+    fp8: bool = Field(
+        False, description="FP8 matmuls in the transformer blocks' linear layers (torchao's float8 training, "
+        "tensorwise scaling; needs torchao and a GPU of compute capability >= 8.9, e.g. Hopper). The embedding "
+        "and lm_head stay in bf16. Off until its loss is shown to match BF16's (docs/benchmarks-train.md).")
     device: str = "auto"
     seed: int = 1337
     tf32: bool = Field(True, description="TF32 matmuls on CUDA (Ampere+), as nanoGPT enables.")
     parallel: Literal["ddp", "fsdp"] = Field("ddp", description="Under torchrun: DDP replicas or FSDP2 sharding.")
+    fsdp_param_dtype: Literal["bf16", "fp32"] = Field(
+        "bf16", description="FSDP2 with bf16 precision: 'bf16' gathers the weights as bf16 and reduces gradients "
+        "in fp32 (MixedPrecisionPolicy, autocast off: half the all-gather bytes, no casts per step); 'fp32' gathers "
+        "fp32 weights and lets autocast cast them, as DDP does.")
+    fsdp_reshard_after_forward: Literal["auto"] | bool = Field(
+        "auto", description="FSDP2: free each block's gathered weights after its forward (true: ZeRO-3, least "
+        "memory, a second all-gather in backward) or keep them until backward (false). The last block is never "
+        "resharded (backward needs it first). 'auto' = false while the model has under 1B parameters (its bf16 "
+        "copy is under 2 GiB a GPU), true above.")
+    fsdp_prefetch: int = Field(
+        1, ge=0, description="FSDP2: blocks whose all-gather is issued ahead of time, in forward and backward "
+        "(explicit prefetching); 0 leaves FSDP2's implicit prefetching alone.")
     nproc_per_node: int = Field(1, ge=1, description="Processes (one per GPU) the train stage launches through torchrun; 1 trains in-process.")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept in checkpoints/.")
     sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")

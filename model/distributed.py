@@ -1,9 +1,23 @@
-"""Data-parallel training through torchrun: DDP or FSDP2, one process per device.
+"""Data-parallel training through torchrun: DDP or FSDP2, one process per device, and the
+order in which a model is compiled and wrapped (`prepare`).
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs in one process.
-CUDA uses NCCL, CPU uses gloo (how tests/test_ddp.py runs two CPU processes).
+CUDA uses NCCL, CPU uses gloo (how tests/test_ddp.py runs two CPU processes). Several machines:
+the same command on each with c10d rendezvous (docs/training.md).
+
+DDP keeps a full replica per rank; its gradient all-reduce is bucketed and overlapped with
+backward, and torch.compile of the whole model inside it splits the graph at bucket boundaries.
 FSDP2 (`torch.distributed.fsdp.fully_shard`, PyTorch >= 2.6) shards each Block's parameters,
-gradients and optimizer state across ranks; DDP keeps a full replica per rank.
+gradients and optimizer state across ranks and all-gathers a block's weights just before its
+forward and backward. What makes it fast (train.fsdp_* fields, measured in docs/benchmarks-train.md):
+  - one FSDP group per Block, the root (embedding, tied lm_head, final norm) its own group
+  - MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32): weights travel and compute as
+    bf16 (half the all-gather bytes, no autocast casts), gradients are reduced in fp32
+  - reshard_after_forward: False keeps small models' gathered weights until backward (no second
+    all-gather); the last block is never resharded, backward needs it first
+  - explicit prefetching: block i+1's all-gather is issued when block i starts
+  - compile each Block before sharding (torchtitan's order): FSDP2's hooks run between compiled
+    graphs instead of breaking one whole-model graph at every block
 
 Entry: `torchrun --nproc_per_node=2 -m model.train --shards DIR --out DIR [train.x=y ...]`.
 """
@@ -60,20 +74,77 @@ def shutdown(world: World) -> None:
             dist.destroy_process_group()
 
 
-def wrap(model: torch.nn.Module, world: World, mode: str) -> torch.nn.Module:
-    """Wrap for data parallelism: 'ddp' or 'fsdp' (FSDP2); unchanged in one process."""
-    if not world.distributed:
-        return model
-    if mode == "fsdp":
-        from torch.distributed.fsdp import fully_shard
+def prepare(model: torch.nn.Module, world: World, cfg, precision: str) -> torch.nn.Module:
+    """Compile and wrap `model` (in place where it can) for this world; returns what the step calls.
 
-        for block in getattr(getattr(model, "transformer", None), "h", []):
-            fully_shard(block)  # one all-gather per block keeps peak memory at one block's weights
-        fully_shard(model)
+    `cfg` is a TrainConfig (compile, compile_scope, parallel, fsdp_*); `precision` the one actually
+    used (model/training.py precision_setup). Order: blocks compiled in place first (their state
+    dict names stay unchanged), then FSDP2 sharding or DDP, whole-model compile where asked.
+    """
+    from model.training import use_compile
+
+    compiled = use_compile(cfg.compile, world.device)
+    scope = compile_scope(cfg, world)
+    if compiled and scope == "blocks":
+        for block in blocks_of(model):
+            block.compile()  # nn.Module.compile: in place, one graph shared by every block
+    if world.distributed and cfg.parallel == "fsdp":
+        shard(model, cfg, bf16_params=fsdp_casts_params(cfg, world, precision))
+        return torch.compile(model) if compiled and scope == "model" else model
+    if compiled and scope == "model":
+        model = torch.compile(model)
+    if not world.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     return DDP(model, device_ids=[world.local_rank] if world.device.startswith("cuda") else None)
+
+
+def compile_scope(cfg, world: World) -> str:
+    """train.compile_scope with 'auto' resolved: each block under FSDP, the whole model otherwise."""
+    if cfg.compile_scope != "auto":
+        return cfg.compile_scope
+    return "blocks" if world.distributed and cfg.parallel == "fsdp" else "model"
+
+
+def blocks_of(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer blocks (GPT.transformer.h); none for the LSTM baseline."""
+    return list(getattr(getattr(model, "transformer", None), "h", []))
+
+
+def fsdp_casts_params(cfg, world: World, precision: str) -> bool:
+    """Does FSDP2's MixedPrecisionPolicy give the blocks bf16 weights (so autocast stays off)?
+    Only with bf16 precision and a bf16 residual stream: an fp32 residual needs autocast's fp32 norms."""
+    return world.distributed and cfg.parallel == "fsdp" and precision == "bf16" and cfg.fsdp_param_dtype == "bf16" \
+        and getattr(cfg, "residual", "bf16") == "bf16"
+
+
+def reshard_after_forward(cfg, model: torch.nn.Module) -> bool:
+    """train.fsdp_reshard_after_forward with 'auto' resolved by model size: below 1B parameters the
+    gathered bf16 weights (under 2 GiB) are cheaper to keep than to gather again in backward."""
+    if cfg.fsdp_reshard_after_forward != "auto":
+        return bool(cfg.fsdp_reshard_after_forward)
+    return sum(p.numel() for p in model.parameters()) >= 1_000_000_000
+
+
+def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
+    """FSDP2: one group per Block, then the root; resharding and prefetching as train.fsdp_* say,
+    bf16 weights with fp32 gradient reduction when `bf16_params`. In place: `model` becomes an
+    FSDPModule whose parameters are DTensor shards."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params \
+        else MixedPrecisionPolicy()
+    reshard = reshard_after_forward(cfg, model)
+    blocks = blocks_of(model)
+    for i, block in enumerate(blocks):
+        fully_shard(block, mp_policy=policy, reshard_after_forward=reshard and i < len(blocks) - 1)
+    fully_shard(model, mp_policy=policy)  # the root keeps its weights gathered for backward (FSDP2's rule)
+    ahead = cfg.fsdp_prefetch
+    if ahead and len(blocks) > 1:
+        for i, block in enumerate(blocks):
+            block.set_modules_to_forward_prefetch(blocks[i + 1 : i + 1 + ahead])
+            block.set_modules_to_backward_prefetch(blocks[max(0, i - ahead) : i][::-1])
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -101,11 +172,26 @@ def grad_sync(model: torch.nn.Module, sync: bool):
 
 def mean(value: torch.Tensor, world: World) -> float:
     """Mean of a scalar over ranks (the loss every rank reports is the same number)."""
+    return float(mean_tensor(value, world))
+
+
+def mean_tensor(value: torch.Tensor, world: World) -> torch.Tensor:
+    """Mean of a scalar over ranks, left on the device: with NCCL the all-reduce is queued behind
+    the step's work and the host does not wait (the trainer reads it one step later)."""
+    value = value.detach().clone()
     if world.distributed:
-        value = value.detach().clone()
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= world.world_size
-    return float(value)
+    return value
+
+
+def max_over_ranks(value: float, world: World) -> float:
+    """The largest of one number per rank (peak memory: the fullest GPU)."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=world.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor)
 
 
 def rng_states(world: World) -> dict[str, torch.Tensor]:
@@ -127,7 +213,6 @@ def rng_states(world: World) -> dict[str, torch.Tensor]:
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
-
 
 
 def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

@@ -2,8 +2,13 @@
 
 The loop follows nanoGPT's train.py: AdamW with decay/no-decay groups (fused on CUDA), linear
 warmup then cosine decay to min_lr, gradient accumulation, clipping, BF16 autocast on CUDA
-(FP16 + GradScaler as an option; CPU always runs FP32), TF32, optional torch.compile.
+(FP16 + GradScaler as an option; CPU always runs FP32), TF32, torch.compile on CUDA by default,
+FP8 linear layers as an option (model/fp8.py). Everything that can be checked without a model is
+checked before step 1 (model/preflight.py).
 Every eval_interval steps: validation loss and perplexity, and a generated sample.
+A step's loss and gradient norm are read one step late: the host queues step n + 1 before it
+waits for step n's numbers, so the GPU never idles while the host logs (tokens/s per row and in
+the summary count training steps only, not evaluation or checkpoint time).
 Outputs in out_dir: checkpoints/ (model.safetensors + state.json ...), metrics.jsonl,
 samples.txt, loss.png, tb/ (TensorBoard, when installed).
 
@@ -24,17 +29,19 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
 from model import checkpoint as ckpt_io
-from model import distributed
-from model.data import TokenWindows, read_shards_manifest, shard_paths
+from model import distributed, preflight
+from model.data import TokenWindows, shard_paths
 from model.generate import sample
 from model.gpt import param_groups
-from model.training import MetricsLog, build_model, cosine_lr, plot_losses, precision_setup, read_metrics
+from model.training import (MetricsLog, attention_kernels, build_model, cosine_lr, peak_memory_mb, plot_losses,
+                            precision_setup, read_metrics, use_compile)
 from model.config import ModelRun, ModelSections, TrainConfig
 from pipeline.errors import InputError
 from pipeline.stage import PartResult, StageStats, sha256_file
@@ -73,14 +80,18 @@ class Run:
 
     def __init__(self, shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed.World):
         self.shards_dir, self.out_dir, self.cfg, self.world = Path(shards_dir), Path(out_dir), cfg, world
-        self.manifest = read_shards_manifest(shards_dir)
+        self.manifest = preflight.check_run(shards_dir, cfg, world.world_size, world.device)
         self.eot_id = self.manifest.get("eot_id")
         self.config = model_config(cfg, int(self.manifest["vocab_size"]))
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.raw = build_model(self.config, cfg.arch).to(world.device)
+        self.fp8_layers = fp8_convert(self.raw) if cfg.fp8 else []
         self.optimizer: torch.optim.Optimizer | None = None  # made by make_optimizer(), after wrapping
         self.pending_optimizer: dict[str, Any] | None = None
         self.autocast, self.scaler, self.precision = precision_setup(cfg.precision, world.device, cfg.tf32)
+        if distributed.fsdp_casts_params(cfg, world, self.precision):  # FSDP2 hands the blocks bf16 weights
+            self.autocast = nullcontext
+        self.compiled = use_compile(cfg.compile, world.device)
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, rank=world.rank,
                            world_size=world.world_size, seed=cfg.seed)
         self.train_loader = TokenWindows(shards_dir, "train", **loader_args)
@@ -143,6 +154,9 @@ class Run:
     def _incompatible(self, state: dict[str, Any]) -> str | None:
         if state.get("model_config") != self.config or state.get("arch") != self.cfg.arch:
             return "model architecture differs"
+        tok = self.shards_dir / "tokenizer.model"
+        if state.get("tokenizer_sha256") and tok.is_file() and state["tokenizer_sha256"] != sha256_file(tok):
+            return "the shards' tokenizer differs from the one the checkpoint was trained with"
         if state.get("world_size") != self.world.world_size:
             return f"saved with {state.get('world_size')} ranks, now {self.world.world_size}"
         try:
@@ -155,8 +169,19 @@ class Run:
 # --------------------------------------------------------------------------- steps
 
 
-def train_step(run: Run, model: torch.nn.Module) -> tuple[float, float, float]:
-    """One optimizer step over grad_accum_steps micro-batches -> (mean loss, grad norm, lr)."""
+class Step:
+    """One optimizer step's numbers, still on the device until `values()` waits for them."""
+
+    def __init__(self, number: int, loss: torch.Tensor, grad_norm: torch.Tensor, lr: float):
+        self.number, self.loss, self.grad_norm, self.lr = number, loss, grad_norm, lr
+
+    def values(self) -> tuple[float, float]:
+        """(mean loss over ranks and micro-batches, gradient norm): waits for the step to finish."""
+        return float(self.loss), float(self.grad_norm)
+
+
+def train_step(run: Run, model: torch.nn.Module) -> Step:
+    """Queue one optimizer step over grad_accum_steps micro-batches; nothing here waits for the device."""
     cfg, device = run.cfg, run.world.device
     lr = cosine_lr(run.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
     for group in run.optimizer.param_groups:
@@ -164,19 +189,27 @@ def train_step(run: Run, model: torch.nn.Module) -> tuple[float, float, float]:
     model.train()
     total = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum_steps):
-        x, y = run.train_loader.next_batch()
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with distributed.grad_sync(model, micro == cfg.grad_accum_steps - 1), run.autocast():
+        x, y = to_device(run.train_loader.next_batch(), device)
+        with distributed.grad_sync(model, micro == cfg.grad_accum_steps - 1), run.autocast(), attention_kernels(device):
             _, loss = model(x, y)
         total += loss.detach()
         run.scaler.scale(loss / cfg.grad_accum_steps).backward()
     run.scaler.unscale_(run.optimizer)
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else torch.zeros(())
+    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor; its full value is queued here, read later
+        norm = norm.full_tensor()
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
-    return distributed.mean(total / cfg.grad_accum_steps, run.world), float(norm), lr
+    return Step(run.step, distributed.mean_tensor(total / cfg.grad_accum_steps, run.world), norm.detach(), lr)
+
+
+def to_device(batch: tuple[torch.Tensor, torch.Tensor], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy a batch to the device without making the host wait (pinned memory on CUDA)."""
+    if device.startswith("cuda"):
+        return tuple(t.pin_memory().to(device, non_blocking=True) for t in batch)
+    return batch
 
 
 @torch.no_grad()
@@ -193,9 +226,9 @@ def evaluate(run: Run, model: torch.nn.Module) -> float | None:
     total = torch.zeros((), device=run.world.device)
     batches = -(-run.cfg.eval_batches // run.world.world_size)
     for _ in range(batches):
-        x, y = run.val_loader.next_batch()
-        with run.autocast():
-            _, loss = model(x.to(run.world.device), y.to(run.world.device))
+        x, y = to_device(run.val_loader.next_batch(), run.world.device)
+        with run.autocast(), attention_kernels(run.world.device):
+            _, loss = model(x, y)
         total += loss.float()
     model.train()
     return distributed.mean(total / batches, run.world)
@@ -207,9 +240,24 @@ def generate_sample(run: Run) -> str | None:
         return None
     generator = torch.Generator().manual_seed(run.cfg.seed + run.step)
     prompt = run.tokenizer.encode(run.cfg.sample_prompt) if run.cfg.sample_prompt else []
-    ids = sample(run.raw, prompt, run.cfg.sample_tokens, run.cfg.sample_temperature, run.cfg.sample_top_k or None,
-                 None, run.eot_id, generator)
+    with eager():  # blocks compiled in place (compile_scope=blocks) would recompile for every length
+        ids = sample(run.raw, prompt, run.cfg.sample_tokens, run.cfg.sample_temperature, run.cfg.sample_top_k or None,
+                     None, run.eot_id, generator)
     return run.cfg.sample_prompt + run.tokenizer.decode(ids)
+
+
+def eager():
+    """Run compiled modules as plain Python (generation needs no compiled graph)."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance else nullcontext()
+
+
+def fp8_convert(model: torch.nn.Module) -> list[str]:
+    from model import fp8
+
+    layers = fp8.convert(model)
+    log.info("FP8 training: %d linear layers converted (embedding and lm_head stay bf16)", len(layers))
+    return layers
 
 
 # --------------------------------------------------------------------------- outputs
@@ -273,40 +321,96 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
     run.try_resume()
     if run.resumed_from is None:  # dropout masks differ per rank (a resume restores the saved generator instead)
         torch.manual_seed(cfg.seed + world.rank)
-    model = torch.compile(run.raw) if cfg.compile else run.raw
-    model = distributed.wrap(model, world, cfg.parallel)
+    model = distributed.prepare(run.raw, world, cfg, run.precision)
+    if run.compiled:
+        log.info("torch.compile on (train.compile=%s, scope %s); the first step compiles", cfg.compile,
+                 distributed.compile_scope(cfg, world))
     run.make_optimizer()
-    recorder = Recorder(out_dir, run.step, world.is_main)
-    tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum_steps * world.world_size
-    bar = _progress_bar(run, progress and world.is_main)
-    loss = val_loss = sample_text = None
-    train_seconds, steps_timed = 0.0, 0
+    loop = Loop(run, model, Recorder(out_dir, run.step, world.is_main), _progress_bar(run, progress and world.is_main), on_step)
+    queued: Step | None = None
     while run.step < cfg.max_steps:
-        started = time.perf_counter()
-        loss, norm, lr = train_step(run, model)
-        seconds = time.perf_counter() - started
-        if run.step > 1 or run.resumed_from:  # the first step pays for compilation and warm-up
-            train_seconds, steps_timed = train_seconds + seconds, steps_timed + 1
-        row = {"step": run.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_per_s": tokens_per_step / seconds}
-        last = run.step == cfg.max_steps
-        if run.step % cfg.eval_interval == 0 or last:
-            val_loss, sample_text = _eval_and_sample(run, model, recorder)
-            if val_loss is not None:  # no val shards: no eval columns (readers take their presence as an eval)
-                row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss))
-        recorder.write(row)
-        if run.step % cfg.checkpoint_interval == 0 or last:
-            run.save()
-        if bar:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-")
-        if on_step:
-            on_step(run.step, loss)
-    if bar:
-        bar.close()
-    recorder.close()
+        step = train_step(run, model)  # queued on the device
+        if queued is not None:
+            loop.report(queued)  # the previous step's numbers, read while this one runs
+        queued = step
+        if loop.at_boundary(step.number):  # evaluation and checkpoint need the model as of this step
+            loop.report(queued)
+            queued = None
+    loop.close()
     if world.is_main:
         plot_losses(out_dir, f"{cfg.arch} {run.config['n_layer']}x{run.config['n_embd']}")
-    return _summary(run, out_dir, loss, val_loss, sample_text, tokens_per_step * steps_timed / train_seconds if train_seconds else None)
+    return _summary(run, out_dir, loop)
+
+
+class StepClock:
+    """Wall time per training step, taken when the host sees each step finish; evaluation,
+    samples and checkpoints are paused out. The first step of a process (compilation, warm-up)
+    is kept apart from the rest."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+        self.first_seconds: float | None = None
+        self.seconds, self.steps = 0.0, 0
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        if self.first_seconds is None:
+            self.first_seconds = seconds
+        else:
+            self.seconds, self.steps = self.seconds + seconds, self.steps + 1
+        return seconds
+
+    @contextmanager
+    def paused(self):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.last += time.perf_counter() - started
+
+
+class Loop:
+    """What happens once a step's numbers are in: its metrics row, evaluation, checkpoint, progress."""
+
+    def __init__(self, run: Run, model: torch.nn.Module, recorder: Recorder, bar, on_step):
+        self.run, self.model, self.recorder, self.bar, self.on_step = run, model, recorder, bar, on_step
+        self.clock = StepClock()
+        self.tokens_per_step = run.cfg.batch_size * run.cfg.block_size * run.cfg.grad_accum_steps * run.world.world_size
+        self.loss = self.val_loss = self.sample_text = None
+
+    def at_boundary(self, number: int) -> bool:
+        cfg = self.run.cfg
+        return number % cfg.eval_interval == 0 or number % cfg.checkpoint_interval == 0 or number == cfg.max_steps
+
+    def report(self, step: Step) -> None:
+        cfg, last = self.run.cfg, step.number == self.run.cfg.max_steps
+        self.loss, norm = step.values()
+        row = {"step": step.number, "loss": self.loss, "lr": step.lr, "grad_norm": norm,
+               "tokens_per_s": self.tokens_per_step / self.clock.lap()}
+        if step.number % cfg.eval_interval == 0 or last:
+            with self.clock.paused():
+                self.val_loss, self.sample_text = _eval_and_sample(self.run, self.model, self.recorder)
+            if self.val_loss is not None:  # no val shards: no eval columns (readers take their presence as an eval)
+                row.update(val_loss=self.val_loss, val_perplexity=math.exp(self.val_loss))
+        self.recorder.write(row)
+        if step.number % cfg.checkpoint_interval == 0 or last:
+            with self.clock.paused():
+                self.run.save()
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{self.loss:.3f}", val=f"{self.val_loss:.3f}" if self.val_loss is not None else "-")
+        if self.on_step:
+            self.on_step(step.number, self.loss)
+
+    def tokens_per_s(self) -> float | None:
+        """Training throughput of this process's steps after the first (no evaluation, no checkpoints)."""
+        return self.tokens_per_step * self.clock.steps / self.clock.seconds if self.clock.seconds else None
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+        self.recorder.close()
 
 
 def _eval_and_sample(run: Run, model: torch.nn.Module, recorder: Recorder) -> tuple[float | None, str | None]:
@@ -325,25 +429,33 @@ def _progress_bar(run: Run, enabled: bool):
     return tqdm(total=run.cfg.max_steps, initial=run.step, desc=f"train {run.cfg.arch}", file=sys.stderr, dynamic_ncols=True)
 
 
-def _summary(run: Run, out_dir: Path, loss, val_loss, sample_text, tokens_per_s) -> dict[str, Any]:
+def _summary(run: Run, out_dir: Path, loop: Loop) -> dict[str, Any]:
+    loss, val_loss = loop.loss, loop.val_loss
     rows = read_metrics(out_dir) if run.world.is_main else []
     if loss is None and rows:  # nothing left to train: report the finished run's last figures
         loss = next((r["loss"] for r in reversed(rows) if "loss" in r), None)
         val_loss = next((r["val_loss"] for r in reversed(rows) if r.get("val_loss") is not None), None)
+    memory = {key: distributed.max_over_ranks(value, run.world) for key, value in peak_memory_mb(run.world.device).items()}
     return {
         "final_train_loss": loss,
         "val_loss": val_loss,
         "val_perplexity": math.exp(val_loss) if val_loss is not None else None,
-        "tokens_per_s": tokens_per_s,
+        "tokens_per_s": loop.tokens_per_s(),
+        "first_step_s": loop.clock.first_seconds,
         "steps": run.step,
         "tokens_seen": run.step * run.cfg.batch_size * run.cfg.block_size * run.cfg.grad_accum_steps * run.world.world_size,
         "params": run.raw.num_params(),
+        "flops_per_token": run.raw.flops_per_token(),
         "arch": run.cfg.arch,
         "device": run.world.device,
         "precision": run.precision,
+        "compiled": run.compiled,
+        "fp8": bool(run.fp8_layers),
+        "parallel": run.cfg.parallel if run.world.distributed else None,
         "world_size": run.world.world_size,
+        **memory,  # the fullest rank's peak
         "resumed_from": run.resumed_from,
-        "sample": sample_text,
+        "sample": loop.sample_text,
     }
 
 
@@ -359,7 +471,8 @@ class TrainStage:
     def plan(self, inputs: Sequence[str], cfg: ModelRun) -> list[str]:
         if len(inputs) != 1:
             raise InputError(f"train takes one shards folder, got {len(inputs)} inputs: {list(inputs)}")
-        read_shards_manifest(inputs[0])  # fail before any work if it is not a shards folder
+        # fail before any work (and before torchrun starts ranks) if the shards cannot be trained on as configured
+        preflight.check_run(inputs[0], cfg.train, world_size=cfg.train.nproc_per_node)
         return [str(inputs[0])]
 
     def run_part(self, part: str, workdir: Path, cfg: ModelRun) -> PartResult:
