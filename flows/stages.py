@@ -13,7 +13,7 @@ from flows.artifacts import publish_stage
 from flows.parts import prefect_map
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_options
-from pipeline.empty_output import describe_empty
+from pipeline.empty_output import describe_empty, empty_cause
 from pipeline.stage import StageStats, run_stage
 
 
@@ -29,8 +29,10 @@ def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, for
                           **stage_options(name))
     logger.info(stats.summary())
     if stats.docs_out == 0 and name != "train":
-        # Valid (the next stage reads it as 0 documents), but rarely what the user wanted.
-        logger.warning("%s wrote an empty output: %s", name, describe_empty(stats.to_dict()))
+        # Valid (the next stage reads it as 0 documents), but rarely what the user wanted:
+        # say where the documents were lost, which may be a stage upstream of this one.
+        what, _ = empty_cause([stats.output]) or (describe_empty(stats.to_dict()), "")
+        logger.warning("%s wrote an empty output: %s", name, what)
     publish_stage(stats, cfg.name)
     publish_extras(name, stats, cfg)
     return stats
