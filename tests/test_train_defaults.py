@@ -152,3 +152,25 @@ def test_tokens_per_s_leave_out_checkpoint_and_evaluation_time(shards, tmp_path,
     assert max(step_seconds) < 0.25, step_seconds  # a tiny CPU step takes milliseconds, not the 0.6 s added
     assert summary["tokens_per_s"] > tokens_per_step / 0.25
     assert summary["first_step_s"] is not None and summary["flops_per_token"] > 0
+
+
+# --------------------------------------------------------------------------- bigger shapes
+
+
+@pytest.mark.parametrize("name, layers, width, params", [("gpt2-medium", 24, 1024, 353.8e6), ("gpt2-large", 36, 1280, 772.8e6)])
+def test_gpt2_medium_and_large_configs(name, layers, width, params):
+    """Train sections alone: the model's own loader and the full run config read them alike, and the
+    shapes are GPT-2's (parameters counted with its 50304-entry vocabulary, position table left out)."""
+    import torch
+
+    from model.gpt import GPT, GPTConfig
+    from model.train import model_config
+
+    path = ROOT / "configs" / f"{name}.yaml"
+    cfg = ModelSections.load(path).train
+    assert RunConfig.load(path).train == cfg
+    assert (cfg.n_layer, cfg.n_embd, cfg.block_size) == (layers, width, 1024)
+    with torch.device("meta"):
+        model = GPT(GPTConfig.from_dict(model_config(cfg, 50304)))
+    assert model.num_params() == pytest.approx(params, rel=1e-3)
+    assert cfg.batch_size * cfg.block_size * cfg.grad_accum_steps == 524288  # GPT-3's 0.5M tokens a step
