@@ -221,6 +221,8 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
     """Write `output`: config.json, model.safetensors, generation_config.json, tokenizer.json and its
     config, README.md. `ckpt` is a train folder, its checkpoints/ folder or one checkpoint."""
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ExportError(f"{output} is a file; --output names the folder to write")
     if output.exists() and any(output.iterdir()) and not force:
         raise ExportError(f"{output} exists and is not empty; choose a new folder or pass --force to replace it")
     model, state, folder = load_model(ckpt, "cpu")
