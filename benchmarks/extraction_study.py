@@ -20,7 +20,7 @@ from extraction_quality import FOLDS, MIN_WINS, cv_summary, fold_of, page_counts
 
 from pipeline.config import ExtractConfig
 from pipeline.extract import main_text
-from pipeline.link_density import drop_link_lines, element_link_density, is_link_line
+from pipeline.link_density import element_link_density, is_link_line
 from pipeline.normalize import MAX_PROMPT_WORDS, normalize_text
 
 TRAFILATURA_FIELDS = ("fast", "favor_precision", "favor_recall", "include_comments", "include_tables", "deduplicate")
@@ -57,8 +57,9 @@ class Passes:
             if not text.strip():
                 out[url] = ""
                 continue
-            if cfg.drop_link_lines:
-                text = drop_link_lines(text, self.densities[url], cfg.link_density, cfg.link_line_max_words)
+            if cfg.drop_link_lines:  # as link_density.drop_link_lines, with every element's density at hand
+                text = "\n".join(line for line in text.split("\n")
+                                 if not is_link_line(line, self.densities[url], cfg.link_density, cfg.link_line_max_words))
             out[url] = normalize_text(text, cfg)
         return out
 

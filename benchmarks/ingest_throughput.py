@@ -1,7 +1,7 @@
 """Ingest throughput: our extract stage vs datatrove (WarcReader + Trafilatura), same files, same processes.
 
-datatrove runs in its own virtual environment (it pins trafilatura 1.11), made on first use:
-    .bench/datatrove  <-  pip install datatrove[processing]==0.10.1 faust-cchardet python-magic warcio spacy lxml_html_clean
+datatrove runs in its own virtual environment (it pins trafilatura 1.11), made on first use by
+benchmarks/datatrove_env.py (.bench/datatrove).
 
     python benchmarks/ingest_throughput.py [WARC ...] [--workers N] [--repeat R]
 
@@ -22,10 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from datatrove_env import ensure_datatrove  # noqa: E402
 
 DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
-DATATROVE_VENV = ROOT / ".bench" / "datatrove"
-DATATROVE_PACKAGES = ["datatrove[processing]==0.10.1", "faust-cchardet", "python-magic", "warcio", "spacy", "lxml_html_clean"]
 
 DATATROVE_SCRIPT = r"""
 import json, sys, time
@@ -55,16 +56,6 @@ if __name__ == "__main__":
 """
 
 
-def ensure_datatrove() -> Path:
-    python = DATATROVE_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import datatrove, trafilatura, warcio, magic"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(DATATROVE_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *DATATROVE_PACKAGES], check=True)
-    return python
-
-
 def run_datatrove(python: Path, warcs: list[Path], workers: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder, out = Path(tmp) / "in", Path(tmp) / "out"
@@ -90,7 +81,10 @@ def run_ours(warcs: list[Path], workers: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        stats = run_stage(EXTRACT, [str(w) for w in warcs], Path(tmp) / "extract", RunConfig(workers=workers), force=True)
+        # every page through trafilatura, as datatrove's extractor does: the language pre-screen is
+        # measured against a whole curation chain in benchmarks/curation_speed.py
+        cfg = RunConfig(workers=workers).with_overrides(["extract.language_prescreen=false"])
+        stats = run_stage(EXTRACT, [str(w) for w in warcs], Path(tmp) / "extract", cfg, force=True)
         seconds = time.perf_counter() - started
     return {"docs_out": stats.docs_out, "docs_in": stats.docs_in, "seconds": seconds}
 

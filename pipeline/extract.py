@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pipeline.config import ExtractConfig
-from pipeline.link_density import drop_link_lines, element_link_density
+from pipeline.link_density import drop_link_lines
 from pipeline.prescreen import Verdict, screen
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -254,7 +254,7 @@ def extract_main_text(
     if not text.strip():
         return None
     if cfg.drop_link_lines:
-        text = drop_link_lines(text, element_link_density(tree), cfg.link_density, cfg.link_line_max_words)
+        text = drop_link_lines(text, tree, cfg.link_density, cfg.link_line_max_words)
     return Extracted(text, title, date)
 
 

@@ -18,20 +18,25 @@ def squash(text: str) -> str:
     return " ".join(text.split())  # str.split is several times faster than a regex here
 
 
-def element_link_density(tree) -> dict[str, float]:
+def element_link_density(tree, lines: str | None = None) -> dict[str, float]:
     """Collapsed text -> share of link text, for the elements of up to MAX_ELEMENT_CHARS characters
     that hold a link (an element without one has density 0 and never drops a line).
 
     Walks up from every <a> to its first ancestor with longer text, so the cost follows the
-    links of the page, not its size. Two elements with the same text: the higher density wins
-    (an <li> around one <a> reads as link text either way).
+    links of the page, not its size. With `lines` (the extracted lines that could be dropped,
+    joined), only links whose text occurs in them are followed: an element that is one of those
+    lines holds only such links, so its density comes out the same, at a fraction of the cost.
+    Two elements with the same text: the higher density wins (an <li> around one <a> reads as
+    link text either way).
     """
     texts: dict = {}  # element -> collapsed text, or None when longer than MAX_ELEMENT_CHARS
     linked: dict = {}  # element -> characters of link text inside it
     for anchor in tree.iter("a"):
-        n_linked = len(squash(anchor.text_content()))
-        element = anchor
-        while n_linked and element is not None:
+        anchor_text = squash(anchor.text_content())
+        if not anchor_text or (lines is not None and anchor_text not in lines):
+            continue
+        element, n_linked = anchor, len(anchor_text)
+        while element is not None:
             if element not in texts:
                 text = squash(element.text_content())
                 texts[element] = text if len(text) <= MAX_ELEMENT_CHARS else None
@@ -53,8 +58,11 @@ def is_link_line(line: str, densities: dict[str, float], min_density: float, max
     return densities.get(squash(line), 0.0) >= min_density
 
 
-def drop_link_lines(text: str, densities: dict[str, float], min_density: float, max_words: int) -> str:
+def drop_link_lines(text: str, tree, min_density: float, max_words: int) -> str:
     """The extracted text without its lines that are mostly link text (see the module docstring)."""
-    if not densities:
+    lines = text.split("\n")
+    candidates = "\n".join(squash(line) for line in lines if 0 < len(line.split()) <= max_words)
+    if not candidates:
         return text
-    return "\n".join(line for line in text.split("\n") if not is_link_line(line, densities, min_density, max_words))
+    densities = element_link_density(tree, candidates)
+    return "\n".join(line for line in lines if not is_link_line(line, densities, min_density, max_words))

@@ -1,0 +1,294 @@
+"""Curation speed on one core: crawl2gpt extract + filter beside trafilatura alone and datatrove's chain.
+
+Same WARCs, one process each, side by side in one run:
+  ours            extract + filter stages, default config (English kept, language pre-screen on)
+  ours_full       the same without the pre-screen (every page through trafilatura)
+  ours_en_de      English and German kept, pre-screen on;  ours_en_de_full: without it
+  ours_all        every language kept (nothing to pre-screen)
+  ours_fast       default config with extract.fast=true (no readability/jusText fallback): the cost of F1
+  trafilatura     warcio reading + trafilatura.extract(html, url=url) with its defaults, every HTML response
+  datatrove       WarcReader -> Trafilatura -> LanguageFilter(en) -> GopherRepetition -> GopherQuality
+                  -> C4Quality -> FineWebQuality (datatrove 0.10.1 defaults, in .bench/datatrove)
+
+Cost is CPU seconds (user + system, the process and the children it waited for, e.g. datatrove's
+extraction sandbox) of the run over all WARCs, after a warm-up run over a slice of the first WARC
+in the same process (imports, models), so each side's one-off start-up does not enter; the sides
+take turns `--repeat` times and the fastest run of each counts, so a busy machine hurts all alike.
+Documents/s per core = WARC response records / CPU second.
+Kept-document agreement: the documents the filter keeps on the fast path (pre-screen) against
+the full path, for English and for English + German.
+
+Two language mixes: the WARCs as they are (the shared sample is mostly German), and Common
+Crawl's (CC_ENGLISH = 45% English): the WARCs rewritten with each English page's record repeated
+(or dropped) until English pages are that share of the pages that have a language.
+
+    python benchmarks/curation_speed.py [WARC ...] [--no-datatrove] [--mixes shared cc] [--repeat 2]
+
+Prints one JSON object as the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
+CC_ENGLISH = 0.45  # share of English documents in Common Crawl (CC-MAIN language statistics: ~43-46%)
+WARMUP_RECORDS = 60
+OURS = {
+    "ours": [],
+    "ours_full": ["extract.language_prescreen=false"],
+    "ours_en_de": ["filter.language.languages=[en, de]"],
+    "ours_en_de_full": ["filter.language.languages=[en, de]", "extract.language_prescreen=false"],
+    "ours_all": ["filter.language.languages=[]"],
+    "ours_fast": ["extract.fast=true"],
+}
+AGREEMENT = {"en": ("ours", "ours_full"), "en_de": ("ours_en_de", "ours_en_de_full")}
+
+DATATROVE_RUNNER = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers import WarcReader
+from datatrove.pipeline.extractors import Trafilatura
+from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+                                        GopherRepetitionFilter, LanguageFilter)
+
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+def run(folder):
+    kept = []
+    def count(data, rank=0, world_size=1):
+        for doc in data:
+            kept.append(doc.id)
+            yield doc
+    with tempfile.TemporaryDirectory() as logs:
+        LocalPipelineExecutor(pipeline=[
+            WarcReader(folder, glob_pattern="*.warc.gz"), Trafilatura(), LanguageFilter(languages=["en"]),
+            GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter(), count,
+        ], tasks=1, workers=1, logging_dir=logs).run()
+    return kept
+
+run(sys.argv[1])  # warm-up: imports, fastText, spaCy
+started, wall = cpu(), time.perf_counter()
+kept = run(sys.argv[2])
+print(json.dumps({"cpu_s": cpu() - started, "wall_s": time.perf_counter() - wall, "kept": len(kept)}))
+"""
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+# --------------------------------------------------------------------------- the sides (each in its own process)
+
+
+def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
+    """extract + filter stages, one worker, forced; kept documents and every document's language."""
+    import pyarrow.parquet as pq
+
+    from crawl2gpt.config import RunConfig
+    from pipeline.filtering import FILTER
+    from pipeline.ingest import EXTRACT
+    from pipeline.outcomes import outcome_files
+    from pipeline.stage import run_stage
+
+    cfg = RunConfig(workers=1).with_overrides(overrides)
+    extract = run_stage(EXTRACT, warcs, workdir / "extract", cfg, force=True)
+    filtered = run_stage(FILTER, [str(workdir / "extract")], workdir / "filter", cfg, force=True)
+    kept, languages = Counter(), {}
+    for path, dropped in outcome_files(workdir / "filter", "filter"):
+        for row in pq.read_table(path, columns=["doc_id", "source", "offset", "language"]).to_pylist():
+            languages[f"{Path(row['source']).name}@{row['offset']}"] = row["language"]
+            if not dropped:
+                kept[row["doc_id"]] += 1
+    return {"pages": extract.docs_in, "extracted": extract.docs_out, "kept": filtered.docs_out,
+            "prescreened": extract.drops.get("language.prescreen", 0), "stage_s": round(extract.seconds + filtered.seconds, 2),
+            "kept_ids": dict(kept), "languages": languages}
+
+
+def run_trafilatura(warcs: list[str]) -> dict:
+    import trafilatura
+    from warcio.archiveiterator import ArchiveIterator
+
+    pages = extracted = 0
+    for warc in warcs:
+        with open(warc, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type != "response":
+                    continue
+                pages += 1
+                content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
+                if "html" not in (content_type or ""):
+                    continue
+                url = record.rec_headers.get_header("WARC-Target-URI")
+                extracted += bool(trafilatura.extract(record.content_stream().read(), url=url))
+    return {"pages": pages, "extracted": extracted}
+
+
+def side_main(name: str, warmup: str, warcs: list[str], out: str) -> None:
+    """Run one side twice in this process (warm-up slice, then the WARCs) and write its figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        def once(inputs: list[str], sub: str) -> dict:
+            if name == "trafilatura":
+                return run_trafilatura(inputs)
+            return run_ours(inputs, OURS[name], Path(tmp) / sub)
+
+        once([warmup], "warmup")
+        started, wall = cpu_seconds(), time.perf_counter()
+        result = once(warcs, "run")
+        result.update(cpu_s=round(cpu_seconds() - started, 2), wall_s=round(time.perf_counter() - wall, 2))
+    Path(out).write_text(json.dumps(result))
+
+
+def run_side(name: str, warmup: Path, warcs: list[Path]) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, __file__, "--side", name, "--warmup", str(warmup), "--out", out.name,
+                        *map(str, warcs)], check=True)
+        return json.loads(Path(out.name).read_text())
+
+
+def run_datatrove(warmup: Path, warcs: list[Path]) -> dict:
+    from datatrove_env import ensure_datatrove, lid_assets
+
+    python = ensure_datatrove()
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = []
+        for name, files in (("warmup", [warmup]), ("run", warcs)):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            for i, warc in enumerate(files):
+                (folder / f"{i:05d}-{Path(warc).name}").symlink_to(Path(warc).resolve())
+            folders.append(str(folder))
+        env = {**os.environ, "HF_ASSETS_CACHE": str(lid_assets())}
+        proc = subprocess.run([python, "-c", DATATROVE_RUNNER, *folders], capture_output=True, text=True, env=env, cwd=tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(f"datatrove run failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def members(path: Path) -> list[tuple[int, int, str | None, str]]:
+    """(start, end, WARC-Type, key) of every record (= gzip member) of a WARC file."""
+    from pipeline.warc import iter_warc_records
+
+    data = path.read_bytes()
+    records = [(r.offset, r.rec_type) for r in iter_warc_records(io.BytesIO(data), str(path), {}, [])]
+    ends = [start for start, _ in records[1:]] + [len(data)]
+    return [(start, end, kind, f"{path.name}@{start}") for (start, kind), end in zip(records, ends)]
+
+
+def warmup_slice(warc: Path, folder: Path) -> Path:
+    out = folder / f"warmup-{warc.name}"
+    data = warc.read_bytes()
+    out.write_bytes(data[: members(warc)[min(WARMUP_RECORDS, len(members(warc)) - 1)][0]])
+    return out
+
+
+def resample(warcs: list[Path], languages: dict[str, str], english: float, folder: Path) -> tuple[list[Path], dict]:
+    """The WARCs with English pages' records repeated (or dropped) so English is `english` of the
+    pages with a language; copies are chosen by a hash of the record, so the mix never changes."""
+    labelled = [k for k in languages]
+    n_en = sum(1 for k in labelled if languages[k] == "en")
+    n_other = len(labelled) - n_en
+    target = round(english / (1 - english) * n_other)
+    order = sorted((k for k in labelled if languages[k] == "en"), key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+    copies = {k: target // n_en + (i < target % n_en) for i, k in enumerate(order)}
+    out = []
+    for warc in warcs:
+        data = warc.read_bytes()
+        path = folder / f"cc45-{warc.name}"
+        with open(path, "wb") as fh:
+            for start, end, _, key in members(warc):
+                fh.write(data[start:end] * copies.get(key, 1))
+        out.append(path)
+    return out, {"english_pages": sum(copies.values()), "other_pages": n_other,
+                 "english_share": round(sum(copies.values()) / (sum(copies.values()) + n_other), 3)}
+
+
+# --------------------------------------------------------------------------- one mix
+
+
+def agreement(fast: dict, full: dict) -> dict:
+    fast_kept, full_kept = Counter(fast["kept_ids"]), Counter(full["kept_ids"])
+    return {"full_kept": sum(full_kept.values()), "fast_kept": sum(fast_kept.values()),
+            "lost": sum((full_kept - fast_kept).values()), "gained": sum((fast_kept - full_kept).values())}
+
+
+def measure_mix(warcs: list[Path], warmup: Path, with_datatrove: bool, repeat: int) -> dict:
+    """Every side `repeat` times, taking turns (a noisy neighbour hurts all alike); the fastest run of each."""
+    sides: dict[str, dict] = {}
+    for _ in range(repeat):
+        for name in [*OURS, "trafilatura", *(["datatrove"] if with_datatrove else [])]:
+            run = run_datatrove(warmup, warcs) if name == "datatrove" else run_side(name, warmup, warcs)
+            print(name, {k: v for k, v in run.items() if k not in ("kept_ids", "languages")}, file=sys.stderr)
+            if name not in sides or run["cpu_s"] < sides[name]["cpu_s"]:
+                sides[name] = run
+    pages = sides["ours"]["pages"]
+    languages = sides["ours_full"]["languages"]
+    result = {
+        "pages": pages,
+        "english_share": round(sum(1 for v in languages.values() if v == "en") / max(len(languages), 1), 3),
+        "sides": {n: {**{k: v for k, v in s.items() if k not in ("kept_ids", "languages")},
+                      "docs_per_s_per_core": round(pages / s["cpu_s"], 2)} for n, s in sides.items()},
+        "agreement": {name: agreement(sides[fast], sides[full]) for name, (fast, full) in AGREEMENT.items()},
+    }
+    traf = sides["trafilatura"]["cpu_s"]
+    result["trafilatura_over_ours"] = {n: round(traf / sides[n]["cpu_s"], 3) for n in OURS}
+    result["ours_all_over_trafilatura"] = round(sides["ours_all"]["cpu_s"] / traf, 3)
+    if with_datatrove:
+        result["datatrove_over_ours"] = round(sides["datatrove"]["cpu_s"] / sides["ours"]["cpu_s"], 3)
+    return result, languages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
+    parser.add_argument("--no-datatrove", action="store_true")
+    parser.add_argument("--mixes", nargs="+", default=["shared", "cc"], choices=["shared", "cc"])
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the fastest counts")
+    parser.add_argument("--side", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        side_main(args.side, args.warmup, [str(w) for w in args.warcs], args.out)
+        return
+    warcs = [w.resolve() for w in args.warcs]
+    missing = [str(w) for w in warcs if not w.is_file()]
+    if missing:
+        sys.exit(f"missing input files: {missing}")
+    result = {"benchmark": "curation_speed", "files": [w.name for w in warcs], "machine": "2-core CPU sandbox, no GPU",
+              "timing": "CPU seconds (user+system, incl. waited-for children) after a warm-up run, one process per side"}
+    with tempfile.TemporaryDirectory() as tmp:
+        warmup = warmup_slice(warcs[0], Path(tmp))
+        shared, languages = measure_mix(warcs, warmup, not args.no_datatrove, args.repeat)
+        if "shared" in args.mixes:
+            result["shared_mix"] = shared
+        if "cc" in args.mixes:
+            cc_warcs, mix = resample(warcs, languages, CC_ENGLISH, Path(tmp))
+            result["cc_mix"] = {**measure_mix(cc_warcs, warmup, not args.no_datatrove, args.repeat)[0], "resampled": mix}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
