@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetune_helpers import SHARED_DATA, sample_run
+from helpers.finetune import SHARED_DATA, sample_run
 from model.classify import (GPTClassifier, choose_trainable, classification_report, collate, predict, read_labelled,
                             run_classify, select)
 from model.gpt import GPT, GPTConfig

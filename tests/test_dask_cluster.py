@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup_helpers import filter_folder, sample_texts
+from helpers.dedup import filter_folder, sample_texts
 from pipeline.stage import read_manifest, sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]

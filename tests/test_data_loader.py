@@ -1,80 +1,19 @@
 """TokenWindows: exact windows, seeded order, disjoint ranks, exact resume, checksum refusal.
 
-`make_shards` (also used by the other model tests) builds a shards folder in the format of
-pipeline/shards.py from real web text: the bundled sample WARC, extracted by trafilatura,
-tokenized by a small SentencePiece BPE trained on it.
+The shards come from `helpers.model_shards.make_shards`: real web text from the bundled sample.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
+from helpers.model_shards import make_shards
 from model.data import TokenWindows, load_tokens
 from pipeline.errors import InputError, ShardChecksumError, StageIncompleteError
-
-ROOT = Path(__file__).parents[1]
-SAMPLE_WARC = ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz"
-EOT = "<|endoftext|>"
-
-
-def sample_texts() -> list[str]:
-    import trafilatura
-    from warcio.archiveiterator import ArchiveIterator
-
-    texts = []
-    with open(SAMPLE_WARC, "rb") as fh:
-        for record in ArchiveIterator(fh):
-            if record.rec_type == "response" and "html" in (record.http_headers.get_header("Content-Type") or ""):
-                text = trafilatura.extract(record.content_stream().read())
-                if text:
-                    texts.append(text)
-    return texts
-
-
-def _write_shard(folder: Path, name: str, docs: list[tuple[str, list[int]]], dtype) -> dict:
-    table = pa.table({
-        "doc_id": [d for d, _ in docs],
-        "tokens": pa.array([t for _, t in docs], type=pa.list_(dtype)),
-        "n_tokens": pa.array([len(t) for _, t in docs], type=pa.int32()),
-    })
-    pq.write_table(table, folder / name)
-    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    return {"path": name, "rows": len(docs), "tokens": sum(len(t) for _, t in docs), "sha256": digest}
-
-
-def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> Path:
-    """A shards folder (manifest.json, tokenizer.model, train-*.parquet, val-00000.parquet); cached."""
-    if (folder / "manifest.json").is_file():
-        return folder
-    import sentencepiece as spm
-
-    folder.mkdir(parents=True, exist_ok=True)
-    texts = sample_texts()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_prefix=str(folder / "tokenizer"), vocab_size=vocab_size, model_type="bpe",
-        user_defined_symbols=[EOT], byte_fallback=True, minloglevel=2, num_threads=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
-    eot_id = sp.piece_to_id(EOT)
-    docs = [(f"doc-{i:04d}", sp.encode(t) + [eot_id]) for i, t in enumerate(texts)]
-    val, train = docs[:8], docs[8:]
-    per = -(-len(train) // train_shards)
-    entries = [dict(_write_shard(folder, f"train-{i:05d}.parquet", train[i * per:(i + 1) * per], pa.uint16()), split="train")
-               for i in range(train_shards)]
-    entries.append(dict(_write_shard(folder, "val-00000.parquet", val, pa.uint16()), split="val"))
-    tok_sha = hashlib.sha256((folder / "tokenizer.model").read_bytes()).hexdigest()
-    manifest = {"format": "crawl2gpt-shards/1", "vocab_size": vocab_size, "dtype": "uint16", "eot_id": eot_id,
-                "pad_id": eot_id, "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha}, "shards": entries}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return folder
-
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:

@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 
 from model.training import read_metrics
-from test_data_loader import make_shards
+from helpers.model_shards import SETTINGS, make_shards
 
 ROOT = Path(__file__).parents[1]
-SETTINGS = ["train.n_layer=2", "train.n_head=2", "train.n_embd=32", "train.block_size=32", "train.batch_size=4",
-            "train.max_steps=6", "train.eval_interval=3", "train.eval_batches=2", "train.checkpoint_interval=3",
-            "train.warmup_steps=2", "train.learning_rate=3e-3", "train.sample_tokens=8", "train.device=cpu"]
 
 
 @pytest.fixture(scope="module")

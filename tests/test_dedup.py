@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dedup_helpers import filter_folder, read_folder, sample_texts, serial
+from helpers.dedup import filter_folder, read_folder, sample_texts, serial
 from crawl2gpt.config import RunConfig
 from pipeline.dedup.lsh import lsh_threshold, s_curve
 from pipeline.dedup.minhash import estimated_jaccard, lean_minhashes, signature_bytes, signature_matrix

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-from dedup_helpers import filter_folder, read_folder, sample_texts, serial
+from helpers.dedup import filter_folder, read_folder, sample_texts, serial
 from pipeline.dedup.buckets import band_hashes, buckets, candidate_pairs, merge_slices, range_slice, sorted_records
 from pipeline.dedup.lsh import ALL_PAIRS_UP_TO, bucket_pairs
 from pipeline.dedup.stage import DEDUP, resolve_backend

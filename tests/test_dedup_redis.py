@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dedup_helpers import filter_folder, read_folder, sample_texts, serial
+from helpers.dedup import filter_folder, read_folder, sample_texts, serial
 from crawl2gpt.config import RunConfig
 from pipeline.dedup.stage import DEDUP
 from pipeline.stage import run_stage

@@ -19,7 +19,7 @@ from flows.summary import print_run_summary
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import read_manifest, run_stage, stage_parts
 from pipeline.tokenizer import TOKENIZER
-from shards_corpus import extract_warc, write_stage
+from helpers.corpus import extract_warc, write_stage
 
 FILTER_CAUSE = (
     "filter kept 0 of 2 documents (top reasons: gopher_quality.min_alpha_words_ratio 1, "

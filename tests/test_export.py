@@ -26,7 +26,7 @@ from model.hf_tokenizer import (AWKWARD_TEXTS, BYTE, CONTROL, NORMAL, SPACE, UNK
 from model.train import train
 from pipeline.errors import ExportError
 from pipeline.stage import process_map
-from shards_corpus import build_run, extract_warc
+from helpers.corpus import build_run, extract_warc
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "offline")

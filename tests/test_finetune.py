@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetune_helpers import sample_run
+from helpers.finetune import sample_run
 from model.finetune import lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
 from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, SentencePieceTokenizer, collate, derive_pairs,
@@ -301,7 +301,7 @@ def test_sft_without_usable_examples_is_a_clear_error(run, tmp_path):
 
 
 def test_sft_from_gpt2_weights_through_the_interop_path(run, pairs, tmp_path):
-    from finetune_helpers import make_gpt2_folder
+    from helpers.finetune import make_gpt2_folder
 
     texts = [t for part in stage_parts(run["extract"]) for b in iter_batches(part, columns=["text"]) for t in b.column("text").to_pylist()]
     folder = make_gpt2_folder(tmp_path / "gpt2", texts)

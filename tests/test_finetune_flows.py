@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_helpers import sample_run
+from helpers.finetune import sample_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

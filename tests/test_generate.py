@@ -11,7 +11,7 @@ from model.gpt import GPT, GPTConfig
 from model.train import train
 from model.config import TrainConfig
 from pipeline.errors import CheckpointError
-from test_data_loader import make_shards
+from helpers.model_shards import make_shards
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -16,7 +16,7 @@ from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, plot_files, 
 from pipeline.shards import load_manifest
 from pipeline.stage import process_map
 from pipeline.tokenizer import load
-from shards_corpus import build_run, extract_warc
+from helpers.corpus import build_run, extract_warc
 
 CFG = RunConfig().with_overrides([
     "tokenizer.vocab_size=500", "tokenizer.character_coverage=0.98", "tokenizer.threads=2",

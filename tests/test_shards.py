@@ -17,7 +17,7 @@ from pipeline.shards import SHARDS, encode_batch, load_manifest, token_dtype, ve
 from pipeline.stage import process_map, run_stage, sha256_file, stage_parts
 from pipeline.tokenizer import EOT_ID, load
 from pipeline.hashing import stable_fractions
-from shards_corpus import build_run, extract_warc, write_stage
+from helpers.corpus import build_run, extract_warc, write_stage
 
 SERIAL = process_map(1)
 CFG = RunConfig().with_overrides([

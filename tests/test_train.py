@@ -14,7 +14,7 @@ from model.training import cosine_lr, read_metrics
 from crawl2gpt.config import RunConfig
 from model.config import TrainConfig
 from pipeline.stage import read_manifest, run_stage
-from test_data_loader import make_shards
+from helpers.model_shards import make_shards
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,
             learning_rate=3e-3, sample_tokens=8, device="cpu", precision="bf16")

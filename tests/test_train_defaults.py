@@ -16,7 +16,7 @@ from model.config import ModelSections, TrainConfig
 from model.train import TRAIN, train
 from model.training import read_metrics, use_compile
 from pipeline.errors import ConfigError, InputError, TokenizerError
-from test_data_loader import make_shards
+from helpers.model_shards import make_shards
 
 ROOT = Path(__file__).parents[1]
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,

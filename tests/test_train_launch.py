@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from test_data_loader import make_shards
-from test_ddp import SETTINGS
+from helpers.model_shards import make_shards
+from helpers.model_shards import SETTINGS
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from warcio.archiveiterator import ArchiveIterator
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.stage import StageStats, write_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WARC = ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz"
-SHARED_DATA = Path(__file__).parents[1] / "../shared/data"
+SHARED_DATA = Path(__file__).parents[2] / "../shared/data"
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,7 @@ from crawl2gpt.config import RunConfig
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.stage import PartResult, StageStats, run_stage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 
 

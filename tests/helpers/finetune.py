@@ -14,7 +14,7 @@ from model.checkpoint import save_checkpoint
 from model.gpt import GPT, GPTConfig
 from crawl2gpt.config import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 SHARED_DATA = ROOT / "../shared/data"
 
