@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.train import read_metrics, train  # noqa: E402
+from model.train import train  # noqa: E402
+from model.training import read_metrics  # noqa: E402
 from crawl2gpt.config import RunConfig  # noqa: E402
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps

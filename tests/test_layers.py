@@ -115,3 +115,13 @@ def test_find_cycle_finds_one():
 def test_no_import_cycles():
     cycle = find_cycle(GRAPH)
     assert cycle is None, " -> ".join(cycle)
+
+
+def test_test_modules_import_helpers_not_each_other():
+    tests = ROOT / "tests"
+    wrong = sorted(
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in tests.rglob("test_*.py")
+        for name in imported_names(path) if name.split(".")[0].startswith("test_")
+    )
+    assert not wrong, wrong
