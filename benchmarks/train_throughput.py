@@ -1,26 +1,39 @@
 """Training throughput of our GPT vs transformers' GPT2LMHeadModel under the same loop.
 
-GPT-2 124M (12 layers, 12 heads, 768 wide, sequence 1024, vocabulary 50304), BF16 autocast,
-torch.compile, fused AdamW, gradient clipping: tokens/s, MFU and peak memory for each model,
-and the ratio ours / transformers. MFU counts 6N + 12 L T C FLOPs per token (PaLM appendix B,
-as nanoGPT's estimate_mfu) against 989 TFLOP/s, the H100 SXM's dense BF16 peak.
+GPT-2 124M by default (12 layers, 12 heads, 768 wide, sequence 1024, vocabulary 50304), or
+medium (350M) and large (774M) with --shape; BF16 autocast, torch.compile, fused AdamW, gradient
+clipping: tokens/s, MFU and peak memory for each model, and the ratio ours / transformers. MFU
+counts 6N + 12 L T C FLOPs per token (PaLM appendix B, as nanoGPT's estimate_mfu) against 989
+TFLOP/s per GPU, the H100 and H200 SXM's dense BF16 peak (the H200 has the H100's tensor cores).
 
-Token ids are drawn uniformly at random (seeded): throughput does not depend on which ids
-a batch holds, and this machine-independent input keeps the run self-contained on the GPU
-machine. Same batches for both models.
+Our model is compiled and wrapped by the trainer's own code (model/distributed.py prepare), so a
+row here and `python -m model.train` at the same shape, batch and vocabulary run the same step;
+the trainer adds only its loader and logging (compare them with --vocab set to the shards').
+Under torchrun every row runs data-parallel (DDP, or FSDP2 with --variant ...=parallel=fsdp),
+and each --variant (train.* settings: parallel, fsdp_*, compile_scope, fp8) is one more row of
+ours in the same process group, so variants are compared on the same machine state.
 
-    python benchmarks/train_throughput.py [--steps 10] [--batch-size 64] [--accum 1] [--attn cudnn]
-        [--models ours,ours_bf16_residual,ours_fp32_residual,transformers] [--no-compile] [--small]
+Token ids are drawn uniformly at random (seeded): throughput does not depend on which ids a
+batch holds, and this machine-independent input keeps the run self-contained on the GPU machine.
+
+    python benchmarks/train_throughput.py [--shape gpt2|gpt2-medium|gpt2-large|tiny] [--vocab 50304]
+        [--steps 10] [--batch-size 64] [--accum 1] [--attn trainer] [--fp8] [--no-compile]
+        [--models ours,ours_bf16_residual,ours_fp32_residual,transformers] [--variant NAME=key=value,key=value ...]
+    torchrun --nproc_per_node=2 benchmarks/train_throughput.py --models ours \\
+        --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true
 Models: ours (trainer defaults: bf16 residual stream, fused loss), ours_bf16_residual (plain loss),
-ours_fp32_residual (nanoGPT-style), transformers.
+ours_fp32_residual (nanoGPT-style), transformers (one process only). --fp8 adds the variant
+fp8=fp8=true (torchao's float8 linear layers in the blocks, model/fp8.py).
 Last line: one JSON object.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,11 +41,15 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model import distributed  # noqa: E402
 from model.gpt import GPT, GPTConfig, param_groups  # noqa: E402
 
-H100_BF16_DENSE = 989e12  # NVIDIA H100 SXM datasheet, dense BF16 tensor core
+PEAK_BF16_DENSE = 989e12  # H100/H200 SXM datasheet, dense BF16 tensor core, per GPU
+SHAPES = {  # (n_layer, n_head, n_embd): GPT-2 paper table 2; tiny is for CPU smoke runs
+    "tiny": (2, 2, 64), "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36, 20, 1280),
+}
 COMPILE_MODE = None  # --mode
-ATTN = "default"  # --attn
+ATTN = "trainer"  # --attn
 PROFILE = False  # --profile
 ACCUM = 1  # --accum
 
@@ -67,15 +84,20 @@ def transformers_gpt2(cfg: GPTConfig):
     return model, loss
 
 
-def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
+MAKERS = {"ours": ours, "ours_bf16_residual": ours_bf16_residual, "ours_fp32_residual": ours_fp32_residual,
+          "transformers": transformers_gpt2}
+
+
+def measure(name, variant, settings, make, cfg, batches, steps, warmup, world):
+    """One row: build, compile/wrap, warm up, time `steps` optimizer steps (all ranks together)."""
     torch.manual_seed(0)
+    device = world.device
     model, loss_of_batch = make(cfg)
     model = model.to(device).train()
-    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95), fused=device == "cuda")
-    step_fn = _step(loss_of_batch, model, optimizer, device, compile_model)
     n_params = sum(p.numel() for p in model.parameters()) - cfg.block_size * cfg.n_embd  # minus position table
     flops_per_token = 6 * n_params + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
-    if device == "cuda":
+    step_fn = _step(loss_of_batch, model, settings, world)
+    if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     losses = []
     breaks_before = _graph_breaks()
@@ -89,38 +111,64 @@ def measure(name, make, cfg, batches, steps, warmup, compile_model, device):
         loss = step_fn(*batches[i % len(batches)])
     _sync(device)
     seconds = time.perf_counter() - start
-    tokens = steps * ACCUM * batches[0][0].numel()
+    tokens = steps * ACCUM * batches[0][0].numel() * world.world_size
     if PROFILE:
         _profile(step_fn, batches, device)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
     row = {
-        "model": name, "graph_breaks": _graph_breaks() - breaks_before, "params": n_params, "tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps,
-        "mfu": flops_per_token * tokens / seconds / H100_BF16_DENSE, "warmup_s": warm_s, "final_loss": float(loss),
-        "first_loss": float(losses[0]),
-        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+        "model": name, "variant": variant, "settings": settings.get("overrides", []), "world_size": world.world_size,
+        "graph_breaks": _graph_breaks() - breaks_before, "params": n_params, "tokens_per_s": tokens / seconds,
+        "tokens_per_s_per_gpu": tokens / seconds / world.world_size, "ms_per_step": 1000 * seconds / steps,
+        "mfu": flops_per_token * tokens / seconds / (PEAK_BF16_DENSE * world.world_size), "warmup_s": warm_s,
+        "final_loss": distributed.mean(loss, world), "first_loss": distributed.mean(losses[0], world),
+        "peak_mem_gib": distributed.max_over_ranks(peak, world) if peak is not None else None,
     }
-    del model, optimizer, step_fn
-    if device == "cuda":
+    del model, step_fn
+    gc.collect()
+    if device.startswith("cuda"):
         torch.cuda.empty_cache()
+    torch._dynamo.reset()  # the next row compiles afresh, never against this row's recompile budget
     return row
 
 
-def _step(loss_of_batch, model, optimizer, device, compile_model):
-    """One training step, the same for both models: ACCUM micro-batches of forward + loss (compiled
-    as one graph) and backward, then clip and AdamW."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+def _step(loss_of_batch, model, settings, world):
+    """One training step, the same for every model: ACCUM micro-batches of forward + loss and
+    backward, then clip and AdamW. Ours is compiled and wrapped by the trainer's code
+    (distributed.prepare); transformers' forward + loss is compiled as one function."""
+    device = world.device
+    cuda = device.startswith("cuda")
+    train_cfg = settings["train"]
+    precision = "bf16" if cuda else "fp32"
+    if isinstance(model, GPT):
+        if train_cfg.fp8:
+            from model import fp8
 
-    def loss_of(x, y):
-        with autocast:
-            return loss_of_batch(model, x, y)
+            fp8.convert(model)
+        runner = distributed.prepare(model, world, train_cfg, precision)
+        bf16_params = distributed.fsdp_casts_params(train_cfg, world, precision)
+        autocast = nullcontext() if bf16_params or not cuda else torch.autocast("cuda", dtype=torch.bfloat16)
 
-    loss_fn = torch.compile(loss_of, mode=COMPILE_MODE) if compile_model else loss_of
+        def loss_fn(x, y):
+            with autocast:
+                return loss_of_batch(runner, x, y)
+    else:
+        runner = model
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+        def loss_of(x, y):
+            with autocast:
+                return loss_of_batch(model, x, y)
+
+        loss_fn = torch.compile(loss_of, mode=COMPILE_MODE) if train_cfg.compile else loss_of
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95), fused=cuda)
 
     def step(x, y):
-        with sdpa_backend():
-            for _ in range(ACCUM):  # the same micro-batch again: the work, not the data, is measured
-                loss = loss_fn(x, y)
-                (loss / ACCUM).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        with attention_backend(device):
+            for micro in range(ACCUM):  # the same micro-batch again: the work, not the data, is measured
+                with distributed.grad_sync(runner, micro == ACCUM - 1):
+                    loss = loss_fn(x, y)
+                    (loss / ACCUM).backward()
+        torch.nn.utils.clip_grad_norm_(runner.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
@@ -128,13 +176,16 @@ def _step(loss_of_batch, model, optimizer, device, compile_model):
     return step
 
 
-def sdpa_backend():
-    """The attention kernels both models' SDPA calls may use (--attn): the default choice, or
-    cuDNN's fused attention, which is the faster one on Hopper in recent PyTorch."""
-    from contextlib import nullcontext
-
-    if ATTN == "default" or not torch.cuda.is_available():
+def attention_backend(device: str):
+    """The attention kernels both models' SDPA calls may use (--attn): the trainer's choice
+    (model/training.py attention_kernels: cuDNN first on a GPU), PyTorch's default choice, or
+    only cuDNN's or only flash's kernel."""
+    if ATTN == "default" or not device.startswith("cuda"):
         return nullcontext()
+    if ATTN == "trainer":
+        from model.training import attention_kernels
+
+        return attention_kernels(device)
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel([{"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[ATTN]])
@@ -144,7 +195,7 @@ def _profile(step_fn, batches, device, steps: int = 5) -> None:
     """Where a step's GPU time goes: the top kernels over a few steps (--profile)."""
     from torch.profiler import ProfilerActivity, profile
 
-    cuda = device == "cuda"
+    cuda = device.startswith("cuda")
     with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
         for i in range(steps):
             step_fn(*batches[i % len(batches)])
@@ -161,63 +212,105 @@ def _graph_breaks() -> int:
 
 
 def _sync(device):
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """'fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true' -> (name, ['train.parallel=fsdp', ...])."""
+    name, _, settings = text.partition("=")
+    if not name or not settings:
+        raise SystemExit(f"--variant {text!r}: expected NAME=key=value[,key=value...]")
+    return name, [f"train.{pair.strip()}" for pair in settings.split(",") if pair.strip()]
+
+
+def variant_settings(overrides: list[str], compiled: bool) -> dict:
+    """A TrainConfig for distributed.prepare from train.* overrides (pydantic validates each)."""
+    from model.config import ModelSections
+
+    train_cfg = ModelSections.load(None, [f"train.compile={str(compiled).lower()}"] + overrides).train
+    return {"train": train_cfg, "overrides": overrides}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     # defaults: the configuration of the table in docs/benchmarks-train.md
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="gpt2", help="model shape (GPT-2 small, medium, large)")
+    parser.add_argument("--vocab", type=int, default=50304, help="vocabulary size (50304: GPT-2's padded to 64)")
+    parser.add_argument("--block-size", type=int, default=None, help="sequence length (default: 1024, tiny 64)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="micro-batch per GPU")
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--small", action="store_true", help="a tiny model, for a CPU smoke run")
+    parser.add_argument("--small", action="store_true", help="same as --shape tiny (a CPU smoke run)")
     parser.add_argument("--models", default="ours,ours_bf16_residual,ours_fp32_residual,transformers")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=key=value,...",
+                        help="one more row of each GPT model with these train.* settings (repeatable)")
+    parser.add_argument("--no-default-variant", action="store_true", help="measure only the --variant rows")
+    parser.add_argument("--fp8", action="store_true", help="add the variant fp8=fp8=true (FP8 linears, needs torchao)")
     parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--cd-tuning", action="store_true", help="inductor coordinate-descent tuning of kernel configs")
-    parser.add_argument("--attn", choices=["default", "cudnn", "flash"], default="cudnn",
-                        help="SDPA kernel for both models (GPU only; cuDNN is the fastest on Hopper)")
+    parser.add_argument("--attn", choices=["trainer", "default", "cudnn", "flash"], default="trainer",
+                        help="SDPA kernels for both models (GPU only): the trainer's choice (cuDNN first), PyTorch's "
+                             "default, or one kernel only")
     parser.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (GPT-2 recipes: about 0.5M tokens a step)")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of a few steps after timing")
     args = parser.parse_args()
-    global COMPILE_MODE, ATTN, PROFILE
-    global ACCUM
+    global COMPILE_MODE, ATTN, PROFILE, ACCUM
     COMPILE_MODE, ATTN, PROFILE, ACCUM = args.mode, args.attn, args.profile, args.accum
     if args.cd_tuning:
         import torch._inductor.config as inductor_config
 
         inductor_config.coordinate_descent_tuning = True
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
+    shape = "tiny" if args.small else args.shape
+    world = distributed.init("auto")
+    try:
+        run(args, shape, world)
+    finally:
+        distributed.shutdown(world)
+
+
+def run(args, shape: str, world) -> None:
+    device = world.device
+    if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    cfg = GPTConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
-    if args.small:
-        cfg = GPTConfig(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=64)
-    gen = torch.Generator().manual_seed(0)
+    n_layer, n_head, n_embd = SHAPES[shape]
+    block_size = args.block_size or (64 if shape == "tiny" else 1024)
+    vocab = args.vocab if not (shape == "tiny" and args.vocab == 50304) else 512
+    cfg = GPTConfig(vocab_size=vocab, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    gen = torch.Generator().manual_seed(1000 + world.rank)  # each rank its own batches, as data parallelism has
     batches = []
     for _ in range(4):  # rotate a few batches (not one buffer) so no step reuses cached inputs
-        w = torch.randint(0, 50257 if not args.small else 512, (args.batch_size, cfg.block_size + 1), generator=gen)
+        w = torch.randint(0, min(vocab, 50257), (args.batch_size, cfg.block_size + 1), generator=gen)
         batches.append((w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)))
-    makers = {"ours": ours, "ours_bf16_residual": ours_bf16_residual, "ours_fp32_residual": ours_fp32_residual,
-              "transformers": transformers_gpt2}
+    variants = [] if args.no_default_variant else [("default", [])]
+    variants += [parse_variant(v) for v in args.variant] + ([("fp8", ["train.fp8=true"])] if args.fp8 else [])
     rows = []
-    for name in args.models.split(","):
-        rows.append(measure(name, makers[name], cfg, batches, args.steps, args.warmup, not args.no_compile, device))
-        print(json.dumps(rows[-1]), flush=True)
-    by = {r["model"]: r for r in rows}
-    print(f"{'model':<20}{'tok/s':>12}{'ms/step':>10}{'MFU':>8}{'peak GiB':>10}")
+    for variant, overrides in variants:
+        settings = variant_settings(overrides, not args.no_compile)
+        for name in args.models.split(","):
+            if name == "transformers" and (variant != "default" or world.distributed):
+                continue  # transformers' model is measured as-is, in one process
+            rows.append(measure(name, variant, settings, MAKERS[name], cfg, batches, args.steps, args.warmup, world))
+            if world.is_main:
+                print(json.dumps(rows[-1]), flush=True)
+    if not world.is_main:
+        return
+    print(f"{'model':<20}{'variant':<16}{'tok/s':>12}{'ms/step':>10}{'MFU':>8}{'peak GiB':>10}")
     for r in rows:
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
-        print(f"{r['model']:<20}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
+        print(f"{r['model']:<20}{r['variant']:<16}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
+    hf = next((r for r in rows if r["model"] == "transformers"), None)
     result = {
-        "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "torch": torch.__version__, "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode, "cd_tuning": args.cd_tuning, "attn": args.attn, "accum": args.accum,
-        "tokens_per_optimizer_step": args.accum * args.batch_size * cfg.block_size,
-        "precision": "bf16" if device == "cuda" else "fp32", "rows": rows,
-        "speedup_vs_transformers": {r["model"]: r["tokens_per_s"] / by["transformers"]["tokens_per_s"]
-                                    for r in rows if r["model"] != "transformers"} if "transformers" in by else None,
+        "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "torch": torch.__version__, "shape": shape, "vocab_size": vocab, "world_size": world.world_size,
+        "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode,
+        "cd_tuning": args.cd_tuning, "attn": args.attn, "accum": args.accum,
+        "tokens_per_optimizer_step": args.accum * args.batch_size * cfg.block_size * world.world_size,
+        "precision": "bf16" if device.startswith("cuda") else "fp32", "rows": rows,
+        "speedup_vs_transformers": {f"{r['model']}@{r['variant']}": r["tokens_per_s"] / hf["tokens_per_s"]
+                                    for r in rows if r["model"] != "transformers"} if hf else None,
     }
     print(json.dumps(result))
 

@@ -89,3 +89,54 @@ def test_distributed_checkpoint_resumes_with_the_same_losses(shards, tmp_path, p
     from model.generate import generate_text
 
     assert isinstance(generate_text(out, "The", max_new_tokens=4), str)  # a plain process reads them
+
+
+FSDP_BF16_SCRIPT = '''
+import json, sys
+from contextlib import nullcontext
+import torch
+from model import distributed
+from model.config import TrainConfig
+from model.gpt import GPT, GPTConfig, param_groups
+
+torch.set_num_threads(1)
+world = distributed.init("cpu")
+result = {}
+for mode in ("ddp", "fsdp"):
+    cfg = TrainConfig(parallel=mode, compile=False)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=128, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    runner = distributed.prepare(model, world, cfg, "bf16")
+    casts = distributed.fsdp_casts_params(cfg, world, "bf16")
+    autocast = nullcontext if casts else (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-2)
+    batches = torch.Generator().manual_seed(world.rank)
+    losses = []
+    for step in range(5):
+        window = torch.randint(0, 128, (4, 33), generator=batches)
+        with autocast():
+            _, loss = runner(window[:, :-1], window[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(runner.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(distributed.mean(loss, world))
+    dtypes = sorted({str(p.dtype) for p in model.parameters()})
+    result[mode] = {"losses": losses, "bf16_params": casts, "param_dtypes": dtypes}
+if world.is_main:
+    print(json.dumps(result))
+distributed.shutdown(world)
+'''
+
+
+def test_fsdp_with_bf16_weights_matches_ddp_under_bf16_autocast(tmp_path):
+    """FSDP2's MixedPrecisionPolicy (bf16 weights gathered and computed in, fp32 gradient reduction,
+    autocast off) against DDP with fp32 weights under bf16 autocast: the same losses within bf16
+    rounding. On CPU with gloo (the trainer forces fp32 on CPU, so the policy is driven directly)."""
+    script = tmp_path / "fsdp_bf16.py"
+    script.write_text(FSDP_BF16_SCRIPT)
+    _, result = run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)], tmp_path)
+    assert result["fsdp"]["bf16_params"] and not result["ddp"]["bf16_params"]
+    assert result["fsdp"]["param_dtypes"] == ["torch.float32"]  # the sharded master weights stay fp32 for AdamW
+    assert result["fsdp"]["losses"] == pytest.approx(result["ddp"]["losses"], abs=5e-3)
+    assert result["fsdp"]["losses"] != result["ddp"]["losses"]  # bf16 weights did round differently
