@@ -140,3 +140,19 @@ def test_fsdp_with_bf16_weights_matches_ddp_under_bf16_autocast(tmp_path):
     assert result["fsdp"]["param_dtypes"] == ["torch.float32"]  # the sharded master weights stay fp32 for AdamW
     assert result["fsdp"]["losses"] == pytest.approx(result["ddp"]["losses"], abs=5e-3)
     assert result["fsdp"]["losses"] != result["ddp"]["losses"]  # bf16 weights did round differently
+
+
+@pytest.mark.slow
+def test_two_launchers_with_c10d_rendezvous_train_like_one(shards, tmp_path):
+    """Two torchrun launchers (--nnodes=2, c10d rendezvous on 127.0.0.1), as two machines would run
+    them, give the losses of one launcher with two processes (benchmarks/two_launchers.py, gloo)."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for the rendezvous store
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["benchmarks/two_launchers.py", "--shards", str(shards), "--out", str(tmp_path), "--device", "cpu",
+               "--steps", "4", "--port", str(port), *[f"--set={s}" for s in SETTINGS if "max_steps" not in s]]
+    _, result = run(command, tmp_path / "two-launchers", timeout=400)
+    assert result["world_size"] == [2, 2] and result["steps"] == 4
+    assert result["within_tolerance"] and result["max_abs_loss_diff"] <= 1e-6  # gloo on CPU: the same sums
