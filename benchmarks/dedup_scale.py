@@ -172,7 +172,7 @@ def measured(argv: list[str], python: str = sys.executable) -> dict:
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([python, __file__, *argv], stdout=out, stderr=err, cwd=ROOT)
-        root, peak, samples = psutil.Process(proc.pid), 0, 0
+        root, peak, samples, started, peak_at = psutil.Process(proc.pid), 0, 0, time.time(), 0.0
         while proc.poll() is None:
             total = 0
             try:
@@ -183,7 +183,9 @@ def measured(argv: list[str], python: str = sys.executable) -> dict:
                         pass
             except psutil.NoSuchProcess:
                 pass
-            peak, samples = max(peak, total), samples + 1
+            if total > peak:
+                peak, peak_at = total, time.time() - started
+            samples += 1
             time.sleep(0.2)
         out.seek(0), err.seek(0)
         if proc.returncode:
@@ -191,6 +193,7 @@ def measured(argv: list[str], python: str = sys.executable) -> dict:
         result = json.loads(out.read().strip().splitlines()[-1])
     result["peak_tree_mb"] = round(peak / 2**20, 1)
     result["rss_samples"] = samples
+    result["peak_at_s"] = round(peak_at, 1)  # when, from the child's start: which phase peaked
     return result
 
 
@@ -232,7 +235,8 @@ def main() -> None:
         for backend in args.backends:
             result = measured(["--child", backend, str(folder), str(WORK / f"{backend}-{n}")])
             row[backend] = {"docs_per_s": round(n / result["seconds"]), "seconds": round(result["seconds"], 1),
-                            "peak_tree_mb": result["peak_tree_mb"], "removed": n - result["docs_out"],
+                            "peak_tree_mb": result["peak_tree_mb"], "peak_at_s": result["peak_at_s"],
+                            "removed": n - result["docs_out"],
                             "drops": result["drops"], "phases_s": result["extra"]}
             print(json.dumps({backend: row[backend]}), file=sys.stderr)
         if len(args.backends) == 2:

@@ -18,8 +18,11 @@ so a task killed and run again leaves no torn file.
 """
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +88,22 @@ class PartSpill:
             save_npy(_part_file(self.root / "exact", self.index), sorted_records(hashes, keys))
         if self.d.near:
             bands = np.concatenate(self.bands) if self.bands else np.zeros((0, self.d.bands), np.uint64)
-            records = np.stack([sorted_records(bands[:, b], keys) for b in range(self.d.bands)])  # (bands, n, 2)
-            save_npy(_part_file(self.root / "bands", self.index), records)
+            self.bands = []
+            _save_bands(_part_file(self.root / "bands", self.index), bands, keys)
         if self.rows is not None:
             self.rows.close()
+
+
+def _save_bands(path: Path, bands: np.ndarray, keys: np.ndarray) -> None:
+    """(bands, n, 2) records, each band sorted by hash, written band by band (one band in memory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    header = {"descr": "<u8", "fortran_order": False, "shape": (bands.shape[1], len(keys), 2)}
+    with open(tmp, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for b in range(bands.shape[1]):
+            fh.write(sorted_records(bands[:, b], keys).astype("<u8", copy=False).tobytes())
+    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ bucket tasks
@@ -188,8 +203,6 @@ def _load_all(folder: Path) -> np.ndarray:
 
 def disk_clusters(workdir: Path, starts: list[int], d: DedupConfig, map_parts, timings: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     """Run the bucket phases through `map_parts`; returns (removed documents, their roots, counts)."""
-    from functools import partial
-
     root, parts, total = scratch_dir(workdir), len(starts) - 1, starts[-1]
     ranges = hash_ranges(total, d.bucket_docs)
     counts: dict[str, int] = {"hash_ranges": ranges}
