@@ -7,13 +7,14 @@ Needs a GPU with FP8 tensor cores (H100/H200) and torchao; on CPU the FP8 path r
 reference kernels (slow; for a smoke run only).
 
     python benchmarks/fp8_quality.py --shards RUN/shards [--out DIR] [--steps 200] [--set train.k=v ...]
-        [--runs bf16,bf16_next_seed,fp8]   (a subset runs only those; the comparison needs all three in --out)
+        [--runs bf16,bf16_next_seed,fp8]   (a subset trains only those; --runs '' compares the three found in --out)
 Last line: one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +37,7 @@ def run_one(shards: Path, out: Path, name: str, overrides: list[str]) -> dict:
     extra, seed_offset = RUNS[name]
     cfg = ModelSections.load(None, DEFAULTS + overrides + extra).train
     cfg.seed += seed_offset
+    shutil.rmtree(out / name, ignore_errors=True)  # a fresh run, never a resumed one
     summary = train(shards, out / name, cfg, progress=False)
     row = {"run": name, "seed": cfg.seed, **{k: summary[k] for k in ("val_loss", "tokens_per_s", "fp8", "compiled", "device")}}
     print(json.dumps(row), flush=True)
@@ -72,10 +74,12 @@ def main() -> None:
 
     out = args.out or Path(tempfile.mkdtemp(prefix="fp8-quality-"))
     overrides = [f"train.max_steps={args.steps}"] + args.overrides
-    for name in filter(None, args.runs.split(",")):
+    requested = [name for name in args.runs.split(",") if name]
+    for name in requested:
         run_one(args.shards, out, name, overrides)
-    if not all((out / name / "metrics.jsonl").is_file() for name in RUNS):
-        print(f"runs in {out}: {[n for n in RUNS if (out / n / 'metrics.jsonl').is_file()]}; compare once all three exist")
+    done = [name for name in RUNS if (out / name / "metrics.jsonl").is_file()]
+    if requested and set(requested) != set(RUNS) or len(done) < len(RUNS):  # part of a split run: compare later
+        print(f"runs in {out}: {done}; compare with --runs '' once all of {list(RUNS)} have finished")
         return
     bf16, next_seed, fp8 = (read_metrics(out / name) for name in RUNS)
     fp8_vs_bf16, yardstick = compare(bf16, fp8), compare(bf16, next_seed)

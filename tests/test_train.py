@@ -163,3 +163,23 @@ def test_bf16_on_cpu_falls_back_to_fp32_with_a_note(shards, tmp_path, caplog):
                         progress=False)
     assert summary["precision"] == "fp32"
     assert any("CPU trains in fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_reading_each_step_a_step_late_changes_nothing_but_timing(shards, tmp_path, monkeypatch):
+    """On a GPU the loop queues step n + 1 before it reads step n's loss (model/train.py); forced
+    on here, every row, evaluation, checkpoint and the on_step order equal the plain loop's."""
+    from model import train as train_module
+
+    settings = cfg(max_steps=9, eval_interval=4, checkpoint_interval=3, dropout=0.1)
+    seen_plain, seen_ahead = [], []
+    train(shards, tmp_path / "plain", settings, progress=False, on_step=lambda s, loss: seen_plain.append((s, loss)))
+    monkeypatch.setattr(train_module, "reads_a_step_late", lambda device: True)
+    summary = train(shards, tmp_path / "ahead", settings, progress=False, on_step=lambda s, loss: seen_ahead.append((s, loss)))
+    plain, ahead = read_metrics(tmp_path / "plain"), read_metrics(tmp_path / "ahead")
+    assert seen_ahead == seen_plain and [s for s, _ in seen_ahead] == list(range(1, 10))
+    for key in ("step", "loss", "lr", "grad_norm", "val_loss"):
+        assert [r.get(key) for r in ahead] == [r.get(key) for r in plain], key
+    assert [p.name for p in checkpoint_dirs(tmp_path / "ahead/checkpoints")] == ["step-000006", "step-000009"]
+    state = read_state(latest_checkpoint(tmp_path / "ahead/checkpoints"))
+    assert state["loader"] == read_state(latest_checkpoint(tmp_path / "plain/checkpoints"))["loader"]
+    assert summary["steps"] == 9 and summary["tokens_per_s"] > 0
