@@ -115,7 +115,8 @@ def test_buckets_give_bucket_pairs_of_every_bucket():
     rng = np.random.default_rng(1)
     sizes = [1, 2, 3, 5, 2, ALL_PAIRS_UP_TO, ALL_PAIRS_UP_TO + 3, 1, 4]
     keys = rng.permutation(sum(sizes)).astype(np.uint64)
-    hashes = np.repeat(rng.choice(2**63, size=len(sizes), replace=False).astype(np.uint64), sizes)
+    distinct = np.arange(1, len(sizes) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps: distinct, unordered
+    hashes = np.repeat(distinct, sizes)
     records = sorted_records(hashes[np.argsort(keys)], np.sort(keys))  # keys arrive ascending, as in a part
     want = set()
     for h in np.unique(hashes):
