@@ -99,14 +99,17 @@ import json, statistics, sys
 from pathlib import Path
 name, log, rc, seconds, run_dir = sys.argv[1:6]
 row = {"name": name, "rc": int(rc), "seconds": int(seconds)}
-last = None
+found = []
 for line in open(log, errors="replace"):
     line = line.strip()
     if line.startswith("{") and line.endswith("}"):
         try:
-            last = json.loads(line)
+            found.append(json.loads(line))
         except ValueError:
             pass
+last = found[-1] if found else None
+if last is not None and "variant" in last:  # train_throughput stopped before its result: keep the rows it finished
+    last = {"benchmark": "train_throughput", "partial": True, "rows": [r for r in found if "variant" in r]}
 row.update(last if last is not None else {"error": "no JSON line: see the log"})
 if row.get("flops_per_token") and row.get("tokens_per_s") and str(row.get("device", "")).startswith("cuda"):
     row["mfu"] = row["flops_per_token"] * row["tokens_per_s"] / (989e12 * row["world_size"])  # H200 dense BF16 per GPU
@@ -230,8 +233,10 @@ def g(x, f):
     return f.format(x) if isinstance(x, (int, float)) else "-"
 for r in rows:
     if "skipped" in r or "error" in r or r.get("rc", 0) != 0:
-        print(f"{r['name']:<34} rc={r.get('rc')} {r.get('skipped') or r.get('error') or ''}")
-    elif r.get("benchmark") == "train_throughput":
+        print(f"{r['name']:<34} rc={r.get('rc')} {r.get('skipped') or r.get('error') or 'FAILED: see the log'}")
+    if "skipped" in r or "error" in r:
+        continue
+    if r.get("benchmark") == "train_throughput":
         for x in r["rows"]:
             print(f"{r['name']:<34} {x['model']}@{x['variant']:<20} x{x['world_size']} {g(x['tokens_per_s'], '{:>12,.0f}')} tok/s "
                   f"MFU {g(x['mfu'], '{:.1%}')} peak {g(x['peak_mem_gib'], '{:.1f}')} GiB loss {g(x['final_loss'], '{:.4f}')}")
@@ -242,4 +247,39 @@ for r in rows:
     else:
         keep = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) or k in ("tokens_per_s", "best_val")}
         print(f"{r['name']:<34} {json.dumps(keep)[:300]}")
+
+# the ratios the issue asks about, from the rows above (appended to the JSON lines as "ratios")
+by = {r["name"]: r for r in rows if "skipped" not in r and "error" not in r}
+def speed(name, variant=None, model="ours"):
+    r = by.get(name)
+    if r is None:
+        return None
+    if r.get("benchmark") == "train_throughput":
+        return next((x["tokens_per_s"] for x in r["rows"] if x["model"] == model and (variant is None or x["variant"] == variant)), None)
+    return r.get("tokens_per_s")
+def ratio(a, b):
+    return round(a / b, 4) if a and b else None
+ratios = {
+    "ours_vs_transformers_124M": ratio(speed("a1_ours_vs_transformers", "default"), speed("a1_ours_vs_transformers", "default", "transformers")),
+    "fp8_vs_bf16_124M": ratio(speed("a2_fp8", "fp8"), speed("a2_fp8", "default")),
+    "fp8_vs_transformers_124M": ratio(speed("a2_fp8", "fp8"), speed("a1_ours_vs_transformers", "default", "transformers")),
+    "trainer_vs_benchmark_124M": ratio(speed("b1_trainer_1gpu_defaults"), speed("b2_benchmark_at_trainer_shape", "default")),
+    "fsdp_vs_ddp_trainer_124M": ratio(speed("c2_trainer_fsdp"), speed("c1_trainer_ddp")),
+    "ddp_2gpu_vs_1gpu_trainer_124M": ratio(speed("c1_trainer_ddp"), speed("b1_trainer_1gpu_defaults")),
+    "fp8_vs_bf16_350M": ratio(speed("d1_medium_1gpu", "fp8"), speed("d1_medium_1gpu", "default")),
+    "fp8_vs_bf16_774M": ratio(speed("d2_large_1gpu", "fp8"), speed("d2_large_1gpu", "default")),
+    "fsdp_vs_ddp_350M": ratio(speed("d3_medium_2gpu", "fsdp"), speed("d3_medium_2gpu", "ddp")),
+    "fsdp_vs_ddp_774M": ratio(speed("d4_large_2gpu", "fsdp"), speed("d4_large_2gpu", "ddp")),
+    "fsdp_reshard_vs_ddp_774M": ratio(speed("d4_large_2gpu", "fsdp_reshard"), speed("d4_large_2gpu", "ddp")),
+    "fp8_vs_bf16_774M_ddp": ratio(speed("d5_large_2gpu_fp8", "ddp_fp8"), speed("d4_large_2gpu", "ddp")),
+    "fp8_vs_bf16_774M_fsdp": ratio(speed("d5_large_2gpu_fp8", "fsdp_fp8"), speed("d4_large_2gpu", "fsdp")),
+}
+if "c4_fsdp_variants" in by:
+    ddp = speed("c4_fsdp_variants", "ddp")
+    for x in by["c4_fsdp_variants"]["rows"]:
+        ratios[f"c4_{x['variant']}_vs_ddp_124M"] = ratio(x["tokens_per_s"], ddp)
+ratios = {k: v for k, v in ratios.items() if v is not None}
+print("ratios", json.dumps(ratios))
+with open(sys.argv[1], "a") as fh:
+    fh.write(json.dumps({"name": "ratios", **ratios}) + "\n")
 EOF
