@@ -51,6 +51,7 @@ if [ $DRY = 1 ]; then  # toy sizes on CPU: every command runs, nothing is measur
   BENCH=(--shape tiny --steps 2 --warmup 1 --batch-size 4 --no-compile)
   SHAPE_M=tiny; SHAPE_L=tiny; BATCH_BIG=4; BATCH_124=4
   QUALITY=(--steps 4 --set train.device=cpu --set train.n_layer=2 --set train.n_head=2 --set train.n_embd=64 --set train.block_size=64 --set train.eval_interval=2)
+  PROFILE=
   LAUNCH=(--device cpu --steps 3 --set train.n_layer=2 --set train.n_head=2 --set train.n_embd=64 --set train.block_size=64 --set train.batch_size=4)
 else
   TRAIN=(train.batch_size=32)  # GPT-2 124M, block 1024: the issue's trainer setting
@@ -58,6 +59,7 @@ else
   BENCH=(--steps 10 --warmup 3)
   SHAPE_M=gpt2-medium; SHAPE_L=gpt2-large; BATCH_BIG=16; BATCH_124=32
   QUALITY=(--steps 300 --set train.compile=false --set train.eval_interval=50)
+  PROFILE=--profile  # the top GPU kernels of BF16 and FP8 steps at 124M: what stands between FP8 and more speed
   LAUNCH=(--device cuda --steps 20)
 fi
 VOCAB=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1] + '/manifest.json'))['vocab_size'])" "$SHARDS") || {
@@ -77,6 +79,16 @@ fits() {  # fits NAME SECONDS: is there time for a measurement of about SECONDS?
   fi
 }
 
+# Two one-GPU jobs run side by side, each on its own half of the cores, so one's compilation
+# never takes the CPU time the other's timed steps need.
+CORES=$(nproc)
+pin() {  # pin GPU: the taskset prefix for that GPU's half of the cores (none when it cannot help)
+  if [ "$1" != all ] && [ "$CORES" -ge 8 ] && command -v taskset >/dev/null && [ $DRY = 0 ]; then
+    local half=$(( CORES / 2 ))
+    echo taskset -c $(( $1 * half ))-$(( $1 * half + half - 1 ))
+  fi
+}
+
 job() {  # job NAME GPU RUN_DIR COMMAND...: one measurement (GPU: 0, 1 or all); its last JSON line is recorded
   local name=$1 gpu=$2 run_dir=$3; shift 3
   local start rc
@@ -85,7 +97,7 @@ job() {  # job NAME GPU RUN_DIR COMMAND...: one measurement (GPU: 0, 1 or all); 
   if [ "$gpu" = all ]; then
     timeout "$(left)" "$@" >> "$WORK/$name.log" 2>&1
   else
-    CUDA_VISIBLE_DEVICES=$gpu timeout "$(left)" "$@" >> "$WORK/$name.log" 2>&1
+    CUDA_VISIBLE_DEVICES=$gpu timeout "$(left)" $(pin "$gpu") "$@" >> "$WORK/$name.log" 2>&1
   fi
   rc=$?
   record "$name" "$WORK/$name.log" $rc $(( $(date +%s) - start )) "$run_dir"
@@ -153,7 +165,7 @@ part1() {
   #     shape, batch and vocabulary: the trainer-vs-benchmark comparison
   if fits a_b 170; then
     ( job a1_ours_vs_transformers 0 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours,transformers
-      job a2_fp8 0 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours --fp8 ) &
+      job a2_fp8 0 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours --fp8 $PROFILE ) &
     ( trainer_args "$WORK/b1"
       job b1_trainer_1gpu_defaults 1 "$WORK/b1" "$PY" "${TRAINER[@]}"
       job b2_benchmark_at_trainer_shape 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
