@@ -23,6 +23,7 @@ threshold of 0.05. The page is then counted and written to extract's rejects as
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lxml import etree
@@ -31,6 +32,7 @@ from pipeline.filters import language
 
 WINDOW = 1000  # characters per fastText call: an article paragraph or two
 STRIDE = 500  # windows overlap by half, so a block of 1.5 windows fills one whole window
+BATCH = 8  # windows per fastText call
 MAX_CHARS = 15_000  # text read per page: bounds the cost (fastText reads each character twice)
 HIDDEN = {"a", "script", "style", "noscript", "template", "svg", "head", "select", "option", "button", "form", "iframe"}
 _DECLARED_XPATH = etree.XPath(
@@ -104,18 +106,25 @@ def screen(tree, content_language: str | None, kept: frozenset[str], threshold: 
     if not any(ch.isalpha() for ch in text):
         return None  # nothing to judge; the full path decides
     windows = [text[i:i + WINDOW] for i in range(0, max(len(text) - WINDOW, 0) + 1, STRIDE)]
-    labels, probabilities = language.fasttext_model().predict(windows, k=-1)
-    wanted, kept_score, sure, totals = with_look_alikes(set(kept)), 0.0, False, {}
-    for window_labels, window_probs in zip(labels, probabilities):
-        kept_here = 0.0
-        for label, p in zip(window_labels, window_probs):
-            code = language.ALIASES.get(label[9:], label[9:])
-            totals[code] = totals.get(code, 0.0) + float(p)
-            if code in wanted:
-                kept_here += float(p)
-        kept_score = max(kept_score, kept_here)
-        sure = sure or float(window_probs[0]) >= language.LOST
-    if not sure or kept_score >= threshold:
+    wanted = with_look_alikes(set(kept))
+    # Labels past the top k have probability <= 1/(k+1) each; with k >= len(wanted)/threshold the
+    # wanted ones among them cannot reach the threshold together, so the decision is exact.
+    k = min(176, math.ceil(len(wanted) / threshold)) if threshold > 0 else -1
+    kept_score, sure, totals = 0.0, False, {}
+    for start in range(0, len(windows), BATCH):  # a page with a kept-language window stops early
+        labels, probabilities = language.fasttext_model().predict(windows[start:start + BATCH], k=k)
+        for window_labels, window_probs in zip(labels, probabilities):
+            kept_here = 0.0
+            for label, p in zip(window_labels, window_probs):
+                code = language.ALIASES.get(label[9:], label[9:])
+                totals[code] = totals.get(code, 0.0) + float(p)
+                if code in wanted:
+                    kept_here += float(p)
+            kept_score = max(kept_score, kept_here)
+            sure = sure or float(window_probs[0]) >= language.LOST
+        if kept_score >= threshold:
+            return None
+    if not sure:
         return None
     guess = max(sorted(totals), key=totals.get)  # sorted: ties break the same way on every run
     return Verdict(guess, round(min(totals[guess] / len(windows), 1.0), 6), round(kept_score, 6), text)
