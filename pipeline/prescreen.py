@@ -1,15 +1,16 @@
 """Language pre-screen: skip full extraction for pages that no kept language can pass.
 
-Most pages of a crawl are extracted in full (trafilatura, ~30 ms a page) only for the filter's
-language rule to drop them. The pre-screen reads the page's visible text outside links straight
-from the parsed tree (menus are links; ~1 ms), asks fastText lid.176 about it window by window,
-and skips the page only when every sign says no kept language is there:
+Most pages of a crawl are extracted in full (trafilatura and our rules, ~25 ms a page) only for
+the filter's language rule to drop them. The pre-screen reads the page's visible text outside
+links straight from the parsed tree (menus are links), asks fastText lid.176 about it window by
+window (~4 ms a page in all), and skips the page only when every sign says no kept language is
+there:
 
 - no declared language (<html lang>, Content-Language, <meta http-equiv=content-language>,
   og:locale) names a kept language;
 - fastText is sure of itself somewhere on the page (a window with a top score >= LOST): where it
   is lost everywhere, the filter's lingua second opinion considers every language, so anything
-  could pass (Yoruba and Somali pages otherwise, benchmarks/curation_speed.py);
+  could pass (Yoruba and Somali pages were lost without this; tests/test_language.py);
 - in every WINDOW-character window the kept languages, with their look-alikes (the filter's
   lingua may pick Bokmål where fastText said Danish), get less than `threshold` fastText
   probability. Windows, not the whole text: an English article inside a page of foreign
@@ -30,9 +31,9 @@ from lxml import etree
 
 from pipeline.filters import language
 
-WINDOW = 1000  # characters per fastText call: an article paragraph or two
+WINDOW = 1000  # characters fastText judges at a time: an article paragraph or two
 STRIDE = 500  # windows overlap by half, so a block of 1.5 windows fills one whole window
-BATCH = 8  # windows per fastText call
+BATCH = 8  # windows per fastText call; a kept-language window ends the page's screening
 MAX_CHARS = 15_000  # text read per page: bounds the cost (fastText reads each character twice)
 HIDDEN = {"a", "script", "style", "noscript", "template", "svg", "head", "select", "option", "button", "form", "iframe"}
 _DECLARED_XPATH = etree.XPath(
