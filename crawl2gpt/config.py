@@ -16,8 +16,11 @@ from pipeline.config import PipelineConfig
 class RunConfig(PipelineConfig):
     """Everything one run uses: extract, filter, dedup, tokenizer, shards, train, finetune."""
 
-    # Keys that were never valid but were once printed by our own --help, and their real names.
-    RENAMED: ClassVar[dict[str, str]] = {"finetune.lora.enabled": "finetune.method=lora"}
+    # Keys that are gone (or were printed by our own --help but never existed), and what to use instead.
+    RENAMED: ClassVar[dict[str, str]] = {
+        "finetune.lora.enabled": "use finetune.method=lora",
+        "extract.fallback_on_empty": "delete it (it never fired with trafilatura 2.x and was removed)",
+    }
 
     train: TrainConfig = Field(default_factory=TrainConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)

@@ -263,7 +263,7 @@ class ConfigBase(Section):
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Self:
         for old, new in cls.RENAMED.items():
             if _has_key(data or {}, old.split(".")):
-                raise ConfigError(f"{source}: {old!r} is no longer a config key; use {new}")
+                raise ConfigError(f"{source}: {old!r} is no longer a config key: {new}")
         try:
             return cls.model_validate(data or {})
         except ValidationError as err:
@@ -296,7 +296,7 @@ class ConfigBase(Section):
             if not sep or not key:
                 raise ConfigError(f"override {item!r} must look like section.field=value")
             if key in self.RENAMED:
-                raise ConfigError(f"override {item!r}: {key!r} is no longer a config key; use {self.RENAMED[key]}")
+                raise ConfigError(f"override {item!r}: {key!r} is no longer a config key: {self.RENAMED[key]}")
             node = data
             parts = key.split(".")
             for part in parts[:-1]:

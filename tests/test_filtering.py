@@ -22,6 +22,7 @@ class _Docs:
     """A stand-in upstream stage that writes given rows (so PII cases need no crawl)."""
 
     name = "extract"
+    config_sections = ("extract",)
 
     def __init__(self, rows):
         self.rows = rows
