@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.code_version import imports_of as imported_names  # every import, functions included
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "model", "crawl2gpt", "flows")
 # Who may import whom: pipeline is the core, model builds on it, crawl2gpt knows every stage, flows knows Prefect.
@@ -26,18 +28,6 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))}
-
-
-def imported_names(path: Path) -> set[str]:
-    """Every module named by an import statement anywhere in the file (functions included)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
-    return names
 
 
 def project_imports(path: Path) -> set[str]:
