@@ -199,6 +199,14 @@ part1() {
 
 # ------------------------------------------------------------------------------- part 2
 part2() {
+  # 124M FSDP2 again, the two settings that won in part1's c4 (no prefetch, whole-model compile) together
+  if fits c5_fsdp_combined 70; then
+    job c5_fsdp_combined all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+      --vocab "$VOCAB" --batch-size $BATCH_124 --steps 15 --no-default-variant \
+      --variant ddp=parallel=ddp \
+      --variant fsdp_model_np=parallel=fsdp,compile_scope=model,fsdp_prefetch=0 \
+      --variant fsdp_model_np_fp32=parallel=fsdp,compile_scope=model,fsdp_prefetch=0,fsdp_param_dtype=fp32
+  fi
   # (d) one GPU each: 350M on GPU 0, 774M on GPU 1, BF16 and FP8 rows (vocabulary 50304, batch 16)
   # (e) then FP8 vs BF16 on the shards, two BF16 seeds as the yardstick (split over the two GPUs)
   if fits d_e_one_gpu 200; then
@@ -212,12 +220,14 @@ part2() {
   # (d) two GPUs: DDP and FSDP2 at 350M and 774M (774M also with resharding after forward: the memory end)
   if fits d_medium_2gpu 110; then
     job d3_medium_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_M \
-      --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp
+      --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp \
+      --variant fsdp_model_np=parallel=fsdp,compile_scope=model,fsdp_prefetch=0
   fi
   if fits d_large_2gpu 150; then
     job d4_large_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_L \
       --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp \
-      --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true
+      --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true \
+      --variant fsdp_model_np=parallel=fsdp,compile_scope=model,fsdp_prefetch=0
   fi
   # FP8 on two GPUs at 774M (DDP and FSDP2): its speed-up where the matmuls are largest
   if fits d5_large_2gpu_fp8 110; then
