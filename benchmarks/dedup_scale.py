@@ -10,7 +10,9 @@ through
   datatrove: MinhashDedupSignature -> Buckets -> Cluster -> Filter (0.10.1, same 14x8 5-grams,
              tasks/workers = 2), in its own venv (.bench/datatrove)
 all with 2 workers, each in a fresh subprocess. Peak memory is the process tree's: the summed RSS
-of the child and all its descendants (the stage's worker processes), sampled every 0.2 s.
+of the child and all its descendants (the stage's worker processes), sampled every 0.2 s; CPU
+seconds are summed over the same processes (on a machine shared with other jobs, wall time
+depends on their load, CPU time far less).
 The disk and memory backends must keep the same document ids (checked part by part).
 
 usage: python benchmarks/dedup_scale.py [--docs 100000] [--backends disk memory] [--no-datatrove]
@@ -173,12 +175,15 @@ def measured(argv: list[str], python: str = sys.executable) -> dict:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([python, __file__, *argv], stdout=out, stderr=err, cwd=ROOT)
         root, peak, samples, started, peak_at = psutil.Process(proc.pid), 0, 0, time.time(), 0.0
+        cpu: dict[int, float] = {}  # pid -> CPU seconds when last seen (a pool's workers may never be joined)
         while proc.poll() is None:
             total = 0
             try:
                 for p in [root, *root.children(recursive=True)]:
                     try:
                         total += p.memory_info().rss
+                        times = p.cpu_times()
+                        cpu[p.pid] = times.user + times.system
                     except psutil.NoSuchProcess:
                         pass
             except psutil.NoSuchProcess:
@@ -193,6 +198,7 @@ def measured(argv: list[str], python: str = sys.executable) -> dict:
         result = json.loads(out.read().strip().splitlines()[-1])
     result["peak_tree_mb"] = round(peak / 2**20, 1)
     result["rss_samples"] = samples
+    result["cpu_s"] = round(sum(cpu.values()), 1)  # sampled every 0.2 s: the last 0.2 s of a process is missed
     result["peak_at_s"] = round(peak_at, 1)  # when, from the child's start: which phase peaked
     return result
 
@@ -235,6 +241,7 @@ def main() -> None:
         for backend in args.backends:
             result = measured(["--child", backend, str(folder), str(WORK / f"{backend}-{n}")])
             row[backend] = {"docs_per_s": round(n / result["seconds"]), "seconds": round(result["seconds"], 1),
+                            "cpu_s": round(result["cpu_s"], 1), "docs_per_cpu_s": round(n / result["cpu_s"], 1),
                             "peak_tree_mb": result["peak_tree_mb"], "peak_at_s": result["peak_at_s"],
                             "removed": n - result["docs_out"],
                             "drops": result["drops"], "phases_s": result["extra"]}
@@ -242,13 +249,16 @@ def main() -> None:
         if len(args.backends) == 2:
             row["same_kept_ids"] = same_kept_ids(WORK / f"disk-{n}", WORK / f"memory-{n}")
             row["disk_vs_memory_docs_per_s"] = round(row["disk"]["docs_per_s"] / row["memory"]["docs_per_s"], 3)
+            row["disk_vs_memory_docs_per_cpu_s"] = round(row["disk"]["docs_per_cpu_s"] / row["memory"]["docs_per_cpu_s"], 3)
             row["disk_vs_memory_peak"] = round(row["disk"]["peak_tree_mb"] / row["memory"]["peak_tree_mb"], 3)
         if not args.no_datatrove:
             theirs = measured(["--child", "datatrove", str(folder), str(WORK / f"datatrove-{n}")], python=args.datatrove_python)
             row["datatrove"] = {"docs_per_s": round(n / theirs["seconds"]), "seconds": round(theirs["seconds"], 1),
+                                "cpu_s": round(theirs["cpu_s"], 1), "docs_per_cpu_s": round(n / theirs["cpu_s"], 1),
                                 "peak_tree_mb": theirs["peak_tree_mb"], "removed": theirs["removed"], "steps_s": theirs["steps_s"]}
             ours = args.backends[0]
-            row[f"{ours}_vs_datatrove_docs_per_s"] = round(theirs["seconds"] / (n / row[ours]["docs_per_s"]), 2)
+            row[f"{ours}_vs_datatrove_docs_per_s"] = round(theirs["seconds"] / row[ours]["seconds"], 2)
+            row[f"{ours}_vs_datatrove_docs_per_cpu_s"] = round(theirs["cpu_s"] / row[ours]["cpu_s"], 2)
         if "disk" in args.backends:
             row["minhash_bytes_per_doc_on_disk"] = round(
                 sum(p.stat().st_size for p in (WORK / f"disk-{n}" / "minhash").glob("*.parquet")) / n, 1)
