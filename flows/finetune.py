@@ -27,12 +27,17 @@ def classify_task(base: str, data: str, output: str, cfg: RunConfig, label_colum
     return run_classify(base, data, output, cfg, label_column)
 
 
+def _loss(value: float | None) -> str:
+    # A data set too small to hold any example out has no held-out loss; say so instead of failing.
+    return "n/a (no held-out examples)" if value is None else f"{value:.4f}"
+
+
 def publish_sft(summary: dict, run_name: str) -> None:
     create_table_artifact(key=artifact_key(run_name, "finetune-sft", "summary"), table=scalar_rows(summary),
                           description="SFT: counts (with skip reasons), parameters, losses, memory")
     answers = [json.loads(line) for line in Path(summary["answers"]).read_text().splitlines()]
     parts = [f"## SFT of `{summary['base']}` ({summary['method']})", "",
-             f"- held-out loss: {summary['base_val_loss']:.4f} before, {summary['val_loss']:.4f} after",
+             f"- held-out loss: {_loss(summary['base_val_loss'])} before, {_loss(summary['val_loss'])} after",
              f"- trainable parameters: {summary['params']['trainable']:,} of {summary['params']['total']:,}", "",
              png_markdown(Path(summary["loss_plot"]), "loss"), "", "| prompt | reference | base | fine-tuned |", "|---|---|---|---|"]
     cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")[:300]  # noqa: E731

@@ -32,7 +32,9 @@ def sample_run() -> dict[str, Path]:
 
     root = Path(tempfile.mkdtemp(prefix="crawl2gpt-finetune-"))
     atexit.register(shutil.rmtree, root, True)
-    cfg = RunConfig().with_overrides(["workers=1"])
+    # Every extracted page, whatever its language (the pre-screen would skip the German ones that
+    # the default English-only filter drops): the tests derive pairs and labels from them.
+    cfg = RunConfig().with_overrides(["workers=1", "extract.language_prescreen=false"])
     run_stage(load_stage("extract"), [str(SAMPLE_WARC)], root / "extract", cfg)
     run_stage(load_stage("filter"), [str(root / "extract")], root / "filter", cfg)
     tok = train_tokenizer(stage_parts(root / "extract"), root / "tokenizer")
