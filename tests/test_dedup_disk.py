@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig

@@ -2,7 +2,12 @@
 
   shingles.py    text normalization, word n-gram shingle hashes, the exact-dedup text hash
   minhash.py     per-document MinHash signatures (datasketch batch API), stored as bytes
-  lsh.py         LSH banding over all parts (datasketch MinHashLSH, memory or Redis storage), S-curve
+  lsh.py         LSH banding with datasketch's MinHashLSH (memory or Redis storage), S-curve, pair rules
+  memory.py      the in-memory / Redis backend: one index of all parts in one process
+  buckets.py     sorted (hash, document) bucket files, read one hash range at a time
+  rowstore.py    per-document arrays on disk (shingles, signatures), read back with one pread each
+  disk.py        the disk backend: exact, band and verification tasks over bucket files
   union_find.py  connected components; the root is always the lowest index = earliest document
-  stage.py       the `dedup` stage (DEDUP): signatures per part in parallel, clustering in finish()
+  output.py      kept rows and rejects per part, the same writer for every backend
+  stage.py       the `dedup` stage (DEDUP): signatures per part, then the backend's phases
 """
