@@ -35,9 +35,7 @@ from pipeline.empty_output import empty_cause
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fractions
 from pipeline.report import write_report
-from pipeline.shard_format import (  # the readers are re-exported: model/data.py and tests import them here
-    FORMAT, MANIFEST_JSON, SPLITS, load_manifest, open_shard, shard_path, token_dtype, verify_shard,
-)
+from pipeline.shard_format import FORMAT, MANIFEST_JSON, SPLITS, token_dtype
 from pipeline.stage import (
     PartResult, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
 )

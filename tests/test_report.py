@@ -13,7 +13,7 @@ import pytest
 from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, ShardChecksumError
 from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, plot_files, report_tables
-from pipeline.shards import load_manifest
+from pipeline.shard_format import load_manifest
 from pipeline.stage import process_map
 from pipeline.tokenizer import load
 from helpers.corpus import build_run, extract_warc

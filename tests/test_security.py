@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError, StageIncompleteError
-from pipeline.shards import shard_path
+from pipeline.shard_format import shard_path
 from pipeline.stage import MANIFEST, read_manifest, stage_parts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_dask_local_cluster_dashboard_binds_loopback():
 
 
 def test_shards_manifest_of_foreign_bytes_is_refused(tmp_path):
-    from pipeline.shards import load_manifest
+    from pipeline.shard_format import load_manifest
 
     (tmp_path / "manifest.json").write_bytes(pickle.dumps(_Trap(tmp_path / "pwned")))
     with pytest.raises(StageIncompleteError, match="not valid JSON"):

@@ -13,7 +13,8 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, ShardChecksumError
-from pipeline.shards import SHARDS, encode_batch, load_manifest, token_dtype, verify_shard
+from pipeline.shard_format import load_manifest, token_dtype, verify_shard
+from pipeline.shards import SHARDS, encode_batch
 from pipeline.stage import process_map, run_stage, sha256_file, stage_parts
 from pipeline.tokenizer import EOT_ID, load
 from pipeline.hashing import stable_fractions
