@@ -25,12 +25,12 @@ import json
 import random
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
+
+from process_tree import run_measured  # benchmarks/ is on the path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
@@ -210,29 +210,7 @@ def run_stage_child(name: str, run_dir: Path, warc: Path) -> None:
 
 def measured(argv: list[str]) -> dict:
     """This script in a child process: its JSON line and the peak summed RSS of its process tree."""
-    import psutil
-
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, __file__, *argv], stdout=out, stderr=err, cwd=ROOT)
-        root, peak = psutil.Process(proc.pid), 0
-        while proc.poll() is None:
-            total = 0
-            try:
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
-            except psutil.NoSuchProcess:
-                pass
-            peak = max(peak, total)
-            time.sleep(0.2)
-        out.seek(0), err.seek(0)
-        if proc.returncode:
-            raise RuntimeError(f"{argv} failed:\n{err.read()[-3000:]}")
-        result = json.loads(out.read().strip().splitlines()[-1])
-    result["peak_tree_mb"] = round(peak / 2**20, 1)
-    return result
+    return run_measured(__file__, argv, ROOT)
 
 
 def main() -> None:

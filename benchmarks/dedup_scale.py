@@ -26,9 +26,10 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from process_tree import run_measured  # benchmarks/ is on the path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
@@ -169,38 +170,8 @@ def run_datatrove(folder: Path, out: Path) -> dict:
 
 
 def measured(argv: list[str], python: str = sys.executable) -> dict:
-    """Run this script in a child process; its JSON line plus the peak summed RSS of its process tree."""
-    import psutil
-
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([python, __file__, *argv], stdout=out, stderr=err, cwd=ROOT)
-        root, peak, samples, started, peak_at = psutil.Process(proc.pid), 0, 0, time.time(), 0.0
-        cpu: dict[int, float] = {}  # pid -> CPU seconds when last seen (a pool's workers may never be joined)
-        while proc.poll() is None:
-            total = 0
-            try:
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                        times = p.cpu_times()
-                        cpu[p.pid] = times.user + times.system
-                    except psutil.NoSuchProcess:
-                        pass
-            except psutil.NoSuchProcess:
-                pass
-            if total > peak:
-                peak, peak_at = total, time.time() - started
-            samples += 1
-            time.sleep(0.2)
-        out.seek(0), err.seek(0)
-        if proc.returncode:
-            raise RuntimeError(f"{argv[0]} failed:\n{err.read()[-3000:]}")
-        result = json.loads(out.read().strip().splitlines()[-1])
-    result["peak_tree_mb"] = round(peak / 2**20, 1)
-    result["rss_samples"] = samples
-    result["cpu_s"] = round(sum(cpu.values()), 1)  # sampled every 0.2 s: the last 0.2 s of a process is missed
-    result["peak_at_s"] = round(peak_at, 1)  # when, from the child's start: which phase peaked
-    return result
+    """Run this script in a child process; its JSON line plus its process tree's peak memory and CPU."""
+    return run_measured(__file__, argv, ROOT, python)
 
 
 def same_kept_ids(a: Path, b: Path) -> bool:
