@@ -113,7 +113,7 @@ def measure(name, variant, settings, make, cfg, batches, steps, warmup, world):
     seconds = time.perf_counter() - start
     tokens = steps * ACCUM * batches[0][0].numel() * world.world_size
     if PROFILE:
-        _profile(step_fn, batches, device)
+        _profile(step_fn, batches, device, f"{name}/{variant}", world.is_main)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
     row = {
         "model": name, "variant": variant, "settings": settings.get("overrides", []), "world_size": world.world_size,
@@ -191,17 +191,30 @@ def attention_backend(device: str):
     return sdpa_kernel([{"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[ATTN]])
 
 
-def _profile(step_fn, batches, device, steps: int = 5) -> None:
-    """Where a step's GPU time goes: the top kernels over a few steps (--profile)."""
+def _profile(step_fn, batches, device, label: str, show: bool, steps: int = 5) -> None:
+    """Where a step's time goes (--profile): the top operators by GPU and by CPU time over a few
+    steps, and how long the GPU sat idle per step (waiting for the host or for communication)."""
     from torch.profiler import ProfilerActivity, profile
 
+    from model.profiling import gpu_busy_us
+
     cuda = device.startswith("cuda")
-    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+    _sync(device)
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        started = time.perf_counter()
         for i in range(steps):
             step_fn(*batches[i % len(batches)])
         _sync(device)
-    key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=80), flush=True)
+        wall_ms = 1000 * (time.perf_counter() - started) / steps
+    if not show:  # every rank traces (the steps hold collectives); rank 0 prints
+        return
+    print(f"=== profile of {label}", flush=True)
+    for key in (["self_device_time_total"] if cuda else []) + ["self_cpu_time_total"]:
+        print(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=80), flush=True)
+    busy = gpu_busy_us(prof)
+    if busy is not None:
+        busy_ms = busy / 1000 / steps
+        print(f"profile {label}: {wall_ms:.2f} ms per step, GPU busy {busy_ms:.2f} ms, idle {wall_ms - busy_ms:.2f} ms", flush=True)
 
 
 def _graph_breaks() -> int:

@@ -83,6 +83,14 @@ class TrainConfig(Section):
     fsdp_prefetch: int = Field(
         1, ge=0, description="FSDP2: blocks whose all-gather is issued ahead of time, in forward and backward "
         "(explicit prefetching); 0 leaves FSDP2's implicit prefetching alone.")
+    fsdp_unit: Literal["block", "model"] = Field(
+        "block", description="FSDP2's sharding groups: 'block' (one per transformer block plus the root: each "
+        "block's all-gather and reduce-scatter overlap with compute) or 'model' (one group: the weights are gathered "
+        "once before forward and kept until backward ends, gradients reduce-scattered once; fewer hooks and "
+        "collectives, ZeRO-2's memory).")
+    profile_steps: int = Field(
+        0, ge=0, description="Trace this many training steps (after the third) with torch.profiler, CPU and CUDA, "
+        "into OUT/profile/: trace.json.gz, table.txt and the GPU's idle time per step (model/profiling.py).")
     nproc_per_node: int = Field(1, ge=1, description="Processes (one per GPU) the train stage launches through torchrun; 1 trains in-process.")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept in checkpoints/.")
     sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")

@@ -128,13 +128,16 @@ def reshard_after_forward(cfg, model: torch.nn.Module) -> bool:
 
 
 def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
-    """FSDP2: one group per Block, then the root; resharding and prefetching as train.fsdp_* say,
+    """FSDP2: one group per Block, then the root (or one group for all, train.fsdp_unit=model); resharding and prefetching as train.fsdp_* say,
     bf16 weights with fp32 gradient reduction when `bf16_params`. In place: `model` becomes an
     FSDPModule whose parameters are DTensor shards."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params \
         else MixedPrecisionPolicy()
+    if getattr(cfg, "fsdp_unit", "block") == "model":  # one group: gathered once, kept until backward ends
+        fully_shard(model, mp_policy=policy, reshard_after_forward=False)
+        return
     reshard = reshard_after_forward(cfg, model)
     blocks = blocks_of(model)
     for i, block in enumerate(blocks):

@@ -39,6 +39,7 @@ from model import checkpoint as ckpt_io
 from model import distributed, preflight
 from model.data import TokenWindows, shard_paths
 from model.generate import sample
+from model.profiling import StepProfiler
 from model.gpt import param_groups
 from model.training import (MetricsLog, attention_kernels, build_model, cosine_lr, peak_memory_mb, plot_losses,
                             precision_setup, read_metrics, use_compile)
@@ -328,9 +329,11 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
     run.make_optimizer()
     loop = Loop(run, model, Recorder(out_dir, run.step, world.is_main), _progress_bar(run, progress and world.is_main), on_step)
     ahead = reads_a_step_late(world.device)
+    profiler = StepProfiler(out_dir, cfg.profile_steps, world.is_main, world.device)
     queued: Step | None = None
     while run.step < cfg.max_steps:
         step = train_step(run, model)  # queued on the device
+        profiler.step_done()
         if queued is not None:
             loop.report(queued)  # the previous step's numbers, read while this one runs
         queued = step
@@ -338,6 +341,7 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
             loop.report(queued)
             queued = None
     loop.close()
+    profiler.close()
     if world.is_main:
         plot_losses(out_dir, f"{cfg.arch} {run.config['n_layer']}x{run.config['n_embd']}")
     return _summary(run, out_dir, loop)
@@ -474,6 +478,11 @@ class TrainStage:
 
     name = "train"
     config_sections = ("train",)
+    NOT_IN_KEY = ("profile_steps",)  # a trace changes no weight: turning it on must not retrain
+
+    def config_slice(self, cfg: ModelRun) -> dict[str, Any]:
+        train = cfg.train.model_dump(mode="json")
+        return {"train": {k: v for k, v in train.items() if k not in self.NOT_IN_KEY}}
 
     def plan(self, inputs: Sequence[str], cfg: ModelRun) -> list[str]:
         if len(inputs) != 1:
