@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/gpu_session.sh part1 [SHARDS]      single-GPU speed, trainer vs benchmark, DDP vs FSDP (124M), two launchers
 #   bash benchmarks/gpu_session.sh part2 [SHARDS]      350M and 774M on 1 and 2 GPUs (DDP, FSDP), FP8 vs BF16 quality
+#   bash benchmarks/gpu_session.sh part3 [SHARDS]      profiles: trainer vs benchmark (random and real ids), FSDP2 one group vs DDP
 #   bash benchmarks/gpu_session.sh part1 [SHARDS] --dry   the same commands at toy sizes on CPU (gloo), to catch typos
 #
 # SHARDS: a shards folder (default runs/gpu-shards/shards: 8192-token vocabulary, built on CPU from
@@ -237,6 +238,39 @@ part2() {
   fi
 }
 
+# ------------------------------------------------------------------------------- part 3
+part3() {
+  # (g) where the trainer's 3 ms a step go: the trainer traced (train.profile_steps=5) on GPU 0, and its
+  #     benchmark at the same shape traced on GPU 1, once on uniform random ids and once on the shards' real text
+  if fits g_profiles 200; then
+    ( trainer_args "$WORK/g1"
+      job g1_trainer_profiled 0 "$WORK/g1" "$PY" "${TRAINER[@]}" train.profile_steps=5
+      cp -r "$WORK/g1/profile" "$OUT/g1-profile" 2>/dev/null ) &
+    ( job g2_benchmark_random_ids 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+        --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 $PROFILE
+      job g3_benchmark_real_ids 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+        --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 --tokens "$SHARDS" $PROFILE ) &
+    wait
+  fi
+  # (h) 124M on 2 GPUs, real ids: DDP and FSDP2 traced, and FSDP2 with one sharding group for the whole model
+  if fits h_fsdp_units 170; then
+    job h1_fsdp_units all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+      --vocab "$VOCAB" --batch-size $BATCH_124 --steps 15 --tokens "$SHARDS" --no-default-variant $PROFILE \
+      --variant ddp=parallel=ddp \
+      --variant fsdp=parallel=fsdp \
+      --variant fsdp_unit_model=parallel=fsdp,fsdp_unit=model \
+      --variant fsdp_unit_model_whole_graph=parallel=fsdp,fsdp_unit=model,compile_scope=model
+  fi
+  # (i) the trainer on 2 GPUs: DDP against FSDP2 with one group, losses step by step
+  if fits i_trainer 130; then
+    trainer_args "$WORK/i1"
+    job i1_trainer_ddp all "$WORK/i1" "${TORCHRUN[@]}" "${TRAINER[@]}" train.parallel=ddp
+    trainer_args "$WORK/i2"
+    job i2_trainer_fsdp_unit_model all "$WORK/i2" "${TORCHRUN[@]}" "${TRAINER[@]}" train.parallel=fsdp train.fsdp_unit=model
+    compare_losses i3_ddp_vs_fsdp_unit_model_losses "$WORK/i1" "$WORK/i2"
+  fi
+}
+
 # ------------------------------------------------------------------------------- run and summarise
 { echo "=== $PART on $(hostname) at $(date -u +%FT%TZ), shards $SHARDS (vocab $VOCAB), budget ${BUDGET}s, dry=$DRY"
   "$PY" -c "import torch; print('torch', torch.__version__, 'gpus', torch.cuda.device_count(), [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
@@ -245,7 +279,8 @@ part2() {
 case "$PART" in
   part1) part1 ;;
   part2) part2 ;;
-  *) echo "unknown part $PART (part1 or part2)"; exit 2 ;;
+  part3) part3 ;;
+  *) echo "unknown part $PART (part1, part2 or part3)"; exit 2 ;;
 esac
 echo "=== $PART done after $(elapsed)s" | tee -a "$LOG"
 "$PY" - "$JSONL" <<'EOF'
@@ -296,10 +331,17 @@ ratios = {
     "fp8_vs_bf16_774M_ddp": ratio(speed("d5_large_2gpu_fp8", "ddp_fp8"), speed("d4_large_2gpu", "ddp")),
     "fp8_vs_bf16_774M_fsdp": ratio(speed("d5_large_2gpu_fp8", "fsdp_fp8"), speed("d4_large_2gpu", "fsdp")),
 }
-if "c4_fsdp_variants" in by:
-    ddp = speed("c4_fsdp_variants", "ddp")
-    for x in by["c4_fsdp_variants"]["rows"]:
-        ratios[f"c4_{x['variant']}_vs_ddp_124M"] = ratio(x["tokens_per_s"], ddp)
+for group in ("c4_fsdp_variants", "h1_fsdp_units"):
+    if group in by and by[group].get("rows"):
+        ddp = speed(group, "ddp")
+        for x in by[group]["rows"]:
+            ratios[f"{group[:2]}_{x['variant']}_vs_ddp_124M"] = ratio(x["tokens_per_s"], ddp)
+ratios.update({
+    "g_trainer_vs_benchmark_random_ids": ratio(speed("g1_trainer_profiled"), speed("g2_benchmark_random_ids", "default")),
+    "g_trainer_vs_benchmark_real_ids": ratio(speed("g1_trainer_profiled"), speed("g3_benchmark_real_ids", "default")),
+    "g_real_vs_random_ids": ratio(speed("g3_benchmark_real_ids", "default"), speed("g2_benchmark_random_ids", "default")),
+    "i_trainer_fsdp_unit_model_vs_ddp": ratio(speed("i2_trainer_fsdp_unit_model"), speed("i1_trainer_ddp")),
+})
 ratios = {k: v for k, v in ratios.items() if v is not None}
 print("ratios", json.dumps(ratios))
 with open(sys.argv[1], "a") as fh:

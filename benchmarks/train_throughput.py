@@ -37,6 +37,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -267,6 +268,8 @@ def main() -> None:
                         help="SDPA kernels for both models (GPU only): the trainer's choice (cuDNN first), PyTorch's "
                              "default, or one kernel only")
     parser.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (GPT-2 recipes: about 0.5M tokens a step)")
+    parser.add_argument("--tokens", default=None, metavar="SHARDS",
+                        help="cut the batches from this shards folder's train split instead of uniform random ids")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of a few steps after timing")
     args = parser.parse_args()
     global COMPILE_MODE, ATTN, PROFILE, ACCUM
@@ -283,6 +286,16 @@ def main() -> None:
         distributed.shutdown(world)
 
 
+def real_tokens(shards_dir: str, vocab: int) -> torch.Tensor:
+    """The train split of a shards folder as one LongTensor (its vocabulary must fit --vocab)."""
+    from model.data import load_tokens, shard_paths
+
+    tokens = torch.from_numpy(np.concatenate([load_tokens(p) for p in shard_paths(shards_dir, "train")]).astype(np.int64))
+    if int(tokens.max()) >= vocab:
+        raise SystemExit(f"--tokens {shards_dir}: token id {int(tokens.max())} does not fit --vocab {vocab}")
+    return tokens
+
+
 def run(args, shape: str, world) -> None:
     device = world.device
     if device.startswith("cuda"):
@@ -293,9 +306,14 @@ def run(args, shape: str, world) -> None:
     vocab = args.vocab if not (shape == "tiny" and args.vocab == 50304) else 512
     cfg = GPTConfig(vocab_size=vocab, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
     gen = torch.Generator().manual_seed(1000 + world.rank)  # each rank its own batches, as data parallelism has
+    text = real_tokens(args.tokens, vocab) if args.tokens else None
     batches = []
     for _ in range(4):  # rotate a few batches (not one buffer) so no step reuses cached inputs
-        w = torch.randint(0, min(vocab, 50257), (args.batch_size, cfg.block_size + 1), generator=gen)
+        if text is None:
+            w = torch.randint(0, min(vocab, 50257), (args.batch_size, cfg.block_size + 1), generator=gen)
+        else:  # windows of real text: token frequencies as skewed as training's (embedding backward cares)
+            starts = torch.randint(0, len(text) - cfg.block_size - 1, (args.batch_size,), generator=gen)
+            w = torch.stack([text[s : s + cfg.block_size + 1] for s in starts.tolist()])
         batches.append((w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)))
     variants = [] if args.no_default_variant else [("default", [])]
     variants += [parse_variant(v) for v in args.variant] + ([("fp8", ["train.fp8=true"])] if args.fp8 else [])
@@ -319,7 +337,7 @@ def run(args, shape: str, world) -> None:
         "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         "torch": torch.__version__, "shape": shape, "vocab_size": vocab, "world_size": world.world_size,
         "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode,
-        "cd_tuning": args.cd_tuning, "attn": args.attn, "accum": args.accum,
+        "cd_tuning": args.cd_tuning, "attn": args.attn, "accum": args.accum, "tokens": args.tokens or "random",
         "tokens_per_optimizer_step": args.accum * args.batch_size * cfg.block_size * world.world_size,
         "precision": "bf16" if device.startswith("cuda") else "fp32", "rows": rows,
         "speedup_vs_transformers": {f"{r['model']}@{r['variant']}": r["tokens_per_s"] / hf["tokens_per_s"]
