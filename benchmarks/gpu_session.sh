@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu_session.sh part1 [SHARDS]      single-GPU speed, trainer vs benchmark, DDP vs FSDP (124M), two launchers
 #   bash benchmarks/gpu_session.sh part2 [SHARDS]      350M and 774M on 1 and 2 GPUs (DDP, FSDP), FP8 vs BF16 quality
 #   bash benchmarks/gpu_session.sh part3 [SHARDS]      profiles: trainer vs benchmark (random and real ids), FSDP2 one group vs DDP
+#   bash benchmarks/gpu_session.sh part4 [SHARDS]      after part3's fixes: trainer vs benchmark, FSDP2 vs DDP at 124M/350M/774M
 #   bash benchmarks/gpu_session.sh part1 [SHARDS] --dry   the same commands at toy sizes on CPU (gloo), to catch typos
 #
 # SHARDS: a shards folder (default runs/gpu-shards/shards: 8192-token vocabulary, built on CPU from
@@ -271,6 +272,41 @@ part3() {
   fi
 }
 
+# ------------------------------------------------------------------------------- part 4
+part4() {
+  # after the fixes part3 led to (contiguous pinned batches; train.fsdp_unit=auto = one group under 1B):
+  # (j) the trainer with defaults on GPU 0 beside its benchmark on GPU 1, then the trainer traced again
+  if fits j_trainer_vs_benchmark 170; then
+    ( trainer_args "$WORK/j1"
+      job j1_trainer_1gpu_defaults 0 "$WORK/j1" "$PY" "${TRAINER[@]}"
+      trainer_args "$WORK/j3"
+      job j3_trainer_profiled 0 "$WORK/j3" "$PY" "${TRAINER[@]}" train.profile_steps=5
+      cp -r "$WORK/j3/profile" "$OUT/j3-profile" 2>/dev/null ) &
+    ( job j2_benchmark_at_trainer_shape 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+        --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 ) &
+    wait
+  fi
+  # (k) the trainer on 2 GPUs with defaults: DDP against FSDP2 (now one group at 124M), losses step by step
+  if fits k_trainer_2gpu 110; then
+    trainer_args "$WORK/k1"
+    job k1_trainer_ddp all "$WORK/k1" "${TORCHRUN[@]}" "${TRAINER[@]}" train.parallel=ddp
+    trainer_args "$WORK/k2"
+    job k2_trainer_fsdp all "$WORK/k2" "${TORCHRUN[@]}" "${TRAINER[@]}" train.parallel=fsdp
+    compare_losses k3_ddp_vs_fsdp_losses "$WORK/k1" "$WORK/k2"
+  fi
+  # (l) 350M and 774M on 2 GPUs: DDP, FSDP2 per block, FSDP2 one group (what 'auto' picks under 1B)
+  if fits l_medium 110; then
+    job l1_medium_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_M \
+      --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp \
+      --variant fsdp_block=parallel=fsdp,fsdp_unit=block --variant fsdp_model=parallel=fsdp,fsdp_unit=model
+  fi
+  if fits l_large 150; then
+    job l2_large_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_L \
+      --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp \
+      --variant fsdp_block=parallel=fsdp,fsdp_unit=block --variant fsdp_model=parallel=fsdp,fsdp_unit=model
+  fi
+}
+
 # ------------------------------------------------------------------------------- run and summarise
 { echo "=== $PART on $(hostname) at $(date -u +%FT%TZ), shards $SHARDS (vocab $VOCAB), budget ${BUDGET}s, dry=$DRY"
   "$PY" -c "import torch; print('torch', torch.__version__, 'gpus', torch.cuda.device_count(), [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
@@ -280,7 +316,8 @@ case "$PART" in
   part1) part1 ;;
   part2) part2 ;;
   part3) part3 ;;
-  *) echo "unknown part $PART (part1, part2 or part3)"; exit 2 ;;
+  part4) part4 ;;
+  *) echo "unknown part $PART (part1 to part4)"; exit 2 ;;
 esac
 echo "=== $PART done after $(elapsed)s" | tee -a "$LOG"
 "$PY" - "$JSONL" <<'EOF'
@@ -331,16 +368,18 @@ ratios = {
     "fp8_vs_bf16_774M_ddp": ratio(speed("d5_large_2gpu_fp8", "ddp_fp8"), speed("d4_large_2gpu", "ddp")),
     "fp8_vs_bf16_774M_fsdp": ratio(speed("d5_large_2gpu_fp8", "fsdp_fp8"), speed("d4_large_2gpu", "fsdp")),
 }
-for group in ("c4_fsdp_variants", "h1_fsdp_units"):
+for group in ("c4_fsdp_variants", "h1_fsdp_units", "l1_medium_2gpu", "l2_large_2gpu"):
     if group in by and by[group].get("rows"):
         ddp = speed(group, "ddp")
         for x in by[group]["rows"]:
-            ratios[f"{group[:2]}_{x['variant']}_vs_ddp_124M"] = ratio(x["tokens_per_s"], ddp)
+            ratios[f"{group[:2]}_{x['variant']}_vs_ddp"] = ratio(x["tokens_per_s"], ddp)
 ratios.update({
     "g_trainer_vs_benchmark_random_ids": ratio(speed("g1_trainer_profiled"), speed("g2_benchmark_random_ids", "default")),
     "g_trainer_vs_benchmark_real_ids": ratio(speed("g1_trainer_profiled"), speed("g3_benchmark_real_ids", "default")),
     "g_real_vs_random_ids": ratio(speed("g3_benchmark_real_ids", "default"), speed("g2_benchmark_random_ids", "default")),
     "i_trainer_fsdp_unit_model_vs_ddp": ratio(speed("i2_trainer_fsdp_unit_model"), speed("i1_trainer_ddp")),
+    "j_trainer_vs_benchmark": ratio(speed("j1_trainer_1gpu_defaults"), speed("j2_benchmark_at_trainer_shape", "default")),
+    "k_trainer_fsdp_vs_ddp": ratio(speed("k2_trainer_fsdp"), speed("k1_trainer_ddp")),
 })
 ratios = {k: v for k, v in ratios.items() if v is not None}
 print("ratios", json.dumps(ratios))

@@ -83,11 +83,12 @@ class TrainConfig(Section):
     fsdp_prefetch: int = Field(
         1, ge=0, description="FSDP2: blocks whose all-gather is issued ahead of time, in forward and backward "
         "(explicit prefetching); 0 leaves FSDP2's implicit prefetching alone.")
-    fsdp_unit: Literal["block", "model"] = Field(
-        "block", description="FSDP2's sharding groups: 'block' (one per transformer block plus the root: each "
-        "block's all-gather and reduce-scatter overlap with compute) or 'model' (one group: the weights are gathered "
-        "once before forward and kept until backward ends, gradients reduce-scattered once; fewer hooks and "
-        "collectives, ZeRO-2's memory).")
+    fsdp_unit: Literal["auto", "block", "model"] = Field(
+        "auto", description="FSDP2's sharding groups: 'block' (one per transformer block plus the root: each "
+        "block's weights can be freed after use, ZeRO-3) or 'model' (one group: the weights are gathered once "
+        "before forward and kept until backward ends, gradients reduce-scattered once: few hooks and collectives, "
+        "ZeRO-2's memory). 'auto' = model under 1B parameters (GPT-2 124M on 2 H200s: 1.00x DDP's tokens/s vs "
+        "0.61x with blocks), block from 1B.")
     profile_steps: int = Field(
         0, ge=0, description="Trace this many training steps (after the third) with torch.profiler, CPU and CUDA, "
         "into OUT/profile/: trace.json.gz, table.txt and the GPU's idle time per step (model/profiling.py).")

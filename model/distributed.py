@@ -127,6 +127,15 @@ def reshard_after_forward(cfg, model: torch.nn.Module) -> bool:
     return sum(p.numel() for p in model.parameters()) >= 1_000_000_000
 
 
+def fsdp_unit(cfg, model: torch.nn.Module) -> str:
+    """train.fsdp_unit with 'auto' resolved by model size: under 1B parameters one group for the whole
+    model (per-block groups cost more in hooks and small collectives than they save), blocks above."""
+    unit = getattr(cfg, "fsdp_unit", "block")
+    if unit != "auto":
+        return unit
+    return "block" if sum(p.numel() for p in model.parameters()) >= 1_000_000_000 else "model"
+
+
 def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
     """FSDP2: one group per Block, then the root (or one group for all, train.fsdp_unit=model); resharding and prefetching as train.fsdp_* say,
     bf16 weights with fp32 gradient reduction when `bf16_params`. In place: `model` becomes an
@@ -135,7 +144,7 @@ def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
 
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params \
         else MixedPrecisionPolicy()
-    if getattr(cfg, "fsdp_unit", "block") == "model":  # one group: gathered once, kept until backward ends
+    if fsdp_unit(cfg, model) == "model":  # one group: gathered once, kept until backward ends
         fully_shard(model, mp_policy=policy, reshard_after_forward=False)
         return
     reshard = reshard_after_forward(cfg, model)

@@ -66,8 +66,8 @@ def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_p
 @pytest.mark.slow
 def test_fsdp_two_cpu_processes_match_ddp(shards, tmp_path):
     ddp, _ = torchrun(2, shards, tmp_path / "ddp", [])
-    fsdp, _ = torchrun(2, shards, tmp_path / "fsdp", ["train.parallel=fsdp"])
-    one_unit, _ = torchrun(2, shards, tmp_path / "fsdp-model", ["train.parallel=fsdp", "train.fsdp_unit=model"])
+    fsdp, _ = torchrun(2, shards, tmp_path / "fsdp", ["train.parallel=fsdp", "train.fsdp_unit=block"])
+    one_unit, _ = torchrun(2, shards, tmp_path / "fsdp-model", ["train.parallel=fsdp"])  # auto: one group under 1B
     assert len(ddp) == 6
     assert_same_rows(ddp, fsdp, rel=1e-4)
     assert_same_rows(ddp, one_unit, rel=1e-4)  # one sharding group for the whole model trains the same
