@@ -8,17 +8,23 @@ accumulation sees exactly the chunks a DDP group sees (tests/test_ddp.py relies 
 
 Memory: one shard's token column at a time (Arrow buffers, read memory-mapped); a batch is a
 numpy gather from it. The position (epoch, shard, chunk) is a small JSON-serializable dict.
+
+Every time a shard is loaded (once per epoch) its bytes are checked against the manifest's sha256
+as they are read (pipeline/shard_format.py's `read_shard`): in a fresh run, after a resume and
+after a restart alike, a damaged shard stops training with its name and the command that
+rebuilds it, and no shard is hashed before it is needed.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from pipeline.errors import InputError
-from pipeline.shard_format import load_manifest, shard_path, verify_shard
+from pipeline.shard_format import load_manifest, read_shard, shard_path
 
 def read_shards_manifest(shards_dir: str | Path) -> dict:
     """manifest.json of a shards folder (pipeline/shards.py owns the format)."""
@@ -33,9 +39,16 @@ def shard_paths(shards_dir: str | Path, split: str) -> list[Path]:
     return [shard_path(shards_dir, e) for e in shard_entries(shards_dir, split)]
 
 
-def load_tokens(path: Path) -> np.ndarray:
-    """All tokens of one shard as one flat array (zero-copy view of the Arrow list values)."""
-    column = pq.read_table(path, columns=["tokens"], memory_map=True).column("tokens").combine_chunks()
+def load_tokens(source: Path | pa.Buffer) -> np.ndarray:
+    """All tokens of one shard as one flat array (zero-copy view of the Arrow list values).
+
+    `source` is the shard's path (read memory-mapped, unchecked) or its bytes from `read_shard`.
+    """
+    if isinstance(source, pa.Buffer):
+        table = pq.read_table(pa.BufferReader(source), columns=["tokens"])
+    else:
+        table = pq.read_table(source, columns=["tokens"], memory_map=True)
+    column = table.column("tokens").combine_chunks()
     return column.flatten().to_numpy(zero_copy_only=False)
 
 
@@ -53,8 +66,7 @@ class TokenWindows:
         if not self.paths:
             raise InputError(f"{self.shards_dir}/manifest.json lists no {split!r} shards")
         self.epoch, self.shard_pos, self.chunk_pos = 0, 0, 0
-        self._loaded: tuple[int, np.ndarray, np.ndarray] | None = None  # (shard index, tokens, window order)
-        self._verified: set[Path] = set()
+        self._loaded: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None  # ((epoch, shard), tokens, window order)
 
     # -- order ------------------------------------------------------------------------------
 
@@ -64,17 +76,20 @@ class TokenWindows:
     def _windows(self, epoch: int, shard: int) -> tuple[np.ndarray, np.ndarray]:
         """Tokens of a shard and this rank's window starts, chunk by chunk: (n_chunks, batch)."""
         if self._loaded is None or self._loaded[0] != (epoch, shard):
-            path = self.paths[shard]
-            if self.verify and path not in self._verified:
-                verify_shard(self.shards_dir, self.entries[shard])
-                self._verified.add(path)
-            tokens = load_tokens(path)
+            # verify: the bytes parsed are the bytes hashed, at every load (a shard damaged mid-run is caught too)
+            tokens = load_tokens(read_shard(self.shards_dir, self.entries[shard]) if self.verify else self.paths[shard])
             n_windows = max(0, (len(tokens) - 1) // self.block_size)
             order = np.random.default_rng([self.seed, epoch, shard]).permutation(n_windows) * self.block_size
             group = self.batch_size * self.world_size  # every rank gets the same number of chunks
             chunks = order[: n_windows // group * group].reshape(-1, self.batch_size)
             self._loaded = ((epoch, shard), tokens, chunks[self.rank :: self.world_size])
         return self._loaded[1], self._loaded[2]
+
+    def open_current_shard(self) -> None:
+        """Load (and so check) the shard the next batch comes from, without taking a batch: a
+        trainer calls it before step 1, so a damaged shard fails then, not at the first
+        evaluation or after a resume's first steps."""
+        self._windows(self.epoch, self._shard_order(self.epoch)[self.shard_pos])
 
     # -- batches ----------------------------------------------------------------------------
 

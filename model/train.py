@@ -44,7 +44,8 @@ from model.gpt import param_groups
 from model.training import (MetricsLog, attention_kernels, build_model, cosine_lr, peak_memory_mb, plot_losses,
                             precision_setup, read_metrics, use_compile)
 from model.config import ModelRun, ModelSections, TrainConfig
-from pipeline.errors import InputError
+from pipeline import errors
+from pipeline.errors import Crawl2GPTError, InputError
 from pipeline.stage import PartResult, StageStats, sha256_file
 
 log = logging.getLogger("crawl2gpt.train")
@@ -144,6 +145,13 @@ class Run:
         ckpt_io.restore_rng(found, self.world.rank)
         self.step, self.resumed_from = int(state["step"]), str(found)
         log.info("resumed from %s at step %d", found, self.step)
+
+    def open_shards(self) -> None:
+        """Load, and so check against the manifest, the shards step 1 and the first evaluation read
+        (after a resume: those at the restored position): a damaged one fails before any step."""
+        for loader in (self.train_loader, self.val_loader):
+            if loader is not None:
+                loader.open_current_shard()
 
     def make_optimizer(self) -> None:
         """After wrapping (FSDP2 swaps in sharded parameters), so the optimizer steps the real ones."""
@@ -325,6 +333,7 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
            on_step: Callable[[int, float], None] | None) -> dict[str, Any]:
     run = Run(shards_dir, out_dir, cfg, world)
     run.try_resume()
+    run.open_shards()
     if run.resumed_from is None:  # dropout masks differ per rank (a resume restores the saved generator instead)
         torch.manual_seed(cfg.seed + world.rank)
     model = distributed.prepare(run.raw, world, cfg, run.precision)
@@ -528,8 +537,29 @@ def launch_torchrun(shards_dir: str, out_dir: Path, cfg: ModelRun) -> dict[str, 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"torchrun with {cfg.train.nproc_per_node} processes failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        failed = f"torchrun with {cfg.train.nproc_per_node} processes failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
+        raise rank_error(done.stderr) or RuntimeError(failed)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# How a rank under torchrun hands one of our errors (a damaged shard, ...) to the launcher, which
+# raises it again as itself: the user reads its message, not torchrun's traceback of every rank.
+RANK_ERROR = "crawl2gpt-rank-error: "
+
+
+def rank_error(stderr: str) -> Crawl2GPTError | None:
+    """The first of our errors a rank reported on stderr (see `main`), as an exception of its type."""
+    for line in stderr.splitlines():
+        if RANK_ERROR not in line:
+            continue
+        try:  # ranks write at once: another rank's line may follow on the same line
+            reported, _ = json.JSONDecoder().raw_decode(line.split(RANK_ERROR, 1)[1])
+        except json.JSONDecodeError:
+            continue
+        kind = getattr(errors, reported.get("type", ""), None)
+        if isinstance(kind, type) and issubclass(kind, Crawl2GPTError):
+            return kind(reported["message"])
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -544,7 +574,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = ModelSections.load(args.config, args.overrides).train
-    summary = train(args.shards, args.out, cfg, progress=not args.quiet)
+    try:
+        summary = train(args.shards, args.out, cfg, progress=not args.quiet)
+    except Crawl2GPTError as err:
+        print(RANK_ERROR + json.dumps({"type": type(err).__name__, "message": str(err)}), file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
 
