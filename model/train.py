@@ -179,14 +179,29 @@ class Run:
 
 
 class Step:
-    """One optimizer step's numbers, still on the device until `values()` waits for them."""
+    """One optimizer step's numbers, still on the device until `values()` waits for them.
+
+    On CUDA they are copied to pinned host memory as soon as the step is queued, and an event marks
+    the copy: `values()` then waits for this step only. `float(loss)` would queue its copy behind
+    everything queued since (the next step, which the loop queues before reading this one) and wait
+    for all of it; the GPU then ran dry at every step boundary (9 ms of a 54 ms step, trace `j3`)."""
 
     def __init__(self, number: int, loss: torch.Tensor, grad_norm: torch.Tensor, lr: float):
-        self.number, self.loss, self.grad_norm, self.lr = number, loss, grad_norm, lr
+        self.number, self.lr = number, lr
+        self.numbers = torch.stack([loss.float().reshape(()), grad_norm.float().reshape(()).to(loss.device)])
+        self.ready = None
+        if self.numbers.is_cuda:
+            host = torch.empty(2, dtype=torch.float32, pin_memory=True)
+            self.numbers = host.copy_(self.numbers, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
 
     def values(self) -> tuple[float, float]:
         """(mean loss over ranks and micro-batches, gradient norm): waits for the step to finish."""
-        return float(self.loss), float(self.grad_norm)
+        if self.ready is not None:
+            self.ready.synchronize()
+        loss, norm = self.numbers.tolist()
+        return loss, norm
 
 
 def train_step(run: Run, model: torch.nn.Module) -> Step:
