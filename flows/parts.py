@@ -32,8 +32,8 @@ _POOL: ProcessPoolExecutor | None = None
 
 
 def _worth_retrying(task, task_run, state) -> bool:
-    """Retry passing faults (a dropped connection, a full disk being cleaned); not our own
-    errors, which name a cause a retry cannot fix (bad config, corrupt shard)."""
+    """Retry passing faults (a dropped connection); not our own errors, which name a cause a
+    retry cannot fix (bad config, corrupt shard, a full disk: DiskFullError, raised in the task)."""
     return not isinstance(state.result(raise_on_failure=False), Crawl2GPTError)
 
 

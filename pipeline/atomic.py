@@ -4,10 +4,18 @@ A reader therefore sees either the old file or the complete new one, never half 
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
 from pathlib import Path
+
+# Writes that fail for lack of room, and how to say so: the fix is the user's (free space, raise a limit).
+OUT_OF_ROOM = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (past the file-size limit of this process, `ulimit -f`, or of the file system)",
+}
 
 
 def fsync_dir(path: Path) -> None:
@@ -51,6 +59,40 @@ def replace_dir(new: Path, target: Path) -> None:
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def out_of_room(err: BaseException) -> OSError | None:
+    """The OSError in `err` or its causes that says a write found no room (OUT_OF_ROOM), if any.
+
+    pyarrow and Python's own writes both raise OSError with errno set (pyarrow without a file name).
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in OUT_OF_ROOM:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the file system holding `path` (or its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def target_of(path: Path) -> Path:
+    """What a temporary sibling `.NAME.tmp-*` is being written for (`NAME` beside it); `path` itself otherwise."""
+    path = Path(path)
+    name, dot_tmp, _ = path.name.rpartition(".tmp-")
+    if dot_tmp and name.startswith(".") and len(name) > 1:
+        return path.with_name(name[1:])
+    return path
 
 
 def clean_stale(target: Path) -> list[Path]:

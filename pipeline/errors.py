@@ -35,3 +35,11 @@ class CheckpointError(Crawl2GPTError):
 
 class ExportError(Crawl2GPTError):
     """A checkpoint cannot be written as a Hugging Face folder: an option with no transformers equivalent."""
+
+
+class RedisIndexError(Crawl2GPTError):
+    """The Redis server holding dedup's LSH index (dedup.backend=redis) stopped answering or refused a write mid-run."""
+
+
+class DiskFullError(Crawl2GPTError):
+    """A stage's write failed for lack of space: a full disk (ENOSPC), a quota (EDQUOT) or a file-size limit (EFBIG)."""

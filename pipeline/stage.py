@@ -20,6 +20,7 @@ called from a flow (flows/ passes its own). The work itself is identical either 
 """
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import json
@@ -33,10 +34,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from pipeline.atomic import atomic_write_text, clean_stale, fsync_dir, replace_dir
+from pipeline.atomic import OUT_OF_ROOM, atomic_write_text, clean_stale, free_bytes, fsync_dir, out_of_room, replace_dir
 from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
-from pipeline.errors import InputError, StageIncompleteError
+from pipeline.errors import Crawl2GPTError, DiskFullError, InputError, StageIncompleteError
 
 MANIFEST = "_stage.json"
 
@@ -304,12 +305,12 @@ def run_stage(
     else:
         workdir = output
         (output / MANIFEST).unlink(missing_ok=True)
-    workdir.mkdir(parents=True, exist_ok=True)
 
     try:
+        workdir.mkdir(parents=True, exist_ok=True)
         parts = stage.plan(list(inputs), cfg)
         run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
-        mapper = map_parts or process_map(default_workers(cfg))
+        mapper = explaining_full_disks(map_parts or process_map(default_workers(cfg)), stage.name, output, atomic)
         results = mapper(run_one, parts)
         more = {"map_parts": mapper} if getattr(stage, "finish_maps", False) else {}
         stats = stage.finish(workdir, results, cfg, **more)
@@ -317,15 +318,49 @@ def run_stage(
         stats.output = str(output)
         write_manifest(workdir, key, stats, started, getattr(stage, "report_files", ()))
         fsync_dir(workdir)
-    except Exception:
+    except Exception as err:
         # A stage that fails cleans up after itself; a killed one leaves its temp folder for
         # clean_stale on the next run. Either way nothing without a manifest is ever read.
         if atomic:
             shutil.rmtree(workdir, ignore_errors=True)
+        if not isinstance(err, Crawl2GPTError) and (full := out_of_room(err)) is not None:
+            raise DiskFullError(disk_full_message(stage.name, output, full, atomic)) from err  # finish's own writes
         raise
     if atomic:
         replace_dir(workdir, output)
     return stats
+
+
+def explaining_full_disks(mapper: MapParts, stage: str, output: Path, atomic: bool) -> MapParts:
+    """`mapper`, with a write that finds no room turned into DiskFullError inside the task itself:
+    a full disk is the user's to fix, so a flow's task neither retries it nor logs a traceback."""
+
+    def run(fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:
+        return mapper(partial(_explain_full_disk, fn, stage, output, atomic), parts)
+
+    return run
+
+
+def _explain_full_disk(fn: Callable[[Any], PartResult], stage: str, output: Path, atomic: bool, part: Any) -> PartResult:
+    try:
+        return fn(part)
+    except OSError as err:
+        if (full := out_of_room(err)) is not None:
+            raise DiskFullError(disk_full_message(stage, output, full, atomic)) from err
+        raise
+
+
+def disk_full_message(stage: str, output: Path, err: OSError, atomic: bool) -> str:
+    """What a stage's failed write (ENOSPC, EDQUOT, EFBIG) tells the user: where, how much room, the fix."""
+    # The stage folder the user knows (not its temporary sibling), and the file when the error
+    # names one: pyarrow's write errors do not.
+    where = f"{output} ({Path(err.filename).name})" if err.filename else str(output)
+    free = free_bytes(output)
+    room = f" ({free / 2**20:,.1f} MiB free on that file system when it failed)" if free is not None else ""
+    fix = "raise that limit" if err.errno == errno.EFBIG else "free space there"
+    kept = "finished stages are kept" + (
+        ", and this stage resumes from what it completed" if not atomic else ", this one left nothing behind")
+    return f"{OUT_OF_ROOM[err.errno]} while the {stage} stage wrote {where}{room}. {fix.capitalize()} and rerun the same command: {kept}"
 
 
 def merge_counts(results: Iterable[PartResult]) -> dict[str, int]:
