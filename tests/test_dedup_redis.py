@@ -62,3 +62,29 @@ def test_redis_backend_matches_memory(redis_port, tmp_path):
     assert read_folder(tmp_path / "redis", "rejects").equals(read_folder(tmp_path / "memory", "rejects"))
     assert in_redis.extra["backend"] == "redis"
     assert redis.Redis(port=redis_port).dbsize() == 0  # the run's index is deleted afterwards
+
+
+def test_keys_a_dead_attempt_left_on_the_same_folder_are_deleted_and_no_others(redis_port, tmp_path):
+    """A run that died (or whose Redis died and came back from its append-only file) leaves its
+    index; the next attempt on the same output folder deletes it first, and never touches the
+    keys of a run writing another folder."""
+    import redis
+
+    from pipeline.dedup.redis_keys import attempt_basename
+
+    client = redis.Redis(port=redis_port)
+    texts = sample_texts(limit=6)
+    source = filter_folder(tmp_path, [[{"doc_id": f"d{i}", "text": t} for i, t in enumerate(texts)]])
+    cfg = RunConfig().with_overrides(["dedup.backend=redis", f"dedup.redis_port={redis_port}"])
+    output = tmp_path / "dedup"
+    dead, _ = attempt_basename(cfg.dedup, output.with_name(".dedup.tmp-deadbeef"))
+    other, _ = attempt_basename(cfg.dedup, tmp_path / ".dedup-b.tmp-12345678")
+    assert dead.rsplit(b":", 1)[0] != other.rsplit(b":", 1)[0]
+    client.hset(dead + b"_bucket_\x00\x00", b"band", dead + b"_bucket_\x00\x00band")
+    client.sadd(dead + b"_bucket_\x00\x00band", b"stale document")
+    client.sadd(other + b"_keys", b"a document of a run writing another folder")
+    try:
+        run_stage(DEDUP, [str(source)], output, cfg, map_parts=serial)
+        assert client.keys("*") == [other + b"_keys"]
+    finally:
+        client.delete(other + b"_keys")

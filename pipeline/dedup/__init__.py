@@ -3,6 +3,7 @@
   shingles.py    text normalization, word n-gram shingle hashes, the exact-dedup text hash
   minhash.py     per-document MinHash signatures (datasketch batch API), stored as bytes
   lsh.py         LSH banding with datasketch's MinHashLSH (memory or Redis storage), S-curve, pair rules
+  redis_keys.py  the Redis backend's key namespace per stage attempt, clean-up, Redis failures as RedisIndexError
   memory.py      the in-memory / Redis backend: one index of all parts in one process
   buckets.py     sorted (hash, document) bucket files, read one hash range at a time
   rowstore.py    per-document arrays on disk (shingles, signatures), read back with one pread each

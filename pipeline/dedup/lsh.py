@@ -7,14 +7,16 @@ pair at s=0.8 with p~0.92, at s=0.9 with p~0.9998 (Penedo et al. 2024, section 3
 
 Storage is datasketch's `storage_config`: {"type": "dict"} keeps the band tables in this
 process; {"type": "redis", ...} puts them in a Redis server so the index can outgrow one
-machine's memory. Candidates are read back bucket by bucket (only buckets with >= 2 members),
-which costs one pass per band instead of one query per document.
+machine's memory (key names, clean-up and failures: redis_keys.py). Candidates are read back
+bucket by bucket (only buckets with >= 2 members), which costs one pass per band instead of one
+query per document.
 """
 from __future__ import annotations
 
 import hashlib
 import pickle
-import uuid
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -22,7 +24,9 @@ from datasketch import MinHashLSH
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.minhash import from_bytes
-from pipeline.errors import ConfigError
+from pipeline.dedup.redis_keys import attempt_basename, redis_calls, remove_attempt, remove_dead_attempts
+from pipeline.dedup.redis_keys import client as redis_client
+from pipeline.errors import ConfigError, RedisIndexError
 
 
 def s_curve(similarity: np.ndarray | float, bands: int, rows: int) -> np.ndarray | float:
@@ -77,21 +81,28 @@ def _band_key(band: bytes) -> bytes:
     return hashlib.blake2b(band, digest_size=8).digest()
 
 
-def storage_config(cfg: DedupConfig) -> dict:
+def storage_config(cfg: DedupConfig, basename: bytes | None = None) -> dict:
     if cfg.backend != "redis":  # memory, or auto on a corpus small enough for memory
         return {"type": "dict"}
-    basename = f"{cfg.redis_prefix}:{uuid.uuid4().hex[:12]}".encode()  # one namespace per run
     return {"type": "redis", "basename": basename, "redis": {"host": cfg.redis_host, "port": cfg.redis_port}}
 
 
 class BandIndex:
-    """The LSH tables of one dedup run; keys are document indices (ints)."""
+    """The LSH tables of one dedup run; keys are document indices (ints).
 
-    def __init__(self, cfg: DedupConfig):
+    `workdir` is the stage's folder being written: with dedup.backend=redis the index takes a
+    namespace of its own tied to the stage's output folder, after deleting what a dead attempt
+    on that folder left (redis_keys.py); `close()` deletes this attempt's keys.
+    """
+
+    def __init__(self, cfg: DedupConfig, workdir: Path | None = None):
         self.cfg = cfg
-        self.storage = storage_config(cfg)
+        self.redis_failed = False
+        self.basename, folder_pattern = attempt_basename(cfg, workdir) if cfg.backend == "redis" else (None, None)
+        self.storage = storage_config(cfg, self.basename)
         if self.storage["type"] == "redis":
             self._check_redis()
+            remove_dead_attempts(cfg, folder_pattern)
         self.lsh = MinHashLSH(num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows), storage_config=self.storage,
                               hashfunc=_band_key)
         self.size = 0
@@ -100,42 +111,44 @@ class BandIndex:
         import redis
 
         try:
-            redis.Redis(host=self.cfg.redis_host, port=self.cfg.redis_port).ping()
+            redis_client(self.cfg).ping()
         except redis.RedisError as err:
             raise ConfigError(
                 f"dedup.backend=redis but no Redis answers at {self.cfg.redis_host}:{self.cfg.redis_port} ({err}); "
                 "start redis-server there or set dedup.backend=memory"
             ) from None
 
+    @contextmanager
+    def _calls(self) -> Iterator[None]:
+        """Index calls: a Redis failure becomes RedisIndexError (and close() then skips its clean-up)."""
+        try:
+            with redis_calls(self.cfg):
+                yield
+        except RedisIndexError:
+            self.redis_failed = True
+            raise
+
     def insert(self, keys: list[int], signatures: list[bytes]) -> None:
-        with self.lsh.insertion_session(buffer_size=50_000) as session:
+        with self._calls(), self.lsh.insertion_session(buffer_size=50_000) as session:
             for key, signature in zip(keys, signatures):
                 session.insert(key, from_bytes(signature, self.cfg.seed), check_duplication=False)
         self.size += len(keys)
 
     def candidate_buckets(self, chunk: int = 10_000) -> Iterator[list[int]]:
         """Member lists of every bucket holding >= 2 documents, band by band."""
-        for table in self.lsh.hashtables:
-            crowded = [key for key, count in table.itemcounts().items() if count > 1]
-            for start in range(0, len(crowded), chunk):
-                for members in table.getmany(*crowded[start : start + chunk]):
-                    if self.lsh.prepickle:
-                        yield [pickle.loads(m) for m in members]
-                    else:
-                        yield list(members)
+        with self._calls():
+            for table in self.lsh.hashtables:
+                crowded = [key for key, count in table.itemcounts().items() if count > 1]
+                for start in range(0, len(crowded), chunk):
+                    for members in table.getmany(*crowded[start : start + chunk]):
+                        if self.lsh.prepickle:
+                            yield [pickle.loads(m) for m in members]
+                        else:
+                            yield list(members)
 
     def close(self) -> None:
-        """Delete this run's keys from Redis (the memory backend just goes out of scope)."""
-        if self.storage["type"] != "redis":
-            return
-        import redis
-
-        client = redis.Redis(host=self.cfg.redis_host, port=self.cfg.redis_port)
-        batch = []
-        for key in client.scan_iter(match=self.storage["basename"] + b"*", count=10_000):
-            batch.append(key)
-            if len(batch) >= 10_000:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+        """Delete this run's keys from Redis (the memory backend just goes out of scope). Not
+        after a Redis failure: retrying a dead server would only delay the error; the next
+        attempt on the folder deletes them."""
+        if self.storage["type"] == "redis" and not self.redis_failed:
+            remove_attempt(self.cfg, self.basename)

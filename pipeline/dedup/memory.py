@@ -28,7 +28,7 @@ def memory_clusters(workdir: Path, parts: list[OutputPart], d: DedupConfig, timi
     total = parts[-1].offset + parts[-1].rows if parts else 0
     clusters = UnionFind(total)
     exact = ExactIndex()
-    index = BandIndex(d) if d.near else None
+    index = BandIndex(d, workdir) if d.near else None
     scratch = workdir / ".dedup-memory"  # removed before the manifest lists the folder
     signatures = None
     counts: dict[str, int] = {}
