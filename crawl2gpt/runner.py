@@ -1,7 +1,9 @@
 """The DAG loop: run the stages in order into RUN_DIR/<stage>, skipping the up-to-date ones.
 
 One loop, two drivers: `run_pipeline` runs each stage in this process (tests, scripts, the chaos
-driver), and flows/dag.py passes a function that runs each stage as a Prefect subflow.
+driver), and flows/dag.py passes a function that runs each stage as a Prefect subflow. Either way
+the loop holds the run folder's lock (pipeline/run_lock.py): a second run on the same folder
+stops at once with RunLockedError, before it writes anything.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Callable, Sequence
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_inputs, stage_options, stages_to_force, stages_until
 from pipeline.preflight import check_data_settings, check_inputs
+from pipeline.run_lock import run_lock
 from pipeline.stage import MapParts, StageStats, read_manifest, run_stage
 
 # run_one(stage name, its inputs, its output folder, force) -> the stage's stats
@@ -45,18 +48,18 @@ def run_dag(
     until: str = "train",
     on_stage: Callable[[StageStats], None] | None = None,
 ) -> dict[str, StageStats]:
-    """Check the run, write its config, then call `run_one` for each stage up to `until`."""
+    """Check the run, lock its folder, write its config, then call `run_one` for each stage up to `until`."""
     check_run(raw_inputs, workdir, cfg, until)
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg.write(workdir / "config.yaml")  # the exact config this run used; subflows read it back
-    forced = stages_to_force(force_from)
-    results: dict[str, StageStats] = {}
-    for name in stages_until(until):
-        stats = run_one(name, stage_inputs(name, workdir, raw_inputs), workdir / name, name in forced)
-        results[name] = stats
-        if on_stage:
-            on_stage(stats)
+    with run_lock(workdir):  # creates the folder; refuses it while another process runs in it
+        cfg.write(workdir / "config.yaml")  # the exact config this run used; subflows read it back
+        forced = stages_to_force(force_from)
+        results: dict[str, StageStats] = {}
+        for name in stages_until(until):
+            stats = run_one(name, stage_inputs(name, workdir, raw_inputs), workdir / name, name in forced)
+            results[name] = stats
+            if on_stage:
+                on_stage(stats)
     return results
 
 

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.errors import Crawl2GPTError
+from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
 from flows.failures import prepare_environment, report_error
 
@@ -123,11 +123,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from flows.dag import pipeline_flow
     from flows.summary import print_run_summary
+    from pipeline.run_lock import run_lock
 
-    results = pipeline_flow(
-        inputs=inputs, workdir=args.workdir, config_path=args.config, overrides=args.overrides,
-        force=args.force, until=args.until,
-    )
+    with run_lock(args.workdir):  # a second run on this folder stops here, before Prefect starts (the flow re-enters it)
+        results = pipeline_flow(
+            inputs=inputs, workdir=args.workdir, config_path=args.config, overrides=args.overrides,
+            force=args.force, until=args.until,
+        )
     print_run_summary(Path(args.workdir), results)
     return 0
 
@@ -140,8 +142,11 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
 
     from flows.stages import STAGE_FLOWS
     from flows.summary import print_stage_summary
+    from pipeline.run_lock import run_lock
 
-    stats = STAGE_FLOWS[name](inputs=inputs, output=output, config_path=args.config, overrides=args.overrides, force=args.force)
+    with run_lock(Path(output).parent):  # the run folder a `crawl2gpt run` on it would lock
+        stats = STAGE_FLOWS[name](inputs=inputs, output=output, config_path=args.config, overrides=args.overrides,
+                                  force=args.force)
     print_stage_summary(stats)
     return 0
 
@@ -228,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             serve_all(Path(args.workdir), args.cron or None, args.input)
             return 0
     except Crawl2GPTError as err:
-        return report_error(err, error_log_folder(args), args.verbose, argv)
+        # a refused run writes nothing, not even its log, into a folder another process is using
+        folder = None if isinstance(err, RunLockedError) else error_log_folder(args)
+        return report_error(err, folder, args.verbose, argv)
     return 1
 
 

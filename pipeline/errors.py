@@ -43,3 +43,7 @@ class RedisIndexError(Crawl2GPTError):
 
 class DiskFullError(Crawl2GPTError):
     """A stage's write failed for lack of space: a full disk (ENOSPC), a quota (EDQUOT) or a file-size limit (EFBIG)."""
+
+
+class RunLockedError(Crawl2GPTError):
+    """Another crawl2gpt process holds the run folder's lock (pipeline/run_lock.py): it names that process."""
