@@ -74,7 +74,7 @@ def without_timings(manifest: dict) -> dict:
         if not isinstance(value, dict):
             return value
         return {k: drop(v) for k, v in value.items() if k not in ("seconds", "started_at", "finished_at")
-                and not k.endswith("_seconds")}
+                and not k.endswith(("_seconds", "_s"))}
 
     return drop(manifest)
 
