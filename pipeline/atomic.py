@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -64,15 +65,24 @@ def replace_dir(new: Path, target: Path) -> None:
 def out_of_room(err: BaseException) -> OSError | None:
     """The OSError in `err` or its causes that says a write found no room (OUT_OF_ROOM), if any.
 
-    pyarrow and Python's own writes both raise OSError with errno set (pyarrow without a file name).
+    pyarrow and Python's own writes raise OSError with errno set (pyarrow without a file name).
+    Writers built on Rust's std::io (safetensors: SafetensorError) put the errno only in their
+    message, as "... (os error 28)"; that is read back into an OSError.
     """
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, OSError) and err.errno in OUT_OF_ROOM:
             return err
+        if not isinstance(err, OSError) and (code := _rust_os_error(str(err))) in OUT_OF_ROOM:
+            return OSError(code, os.strerror(code))
         err = err.__cause__ or err.__context__
     return None
+
+
+def _rust_os_error(message: str) -> int | None:
+    found = re.search(r"\(os error (\d+)\)", message)
+    return int(found.group(1)) if found else None
 
 
 def free_bytes(path: Path) -> int | None:

@@ -344,8 +344,8 @@ def explaining_full_disks(mapper: MapParts, stage: str, output: Path, atomic: bo
 def _explain_full_disk(fn: Callable[[Any], PartResult], stage: str, output: Path, atomic: bool, part: Any) -> PartResult:
     try:
         return fn(part)
-    except OSError as err:
-        if (full := out_of_room(err)) is not None:
+    except Exception as err:
+        if not isinstance(err, Crawl2GPTError) and (full := out_of_room(err)) is not None:
             raise DiskFullError(disk_full_message(stage, output, full, atomic)) from err
         raise
 
