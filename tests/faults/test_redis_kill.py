@@ -1,0 +1,248 @@
+"""Fault 1 of issue 19: the redis-server holding dedup's LSH index is SIGKILLed mid-index.
+
+The kill lands at a known point: the dedup stage reaches Redis through a small TCP relay that
+stops passing bytes at the first index write of the second input part (datasketch commits each
+band table's buffer with its own MULTI/EXEC, so the first bands + 1 EXECs are the first part's
+index). At that moment the first part's index is committed and the second's is not: a
+half-written index, which a Redis with an append-only file brings back after a restart.
+
+Promise checked (docs/reliability.md):
+  - the CLI exits 2 with one message naming Redis, its address, the stage and what to do; no traceback;
+  - extract and filter (finished before the kill) are unchanged; no dedup folder, no temp folder;
+  - after Redis is back (with the dead run's keys from its AOF, or empty), a rerun writes exactly
+    the stage folders of an undisturbed run, and Redis holds no key of either run afterwards.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from crawl2gpt.config import RunConfig
+from crawl2gpt.runner import run_pipeline
+from helpers.fault_runs import (SAMPLE_SETTINGS, cli_env, finish_cli, leftovers, run_cli, run_snapshot,
+                                split_warc, stage_snapshot, start_cli)
+from pipeline.dedup.stage import DEDUP
+from pipeline.stage import run_stage
+
+pytestmark = pytest.mark.faults
+redis = pytest.importorskip("redis")
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+STAGES = ["extract", "filter", "dedup"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port with its own folder; `kill()` is SIGKILL and
+    `start()` again reuses the port and, when `persistent`, the append-only file (fsync always)."""
+
+    def __init__(self, folder: Path, persistent: bool):
+        self.folder, self.persistent, self.port = folder, persistent, free_port()
+        self.process: subprocess.Popen | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> "RedisServer":
+        args = [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
+                "--save", "", "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                if self.client().ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+    def client(self):
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+
+class FreezingRelay:
+    """A TCP relay to redis-server that stops passing the clients' bytes at the Nth EXEC.
+
+    After the freeze, the client waiting for that EXEC's reply waits until the server goes away;
+    the relay then closes the client's connection, as the server's own socket would have been."""
+
+    EXEC = b"$4\r\nEXEC\r\n"  # the RESP encoding of the command
+
+    def __init__(self, upstream_port: int, freeze_at_exec: int | None):
+        self.upstream_port, self.freeze_at = upstream_port, freeze_at_exec
+        self.execs = 0
+        self.frozen = threading.Event()
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def disarm(self) -> None:
+        with self.lock:
+            self.freeze_at = None
+            self.frozen.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:  # the server is down: refuse, as it would
+                client.close()
+                continue
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _freezes(self, data: bytes, tail: bytes) -> bool:
+        with self.lock:
+            if self.frozen.is_set():
+                return True
+            if self.freeze_at is not None:
+                self.execs += (tail + data).count(self.EXEC)
+                if self.execs >= self.freeze_at:
+                    self.frozen.set()
+                    return True
+            return False
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        tail = b""
+        try:
+            while data := src.recv(1 << 16):
+                if from_client and self._freezes(data, tail):
+                    continue  # held back: never reaches the server
+                tail = data[-(len(self.EXEC) - 1):]
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+
+def redis_settings(port: int) -> list[str]:
+    return [*SAMPLE_SETTINGS, "dedup.backend=redis", f"dedup.redis_port={port}"]
+
+
+def first_write_of_second_part(cfg: RunConfig) -> int:
+    return cfg.dedup.bands + 1 + 1
+
+
+@pytest.fixture(scope="module")
+def warcs(tmp_path_factory, sample_warc) -> list[Path]:
+    """The sample in two WARC files: two parts, so the index is written in two rounds."""
+    return split_warc(sample_warc, tmp_path_factory.mktemp("warcs"))
+
+
+@pytest.fixture(scope="module")
+def undisturbed(warcs, tmp_path_factory) -> tuple[Path, dict]:
+    """The same run with nothing going wrong (in this process, through a Redis of its own)."""
+    base = tmp_path_factory.mktemp("undisturbed")
+    server = RedisServer(base / "redis", persistent=False).start()
+    try:
+        cfg = RunConfig().with_overrides(redis_settings(server.port))
+        run_pipeline([str(p) for p in warcs], base / "run", cfg, until="dedup")
+        assert server.client().dbsize() == 0
+    finally:
+        server.stop()
+    return base / "run", run_snapshot(base / "run", STAGES)
+
+
+def test_cli_redis_killed_mid_index_then_restarted_with_its_aof(prefect_api, warcs, undisturbed, tmp_path):
+    from pipeline.errors import RedisIndexError  # noqa: F401  (the type the message comes from)
+
+    server = RedisServer(tmp_path / "redis", persistent=True).start()
+    relay = FreezingRelay(server.port, first_write_of_second_part(RunConfig()))
+    run = tmp_path / "run"
+    args = ["run", "--input", *map(str, warcs), "--workdir", str(run), "--until", "dedup"]
+    for item in redis_settings(relay.port):
+        args += ["--set", item]
+    env = cli_env(tmp_path / "prefect-home")
+    try:
+        started = time.monotonic()
+        proc = start_cli(args, env)
+        while not relay.frozen.wait(0.2):
+            assert proc.poll() is None, f"the run ended before dedup wrote its index:\n{proc.communicate()[1][-3000:]}"
+            assert time.monotonic() - started < 180
+        finished = run_snapshot(run, ["extract", "filter"])  # dedup is running: these two are done
+        killed = time.monotonic()
+        server.kill()
+        failed = finish_cli(proc, started)
+        detect_s = time.monotonic() - killed
+
+        assert failed.code == 2, failed.stderr[-3000:]
+        assert "Traceback" not in failed.stderr
+        message = failed.error_lines[-1]
+        assert re.match(rf"crawl2gpt: error: Redis at 127\.0\.0\.1:{relay.port} stopped answering during dedup", message), failed.stderr[-3000:]
+        assert "start it and rerun" in message.lower() and "finished stages are kept" in message
+        assert failed.error_lines[0].startswith("crawl2gpt: RedisIndexError")
+        assert not (run / "dedup").exists() and leftovers(run) == []
+        assert run_snapshot(run, ["extract", "filter"]) == finished
+
+        server.start()  # from its append-only file: the dead run's half-written index is back
+        stale = server.client().dbsize()
+        assert stale > 0
+        relay.disarm()
+        rerun = run_cli(args, env)
+        assert rerun.code == 0, rerun.stderr[-3000:]
+        assert run_snapshot(run, STAGES) == undisturbed[1]
+        assert server.client().dbsize() == 0  # neither the dead run's keys nor the rerun's are left
+        print(f"\n{failed.error_lines}\nredis kill: detected and reported {detect_s:.1f} s after SIGKILL; {stale} keys of the dead run "
+              f"in Redis after restart, 0 after the rerun; rerun {rerun.seconds} s; "
+              f"dedup {undisturbed[1]['dedup']['manifest']['stats']['docs_out']} docs kept as undisturbed")
+    finally:
+        relay.close()
+        server.stop()
+
+
+def test_redis_killed_mid_index_then_restarted_empty(undisturbed, tmp_path):
+    """The stage alone (no CLI): the error type and its cause, then a rerun on an empty Redis."""
+    from pipeline.errors import RedisIndexError
+
+    filter_folder = shutil.copytree(undisturbed[0] / "filter", tmp_path / "filter")  # a finished stage of this run
+    server = RedisServer(tmp_path / "redis", persistent=False).start()
+    relay = FreezingRelay(server.port, first_write_of_second_part(RunConfig()))
+    cfg = RunConfig().with_overrides(redis_settings(relay.port))
+    killer = threading.Thread(target=lambda: relay.frozen.wait(120) and server.kill(), daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(RedisIndexError) as failure:
+            run_stage(DEDUP, [str(filter_folder)], tmp_path / "dedup", cfg)
+        assert isinstance(failure.value.__cause__, redis.ConnectionError)
+        assert not (tmp_path / "dedup").exists() and leftovers(tmp_path) == []
+
+        server.start()
+        assert server.client().dbsize() == 0
+        relay.disarm()
+        run_stage(DEDUP, [str(filter_folder)], tmp_path / "dedup", cfg)
+        assert stage_snapshot(tmp_path / "dedup") == undisturbed[1]["dedup"]
+        assert server.client().dbsize() == 0
+    finally:
+        relay.close()
+        server.stop()
