@@ -236,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         # a refused run writes nothing, not even its log, into a folder another process is using
         folder = None if isinstance(err, RunLockedError) else error_log_folder(args)
         return report_error(err, folder, args.verbose, argv)
+    except Exception as err:  # a Prefect server that stopped answering is one message too, not a traceback
+        from flows.server_lost import server_lost
+
+        lost = server_lost(err, None)
+        if lost is None:
+            raise
+        lost.__cause__ = err
+        return report_error(lost, error_log_folder(args), args.verbose, argv)
     return 1
 
 

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import publish_stage
 from flows.parts import prefect_map
+from flows.server_lost import reported_as_server_lost
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_options
 from pipeline.empty_output import describe_empty, empty_cause
@@ -24,17 +25,18 @@ def load_config(config_path: str | None, overrides: list[str] | None) -> RunConf
 def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, force: bool) -> StageStats:
     """Run a stage with one Prefect task per part, then publish its stats."""
     logger = get_run_logger()
-    with prefect_map(name, cfg) as map_parts:  # one task runner for all of the stage's map phases
-        stats = run_stage(load_stage(name), inputs, Path(output), cfg, force=force, map_parts=map_parts,
-                          **stage_options(name))
-    logger.info(stats.summary())
-    if stats.docs_out == 0 and name != "train":
-        # Valid (the next stage reads it as 0 documents), but rarely what the user wanted:
-        # say where the documents were lost, which may be a stage upstream of this one.
-        what, _ = empty_cause([stats.output]) or (describe_empty(stats.to_dict()), "")
-        logger.warning("%s wrote an empty output: %s", name, what)
-    publish_stage(stats, cfg.name)
-    publish_extras(name, stats, cfg)
+    with reported_as_server_lost(name):
+        with prefect_map(name, cfg) as map_parts:  # one task runner for all of the stage's map phases
+            stats = run_stage(load_stage(name), inputs, Path(output), cfg, force=force, map_parts=map_parts,
+                              **stage_options(name))
+        logger.info(stats.summary())
+        if stats.docs_out == 0 and name != "train":
+            # Valid (the next stage reads it as 0 documents), but rarely what the user wanted:
+            # say where the documents were lost, which may be a stage upstream of this one.
+            what, _ = empty_cause([stats.output]) or (describe_empty(stats.to_dict()), "")
+            logger.warning("%s wrote an empty output: %s", name, what)
+        publish_stage(stats, cfg.name)
+        publish_extras(name, stats, cfg)
     return stats
 
 

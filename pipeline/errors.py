@@ -47,3 +47,7 @@ class DiskFullError(Crawl2GPTError):
 
 class RunLockedError(Crawl2GPTError):
     """Another crawl2gpt process holds the run folder's lock (pipeline/run_lock.py): it names that process."""
+
+
+class PrefectServerLostError(Crawl2GPTError):
+    """The Prefect server a run reports to (PREFECT_API_URL) stopped answering past the client's retries."""
