@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--workdir", default="runs/scheduled", metavar="DIR", help="the run folder the deployments use by default")
     srv.add_argument("--cron", default="0 3 * * *", help="schedule of the pipeline deployment ('' for none)")
     srv.add_argument("--input", nargs="*", default=None, metavar="PATH_OR_URL", help="default inputs (the bundled sample)")
+    srv.add_argument(
+        "--limit", type=int, default=None, metavar="N",
+        help="run at most N flow runs at once; the others wait, Scheduled, for a free slot (default: one per CPU "
+        "core, which fits runs of workers=1; for large runs whose stages use every core, 1)",
+    )
 
     report = sub.add_parser("report", help="print a run's quality summary and the report page's path, or compare two runs")
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from flows.serve import serve_all
 
-            serve_all(Path(args.workdir), args.cron or None, args.input)
+            serve_all(Path(args.workdir), args.cron or None, args.input, limit=args.limit)
             return 0
     except Crawl2GPTError as err:
         # a refused run writes nothing, not even its log, into a folder another process is using

@@ -6,6 +6,7 @@ and several machines, see deployments/prefect.yaml.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import serve
@@ -14,6 +15,7 @@ from flows.finetune import finetune_classify_flow, finetune_sft_flow
 from flows.dag import pipeline_flow
 from flows.stages import STAGE_FLOWS
 from crawl2gpt.stages import STAGES, stage_inputs
+from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
@@ -62,5 +64,13 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
     return deployments
 
 
-def serve_all(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None) -> None:
-    serve(*build_deployments(run_dir, cron, inputs))
+def serve_all(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None,
+              limit: int | None = None) -> None:
+    """Register the deployments and execute their runs here, at most `limit` at once (default: one
+    per CPU core). Runs past the limit wait as Scheduled and start as slots free up, so a burst of
+    runs (a backfill, many users) queues instead of oversubscribing the machine."""
+    if limit is None:
+        limit = os.cpu_count() or 1  # as the stages' default `workers`
+    if limit < 1:
+        raise ConfigError(f"crawl2gpt serve --limit {limit}: give at least 1 (flow runs at once)")
+    serve(*build_deployments(run_dir, cron, inputs), limit=limit)

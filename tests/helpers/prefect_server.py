@@ -71,6 +71,7 @@ class PrefectServer:
             if self.process.poll() is not None:
                 break
             time.sleep(0.5)
+        self.stop()
         raise RuntimeError(f"Prefect server did not start on port {self.port}: {self.log.read_text()[-2000:]}")
 
     def healthy(self) -> bool:
