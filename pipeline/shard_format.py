@@ -100,6 +100,7 @@ def rebuild_advice(shards_dir: str | Path) -> str:
     """What to do about a damaged shard, ending with the exact command (copy-pasteable last)."""
     return ("To fix it, rebuild the shards (the stage is deterministic: they come back byte-identical), then start "
             "training again as before (crawl2gpt run or crawl2gpt train): it resumes from its last checkpoint. "
+            "Adding --force shards to your crawl2gpt run command does both. "
             f"Rebuild with: {rebuild_command(shards_dir)}")
 
 

@@ -139,7 +139,7 @@ def fails_with_one_message(folder: dict, damaged: Path, env: dict[str, str]) -> 
     assert lines[-2].startswith("crawl2gpt: ShardChecksumError (full traceback in ")
     message = lines[-1]
     assert message.startswith(f"crawl2gpt: error: shard {damaged} does not match its checksum"), message
-    assert "resumes from its last checkpoint" in message
+    assert "resumes from its last checkpoint" in message and "Adding --force shards to your crawl2gpt run command" in message
     fix = shlex.split(message.split("Rebuild with: ", 1)[1])
     assert fix[:3] == ["crawl2gpt", "stage", "shards"] and "--force" in fix
     with pytest.raises(StageIncompleteError):  # the interrupted training is not a finished stage anyone reads
@@ -147,15 +147,20 @@ def fails_with_one_message(folder: dict, damaged: Path, env: dict[str, str]) -> 
     return fix
 
 
-def recovers(folder: dict, fix: list[str], env: dict[str, str]) -> None:
-    """The printed command rebuilds byte-identical shards; the rerun skips every data stage and
-    trains to the undisturbed run's losses and weights."""
-    code, lines, _ = crawl2gpt(fix[1:], env)
+def recovers(folder: dict, fix: list[str] | None, env: dict[str, str]) -> None:
+    """The printed command rebuilds byte-identical shards and the rerun trains (fix=None: the
+    message's other way, the run command with --force shards, does both): every data stage as
+    it was, and the undisturbed run's losses and weights."""
+    rerun = run_command(folder)
+    if fix is not None:
+        code, lines, _ = crawl2gpt(fix[1:], env)
+        assert code == 0, lines[-30:]
+        assert shard_sums(folder["run"] / "shards") == shard_sums(folder["pristine"])
+    else:
+        rerun += ["--force", "shards"]
+    code, lines, _ = crawl2gpt(rerun, env)
     assert code == 0, lines[-30:]
-    shards = folder["run"] / "shards"
-    assert shard_sums(shards) == shard_sums(folder["pristine"])
-    code, lines, _ = crawl2gpt(run_command(folder), env)
-    assert code == 0, lines[-30:]
+    assert shard_sums(folder["run"] / "shards") == shard_sums(folder["pristine"])
     for name in DATA_STAGES:
         assert without_timings(read_manifest(folder["run"] / name)) == folder["manifests"][name], name
     assert training_record(folder["run"] / "train") == folder["undisturbed"]
@@ -180,7 +185,8 @@ def test_fresh_training_refuses_a_damaged_val_shard_then_recovers(run_folder, cl
 def test_resumed_training_refuses_a_damaged_train_shard_then_resumes(run_folder, cli_env):
     """Training stopped after step 10 (its checkpoint is there); then the train shard it was reading
     is damaged. The resumed run checks it again before step 11, keeps the checkpoints as they are,
-    and after the rebuild resumes from step 10 to the undisturbed run's numbers."""
+    and `crawl2gpt run --force shards` rebuilds the shards and resumes from step 10 to the
+    undisturbed run's numbers."""
     shards = start_clean(run_folder)
     train_dir = run_folder["run"] / "train"
     shutil.rmtree(train_dir, ignore_errors=True)
@@ -198,10 +204,10 @@ def test_resumed_training_refuses_a_damaged_train_shard_then_resumes(run_folder,
     damaged = shards / "train-00000.parquet"
     flip_bytes(damaged)
 
-    fix = fails_with_one_message(run_folder, damaged, cli_env)
+    fails_with_one_message(run_folder, damaged, cli_env)
     assert files_of(train_dir / "checkpoints") == checkpoints  # the checkpoints it resumes from are untouched
     assert [r["step"] for r in read_metrics(train_dir)][-1] == 10  # not one step trained on the damaged shard
-    recovers(run_folder, fix, cli_env)
+    recovers(run_folder, None, cli_env)  # this time the other way the message gives: run --force shards
     assert read_manifest(train_dir)["stats"]["extra"]["resumed_from"].endswith("step-000010")
 
 
