@@ -323,8 +323,8 @@ def run_stage(
         # clean_stale on the next run. Either way nothing without a manifest is ever read.
         if atomic:
             shutil.rmtree(workdir, ignore_errors=True)
-        if not isinstance(err, Crawl2GPTError) and (full := out_of_room(err)) is not None:
-            raise DiskFullError(disk_full_message(stage.name, output, full, atomic)) from err  # finish's own writes
+        if (full := as_disk_full(err, stage.name, output, atomic)) is not None:  # finish's own writes
+            raise full from err
         raise
     if atomic:
         replace_dir(workdir, output)
@@ -345,22 +345,27 @@ def _explain_full_disk(fn: Callable[[Any], PartResult], stage: str, output: Path
     try:
         return fn(part)
     except Exception as err:
-        if not isinstance(err, Crawl2GPTError) and (full := out_of_room(err)) is not None:
-            raise DiskFullError(disk_full_message(stage, output, full, atomic)) from err
+        if (full := as_disk_full(err, stage, output, atomic)) is not None:
+            raise full from err
         raise
 
 
-def disk_full_message(stage: str, output: Path, err: OSError, atomic: bool) -> str:
-    """What a stage's failed write (ENOSPC, EDQUOT, EFBIG) tells the user: where, how much room, the fix."""
+def as_disk_full(err: Exception, stage: str, output: Path, atomic: bool) -> DiskFullError | None:
+    """A DiskFullError saying where and what to do, when `err` is a write that found no room
+    (ENOSPC, EDQUOT, EFBIG; pipeline/atomic.py out_of_room); None for any other error."""
+    full = None if isinstance(err, Crawl2GPTError) else out_of_room(err)
+    if full is None:
+        return None
     # The stage folder the user knows (not its temporary sibling), and the file when the error
     # names one: pyarrow's write errors do not.
-    where = f"{output} ({Path(err.filename).name})" if err.filename else str(output)
+    where = f"{output} ({Path(full.filename).name})" if full.filename else str(output)
     free = free_bytes(output)
     room = f" ({free / 2**20:,.1f} MiB free on that file system when it failed)" if free is not None else ""
-    fix = "raise that limit" if err.errno == errno.EFBIG else "free space there"
+    fix = "Raise that limit" if full.errno == errno.EFBIG else "Free space there"
     kept = "finished stages are kept" + (
         ", and this stage resumes from what it completed" if not atomic else ", this one left nothing behind")
-    return f"{OUT_OF_ROOM[err.errno]} while the {stage} stage wrote {where}{room}. {fix.capitalize()} and rerun the same command: {kept}"
+    return DiskFullError(f"{OUT_OF_ROOM[full.errno]} while the {stage} stage wrote {where}{room}. "
+                         f"{fix} and rerun the same command: {kept}")
 
 
 def merge_counts(results: Iterable[PartResult]) -> dict[str, int]:
