@@ -10,6 +10,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from crawl2gpt.runner import run_dag
+from flows.interrupted import crash_interrupted_runs
 from flows.server_lost import reported_as_server_lost
 from flows.stages import STAGE_FLOWS, load_config, run_name
 from pipeline.stage import StageStats
@@ -44,5 +45,7 @@ def pipeline_flow(
         logger.info("%s done: %s in, %s out%s", name, stats["docs_in"], stats["docs_out"], " (skipped)" if stats["skipped"] else "")
         return StageStats.from_dict(stats)
 
+    for name in crash_interrupted_runs(workdir):  # the UI would show them Running for ever
+        logger.warning("flow run %s of this run folder had ended without reporting: marked Crashed", name)
     results = run_dag(inputs, workdir, cfg, run_subflow, force_from=force, until=until)
     return {name: stats.to_dict() for name, stats in results.items()}

@@ -162,5 +162,7 @@ def test_a_server_gone_past_the_retries_stops_with_one_message_and_a_rerun_finis
     assert code == 0, console[-3000:]
     assert run_data(run_dir, UNTIL) == reference
     assert read_manifest(run_dir / "extract")["finished_at"] == extract_finished  # skipped, not redone
+    # the rerun's runs Completed; the interrupted ones, which could not report, marked Crashed by it
     runs = _flow_runs_of(server, run_dir.name)
-    assert "COMPLETED" in runs["pipeline-lost"], runs  # the rerun's, next to the interrupted one
+    assert sorted(runs["pipeline-lost"]) == sorted(runs["filter-lost"]) == ["COMPLETED", "CRASHED"], runs
+    assert runs["extract-lost"] == ["COMPLETED", "COMPLETED"] and runs["dedup-lost"] == ["COMPLETED"], runs
