@@ -17,4 +17,5 @@ for _ in $(seq 1 120); do
 done
 curl -fs "$PREFECT_API_URL/health" >/dev/null || { echo "Prefect server did not start; see ${PREFECT_LOG:-/tmp/crawl2gpt-prefect-server.log}"; exit 1; }
 echo "Prefect UI: http://$HOST:$PORT  (API $PREFECT_API_URL)"
-"$VENV/bin/crawl2gpt" serve --workdir "${RUN_DIR:-runs/scheduled}"
+# SERVE_LIMIT: flow runs at once (crawl2gpt serve --limit; default one per core)
+"$VENV/bin/crawl2gpt" serve --workdir "${RUN_DIR:-runs/scheduled}" ${SERVE_LIMIT:+--limit "$SERVE_LIMIT"}
