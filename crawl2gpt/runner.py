@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_inputs, stage_options, stages_to_force, stages_until
+from pipeline.atomic import out_of_room
+from pipeline.errors import DiskFullError
 from pipeline.preflight import check_data_settings, check_inputs
 from pipeline.run_lock import run_lock
 from pipeline.stage import MapParts, StageStats, read_manifest, run_stage
@@ -52,7 +54,7 @@ def run_dag(
     check_run(raw_inputs, workdir, cfg, until)
     workdir = Path(workdir)
     with run_lock(workdir):  # creates the folder; refuses it while another process runs in it
-        cfg.write(workdir / "config.yaml")  # the exact config this run used; subflows read it back
+        write_config(cfg, workdir / "config.yaml")
         forced = stages_to_force(force_from)
         results: dict[str, StageStats] = {}
         for name in stages_until(until):
@@ -61,6 +63,17 @@ def run_dag(
             if on_stage:
                 on_stage(stats)
     return results
+
+
+def write_config(cfg: RunConfig, path: Path) -> None:
+    """The exact config this run used (subflows read it back); a full disk here is said as such."""
+    try:
+        cfg.write(path)
+    except OSError as err:
+        if out_of_room(err) is None:
+            raise
+        raise DiskFullError(f"no room to write {path} ({err.strerror}) before the first stage. Free space there and "
+                            "rerun the same command: finished stages are kept") from err
 
 
 def run_pipeline(

@@ -91,14 +91,11 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, to
     final = root / f"step-{step:06d}"
     tmp = root / f".step-{step:06d}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model_state.items() if k not in tied}
-    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    body = dict(state, step=step, tied=tied)
-    if optimizer_state is not None:
-        save_file(_optimizer_tensors(optimizer_state), str(tmp / "optimizer.safetensors"))
-        body["optimizer"] = {"param_groups": optimizer_state["param_groups"]}
-    save_file(rng, str(tmp / "rng.safetensors"))
-    atomic_write_text(tmp / STATE, json.dumps(body, indent=1, default=str))
+    try:
+        _write_checkpoint_files(tmp, model_state, tied, optimizer_state, state, step, rng)
+    except BaseException:  # a full disk, a kill signal: the half-written folder would hold its space until the next save
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -108,6 +105,18 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, to
     for stale in root.glob(".step-*.tmp-*"):  # leftovers of a crash during an earlier save
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _write_checkpoint_files(tmp: Path, model_state: dict, tied: dict[str, str], optimizer_state: dict[str, Any] | None,
+                            state: dict[str, Any], step: int, rng: dict[str, torch.Tensor]) -> None:
+    weights = {k: v.detach().cpu().contiguous() for k, v in model_state.items() if k not in tied}
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    body = dict(state, step=step, tied=tied)
+    if optimizer_state is not None:
+        save_file(_optimizer_tensors(optimizer_state), str(tmp / "optimizer.safetensors"))
+        body["optimizer"] = {"param_groups": optimizer_state["param_groups"]}
+    save_file(rng, str(tmp / "rng.safetensors"))
+    atomic_write_text(tmp / STATE, json.dumps(body, indent=1, default=str))
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:

@@ -206,6 +206,9 @@ class DedupConfig(Section):
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_prefix: str = "crawl2gpt"
+    redis_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a Redis connection or command may take before dedup stops with "
+        "RedisIndexError: a hung server or a network partition would otherwise block the stage for ever.")
     verify: Literal["none", "signature", "exact"] = Field(
         "exact",
         description="Check LSH candidate pairs before merging: 'none' = FineWeb (a shared band merges, S-curve knee "

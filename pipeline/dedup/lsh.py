@@ -24,7 +24,7 @@ from datasketch import MinHashLSH
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.minhash import from_bytes
-from pipeline.dedup.redis_keys import attempt_basename, redis_calls, remove_attempt, remove_dead_attempts
+from pipeline.dedup.redis_keys import attempt_basename, connection, redis_calls, remove_attempt, remove_dead_attempts
 from pipeline.dedup.redis_keys import client as redis_client
 from pipeline.errors import ConfigError, RedisIndexError
 
@@ -84,7 +84,7 @@ def _band_key(band: bytes) -> bytes:
 def storage_config(cfg: DedupConfig, basename: bytes | None = None) -> dict:
     if cfg.backend != "redis":  # memory, or auto on a corpus small enough for memory
         return {"type": "dict"}
-    return {"type": "redis", "basename": basename, "redis": {"host": cfg.redis_host, "port": cfg.redis_port}}
+    return {"type": "redis", "basename": basename, "redis": connection(cfg)}
 
 
 class BandIndex:

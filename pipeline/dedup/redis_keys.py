@@ -53,7 +53,13 @@ def attempt_basename(cfg: DedupConfig, workdir: Path | None) -> tuple[bytes, byt
 def client(cfg: DedupConfig):
     import redis
 
-    return redis.Redis(host=cfg.redis_host, port=cfg.redis_port)
+    return redis.Redis(**connection(cfg))
+
+
+def connection(cfg: DedupConfig) -> dict:
+    """redis.Redis arguments: where, and how long to wait (no timeout would wait for ever on a hung server)."""
+    return {"host": cfg.redis_host, "port": cfg.redis_port, "socket_timeout": cfg.redis_timeout_s,
+            "socket_connect_timeout": cfg.redis_timeout_s}
 
 
 @contextmanager

@@ -200,6 +200,7 @@ def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefe
     assert not (out / "_stage.json").exists()
     survived = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
     assert survived == (["step-000004"] if room.mode == "tmpfs" else []), survived
+    assert list((out / "checkpoints").glob(".step-*")) == []  # the failed save took its half-written folder away
 
     room.clear()
     rerun = run_cli(args, env)

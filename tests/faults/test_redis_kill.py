@@ -123,6 +123,7 @@ class FreezingRelay:
             if self.freeze_at is not None:
                 self.execs += (tail + data).count(self.EXEC)
                 if self.execs >= self.freeze_at:
+                    self.frozen_at = time.monotonic()
                     self.frozen.set()
                     return True
             return False
@@ -251,3 +252,31 @@ def test_redis_killed_mid_index_then_restarted_empty(undisturbed, tmp_path):
     finally:
         relay.close()
         server.stop()
+
+
+def test_hung_redis_stops_dedup_within_its_timeout(undisturbed, tmp_path):
+    """A Redis that accepts connections but never answers (a hung server, a network partition):
+    without a socket timeout dedup waited for ever; with dedup.redis_timeout_s it stops."""
+    from pipeline.errors import RedisIndexError
+
+    filter_folder = shutil.copytree(undisturbed[0] / "filter", tmp_path / "filter")
+    server = RedisServer(tmp_path / "redis", persistent=False).start()
+    relay = FreezingRelay(server.port, first_write_of_second_part(RunConfig()))  # holds every byte from then on
+    cfg = RunConfig().with_overrides([*redis_settings(relay.port), "workers=1", "dedup.redis_timeout_s=0.5"])
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisIndexError, match="stopped answering during dedup") as failure:
+            run_stage(DEDUP, [str(filter_folder)], tmp_path / "dedup", cfg)
+        hung_s = time.monotonic() - relay_frozen_at(relay, started)
+        assert isinstance(failure.value.__cause__, (redis.TimeoutError, redis.ConnectionError))
+        assert hung_s < 60, f"dedup waited {hung_s:.0f} s on a hung Redis"
+        assert not (tmp_path / "dedup").exists() and leftovers(tmp_path) == []
+        print(f"\nhung redis: RedisIndexError {hung_s:.1f} s after Redis stopped answering (timeout 0.5 s, redis-py's retries)")
+    finally:
+        relay.close()
+        server.stop()
+
+
+def relay_frozen_at(relay: FreezingRelay, started: float) -> float:
+    """When the relay froze; its event was set during the run, so the stage start bounds it from below."""
+    return relay.frozen_at if getattr(relay, "frozen_at", None) else started
