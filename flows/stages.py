@@ -15,6 +15,7 @@ from flows.server_lost import reported_as_server_lost
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_options
 from pipeline.empty_output import describe_empty, empty_cause
+from pipeline.run_lock import run_lock
 from pipeline.stage import StageStats, run_stage
 
 
@@ -25,7 +26,9 @@ def load_config(config_path: str | None, overrides: list[str] | None) -> RunConf
 def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, force: bool) -> StageStats:
     """Run a stage with one Prefect task per part, then publish its stats."""
     logger = get_run_logger()
-    with reported_as_server_lost(name):
+    # A stage flow started alone (the UI's per-stage deployments) locks its run folder like `crawl2gpt stage`;
+    # under the pipeline flow this process already holds that lock and takes it again.
+    with reported_as_server_lost(name), run_lock(Path(output).parent):
         with prefect_map(name, cfg) as map_parts:  # one task runner for all of the stage's map phases
             stats = run_stage(load_stage(name), inputs, Path(output), cfg, force=force, map_parts=map_parts,
                               **stage_options(name))

@@ -195,3 +195,19 @@ def test_a_symlink_in_place_of_the_lock_file_is_refused_not_followed(tmp_path):
         with run_lock(folder):
             pass
     assert target.read_text() == "keep me"
+
+
+def test_a_stage_flow_started_alone_respects_the_lock(prefect_api, sample_warc, tmp_path):
+    """The UI's per-stage deployments run the stage flows alone: they lock the run folder too."""
+    from flows.stages import extract_flow
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", IDLE_HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=rf"pid {holder.pid} on "):
+            extract_flow([str(sample_warc)], str(folder / "extract"))
+        assert not (folder / "extract").exists() and not list(folder.glob(".extract.*"))
+    finally:
+        holder.kill()
+        holder.wait()
