@@ -96,22 +96,33 @@ def time_nanogpt(bin_path: Path, batch: int, block: int, batches: int) -> float:
     return batch * block * batches / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
+    """--shards (an existing folder) or the WARCs to build one from (--warcs, --work, --min-tokens)."""
     parser.add_argument("--shards", type=Path, default=None)
     parser.add_argument("--warcs", default=str(ROOT / "../shared/data/warc/CC-SAMPLE-A-*.warc.gz"))
     parser.add_argument("--work", type=Path, default=ROOT / ".bench/loader")
     parser.add_argument("--min-tokens", type=int, default=20_000_000)
+
+
+def shards_from(args) -> Path:
+    """The --shards folder, or one built once under --work from --warcs."""
+    if args.shards is not None:
+        return args.shards
+    shards = args.work / "shards"
+    if not (shards / "manifest.json").is_file():
+        build_shards(shards, args.warcs, args.min_tokens)
+    return shards
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_shard_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--block-size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    shards = args.shards
-    if shards is None:
-        shards = args.work / "shards"
-        if not (shards / "manifest.json").is_file():
-            build_shards(shards, args.warcs, args.min_tokens)
+    shards = shards_from(args)
     bin_path = args.work / "train.bin"  # the peer's input: the same tokens, flat
     bin_path.parent.mkdir(parents=True, exist_ok=True)
     tokens = np.concatenate([load_tokens(p) for p in shard_paths(shards, "train")]).astype(np.uint16)

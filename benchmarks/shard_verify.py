@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from model.data import load_tokens  # noqa: E402
+from loader_throughput import add_shard_arguments, shards_from  # noqa: E402
 from pipeline.shard_format import load_manifest, read_shard, shard_path  # noqa: E402
 
 
@@ -41,19 +42,10 @@ def best_seconds(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shards", type=Path, default=None)
-    parser.add_argument("--warcs", default=str(ROOT / "../shared/data/warc/CC-SAMPLE-A-*.warc.gz"))
-    parser.add_argument("--work", type=Path, default=ROOT / ".bench/loader")
-    parser.add_argument("--min-tokens", type=int, default=20_000_000)
+    add_shard_arguments(parser)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    shards = args.shards
-    if shards is None:
-        from loader_throughput import build_shards
-
-        shards = args.work / "shards"
-        if not (shards / "manifest.json").is_file():
-            build_shards(shards, args.warcs, args.min_tokens)
+    shards = shards_from(args)
     entries = load_manifest(shards)["shards"]
     paths = [shard_path(shards, e) for e in entries]
     file_bytes = sum(p.stat().st_size for p in paths)
