@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         lost = server_lost(err, None)
         if lost is None:
             raise
-        lost.__cause__ = err
+        lost.__cause__ = lost.__cause__ or err  # the first failed request, else what reached us
         return report_error(lost, error_log_folder(args), args.verbose, argv)
     return 1
 

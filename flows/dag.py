@@ -10,8 +10,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from crawl2gpt.runner import run_dag
-from flows.interrupted import crash_interrupted_runs
-from flows.server_lost import reported_as_server_lost
+from flows.interrupted import crash_dead_subflows, crash_interrupted_runs
+from flows.server_lost import through_restarts
 from flows.stages import STAGE_FLOWS, load_config, run_name
 from pipeline.stage import StageStats
 
@@ -40,8 +40,11 @@ def pipeline_flow(
     config_file = str(Path(workdir) / "config.yaml")  # written by run_dag before the first stage
 
     def run_subflow(name: str, stage_inputs: list[str], output: Path, force_stage: bool) -> StageStats:
-        with reported_as_server_lost(name):  # the subflow's start or its final state, past the stage itself
-            stats = STAGE_FLOWS[name](inputs=stage_inputs, output=str(output), config_path=config_file, force=force_stage)
+        def stage_flow() -> dict:
+            return STAGE_FLOWS[name](inputs=stage_inputs, output=str(output), config_path=config_file, force=force_stage)
+
+        # a Prefect server restart: the stage again once the server is back (flows/server_lost.py)
+        stats = through_restarts(name, stage_flow, on_back=crash_dead_subflows)
         logger.info("%s done: %s in, %s out%s", name, stats["docs_in"], stats["docs_out"], " (skipped)" if stats["skipped"] else "")
         return StageStats.from_dict(stats)
 

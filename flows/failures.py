@@ -15,8 +15,6 @@ import time
 import traceback
 from pathlib import Path
 
-from flows.server_lost import set_client_defaults
-
 ERROR_LOG = "crawl2gpt-error.log"
 TELEMETRY = "PREFECT_SERVER_ANALYTICS_ENABLED"
 CONSOLE_HANDLER = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
@@ -24,10 +22,8 @@ CONSOLE_HANDLER = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
 
 def prepare_environment(verbose: bool) -> None:
     """Settings a user did not choose: no telemetry (often no route out, and the temporary
-    server's failed sends print errors), a client retry window that outlasts a server restart,
-    and no tracebacks of our own errors on the console."""
+    server's failed sends print errors), and no tracebacks of our own errors on the console."""
     os.environ.setdefault(TELEMETRY, "false")
-    set_client_defaults()  # how long a restarting Prefect server is waited for (flows/server_lost.py)
     if not verbose:
         os.environ.setdefault(CONSOLE_HANDLER, "flows.console.OwnErrorsConsoleHandler")
 

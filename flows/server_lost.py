@@ -1,46 +1,43 @@
 """When the Prefect server stops answering mid-run: ride out a restart, else one message and exit 2.
 
-Prefect's client retries a failed request PREFECT_CLIENT_MAX_RETRIES times with exponential
-backoff (2, 4, 8, ... s, +-20% jitter), and once it has reached the server it also retries a
-refused connection, so a server restarted within that window costs the run nothing
-(Prefect 3.8, prefect/client/base.py; PrefectHQ/prefect#20276). Past the window the request
-raises an httpx error from wherever the run was: a progress artifact in a stage, a subflow
-start, a state change. Left alone, the engine then retries once more for each flow it unwinds
-through (the stage's subflow, the pipeline) to record the failure, about 5 minutes before the
-user sees ~300 lines of httpx tracebacks and exit code 1, and the UI shows the runs as Running
-for ever.
+What Prefect 3.8 does alone (prefect/client/base.py; PrefectHQ/prefect#20276): a client retries a
+failed request PREFECT_CLIENT_MAX_RETRIES times (default 5) with backoff 2, 4, 8, ... s (+-20%
+jitter), about 62 s, but a refused connection only once that client object has reached the
+server before: a fresh client fails at once, "fast failure on a wrong URL". Clients are made
+fresh all the time (each subflow's start fetches a CSRF token with a new one), so a run either
+rode out a restart or died of it at once, depending on which call met it. A run that died left
+~300 lines of httpx tracebacks, exit code 1 after ~5 minutes (one retry window per flow level
+it unwound through, each recording a failure nobody would receive), and its flow runs Running
+in the UI for ever.
 
-Here: the first error that means "no server" becomes PrefectServerLostError naming the server
-and the stage, and the client's retries drop to zero for the rest of the process (we know the
-server is gone; each further window would only delay the message). The CLI prints it as one
-message with exit 2 (flows/failures.py). Finished stages are complete on disk, the stage that
-was running left only its temporary folder (the stage contract), so rerunning the same command
-once the server is back skips what is up to date.
+Here:
+- a stage subflow that fails because the server stopped answering is run again once the server
+  answers, if it does within one retry window of the client's setting (2^(N+1) - 2 s: 62 s by
+  default; PREFECT_CLIENT_MAX_RETRIES=6 gives 126 s). The stage contract makes that safe: a stage
+  that finished is skipped (its manifest matches), one that did not left only its temporary
+  folder and starts again. The dead subflow is marked Crashed (flows/interrupted.py).
+- otherwise the run stops with PrefectServerLostError naming the server and the stage, which
+  the CLI prints as one message with exit 2 (flows/failures.py). From the first failure on, the
+  process stops retrying and sending logs (each further window would only delay the message);
+  both resume if the server comes back in time. Finished stages are complete on disk, so
+  rerunning the same command once the server is back skips what is up to date.
 """
 from __future__ import annotations
 
 import logging
-import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import httpx
 
 from pipeline.errors import PrefectServerLostError
 
-MAX_RETRIES = "PREFECT_CLIENT_MAX_RETRIES"
-# 6 retries wait 2+4+...+64 = 126 s (at least ~100 s with jitter): a server restart, an upgrade
-# with its database migration, or a proxy reload fits; Prefect's default (5: 62 s, ~50 s with
-# jitter) leaves little room once the machine is busy. A server that is gone for good is
-# reported after that one window, not one per flow level (see stop_retrying).
-DEFAULT_MAX_RETRIES = "6"
+T = TypeVar("T")
 # What a proxy in front of the server answers while the server is down.
 GATEWAY_CODES = {502, 503, 504}
-
-
-def set_client_defaults() -> None:
-    """Our retry budget, unless the user chose one. Called before Prefect is imported."""
-    os.environ.setdefault(MAX_RETRIES, DEFAULT_MAX_RETRIES)
+_paused: dict = {}  # the settings stop_retrying changed, with their values before
 
 
 def _means_no_server(err: BaseException) -> bool:
@@ -97,9 +94,51 @@ def stop_retrying() -> None:
     from prefect.settings import get_current_settings
 
     settings = get_current_settings()
+    if not _paused:
+        _paused.update(retries=settings.client.max_retries, to_api=settings.logging.to_api.enabled,
+                       raise_exceptions=logging.raiseExceptions)
     settings.client.max_retries = 0
     settings.logging.to_api.enabled = False
     logging.raiseExceptions = False
+
+
+def resume_retrying() -> None:
+    """Undo stop_retrying: the server answers again."""
+    from prefect.settings import get_current_settings
+
+    if _paused:
+        settings = get_current_settings()
+        settings.client.max_retries = _paused["retries"]
+        settings.logging.to_api.enabled = _paused["to_api"]
+        logging.raiseExceptions = _paused["raise_exceptions"]
+        _paused.clear()
+
+
+def retry_window_s() -> float:
+    """How long Prefect's client waits for a server before giving up: the sum of its backoff."""
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
+    retries = _paused.get("retries", PREFECT_CLIENT_MAX_RETRIES.value())
+    return float(2 ** (retries + 1) - 2)
+
+
+def wait_for_server(seconds: float) -> bool:
+    """True once the server's /health answers, False if it has not within `seconds`."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return False  # a temporary server that died is not coming back
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1)
 
 
 def server_lost(err: BaseException, stage: str | None) -> PrefectServerLostError | None:
@@ -109,7 +148,9 @@ def server_lost(err: BaseException, stage: str | None) -> PrefectServerLostError
     chain = _chain(err)
     for link in chain:
         if isinstance(link, PrefectServerLostError):
-            return PrefectServerLostError(*link.args)
+            first = PrefectServerLostError(*link.args)
+            first.__cause__ = link.__cause__  # the request that met the stopped server, for the error log
+            return first
     if not any(_means_no_server(link) for link in chain):
         return None
     stop_retrying()
@@ -131,4 +172,23 @@ def reported_as_server_lost(stage: str | None = None):
         lost = server_lost(err, stage)
         if lost is None:
             raise
-        raise lost from err
+        raise lost from (lost.__cause__ or err)
+
+
+def through_restarts(stage: str, run_stage_flow: Callable[[], T], on_back: Callable[[], None]) -> T:
+    """`run_stage_flow()` (a stage subflow), run again if it failed because the server stopped
+    answering and the server answers again within one retry window; `on_back` runs first (it
+    marks the dead subflow Crashed). PrefectServerLostError if the server stays away."""
+    from prefect import get_run_logger
+
+    while True:
+        try:
+            with reported_as_server_lost(stage):
+                return run_stage_flow()
+        except PrefectServerLostError:
+            if not wait_for_server(retry_window_s()):
+                raise
+            resume_retrying()
+            get_run_logger().warning("%s answers again: running the %s stage again", server_name(), stage)
+            with reported_as_server_lost(stage):  # it may go again at once
+                on_back()
