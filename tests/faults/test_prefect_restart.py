@@ -13,10 +13,10 @@ Promise checked (docs/reliability.md):
     server, once back, shows every flow run of it final: Completed, and Crashed for a stage
     subflow the restart cut off;
   - down past the client's retries (PREFECT_CLIENT_MAX_RETRIES=1 here, a ~2 s window, so the test
-    need not wait the default ~2 minutes; it also shows a user's own value is kept): exit 2 with
-    one message naming the server and the stage, within seconds rather than a window per flow
-    level; no traceback; finished stages unchanged, no half-written stage; after the restart
-    the same command completes, skips what was finished, and writes the same data.
+    need not wait the default's one to two minutes): exit 2 with one message naming the server
+    and the stage, within seconds rather than a window per flow level; no traceback; finished
+    stages unchanged, no half-written stage; after the restart the same command completes,
+    skips what was finished, writes the same data, and marks the interrupted runs Crashed.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -45,7 +46,7 @@ SETTINGS = ["filter.language.languages=[en, de]", "workers=1"]
 
 
 @pytest.fixture(scope="module")
-def server_and_reference(sample_warc, tmp_path_factory) -> tuple[PrefectServer, dict]:
+def server_and_reference(sample_warc, tmp_path_factory) -> Iterator[tuple[PrefectServer, dict]]:
     """A server, and the same run with no server at all (the plain runner: same stages, byte-
     identical output), computed while the server starts."""
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).launch()
