@@ -182,6 +182,7 @@ def test_fresh_training_refuses_a_damaged_val_shard_then_recovers(run_folder, cl
     recovers(run_folder, fix, cli_env)
 
 
+@pytest.mark.slow  # ~60 s; the fresh-run test covers the check in make test
 def test_resumed_training_refuses_a_damaged_train_shard_then_resumes(run_folder, cli_env):
     """Training stopped after step 10 (its checkpoint is there); then the train shard it was reading
     is damaged. The resumed run checks it again before step 11, keeps the checkpoints as they are,

@@ -180,6 +180,7 @@ def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(prefect_api,
           f"docs {[undisturbed[s]['manifest']['stats']['docs_out'] for s in STAGES]} as undisturbed")
 
 
+@pytest.mark.slow  # ~50 s with its reference training; the filter test covers ENOSPC in make test
 def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefect_api, undisturbed_training, room,
                                                                            tmp_path):
     shards, reference = undisturbed_training

@@ -38,7 +38,8 @@ from helpers.prefect_server import PrefectServer
 from helpers.run_data import leftovers, run_data, stage_data
 from pipeline.stage import read_manifest
 
-pytestmark = pytest.mark.faults
+# slow: a real server started, stopped and restarted around whole runs (minutes); `pytest -m faults` runs them
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("crawl2gpt")
 UNTIL = "dedup"  # the stages that talk to the server like every other; the later ones add a minute

@@ -175,6 +175,7 @@ def undisturbed(warcs, tmp_path_factory) -> tuple[Path, dict]:
     return base / "run", run_snapshot(base / "run", STAGES)
 
 
+@pytest.mark.slow  # ~60 s through the CLI; the stage-alone kill and the hang run in make test
 def test_cli_redis_killed_mid_index_then_restarted_with_its_aof(prefect_api, warcs, undisturbed, tmp_path):
     from pipeline.errors import RedisIndexError  # noqa: F401  (the type the message comes from)
 
