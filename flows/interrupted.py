@@ -6,8 +6,7 @@ know such a run is dead:
 - the next pipeline run of the same folder, holding the folder's lock (pipeline/run_lock.py)
   while it looks: no other process can be running in the folder then, so its earlier pipeline
   runs still Running, and their stage subflows still Pending or Running, are dead
-  (`crash_interrupted_runs`; a stage deployment run on its own, with no parent, takes no lock
-  and is left alone);
+  (`crash_interrupted_runs`; a stage flow run on its own, with no parent, is left alone);
 - a pipeline run that waited out a server restart, before it runs the cut-off stage again: its
   own subflows still unfinished are the one the restart cut off (`crash_dead_subflows`).
 """

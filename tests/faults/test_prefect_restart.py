@@ -2,10 +2,10 @@
 port, same SQLite database) while `crawl2gpt run` runs against it (PREFECT_API_URL set).
 
 The stop lands at a known point, read from the run's console: for the restart, as extract's
-subflow ends (the next call starts filter's subflow, through a Prefect client that has not yet
-reached the server and so does not retry a refused connection: the pipeline waits for the
-server and runs the stage again); for the lost server, as filter's subflow begins (its calls
-come before its part is done, so the loss is met inside filter).
+subflow ends, the run paused meanwhile (the next calls start filter's subflow, mostly through
+Prefect clients that have not reached the server yet and so do not retry a refused connection:
+the pipeline then waits for the server and runs the stage again); for the lost server, as
+filter's subflow begins (its calls come before its part is done, so the loss is met inside filter).
 
 Promise checked (docs/reliability.md):
   - down for seconds (a restart): the run waits for it (Prefect's retries, or the pipeline's own
@@ -139,7 +139,10 @@ def test_a_restart_within_the_retries_costs_nothing(server_and_reference, sample
     assert code == 0, console[-3000:]
     # the run waited for the server: the next stage's subflow cannot start without it
     assert not any(_subflow_begins("filter", run_dir.name) in line for line in lines_while_down)
-    assert "answers again: running the filter stage again" in console
+    # Which call carries the wait varies: Prefect's retry (a client that reached the server
+    # before), or, most often here, the pipeline's own wait and a second filter subflow (a fresh
+    # client, which Prefect does not retry on a refused connection): logged as such.
+    again = "answers again: running the filter stage again" in console
     assert _our_lines(console) == []
     assert run_data(run_dir, UNTIL) == reference
     # every flow run final: the pipeline and one Completed subflow per stage, and the filter
@@ -147,7 +150,7 @@ def test_a_restart_within_the_retries_costs_nothing(server_and_reference, sample
     runs = _flow_runs_of(server, run_dir.name)
     assert runs == {"pipeline-restarted": ["COMPLETED"], "extract-restarted": ["COMPLETED"],
                     "filter-restarted": runs["filter-restarted"], "dedup-restarted": ["COMPLETED"]}, runs
-    assert sorted(runs["filter-restarted"]) in (["COMPLETED"], ["COMPLETED", "CRASHED"]), runs
+    assert sorted(runs["filter-restarted"]) in ((["COMPLETED"], ["COMPLETED", "CRASHED"]) if again else (["COMPLETED"],)), runs
 
 
 def test_a_server_gone_past_the_retries_stops_with_one_message_and_a_rerun_finishes(
