@@ -66,9 +66,11 @@ class Cli:
         self.args = [str(CLI), "run", "--input", str(sample), "--workdir", str(run_dir), "--until", UNTIL]
         for item in SETTINGS:
             self.args += ["--set", item]
-        self.env = env
+        # INFO: the test reads where the run is from Prefect's log lines (another module's prefect_api
+        # fixture may have set PREFECT_LOGGING_LEVEL=WARNING in this process's environment)
+        self.env = {**env, "PREFECT_LOGGING_LEVEL": "INFO"}
         self.lines: list[str] = []
-        self.process = subprocess.Popen(self.args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
