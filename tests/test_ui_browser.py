@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -192,7 +193,8 @@ def test_rerun_one_stage_from_a_served_deployment(prefect_server, demo_flow_run)
             time.sleep(1)
         else:
             pytest.fail(f"crawl2gpt serve registered {sorted(deployments)}, not all of {sorted(expected)}")
-        run = _api(api, f"/deployments/{deployments['filter']['id']}/create_flow_run", {})
+        run = _api(api, f"/deployments/{deployments['filter']['id']}/create_flow_run",
+                   {"idempotency_key": uuid.uuid4().hex})  # a retried 503 cannot start it twice
         for _ in range(300):
             state = _api(api, f"/flow_runs/{run['id']}")["state_type"]
             if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,12 +26,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def api_call(api: str, path: str, body: dict | None = None, timeout: float = 10):
-    """GET (no body) or POST (a JSON body) to the REST API; the decoded JSON answer."""
+def api_call(api: str, path: str, body: dict | None = None, timeout: float = 10, tries: int = 6):
+    """GET (no body) or POST (a JSON body) to the REST API; the decoded JSON answer.
+
+    A busy SQLite server answers 503 (its database locked by another writer), which Prefect's own
+    client retries; so does this, with backoff (a POST that creates something should carry an
+    idempotency key, so a retry cannot create it twice)."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(api + path, data=data, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+    for attempt in range(tries):
+        request = urllib.request.Request(api + path, data=data, headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            if err.code not in (429, 503) or attempt == tries - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
 
 
 class PrefectServer:
