@@ -124,7 +124,7 @@ def reshard_after_forward(cfg, model: torch.nn.Module) -> bool:
     gathered bf16 weights (under 2 GiB) are cheaper to keep than to gather again in backward."""
     if cfg.fsdp_reshard_after_forward != "auto":
         return bool(cfg.fsdp_reshard_after_forward)
-    return sum(p.numel() for p in model.parameters()) >= 1_000_000_000
+    return is_large(model)
 
 
 def fsdp_unit(cfg, model: torch.nn.Module) -> str:
@@ -133,7 +133,13 @@ def fsdp_unit(cfg, model: torch.nn.Module) -> str:
     unit = getattr(cfg, "fsdp_unit", "block")
     if unit != "auto":
         return unit
-    return "block" if sum(p.numel() for p in model.parameters()) >= 1_000_000_000 else "model"
+    return "block" if is_large(model) else "model"
+
+
+def is_large(model: torch.nn.Module) -> bool:
+    """1B parameters or more: where FSDP2's 'auto' settings switch to per-block groups and resharding
+    (below it the gathered bf16 weights, under 2 GiB a GPU, are cheaper to keep than to free)."""
+    return sum(p.numel() for p in model.parameters()) >= 1_000_000_000
 
 
 def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
