@@ -2,11 +2,13 @@
 
 Fractions of the document's characters covered by duplicated lines and paragraphs, by the most
 frequent 2-4-gram, and by duplicated 5-10-grams. The n-gram work is vectorized: words become
-integer ids, each n-gram a 64-bit rolling hash (collisions: ~n²/2⁶⁴, negligible), counts come
-from numpy, and the exact sequential scan of duplicated n-grams only runs on documents where
-some n-gram repeats at all.
+integer ids, each n-gram a 64-bit rolling hash (collisions: ~n²/2⁶⁴, negligible), counts and
+first occurrences come from numpy sorts, and datatrove's sequential scan of duplicated n-grams
+is decided at the repeated n-grams only (a few percent of the positions on ordinary text).
 """
 from __future__ import annotations
+
+from bisect import bisect_left
 
 import numpy as np
 
@@ -30,12 +32,25 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
     return dup_items, dup_chars
 
 
-def ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hash of each n-gram of word ids (len(ids) - n + 1 values)."""
-    h = np.zeros(len(ids) - n + 1, dtype=np.uint64)
-    for k in range(n):  # h = ((id0 * M + id1) * M + id2) ... mod 2**64
-        h = h * _MUL + ids[k : len(ids) - n + 1 + k]
-    return h
+def ngram_hashes(ids: np.ndarray, max_n: int) -> dict[int, np.ndarray]:
+    """{n: 64-bit hash of each n-gram of word ids (len(ids) - n + 1 values)} for n = 1..max_n.
+
+    Each n extends the (n-1)-gram hashes by one word (Horner's rule), so all of them cost
+    max_n vector operations rather than 2 + 3 + ... + max_n."""
+    hashes = {1: ids}
+    for n in range(2, min(max_n, len(ids)) + 1):  # h = ((id0 * M + id1) * M + id2) ... mod 2**64
+        hashes[n] = hashes[n - 1][:-1] * _MUL + ids[n - 1 :]
+    return hashes
+
+
+def first_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """For each position, the first position holding the same hash."""
+    order = np.argsort(hashes, kind="stable")  # equal hashes keep their left-to-right order
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))  # group starts
+    first = np.empty_like(order)
+    first[order] = np.repeat(order[starts], np.diff(np.append(starts, len(order))))
+    return first
 
 
 def top_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray) -> int:
@@ -48,18 +63,34 @@ def top_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray) -> int:
 
 def duplicated_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray, n: int) -> int:
     """Characters in repeated n-grams, scanning left to right and skipping past each repeat
-    (so overlapping repeats are not counted twice), as datatrove's find_all_duplicate."""
-    if len(np.unique(hashes)) == len(hashes):
-        return 0
-    seen: set[int] = set()
-    chars, i, hs, gc = 0, 0, hashes.tolist(), gram_chars.tolist()
-    while i < len(hs):
-        if hs[i] in seen:
-            chars += gc[i]
-            i += n
+    (so overlapping repeats are not counted twice), as datatrove's find_all_duplicate:
+
+        seen, i = set(), 0
+        while i < len(hashes):
+            if hashes[i] in seen: chars += gram_chars[i]; i += n
+            else: seen.add(hashes[i]); i += 1
+
+    That scan is only decided at repeats (positions whose n-gram occurred before): a first
+    occurrence is never in `seen`, so it is added whenever the scan does not skip it. A repeat
+    counts when the scan reaches it (it is not inside the n-1 positions skipped after the last
+    counted repeat) and an earlier occurrence of its n-gram was reached: the first one (unless a
+    skip covered it) or an earlier repeat. So the loop below runs over the repeats only.
+    """
+    first = first_occurrences(hashes)
+    repeats = np.flatnonzero(first != np.arange(len(hashes)))
+    chars, skip_until, counted = 0, 0, []  # counted: positions of counted repeats, ascending
+    reached: set[int] = set()  # n-grams (by first position) met at a repeat the scan reached
+    for i in repeats.tolist():
+        if i < skip_until:
+            continue  # skipped after the last counted repeat
+        f = int(first[i])
+        k = bisect_left(counted, f)
+        if f in reached or not (k and f < counted[k - 1] + n):  # seen before i
+            chars += int(gram_chars[i])
+            skip_until = i + n
+            counted.append(i)
         else:
-            seen.add(hs[i])
-            i += 1
+            reached.add(f)
     return chars
 
 
@@ -76,20 +107,22 @@ def signals(text: str, cfg: GopherRepetitionConfig) -> dict[str, float]:
         "rep_dup_line_char_frac": dup_line_chars / n_chars,
     }
     words = split_words(text)
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64, count=len(words))
+    vocab = {word: i for i, word in enumerate(dict.fromkeys(words))}  # ids in first-seen order
+    ids = np.fromiter(map(vocab.__getitem__, words), dtype=np.uint64, count=len(words))
     # chars[i:j] of the words = ends[j] - ends[i]; n-grams are joined by " " (top) or "" (dup)
-    ends = np.concatenate(([0], np.cumsum([len(w) for w in words], dtype=np.int64)))
+    ends = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=ends[1:])
+    hashes = ngram_hashes(ids, max((n for n, _ in (*cfg.top_n_grams, *cfg.dup_n_grams)), default=1))
     for n, _ in cfg.top_n_grams:
         value = 0.0
         if len(words) >= n:
             joined = ends[n:] - ends[:-n] + (n - 1)
-            value = top_ngram_chars(ngram_hashes(ids, n), joined) / n_chars
+            value = top_ngram_chars(hashes[n], joined) / n_chars
         sig[f"rep_top_{n}gram_char_frac"] = value
     for n, _ in cfg.dup_n_grams:
         value = 0.0
         if len(words) >= n:
-            value = duplicated_ngram_chars(ngram_hashes(ids, n), ends[n:] - ends[:-n], n) / n_chars
+            value = duplicated_ngram_chars(hashes[n], ends[n:] - ends[:-n], n) / n_chars
         sig[f"rep_dup_{n}gram_char_frac"] = value
     return sig
 
