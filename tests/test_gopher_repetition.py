@@ -1,6 +1,8 @@
 """The fast Gopher repetition signals (rolling hashes, numpy sorts, a scan over repeats only)
 equal a plain-Python reading of the rules, value for value, on real pages and on crafted
-repetitive text: the optimisation may change the speed, never a signal or a decision."""
+repetitive text; and the fast word splitting they start from (chunk by chunk between spaces)
+equals WORD_RE over the whole text. The optimisations may change the speed, never a signal
+or a decision."""
 from __future__ import annotations
 
 import random
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import ExtractConfig, GopherRepetitionConfig
 from pipeline.filters import gopher_repetition
-from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, split_words
+from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, WORD_RE, split_words
 
 CFG = GopherRepetitionConfig()
 
@@ -114,3 +116,22 @@ def test_duplicated_ngrams_equal_the_sequential_scan(words, n):
 def test_first_occurrences():
     hashes = np.array([7, 3, 7, 9, 3, 7], dtype=np.uint64)
     assert gopher_repetition.first_occurrences(hashes).tolist() == [0, 1, 0, 3, 1, 0]
+
+
+# --------------------------------------------------------------------------- word splitting
+
+# Characters where the tokenizer's rules meet: spaces of several kinds (\x1c and \x85 are spaces
+# to both re and str.split), joiners, URL and e-mail parts, digits, punctuation, "_", emoji,
+# a combining mark, CJK.
+ALPHABET = list("ab Z9 0:,.'’/_-+@#()[]\"<>!?…") + ["\n", "\t", "\xa0", "\u3000", "\x1c", "\x85", "\x00",
+                                                  "😀", "\u0301", "世", "é", "http://", "www.", "https://x.org/a?b=1"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(ALPHABET), max_size=60).map("".join))
+def test_split_words_equals_the_regex_over_the_whole_text(text):
+    assert split_words(text) == tuple(WORD_RE.findall(text))
+
+
+def test_split_words_equals_the_regex_on_sample_pages(sample_pages):
+    assert all(split_words(text) == tuple(WORD_RE.findall(text)) for text in sample_pages)
