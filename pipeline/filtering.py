@@ -67,10 +67,10 @@ def evaluate(text: str | None, lang: tuple[str, float], cfg: FilterConfig) -> De
         apply("gopher_quality", values, gopher_quality.check(values, cfg.gopher_quality))
     kept_text = text
     if cfg.c4.enabled:
-        values = c4.signals(text, cfg.c4)
+        values, c4_text = c4.signals_and_clean_text(text, cfg.c4)
         apply("c4", values, c4.check(values, cfg.c4))
         if cfg.c4.rewrite_text:
-            kept_text = c4.clean_text(text, cfg.c4)
+            kept_text = c4_text
     if cfg.fineweb.enabled:
         values = fineweb.signals(kept_text, cfg.fineweb)
         apply("fineweb", values, fineweb.check(values, cfg.fineweb))

@@ -36,9 +36,11 @@ def _scan(text: str, cfg: C4Config) -> tuple[list[str], int, int, int]:
     for line in lines:
         line = line.strip()
         words = line.split()
-        if cfg.max_word_length != -1 and any(len(w) > cfg.max_word_length for w in words):
+        # a word longer than the limit needs a line longer than it: most lines skip the word loop
+        too_long = cfg.max_word_length != -1 and len(line) > cfg.max_word_length
+        if too_long and any(len(w) > cfg.max_word_length for w in words):
             continue
-        if cfg.remove_citations:
+        if cfg.remove_citations and "[" in line:  # every marker starts with "["
             line = CITATION_RE.sub("", line)
         if cfg.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith("...")):
             continue
@@ -64,7 +66,17 @@ def clean_text(text: str, cfg: C4Config) -> str:
 
 
 def signals(text: str, cfg: C4Config) -> dict[str, float]:
-    kept, n_lines, sentences, page_hit = _scan(text, cfg)
+    return _signals(_scan(text, cfg), text, cfg)
+
+
+def signals_and_clean_text(text: str, cfg: C4Config) -> tuple[dict[str, float], str]:
+    """signals() and clean_text() from one pass over the lines (the filter stage needs both)."""
+    scan = _scan(text, cfg)
+    return _signals(scan, text, cfg), "\n".join(scan[0]).strip()
+
+
+def _signals(scan: tuple[list[str], int, int, int], text: str, cfg: C4Config) -> dict[str, float]:
+    kept, n_lines, sentences, page_hit = scan
     sig = {
         "c4_lines": float(n_lines),
         "c4_kept_lines": float(len(kept)),

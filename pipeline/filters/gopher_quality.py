@@ -8,6 +8,8 @@ per-language lists rather than applying the English one (which would drop all Ge
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from pipeline.config import GopherQualityConfig
 from pipeline.filters.text import has_alpha, is_symbol, ratio, split_words
 
@@ -27,19 +29,27 @@ def stop_words_for(cfg: GopherQualityConfig, language: str | None) -> list[str] 
 
 def signals(text: str, cfg: GopherQualityConfig, language: str | None = "en") -> dict[str, float]:
     words = split_words(text)
-    word_lengths = [len(w) for w in words if not is_symbol(w)]
+    # per distinct word (a page repeats most of its words): how often, symbol or not, with a letter
+    counts = Counter(words)
+    n_words = n_chars = n_alpha = 0
+    for word, count in counts.items():
+        if not is_symbol(word):
+            n_words += count
+            n_chars += count * len(word)
+        if has_alpha(word):
+            n_alpha += count
     lines = text.splitlines() or [""]
     stop = stop_words_for(cfg, language)
     return {
-        "gopher_word_count": float(len(word_lengths)),
-        "gopher_mean_word_length": sum(word_lengths) / len(word_lengths) if word_lengths else 0.0,
+        "gopher_word_count": float(n_words),
+        "gopher_mean_word_length": n_chars / n_words if n_words else 0.0,
         "gopher_hash_word_ratio": ratio(text.count("#"), len(words)),
         "gopher_ellipsis_word_ratio": ratio(text.count("...") + text.count("…"), len(words)),
         "gopher_bullet_lines_ratio": sum(ln.lstrip().startswith(BULLETS) for ln in lines) / len(lines),
         "gopher_ellipsis_lines_ratio": sum(ln.rstrip().endswith(ELLIPSES) for ln in lines) / len(lines),
-        "gopher_alpha_words_ratio": ratio(sum(map(has_alpha, words)), len(words)),
+        "gopher_alpha_words_ratio": ratio(n_alpha, len(words)),
         # -1 marks "rule not applicable to this language" so a stored column stays numeric
-        "gopher_stop_words": float(len(set(stop) & set(words))) if stop is not None else -1.0,
+        "gopher_stop_words": float(len(counts.keys() & set(stop))) if stop is not None else -1.0,
     }
 
 

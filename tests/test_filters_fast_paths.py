@@ -1,8 +1,8 @@
-"""The fast Gopher repetition signals (rolling hashes, numpy sorts, a scan over repeats only)
-equal a plain-Python reading of the rules, value for value, on real pages and on crafted
-repetitive text; and the fast word splitting they start from (chunk by chunk between spaces)
-equals WORD_RE over the whole text. The optimisations may change the speed, never a signal
-or a decision."""
+"""The filters' fast paths equal plain-Python readings of the rules, value for value, on real
+pages and on crafted text: Gopher repetition (rolling hashes, numpy sorts, a scan over repeats
+only), the word splitting every rule starts from (chunk by chunk between spaces), Gopher
+quality's per-distinct-word counts and C4's single pass. The optimisations may change the
+speed, never a signal or a decision."""
 from __future__ import annotations
 
 import random
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import ExtractConfig, GopherRepetitionConfig
-from pipeline.filters import gopher_repetition
-from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, WORD_RE, split_words
+from pipeline.config import C4Config, ExtractConfig, GopherQualityConfig, GopherRepetitionConfig
+from pipeline.filters import c4, gopher_quality, gopher_repetition
+from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words
 
 CFG = GopherRepetitionConfig()
 
@@ -135,3 +135,36 @@ def test_split_words_equals_the_regex_over_the_whole_text(text):
 
 def test_split_words_equals_the_regex_on_sample_pages(sample_pages):
     assert all(split_words(text) == tuple(WORD_RE.findall(text)) for text in sample_pages)
+
+
+# --------------------------------------------------------------------------- Gopher quality, C4
+
+
+def reference_quality_counts(text: str) -> dict[str, float]:
+    """The word-level Gopher quality signals as one pass over every word."""
+    words = split_words(text)
+    lengths = [len(w) for w in words if not is_symbol(w)]
+    stop = GopherQualityConfig().stop_words
+    return {
+        "gopher_word_count": float(len(lengths)),
+        "gopher_mean_word_length": sum(lengths) / len(lengths) if lengths else 0.0,
+        "gopher_alpha_words_ratio": ratio(sum(map(has_alpha, words)), len(words)),
+        "gopher_stop_words": float(len(set(stop) & set(words))),
+    }
+
+
+def test_gopher_quality_word_counts_equal_the_reference(sample_pages):
+    for text in sample_pages + crafted_texts() + ["... # ! 3.5 don't", "x" * 2000]:
+        sig = gopher_quality.signals(text, GopherQualityConfig(), "en")
+        assert {k: sig[k] for k in reference_quality_counts(text)} == reference_quality_counts(text)
+
+
+def test_c4_one_pass_equals_signals_and_clean_text(sample_pages):
+    cfg = C4Config()
+    long_word = "A line with one " + "w" * 1001 + " word in it, too long for C4."
+    cited = "Rivers flood in spring.[1] Towns build walls.[citation needed] They hold.[edit]"
+    for text in sample_pages + [long_word + "\n" + cited * 3, cited + "\n" + "x " * 600 + "end."]:
+        assert c4.signals_and_clean_text(text, cfg) == (c4.signals(text, cfg), c4.clean_text(text, cfg))
+    assert c4.signals(long_word, cfg)["c4_kept_lines"] == 0
+    assert c4.clean_text("x " * 600 + "end.", cfg).endswith("x end.")  # a long line of short words stays
+    assert c4.clean_text(cited, cfg) == "Rivers flood in spring. Towns build walls. They hold."
