@@ -86,8 +86,6 @@ def main() -> None:
     for line in SENTENCES.read_text(encoding="utf-8").splitlines():
         lang, _, sentence = line.partition("\t")
         sentences[lang].append(sentence)
-    from trafilatura.utils import load_html
-
     cfg, lang_cfg = ExtractConfig(language_prescreen=False), LanguageConfig()
     cases = []  # (name, html, content-language)
     for url, page, content_language in html_pages([w.resolve() for w in args.warcs]):
@@ -107,8 +105,7 @@ def main() -> None:
         by_kind = defaultdict(lambda: {"full_passes": 0, "lost": 0})
         for (kind, page, content_language), text, (label, score) in zip(cases, texts, full_langs):
             passes = bool(text) and language.check(label, score, LanguageConfig(languages=sorted(kept))) is None
-            tree = load_html(page)
-            skipped = tree is not None and screen(tree, content_language, kept, ExtractConfig().prescreen_threshold) is not None
+            skipped = screen(page, content_language, kept, ExtractConfig().prescreen_threshold) is not None
             counts["full_passes"] += passes
             counts["prescreen_skips"] += skipped
             counts["lost"] += passes and skipped

@@ -65,9 +65,9 @@ class ExtractConfig(Section):
         "false runs every page through trafilatura.",
     )
     prescreen_threshold: float = Field(
-        0.05, ge=0, le=1,
-        description="Skip only when every 1000-character window gives the kept languages less fastText probability than "
-        "this (the lowest page the filter kept on the sample WARCs had 0.52; docs/benchmarks-ingest.md).",
+        0.1, ge=0, le=1,
+        description="Skip only when every 600-character window gives the kept languages less fastText probability than "
+        "this (the lowest page the filter kept on the sample WARCs and the built set had 0.40; docs/benchmarks-ingest.md).",
     )
     max_gzip_member_bytes: int = Field(64_000_000, gt=0, description="Decompression cap per WARC record (bomb guard).")
 

@@ -237,18 +237,19 @@ def extract_main_text(
     pre-screen's Verdict when no kept language can pass (pipeline/prescreen.py; only with
     `cfg.language_prescreen` and kept languages given).
 
-    The page is parsed once: the pre-screen, the metadata and trafilatura read the same tree
-    (trafilatura and the date search prune copies of it).
+    The pre-screen reads the HTML string, so a page it skips is never parsed; the page is then
+    parsed once: the metadata and trafilatura read the same tree (trafilatura and the date search
+    prune copies of it).
     """
     from trafilatura.utils import load_html
 
+    if cfg.language_prescreen and kept_languages:
+        verdict = screen(html, content_language, kept_languages, cfg.prescreen_threshold)
+        if verdict is not None:
+            return verdict
     tree = load_html(html)
     if tree is None:
         return None
-    if cfg.language_prescreen and kept_languages:
-        verdict = screen(tree, content_language, kept_languages, cfg.prescreen_threshold)
-        if verdict is not None:
-            return verdict
     title, date = title_and_date(tree, url)
     text = main_text(tree, cfg)
     if not text.strip():

@@ -85,33 +85,50 @@ ENGLISH = ("The council approved the new budget on Tuesday after a long debate t
            "Many residents had come to the town hall meeting to hear how the money would be spent next year. ")
 
 
-def page(body: str, lang: str = "") -> object:
-    from trafilatura.utils import load_html
-
-    return load_html(f"<html{' lang=' + lang if lang else ''}><head><title>t</title></head><body>{body}</body></html>")
+def page(body: str, lang: str = "") -> str:
+    return f"<html{' lang=' + lang if lang else ''}><head><title>t</title></head><body>{body}</body></html>"
 
 
 def test_prescreen_visible_text_leaves_out_links_scripts_and_the_head():
     from pipeline.prescreen import declared_languages, visible_text
 
-    tree = page('<nav><a href="/">Startseite</a></nav><p>Hallo <a href="/w">Welt</a> und <b>alle</b></p>'
-                "<script>var x = 1;</script><!-- note --> Ende", lang="de-AT")
-    assert visible_text(tree) == "Hallo und alle Ende"
-    assert declared_languages(tree, "en-US, fr") == {"de", "en", "fr"}
+    html = page('<nav><a href="/">Startseite</a></nav><p>Hallo <a href="/w">Welt</a> und <b>alle</b> &amp; '
+                "<SCRIPT type='text/javascript'>var x = '<p>no</p>';</script><!-- <p>note</p> --> Ende</p>", lang="de-AT")
+    assert visible_text(html) == "Hallo und alle & Ende"
+    assert declared_languages(html, "en-US, fr") == {"de", "en", "fr"}
     assert declared_languages(page("<p>x</p>"), None) == set()
+
+
+def test_prescreen_declared_languages_read_the_head_as_a_parser_would():
+    """<meta> declarations count; an <html lang> inside IE's conditional comments does not."""
+    from pipeline.prescreen import declared_languages
+
+    head = ('<!DOCTYPE html><!--[if IE]><html lang="en" class="ie"><![endif]--><html class=x lang=\'es-MX\'>'
+            '<head><meta http-equiv="Content-Language" content="ca, gl"><meta property="og:locale" content="pt_BR">'
+            '<meta property="og:locale:alternate" content="fr_FR"></head><body><p lang="de">Hallo</p></body></html>')
+    assert declared_languages(head, None) == {"es", "ca", "gl", "pt"}
+
+
+def test_prescreen_windows_cover_the_whole_text_at_full_size():
+    from pipeline.prescreen import WINDOW, split_windows
+
+    text = "".join(chr(ord("a") + i % 26) for i in range(WINDOW * 2 + 123))
+    windows = split_windows(text)
+    assert [len(w) for w in windows] == [WINDOW] * 3 and windows[-1] == text[-WINDOW:]
+    assert split_windows("short") == ["short"]
 
 
 def test_prescreen_skips_a_page_no_kept_language_can_pass():
     from pipeline.prescreen import screen
 
     german = page(f"<p>{GERMAN * 6}</p>")
-    verdict = screen(german, None, frozenset({"en"}), 0.05)
-    assert verdict.language == "de" and verdict.score > 0.9 and verdict.kept_score < 0.05
+    verdict = screen(german, None, frozenset({"en"}), 0.1)
+    assert verdict.language == "de" and verdict.score > 0.9 and verdict.kept_score < 0.1
     assert verdict.text.startswith("Die Stadtverwaltung")
-    assert screen(german, None, frozenset({"de"}), 0.05) is None
-    assert screen(german, None, frozenset({"en", "de"}), 0.05) is None
-    assert screen(german, "en", frozenset({"en"}), 0.05) is None  # declared a kept language: never skipped
-    assert screen(page(f"<p>{GERMAN * 6}</p>", lang="en-GB"), None, frozenset({"en"}), 0.05) is None
+    assert screen(german, None, frozenset({"de"}), 0.1) is None
+    assert screen(german, None, frozenset({"en", "de"}), 0.1) is None
+    assert screen(german, "en", frozenset({"en"}), 0.1) is None  # declared a kept language: never skipped
+    assert screen(page(f"<p>{GERMAN * 6}</p>", lang="en-GB"), None, frozenset({"en"}), 0.1) is None
 
 
 def test_prescreen_keeps_an_article_among_foreign_menus():
@@ -119,10 +136,10 @@ def test_prescreen_keeps_an_article_among_foreign_menus():
     from pipeline.filters.language import fasttext_model
     from pipeline.prescreen import screen, visible_text
 
-    tree = page(f"<div>{GERMAN * 12}</div><article><p>{ENGLISH * 6}</p></article><div>{GERMAN * 12}</div>")
-    labels, _ = fasttext_model().predict(visible_text(tree))
+    html = page(f"<div>{GERMAN * 12}</div><article><p>{ENGLISH * 6}</p></article><div>{GERMAN * 12}</div>")
+    labels, _ = fasttext_model().predict(visible_text(html))
     assert labels[0] == "__label__de"
-    assert screen(tree, None, frozenset({"en"}), 0.05) is None
+    assert screen(html, None, frozenset({"en"}), 0.1) is None
 
 
 def test_prescreen_keeps_pages_fasttext_is_lost_on(langid_tsv):
@@ -134,4 +151,4 @@ def test_prescreen_keeps_pages_fasttext_is_lost_on(langid_tsv):
     lost = [s for s in yoruba if fasttext_model().predict(s)[1][0] < LOST][:3]
     assert len(lost) == 3
     for sentence in lost:
-        assert screen(page(f"<p>{sentence}</p>"), None, frozenset({"en"}), 0.05) is None
+        assert screen(page(f"<p>{sentence}</p>"), None, frozenset({"en"}), 0.1) is None
