@@ -1,7 +1,7 @@
 """The filters' fast paths equal plain-Python readings of the rules, value for value, on real
 pages and on crafted text: Gopher repetition (rolling hashes, numpy sorts, a scan over repeats
 only), the word splitting every rule starts from (chunk by chunk between spaces), Gopher
-quality's per-distinct-word counts and C4's single pass. The optimisations may change the
+quality's per-distinct-word counts, C4's single pass and PII's pre-check for IP addresses. The optimisations may change the
 speed, never a signal or a decision."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import C4Config, ExtractConfig, GopherQualityConfig, GopherRepetitionConfig
-from pipeline.filters import c4, gopher_quality, gopher_repetition
+from pipeline.config import C4Config, ExtractConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
+from pipeline.filters import c4, gopher_quality, gopher_repetition, pii
 from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words
 
 CFG = GopherRepetitionConfig()
@@ -168,3 +168,25 @@ def test_c4_one_pass_equals_signals_and_clean_text(sample_pages):
     assert c4.signals(long_word, cfg)["c4_kept_lines"] == 0
     assert c4.clean_text("x " * 600 + "end.", cfg).endswith("x end.")  # a long line of short words stays
     assert c4.clean_text(cited, cfg) == "Rivers flood in spring. Towns build walls. They hold."
+
+
+# --------------------------------------------------------------------------- PII
+
+
+def reference_mask(text: str) -> tuple[str, int, int]:
+    """E-mails, then every IPV4_RE match that parses as a public address (no pre-check)."""
+    text, emails = pii.EMAIL_RE.subn("email@example.com", text)
+    found = [m for m in pii.IPV4_RE.findall(text) if pii.is_public_ip(m)]
+    return pii.IPV4_RE.sub(lambda m: "0.0.0.0" if pii.is_public_ip(m.group(0)) else m.group(0), text), emails, len(found)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(list("0123456789.. ..a") + ["255", "8.8.8.8", "192.168.1.1", "x@y.org"]), max_size=40).map("".join))
+def test_ip_masking_equals_the_unconditional_scan(text):
+    assert pii.mask(text, PIIConfig()) == reference_mask(text)
+
+
+def test_ip_masking_equals_the_unconditional_scan_on_sample_pages(sample_pages):
+    pages = sample_pages + ["Servers 8.8.8.8 and 1.1.1.1, not 10.0.0.1 nor 1.2.3.4.5; version 3.10.4.1 is public."]
+    assert [pii.mask(t, PIIConfig()) for t in pages] == [reference_mask(t) for t in pages]
+    assert pii.mask(pages[-1], PIIConfig())[2] == 3  # 8.8.8.8, 1.1.1.1, 3.10.4.1

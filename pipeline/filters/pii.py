@@ -19,6 +19,9 @@ EMAIL_RE = re.compile(
 )
 # Dotted quads not glued to other digits or dots ("10.1.2.3.4" is not an IP).
 IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)(?![\d]|\.\d)")
+# Every IPV4_RE match holds this shape (four runs of 1-3 ASCII digits joined by dots). Most pages
+# have none, and searching for it costs a tenth of IPV4_RE's scan, so the scan runs only then.
+DOTTED_QUAD_RE = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 
 
 def is_public_ip(candidate: str) -> bool:
@@ -42,5 +45,6 @@ def mask(text: str, cfg: PIIConfig) -> tuple[str, int, int]:
         n_ips += 1
         return cfg.ip_replacement
 
-    text = IPV4_RE.sub(replace_ip, text)
+    if DOTTED_QUAD_RE.search(text):
+        text = IPV4_RE.sub(replace_ip, text)
     return text, n_emails, n_ips
