@@ -104,18 +104,28 @@ def test_signals_equal_the_reference_on_crafted_repetitive_text():
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["a", "bb", "ccc", "d"]), min_size=0, max_size=300), st.integers(1, 12))
 def test_duplicated_ngrams_equal_the_sequential_scan(words, n):
-    """Few distinct words: long runs of repeats, where skips often cover a first occurrence."""
+    """Few distinct words: long runs of repeats, where skips often cover a first occurrence.
+    The scan over all positions and the one narrowed by every shorter n-gram's repeats agree."""
     if len(words) < n:
         return
     ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
-    hashes = gopher_repetition.ngram_hashes(np.array([ids[w] for w in words], dtype=np.uint64), n)[n]
-    ends = np.concatenate(([0], np.cumsum([len(w) for w in words])))
-    assert gopher_repetition.duplicated_ngram_chars(hashes, ends[n:] - ends[:-n], n) == reference_dup_chars(words, n)
+    hashes = gopher_repetition.ngram_hashes(np.array([ids[w] for w in words], dtype=np.uint64), n)
+    gram_chars = np.array([sum(map(len, words[i : i + n])) for i in range(len(words) - n + 1)])
+    candidates = None
+    for k in range(1, n):
+        candidates = np.union1d(*gopher_repetition.repeated_ngrams(hashes[k], candidates))
+    narrowed = gopher_repetition.repeated_ngrams(hashes[n], candidates)
+    plain = gopher_repetition.repeated_ngrams(hashes[n])
+    assert all(np.array_equal(x, y) for x, y in zip(narrowed, plain))
+    assert gopher_repetition.duplicated_ngram_chars(*narrowed, gram_chars, n) == reference_dup_chars(words, n)
 
 
-def test_first_occurrences():
+def test_repeated_ngrams():
     hashes = np.array([7, 3, 7, 9, 3, 7], dtype=np.uint64)
-    assert gopher_repetition.first_occurrences(hashes).tolist() == [0, 1, 0, 3, 1, 0]
+    repeats, firsts = gopher_repetition.repeated_ngrams(hashes)
+    assert (repeats.tolist(), firsts.tolist()) == ([2, 4, 5], [0, 1, 0])
+    repeats, firsts = gopher_repetition.repeated_ngrams(hashes, np.array([1, 3, 4]))
+    assert (repeats.tolist(), firsts.tolist()) == ([4], [1])
 
 
 # --------------------------------------------------------------------------- word splitting

@@ -133,7 +133,8 @@ def test_vectorized_ngrams_equal_the_plain_definition(words, n):
         return
     ends = np.concatenate(([0], np.cumsum([len(w) for w in words])))
     hashes = gopher_repetition.ngram_hashes(arr, n)[n]
-    assert gopher_repetition.duplicated_ngram_chars(hashes, ends[n:] - ends[:-n], n) == _reference_dup_chars(words, n)
+    repeats, firsts = gopher_repetition.repeated_ngrams(hashes)
+    assert gopher_repetition.duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n) == _reference_dup_chars(words, n)
     assert gopher_repetition.top_ngram_chars(hashes, ends[n:] - ends[:-n] + n - 1) == _reference_top_chars(words, n)
 
 

@@ -5,6 +5,9 @@ frequent 2-4-gram, and by duplicated 5-10-grams. The n-gram work is vectorized: 
 integer ids, each n-gram a 64-bit rolling hash (collisions: ~n²/2⁶⁴, negligible), counts and
 first occurrences come from numpy sorts, and datatrove's sequential scan of duplicated n-grams
 is decided at the repeated n-grams only (a few percent of the positions on ordinary text).
+Duplicated n-grams are looked for among the positions whose shorter n-gram repeats only: the
+same result, except where two different n-grams share a hash, which that narrowing can only
+make rarer.
 """
 from __future__ import annotations
 
@@ -43,14 +46,22 @@ def ngram_hashes(ids: np.ndarray, max_n: int) -> dict[int, np.ndarray]:
     return hashes
 
 
-def first_occurrences(hashes: np.ndarray) -> np.ndarray:
-    """For each position, the first position holding the same hash."""
-    order = np.argsort(hashes, kind="stable")  # equal hashes keep their left-to-right order
-    ordered = hashes[order]
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))  # group starts
-    first = np.empty_like(order)
-    first[order] = np.repeat(order[starts], np.diff(np.append(starts, len(order))))
-    return first
+def repeated_ngrams(hashes: np.ndarray, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(repeats, firsts): the positions whose n-gram occurred before, ascending, and the first
+    position of each one's n-gram. `candidates` (ascending): the only positions that can share
+    an n-gram with another (None: all), e.g. those sharing their (n-1)-gram, since equal
+    n-grams have equal (n-1)-gram prefixes; outside them every n-gram is a first occurrence."""
+    pos = np.arange(len(hashes)) if candidates is None else candidates[candidates < len(hashes)]
+    order = np.argsort(hashes[pos], kind="stable")  # equal hashes keep their left-to-right order
+    ordered = hashes[pos[order]]
+    same = ordered[1:] == ordered[:-1]  # sorted k + 1 holds the n-gram of sorted k
+    group = np.arange(len(order))
+    group[1:][same] = 0
+    np.maximum.accumulate(group, out=group)  # sorted index where each one's n-gram starts
+    later = np.flatnonzero(same) + 1
+    repeats, firsts = pos[order[later]], pos[order[group[later]]]
+    by_position = np.argsort(repeats)
+    return repeats[by_position], firsts[by_position]
 
 
 def top_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray) -> int:
@@ -61,7 +72,7 @@ def top_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray) -> int:
     return int(gram_chars[top]) * int(best)
 
 
-def duplicated_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray, n: int) -> int:
+def duplicated_ngram_chars(repeats: np.ndarray, firsts: np.ndarray, gram_chars: np.ndarray, n: int) -> int:
     """Characters in repeated n-grams, scanning left to right and skipping past each repeat
     (so overlapping repeats are not counted twice), as datatrove's find_all_duplicate:
 
@@ -74,16 +85,14 @@ def duplicated_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray, n: int) -
     occurrence is never in `seen`, so it is added whenever the scan does not skip it. A repeat
     counts when the scan reaches it (it is not inside the n-1 positions skipped after the last
     counted repeat) and an earlier occurrence of its n-gram was reached: the first one (unless a
-    skip covered it) or an earlier repeat. So the loop below runs over the repeats only.
+    skip covered it) or an earlier repeat. So the loop below runs over the repeats only
+    (`repeats` and `firsts` as repeated_ngrams gives them).
     """
-    first = first_occurrences(hashes)
-    repeats = np.flatnonzero(first != np.arange(len(hashes)))
     chars, skip_until, counted = 0, 0, []  # counted: positions of counted repeats, ascending
     reached: set[int] = set()  # n-grams (by first position) met at a repeat the scan reached
-    for i in repeats.tolist():
+    for i, f in zip(repeats.tolist(), firsts.tolist()):
         if i < skip_until:
             continue  # skipped after the last counted repeat
-        f = int(first[i])
         k = bisect_left(counted, f)
         if f in reached or not (k and f < counted[k - 1] + n):  # seen before i
             chars += int(gram_chars[i])
@@ -119,11 +128,13 @@ def signals(text: str, cfg: GopherRepetitionConfig) -> dict[str, float]:
             joined = ends[n:] - ends[:-n] + (n - 1)
             value = top_ngram_chars(hashes[n], joined) / n_chars
         sig[f"rep_top_{n}gram_char_frac"] = value
+    dup_chars, candidates = {}, None
+    for n in sorted(n for n, _ in cfg.dup_n_grams if len(words) >= n):  # each n narrows the next
+        repeats, firsts = repeated_ngrams(hashes[n], candidates)
+        dup_chars[n] = duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n)
+        candidates = np.union1d(repeats, firsts)
     for n, _ in cfg.dup_n_grams:
-        value = 0.0
-        if len(words) >= n:
-            value = duplicated_ngram_chars(hashes[n], ends[n:] - ends[:-n], n) / n_chars
-        sig[f"rep_dup_{n}gram_char_frac"] = value
+        sig[f"rep_dup_{n}gram_char_frac"] = dup_chars[n] / n_chars if n in dup_chars else 0.0
     return sig
 
 
