@@ -36,16 +36,29 @@ from pipeline.filters import language
 WINDOW = 600  # characters fastText judges at a time: a paragraph or two; windows do not overlap
 BATCH = 8  # windows per fastText call; a kept-language window ends the page's screening
 MAX_CHARS = 15_000  # text read per page: bounds the cost
-# Elements whose text is not the page's prose: links (menus), code, forms, the head.
-HIDDEN = ("a", "script", "style", "noscript", "template", "svg", "head", "title", "select", "option",
-          "button", "form", "iframe", "textarea")
-# An element's whole content, up to its first closing tag (none of these nest in real HTML), or a comment.
-_HIDDEN_RE = re.compile(r"<(%s)\b[^>]*>.*?</\1\s*>|<!--.*?-->" % "|".join(HIDDEN), re.S | re.I)
-_TAG_RE = re.compile(r"<[^>]*>")
+# Elements whose text is not the page's prose: code, and (below) links, forms and the head.
+# Raw-text elements end at their first closing tag whatever comes between (HTML's parsing rule:
+# a script may hold "<script" in a string); one left open runs to the end, as in a browser.
+RAW_TEXT = ("script", "style", "noscript", "iframe", "textarea", "title")
+# The others end at their closing tag, and the search gives up at the next opening of the same
+# element: real pages leave <a> and <option> unclosed, and a search to the end of the page for
+# each of them made one 500 KB page take minutes (tests/test_language.py).
+NESTING = ("a", "template", "svg", "head", "select", "option", "button", "form")
+HIDDEN = RAW_TEXT + NESTING
+# Every pattern stops at the next "<" or runs to a match, so each scan is linear in the page
+# ("unrolled loops": no backtracking within a match).
+_COMMENT = r"<!--[^-]*(?:-(?!->)[^-]*)*(?:-->|\Z)"  # an unclosed comment runs to the end, as in a browser
+_HIDDEN_RE = re.compile(
+    r"<(%s)\b[^<>]*>[^<]*(?:<(?!/\1\s*>)[^<]*)*(?:</\1\s*>|\Z)" % "|".join(RAW_TEXT)
+    + r"|<(%s)\b[^<>]*>[^<]*(?:<(?!/?\2\b)[^<]*)*</\2\s*>" % "|".join(NESTING)
+    + "|" + _COMMENT,
+    re.I,
+)
+_TAG_RE = re.compile(r"<[^<>]*>")
 _BODY_RE = re.compile(r"<body\b", re.I)
-_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)  # IE's conditional comments hold <html lang> tags of their own
-_HTML_TAG_RE = re.compile(r"<html\b[^>]*>", re.I)
-_META_RE = re.compile(r"<meta\b[^>]*>", re.I)
+_COMMENT_RE = re.compile(_COMMENT)  # IE's conditional comments hold <html lang> tags of their own
+_HTML_TAG_RE = re.compile(r"<html\b[^<>]*>", re.I)
+_META_RE = re.compile(r"<meta\b[^<>]*>", re.I)
 _ATTR_RE = re.compile(r"""([a-zA-Z:_-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 
 
