@@ -134,7 +134,10 @@ def test_repeated_ngrams():
 # to both re and str.split), joiners, URL and e-mail parts, digits, punctuation, "_", emoji,
 # a combining mark, CJK.
 ALPHABET = list("ab Z9 0:,.'’/_-+@#()[]\"<>!?…") + ["\n", "\t", "\xa0", "\u3000", "\x1c", "\x85", "\x00",
-                                                  "😀", "\u0301", "世", "é", "http://", "www.", "https://x.org/a?b=1"]
+                                                  "😀", "\u0301", "世", "é", "http://", "www.", "https://x.org/a?b=1",
+                                                  "word", "42", "www", "http", " ", " "]
+# Chunks next to the shortcuts: a word then "_", a word then a mark, a URL or e-mail cut short.
+EDGES = "snake_ www. http: https://x.org. mail@ a@b.co, (word dogs' end... 10:21, 3.5. x\x00 é\u0301. 世界。"
 
 
 @settings(max_examples=500, deadline=None)
@@ -144,7 +147,7 @@ def test_split_words_equals_the_regex_over_the_whole_text(text):
 
 
 def test_split_words_equals_the_regex_on_sample_pages(sample_pages):
-    assert all(split_words(text) == tuple(WORD_RE.findall(text)) for text in sample_pages)
+    assert all(split_words(text) == tuple(WORD_RE.findall(text)) for text in sample_pages + [EDGES])
 
 
 # --------------------------------------------------------------------------- Gopher quality, C4

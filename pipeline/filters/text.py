@@ -43,18 +43,26 @@ PARAGRAPH_RE = re.compile(r"\n{2,}")
 LINE_RE = re.compile(r"\n+")
 
 
+# A punctuation mark ending a chunk of letters/digits is a token of its own: no joiner, URL or
+# e-mail can end with it, and "_" (punctuation, but \w) is the one mark the word would swallow.
+_TRAILING_MARK = PUNCTUATION - {"_"}
+
+
 @lru_cache(maxsize=4)
 def split_words(text: str) -> tuple[str, ...]:
     r"""WORD_RE's tokens, found between spaces: no token holds or touches a space (every pattern
     starts and ends on a non-space character, and its lookarounds see a space and a text edge
-    alike), so matching each space-free chunk alone gives the same tokens, and a chunk of
-    letters/digits only is one token without the regex (most words: ~4x faster than findall
-    over the text). re's \s and str.split() agree on what a space is.
+    alike), so matching each space-free chunk alone gives the same tokens; and the common chunks
+    skip the regex: letters/digits only, or one character, are one token; letters/digits and a
+    trailing mark are two (~5x faster than findall over the text). re's \s and str.split()
+    agree on what a space is.
     Cached: the repetition, quality and FineWeb rules all split the same document."""
     words: list[str] = []
     for chunk in text.split():
-        if chunk.isalnum():  # \w without "_": no URL, e-mail, joiner or punctuation inside
+        if chunk.isalnum() or len(chunk) == 1:  # \w without "_": no URL, e-mail or joiner inside
             words.append(chunk)
+        elif chunk[-1] in _TRAILING_MARK and chunk[:-1].isalnum():  # "word," "end." "dogs'"
+            words += (chunk[:-1], chunk[-1])
         else:
             words.extend(WORD_RE.findall(chunk))
     return tuple(words)
