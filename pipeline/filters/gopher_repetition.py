@@ -132,7 +132,9 @@ def signals(text: str, cfg: GopherRepetitionConfig) -> dict[str, float]:
     for n in sorted(n for n, _ in cfg.dup_n_grams if len(words) >= n):  # each n narrows the next
         repeats, firsts = repeated_ngrams(hashes[n], candidates)
         dup_chars[n] = duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n)
-        candidates = np.union1d(repeats, firsts)
+        shared = np.zeros(len(words), dtype=bool)
+        shared[repeats] = shared[firsts] = True
+        candidates = np.flatnonzero(shared)  # positions whose n-gram occurs more than once
     for n, _ in cfg.dup_n_grams:
         sig[f"rep_dup_{n}gram_char_frac"] = dup_chars[n] / n_chars if n in dup_chars else 0.0
     return sig
