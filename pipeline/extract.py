@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pipeline.config import ExtractConfig
+from pipeline.html_tree import parse_html
 from pipeline.link_density import drop_link_lines
 from pipeline.prescreen import Verdict, screen
 
@@ -241,13 +242,11 @@ def extract_main_text(
     parsed once: the metadata and trafilatura read the same tree (trafilatura and the date search
     prune copies of it).
     """
-    from trafilatura.utils import load_html
-
     if cfg.language_prescreen and kept_languages:
         verdict = screen(html, content_language, kept_languages, cfg.prescreen_threshold)
         if verdict is not None:
             return verdict
-    tree = load_html(html)
+    tree = parse_html(html)
     if tree is None:
         return None
     title, date = title_and_date(tree, url)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,8 @@ ARTICLE = """<html><head><title>Die Füchse von Wien</title><meta name="date" co
 <p>Die Füchse haben gelernt, sich tagsüber in Gärten zu verstecken und nachts auf Nahrungssuche zu gehen, erklärt die Biologin.</p>
 <p>Ein Fuchs braucht ein Revier von etwa einem Quadratkilometer, in der Stadt reicht oft weniger, weil es genug Futter gibt.</p>
 </article><footer>Impressum | Datenschutz</footer></body></html>"""
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_is_html_by_header_then_warc_type_then_sniffing():
@@ -126,3 +129,28 @@ def test_element_link_density():
     assert densities[line] == len("Wildschweine im Grunewald" + "Waschbären in Kassel") / len(line)
     assert densities["Wildschweine im Grunewald"] == 1.0
     assert not any(text.startswith("Die Füchse haben gelernt") for text in densities)  # no link inside: never looked at
+
+
+def test_our_parser_gives_trafilaturas_text_title_and_date():
+    """pipeline/html_tree.py swaps lxml.html's Python class lookup for a C one; on every HTML page
+    of the bundled WARC, and on pages trafilatura repairs or rejects, nothing extracted changes."""
+    from trafilatura.utils import load_html
+
+    from pipeline.extract import decode_html, is_html, main_text, title_and_date
+    from pipeline.html_tree import parse_html
+    from pipeline.warc import iter_warc_records, parse_http_response
+
+    pages = ["", "   ", "<p>x</p>", "not html at all", "<html/><body><p>a</p></body>",
+             "<?xml version='1.0' encoding='iso-8859-1'?><html><body><p>declared</p></body></html>"]
+    with open(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz", "rb") as fh:
+        for record in iter_warc_records(fh, "sample", {}, []):
+            http = parse_http_response(record.read_block()) if record.rec_type == "response" else None
+            if http and http.status == 200 and is_html(http.headers.get("content-type"), None, http.body):
+                pages.append(decode_html(http.body, http.headers.get("content-type"))[0])
+    assert len(pages) > 80
+    cfg = ExtractConfig()
+    for page in pages:
+        ours, theirs = parse_html(page), load_html(page)
+        assert (ours is None) == (theirs is None)
+        if ours is not None:
+            assert (title_and_date(ours, None), main_text(ours, cfg)) == (title_and_date(theirs, None), main_text(theirs, cfg))
