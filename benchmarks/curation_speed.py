@@ -251,8 +251,7 @@ def measure_mix(warcs: list[Path], warmup: Path, names: list[str], repeat: int) 
             if name not in sides or run["cpu_s"] < sides[name]["cpu_s"]:
                 sides[name] = run
     pages = sides["ours"]["pages"]
-    # every page's language as the full path sees it (the CC resampling needs it)
-    languages = sides.get("ours_full", sides["ours"])["languages"]
+    languages = sides.get("ours_full", sides["ours"])["languages"]  # the full path labels every page
     result = {
         "pages": pages,
         "english_share": round(sum(1 for v in languages.values() if v == "en") / max(len(languages), 1), 3),
@@ -277,7 +276,7 @@ def main() -> None:
     parser.add_argument("--mixes", nargs="+", default=["shared", "cc"], choices=["shared", "cc"])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the fastest counts")
     parser.add_argument("--sides", nargs="+", choices=[*OURS, "trafilatura", "datatrove"],
-                        help="only these sides (ours and trafilatura always run): a quick look while tuning")
+                        help="only these sides (ours and trafilatura always run, and ours_full for the CC mix): a quick look while tuning")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -292,8 +291,9 @@ def main() -> None:
     result = {"benchmark": "curation_speed", "files": [w.name for w in warcs], "machine": "2-core CPU sandbox, no GPU",
               "timing": "CPU seconds (user+system, incl. waited-for children) after a warm-up run, one process per side"}
     names = [*OURS, "trafilatura", *([] if args.no_datatrove else ["datatrove"])]
-    if args.sides:
-        names = [n for n in names if n in {"ours", "trafilatura", *args.sides}]
+    if args.sides:  # the Common Crawl mix is resampled by the full path's languages
+        needed = {"ours", "trafilatura", *args.sides, *(["ours_full"] if "cc" in args.mixes else [])}
+        names = [n for n in names if n in needed]
     with tempfile.TemporaryDirectory() as tmp:
         warmup = warmup_slice(warcs[0], Path(tmp))
         shared, languages = measure_mix(warcs, warmup, names, args.repeat)
