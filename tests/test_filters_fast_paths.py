@@ -103,9 +103,10 @@ def test_signals_equal_the_reference_on_crafted_repetitive_text():
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["a", "bb", "ccc", "d"]), min_size=0, max_size=300), st.integers(1, 12))
-def test_duplicated_ngrams_equal_the_sequential_scan(words, n):
+def test_ngram_rules_equal_their_plain_readings(words, n):
     """Few distinct words: long runs of repeats, where skips often cover a first occurrence.
-    The scan over all positions and the one narrowed by every shorter n-gram's repeats agree."""
+    The repeats over all positions and those narrowed by every shorter n-gram's repeats agree,
+    and both n-gram rules computed from them equal their plain readings."""
     if len(words) < n:
         return
     ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
@@ -118,6 +119,7 @@ def test_duplicated_ngrams_equal_the_sequential_scan(words, n):
     plain = gopher_repetition.repeated_ngrams(hashes[n])
     assert all(np.array_equal(x, y) for x, y in zip(narrowed, plain))
     assert gopher_repetition.duplicated_ngram_chars(*narrowed, gram_chars, n) == reference_dup_chars(words, n)
+    assert gopher_repetition.top_ngram_chars(*narrowed, gram_chars + n - 1) == reference_top_chars(words, n)
 
 
 def test_repeated_ngrams():

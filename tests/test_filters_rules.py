@@ -135,7 +135,7 @@ def test_vectorized_ngrams_equal_the_plain_definition(words, n):
     hashes = gopher_repetition.ngram_hashes(arr, n)[n]
     repeats, firsts = gopher_repetition.repeated_ngrams(hashes)
     assert gopher_repetition.duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n) == _reference_dup_chars(words, n)
-    assert gopher_repetition.top_ngram_chars(hashes, ends[n:] - ends[:-n] + n - 1) == _reference_top_chars(words, n)
+    assert gopher_repetition.top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + n - 1) == _reference_top_chars(words, n)
 
 
 # --------------------------------------------------------------------------- C4

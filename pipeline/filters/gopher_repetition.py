@@ -5,9 +5,9 @@ frequent 2-4-gram, and by duplicated 5-10-grams. The n-gram work is vectorized: 
 integer ids, each n-gram a 64-bit rolling hash (collisions: ~n²/2⁶⁴, negligible), counts and
 first occurrences come from numpy sorts, and datatrove's sequential scan of duplicated n-grams
 is decided at the repeated n-grams only (a few percent of the positions on ordinary text).
-Duplicated n-grams are looked for among the positions whose shorter n-gram repeats only: the
-same result, except where two different n-grams share a hash, which that narrowing can only
-make rarer.
+After the smallest n, repeated n-grams are looked for only among the positions whose shorter
+n-gram repeats: the same result, except where two different n-grams share a hash, which that
+narrowing can only make rarer.
 """
 from __future__ import annotations
 
@@ -64,12 +64,15 @@ def repeated_ngrams(hashes: np.ndarray, candidates: np.ndarray | None = None) ->
     return repeats[by_position], firsts[by_position]
 
 
-def top_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray) -> int:
-    """Characters of the most frequent n-gram times its count (ties: the one seen first)."""
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-    best = counts.max()
-    top = first[counts == best].min()
-    return int(gram_chars[top]) * int(best)
+def top_ngram_chars(repeats: np.ndarray, firsts: np.ndarray, gram_chars: np.ndarray) -> int:
+    """Characters of the most frequent n-gram times its count (ties: the one seen first), from
+    repeated_ngrams' answer: an n-gram's count is 1 + its repeats; with no repeat at all, every
+    n-gram counts once and the first one wins."""
+    if not len(repeats):
+        return int(gram_chars[0])
+    repeats_of = np.bincount(firsts)  # indexed by first position
+    top = int(np.argmax(repeats_of))  # the first maximum: the earliest of the most frequent
+    return int(gram_chars[top]) * (int(repeats_of[top]) + 1)
 
 
 def duplicated_ngram_chars(repeats: np.ndarray, firsts: np.ndarray, gram_chars: np.ndarray, n: int) -> int:
@@ -121,20 +124,20 @@ def signals(text: str, cfg: GopherRepetitionConfig) -> dict[str, float]:
     # chars[i:j] of the words = ends[j] - ends[i]; n-grams are joined by " " (top) or "" (dup)
     ends = np.zeros(len(words) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=ends[1:])
-    hashes = ngram_hashes(ids, max((n for n, _ in (*cfg.top_n_grams, *cfg.dup_n_grams)), default=1))
-    for n, _ in cfg.top_n_grams:
-        value = 0.0
-        if len(words) >= n:
-            joined = ends[n:] - ends[:-n] + (n - 1)
-            value = top_ngram_chars(hashes[n], joined) / n_chars
-        sig[f"rep_top_{n}gram_char_frac"] = value
-    dup_chars, candidates = {}, None
-    for n in sorted(n for n, _ in cfg.dup_n_grams if len(words) >= n):  # each n narrows the next
+    top_ns, dup_ns = {n for n, _ in cfg.top_n_grams}, {n for n, _ in cfg.dup_n_grams}
+    hashes = ngram_hashes(ids, max(top_ns | dup_ns, default=1))
+    top_chars, dup_chars, candidates = {}, {}, None
+    for n in sorted(n for n in top_ns | dup_ns if len(words) >= n):  # each n narrows the next
         repeats, firsts = repeated_ngrams(hashes[n], candidates)
-        dup_chars[n] = duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n)
+        if n in top_ns:
+            top_chars[n] = top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + (n - 1))
+        if n in dup_ns:
+            dup_chars[n] = duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n)
         shared = np.zeros(len(words), dtype=bool)
         shared[repeats] = shared[firsts] = True
         candidates = np.flatnonzero(shared)  # positions whose n-gram occurs more than once
+    for n, _ in cfg.top_n_grams:
+        sig[f"rep_top_{n}gram_char_frac"] = top_chars[n] / n_chars if n in top_chars else 0.0
     for n, _ in cfg.dup_n_grams:
         sig[f"rep_dup_{n}gram_char_frac"] = dup_chars[n] / n_chars if n in dup_chars else 0.0
     return sig
