@@ -2,7 +2,7 @@
 
 Most pages of a crawl are extracted in full (trafilatura and our rules, ~25 ms a page) only for
 the filter's language rule to drop them. The pre-screen reads the page's visible text outside
-links straight from the HTML string with two regular expressions (no parse: a page it skips
+links straight from the HTML string with regular expressions (no parse: a page it skips
 costs about 1 ms of regex and 1 ms of fastText), asks fastText lid.176 about it window by
 window, and skips the page only when every sign says no kept language is there:
 
@@ -17,12 +17,15 @@ window, and skips the page only when every sign says no kept language is there:
   menus is still a run of English windows, where fastText on the whole page says the foreign
   language.
 
-Window size and threshold were chosen on the shared sample WARCs and a built set of 1,356
-pages (benchmarks/prescreen_agreement.py, docs/benchmarks-ingest.md): 600-character windows
+Window size, threshold and length were chosen on the shared sample WARCs and a built set of
+1,356 pages (benchmarks/prescreen_agreement.py, docs/benchmarks-ingest.md): 600-character windows
 side by side read each character once (half the fastText work of 1000-character windows
 overlapping by half) and lost no page there; the lowest kept-language score of a page the
-filter keeps was 0.40, four times the threshold of 0.1. The page is then counted and written
-to extract's rejects as `language.prescreen`, with the language fastText guessed and its score.
+filter keeps was 0.40, four times the threshold of 0.1. The first 8,000 characters are read:
+on the built set the first kept-language window of a kept page began at character 1,800 at the
+latest, and pages with 4,000 and 7,000 characters of foreign text before their content lost
+none either. A skipped page is counted and written to extract's rejects as
+`language.prescreen`, with the language fastText guessed and its score.
 """
 from __future__ import annotations
 
@@ -34,8 +37,8 @@ from html import unescape
 from pipeline.filters import language
 
 WINDOW = 600  # characters fastText judges at a time: a paragraph or two; windows do not overlap
-BATCH = 8  # windows per fastText call; a kept-language window ends the page's screening
-MAX_CHARS = 15_000  # text read per page: bounds the cost
+BATCH = 4  # windows per fastText call; a kept-language window ends the page's screening
+MAX_CHARS = 8_000  # text read per page: bounds the cost (a kept page's first kept window began by 1,800)
 # Elements whose text is not the page's prose: code, and (below) links, forms and the head.
 # Raw-text elements end at their first closing tag whatever comes between (HTML's parsing rule:
 # a script may hold "<script" in a string); one left open runs to the end, as in a browser.
