@@ -6,7 +6,6 @@ speed, never a signal or a decision."""
 from __future__ import annotations
 
 import random
-from collections import Counter
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,28 +16,9 @@ from hypothesis import strategies as st
 from pipeline.config import C4Config, ExtractConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
 from pipeline.filters import c4, gopher_quality, gopher_repetition, pii
 from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words
+from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 
 CFG = GopherRepetitionConfig()
-
-
-def reference_dup_chars(words: list[str], n: int) -> int:
-    """datatrove's find_all_duplicate over word tuples: a repeat counts and skips n words."""
-    seen, chars, i = set(), 0, 0
-    while i < len(words) - n + 1:
-        gram = tuple(words[i : i + n])
-        if gram in seen:
-            chars += sum(map(len, gram))
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
-
-
-def reference_top_chars(words: list[str], n: int) -> int:
-    """Most frequent n-gram (first seen wins a tie: Counter keeps insertion order) x its count."""
-    gram, count = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).most_common(1)[0]
-    return (sum(map(len, gram)) + n - 1) * count
 
 
 def reference_signals(text: str) -> dict[str, float]:

@@ -4,7 +4,6 @@ gets a decision and never an exception."""
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from pipeline.config import C4Config, FilterConfig, FineWebConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
 from pipeline.filters import c4, fineweb, gopher_quality, gopher_repetition, pii
 from pipeline.filters.text import count_sentences, split_words
+from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 
 ENGLISH = (
     "The committee met on Tuesday to discuss the budget for the coming year. Members agreed that the "
@@ -104,26 +104,6 @@ def test_repetition_hand_computed_values():
     assert gopher_repetition.check(sig, cfg) == "dup_line_frac"
 
 
-def _reference_dup_chars(words: list[str], n: int) -> int:
-    """Plain-Python reading of the rule (Gopher table A1 as datatrove scans it)."""
-    seen, chars, i = set(), 0, 0
-    while i < len(words) - n + 1:
-        gram = tuple(words[i : i + n])
-        if gram in seen:
-            chars += sum(map(len, gram))
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
-
-
-def _reference_top_chars(words: list[str], n: int) -> int:
-    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
-    gram, count = Counter(grams).most_common(1)[0]
-    return len(gram) * count
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "of", "x"]), min_size=0, max_size=80), st.integers(2, 10))
 def test_vectorized_ngrams_equal_the_plain_definition(words, n):
@@ -134,8 +114,8 @@ def test_vectorized_ngrams_equal_the_plain_definition(words, n):
     ends = np.concatenate(([0], np.cumsum([len(w) for w in words])))
     hashes = gopher_repetition.ngram_hashes(arr, n)[n]
     repeats, firsts = gopher_repetition.repeated_ngrams(hashes)
-    assert gopher_repetition.duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n) == _reference_dup_chars(words, n)
-    assert gopher_repetition.top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + n - 1) == _reference_top_chars(words, n)
+    assert gopher_repetition.duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n) == reference_dup_chars(words, n)
+    assert gopher_repetition.top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + n - 1) == reference_top_chars(words, n)
 
 
 # --------------------------------------------------------------------------- C4
