@@ -38,7 +38,7 @@ from pipeline.prescreen import MAX_CHARS, WINDOW, screen  # noqa: E402
 
 SENTENCES = ROOT / "../shared/data/langid-sentences.tsv"
 KEPT = ("en", "de")
-THRESHOLD = 0.1  # the default extract.prescreen_threshold
+THRESHOLD = ExtractConfig().prescreen_threshold  # the default
 
 
 def load(path: Path) -> dict[str, list[str]]:
