@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,6 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
 
     first = stage()
     warm = min(stage() for _ in range(repeat))
-    tables = {str(p.relative_to(out / "filter")): pq.read_table(p).to_pylist() for p in sorted((out / "filter").rglob("*.parquet"))}
     texts = [t or "" for p in sorted(extracted.glob("part-*.parquet")) for t in pq.read_table(p, columns=["text"]).column("text").to_pylist()]
     langs = language.detect(texts, cfg.filter.language)
 
@@ -70,15 +68,21 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
         "gopher_repetition_ms_per_doc": ms_per_doc(lambda t, _: gopher_repetition.signals(t, cfg.filter.gopher_repetition)),
         "evaluate_ms_per_doc": ms_per_doc(lambda t, lang: evaluate(t, lang, cfg.filter)),
     }
-    (out / "tables.pickle").write_bytes(pickle.dumps(tables))
-    return result
+    return result  # the parent reads the stage's Parquet outputs from `out` itself
+
+
+def output_tables(folder: Path) -> dict[str, list[dict]]:
+    """Every Parquet file the filter stage wrote, as rows (compared exactly between the two sides)."""
+    import pyarrow.parquet as pq
+
+    return {str(p.relative_to(folder)): pq.read_table(p).to_pylist() for p in sorted(folder.rglob("*.parquet"))}
 
 
 def run_side(code: Path, extracted: Path, overrides: list[str], repeat: int) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         args = [sys.executable, __file__, "--child", str(code), str(extracted), tmp, str(repeat), *overrides]
         run = subprocess.run(args, capture_output=True, text=True, check=True)
-        return json.loads(run.stdout.strip().splitlines()[-1]), pickle.loads((Path(tmp) / "tables.pickle").read_bytes())
+        return json.loads(run.stdout.strip().splitlines()[-1]), output_tables(Path(tmp) / "filter")
 
 
 def main() -> None:
