@@ -6,7 +6,12 @@ Same WARCs, one process each, side by side in one run:
   ours_en_de      English and German kept, pre-screen on;  ours_en_de_full: without it
   ours_all        every language kept (nothing to pre-screen)
   ours_fast       default config with extract.fast=true (no readability/jusText fallback): the cost of F1
-  trafilatura     warcio reading + trafilatura.extract(html, url=url) with its defaults, every HTML response
+  trafilatura     warcio reading + trafilatura.extract(html, url=url) with its defaults, on the pages ours
+                  extracts: every HTML 200 response (HTML by the HTTP Content-Type, else Common Crawl's
+                  WARC-Identified-Payload-Type, as ours and datatrove decide)
+  trafilatura_ct  the same on the responses whose HTTP Content-Type names html, any status (this
+                  benchmark's selection before 2026-11-30: it left out the 79 shared pages whose
+                  records kept no Content-Type, and extracted 18 redirects and 404s)
   datatrove       WarcReader -> Trafilatura -> LanguageFilter(en) -> GopherRepetition -> GopherQuality
                   -> C4Quality -> FineWebQuality (datatrove 0.10.1 defaults, in .bench/datatrove)
 
@@ -127,7 +132,12 @@ def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
             "kept_ids": dict(kept), "languages": languages}
 
 
-def run_trafilatura(warcs: list[str]) -> dict:
+def run_trafilatura(warcs: list[str], same_pages: bool = True) -> dict:
+    """trafilatura.extract on the HTML responses. same_pages: the pages our stages extract, every
+    complete HTML 200 response, HTML by the HTTP Content-Type or, where the record has none (79 of the
+    shared WARCs' pages keep only Date and Content-Length), by Common Crawl's
+    WARC-Identified-Payload-Type, as ours and datatrove's WarcReader decide. Else the earlier
+    selection: responses whose HTTP Content-Type names html, any status."""
     import trafilatura
     from warcio.archiveiterator import ArchiveIterator
 
@@ -138,8 +148,13 @@ def run_trafilatura(warcs: list[str]) -> dict:
                 if record.rec_type != "response":
                     continue
                 pages += 1
-                content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
-                if "html" not in (content_type or ""):
+                http = record.http_headers
+                content_type = (http.get_header("Content-Type") if http else None) or ""
+                if same_pages:
+                    content_type = content_type or record.rec_headers.get_header("WARC-Identified-Payload-Type") or ""
+                    if not http or http.get_statuscode() != "200" or record.rec_headers.get_header("WARC-Truncated"):
+                        continue  # ours skips these before extraction (extract.keep_truncated=false)
+                if "html" not in content_type:
                     continue
                 url = record.rec_headers.get_header("WARC-Target-URI")
                 extracted += bool(trafilatura.extract(record.content_stream().read(), url=url))
@@ -150,12 +165,12 @@ def side_main(name: str, warmup: str, warcs: list[str], out: str) -> None:
     """Run one side twice in this process (warm-up slice, then the WARCs) and write its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         def once(inputs: list[str], sub: str) -> dict:
-            if name == "trafilatura":
-                return run_trafilatura(inputs)
+            if name.startswith("trafilatura"):
+                return run_trafilatura(inputs, same_pages=name == "trafilatura")
             return run_ours(inputs, OURS[name], Path(tmp) / sub)
 
         once([warmup], "warmup")
-        if name != "trafilatura":
+        if not name.startswith("trafilatura"):
             # lingua loads its all-language models at the first page fastText is lost on (0.4 CPU s
             # for a long text, 7.5 for a short one): a one-off start-up like fastText's, not per-page work
             from pipeline.filters import language
@@ -267,6 +282,9 @@ def measure_mix(warcs: list[Path], warmup: Path, names: list[str], repeat: int) 
     }
     traf = sides["trafilatura"]["cpu_s"]
     result["trafilatura_over_ours"] = {n: round(traf / sides[n]["cpu_s"], 3) for n in OURS if n in sides}
+    if "trafilatura_ct" in sides:  # the earlier page selection, for comparison with earlier rounds
+        result["trafilatura_ct_over_ours"] = {n: round(sides["trafilatura_ct"]["cpu_s"] / sides[n]["cpu_s"], 3)
+                                              for n in OURS if n in sides}
     if "ours_all" in sides:
         result["ours_all_over_trafilatura"] = round(sides["ours_all"]["cpu_s"] / traf, 3)
     if "datatrove" in sides:
@@ -280,7 +298,7 @@ def main() -> None:
     parser.add_argument("--no-datatrove", action="store_true")
     parser.add_argument("--mixes", nargs="+", default=["shared", "cc"], choices=["shared", "cc"])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the fastest counts")
-    parser.add_argument("--sides", nargs="+", choices=[*OURS, "trafilatura", "datatrove"],
+    parser.add_argument("--sides", nargs="+", choices=[*OURS, "trafilatura", "trafilatura_ct", "datatrove"],
                         help="only these sides (ours and trafilatura always run, and ours_full for the CC mix): a quick look while tuning")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", help=argparse.SUPPRESS)
@@ -295,7 +313,7 @@ def main() -> None:
         sys.exit(f"missing input files: {missing}")
     result = {"benchmark": "curation_speed", "files": [w.name for w in warcs], "machine": "2-core CPU sandbox, no GPU",
               "timing": "CPU seconds (user+system, incl. waited-for children) after a warm-up run, one process per side"}
-    names = [*OURS, "trafilatura", *([] if args.no_datatrove else ["datatrove"])]
+    names = [*OURS, "trafilatura", "trafilatura_ct", *([] if args.no_datatrove else ["datatrove"])]
     if args.sides:  # the Common Crawl mix is resampled by the full path's languages
         needed = {"ours", "trafilatura", *args.sides, *(["ours_full"] if "cc" in args.mixes else [])}
         names = [n for n in names if n in needed]
