@@ -62,7 +62,11 @@ def _scan(text: str, cfg: C4Config) -> tuple[list[str], int, int, int]:
 
 def clean_text(text: str, cfg: C4Config) -> str:
     """The page as C4 keeps it: only the lines that pass the line rules."""
-    return "\n".join(_scan(text, cfg)[0]).strip()
+    return _joined(_scan(text, cfg)[0])
+
+
+def _joined(kept_lines: list[str]) -> str:
+    return "\n".join(kept_lines).strip()
 
 
 def signals(text: str, cfg: C4Config) -> dict[str, float]:
@@ -72,7 +76,7 @@ def signals(text: str, cfg: C4Config) -> dict[str, float]:
 def signals_and_clean_text(text: str, cfg: C4Config) -> tuple[dict[str, float], str]:
     """signals() and clean_text() from one pass over the lines (the filter stage needs both)."""
     scan = _scan(text, cfg)
-    return _signals(scan, text, cfg), "\n".join(scan[0]).strip()
+    return _signals(scan, text, cfg), _joined(scan[0])
 
 
 def _signals(scan: tuple[list[str], int, int, int], text: str, cfg: C4Config) -> dict[str, float]:
