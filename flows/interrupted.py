@@ -32,14 +32,10 @@ def crash_interrupted_runs(workdir: str | Path) -> list[str]:
     if not folder.is_dir():
         return []  # no earlier run; and a preflight error must not create the folder
     from prefect import get_client
-    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterParentTaskRunId,
-                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterParentTaskRunId
     from prefect.client.schemas.objects import StateType
     from prefect.runtime import flow_run
     from prefect.states import Crashed
-
-    def unfinished(*types: StateType) -> FlowRunFilterState:
-        return FlowRunFilterState(type=FlowRunFilterStateType(any_=list(types)))
 
     crashed: list[str] = []
     with run_lock(folder), get_client(sync_client=True) as client:
@@ -57,6 +53,13 @@ def crash_interrupted_runs(workdir: str | Path) -> list[str]:
     return crashed
 
 
+def unfinished(*types):
+    """A flow-run filter for runs in any of these state types (Prefect's StateType)."""
+    from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
+
+    return FlowRunFilterState(type=FlowRunFilterStateType(any_=list(types)))
+
+
 def _folder_of(run, parameter: str, up: int = 0) -> Path | None:
     """The run folder a flow run worked in: its `workdir`, or its stage `output`'s parent."""
     value = (run.parameters or {}).get(parameter)
@@ -70,16 +73,15 @@ def crash_dead_subflows() -> list[str]:
     """Between two stages of this pipeline run, after the server came back: its subflows still
     Pending or Running are the one the outage killed, whose end could not be reported."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, FlowRunFilterState,
-                                                FlowRunFilterStateType)
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
     from prefect.client.schemas.objects import StateType
     from prefect.runtime import flow_run
     from prefect.states import Crashed
 
-    unfinished = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING]))
     with get_client(sync_client=True) as client:
         dead = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=unfinished, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run.id])))
+            state=unfinished(StateType.PENDING, StateType.RUNNING),
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run.id])))
         for run in dead:
             client.set_flow_run_state(run.id, Crashed(message=RERUN_MESSAGE.format(by=flow_run.name)), force=True)
     return [run.name for run in dead]
