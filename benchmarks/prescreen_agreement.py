@@ -53,6 +53,22 @@ def html_pages(warcs: list[Path]):
                        http.headers.get("content-language"))
 
 
+def load_sentences(path: Path) -> dict[str, list[str]]:
+    """The labelled sentences of ../shared/data (a `lang<TAB>sentence` file with a header line), by language."""
+    sentences: dict[str, list[str]] = defaultdict(list)
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        lang, _, sentence = line.partition("\t")
+        sentences[lang].append(sentence.strip())
+    return sentences
+
+
+def full_path_text(html: str) -> str:
+    """What the full path hands the filter: trafilatura and our rules, then normalization."""
+    cfg = ExtractConfig(language_prescreen=False)
+    extracted = extract_main_text(html, None, cfg)
+    return normalize_text(extracted.text, cfg) if extracted else ""
+
+
 def foreign_text(sentences: dict[str, list[str]], avoid: set[str], seed: str, chars: int) -> tuple[str, str]:
     """About `chars` characters of sentences in one language not in `avoid`, chosen by `seed`."""
     langs = sorted(lang for lang in sentences if lang not in avoid and len(sentences[lang]) >= 50)
@@ -82,11 +98,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=3, help="versions with foreign chrome per page")
     parser.add_argument("--chrome", type=int, default=1500, help="characters of foreign text on each side")
     args = parser.parse_args()
-    sentences: dict[str, list[str]] = defaultdict(list)
-    for line in SENTENCES.read_text(encoding="utf-8").splitlines():
-        lang, _, sentence = line.partition("\t")
-        sentences[lang].append(sentence)
-    cfg, lang_cfg = ExtractConfig(language_prescreen=False), LanguageConfig()
+    sentences = load_sentences(SENTENCES)
     cases = []  # (name, html, content-language)
     for url, page, content_language in html_pages([w.resolve() for w in args.warcs]):
         cases.append(("original", page, content_language))
@@ -94,11 +106,8 @@ def main() -> None:
             lang_a, before = foreign_text(sentences, {"en", "de"}, f"{url}#{copy}a", args.chrome)
             lang_b, after = foreign_text(sentences, {"en", "de"}, f"{url}#{copy}b", args.chrome)
             cases.append(("with_chrome", with_chrome(page, before, after), content_language))
-    texts = []
-    for _, page, _ in cases:
-        extracted = extract_main_text(page, None, cfg)
-        texts.append(normalize_text(extracted.text, cfg) if extracted else "")
-    full_langs = language.detect(texts, lang_cfg)
+    texts = [full_path_text(page) for _, page, _ in cases]
+    full_langs = language.detect(texts, LanguageConfig())
     result = {"benchmark": "prescreen_agreement", "pages": len(cases), "copies": args.copies, "chrome_chars": args.chrome}
     for name, kept in KEPT.items():
         counts = {"full_passes": 0, "prescreen_skips": 0, "lost": 0}

@@ -31,22 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import ExtractConfig, LanguageConfig  # noqa: E402
-from pipeline.extract import extract_main_text  # noqa: E402
 from pipeline.filters import language  # noqa: E402
-from pipeline.normalize import normalize_text  # noqa: E402
 from pipeline.prescreen import MAX_CHARS, WINDOW, screen  # noqa: E402
+from prescreen_agreement import full_path_text, load_sentences  # noqa: E402  (benchmarks/ is on the path)
 
-SENTENCES = ROOT / "../shared/data/langid-sentences.tsv"
 KEPT = ("en", "de")
 THRESHOLD = ExtractConfig().prescreen_threshold  # the default
-
-
-def load(path: Path) -> dict[str, list[str]]:
-    sentences: dict[str, list[str]] = defaultdict(list)
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        lang, _, sentence = line.partition("\t")
-        sentences[lang].append(sentence.strip())
-    return sentences
 
 
 def pick(seed: str, n: int) -> int:
@@ -71,12 +61,6 @@ def page(before: str, article: str, after: str) -> str:
 def passes(text: str, kept: str) -> bool:
     label, score = language.detect([text])[0]
     return bool(text) and language.check(label, score, LanguageConfig(languages=[kept])) is None
-
-
-def full_path_text(html: str) -> str:
-    cfg = ExtractConfig(language_prescreen=False)
-    extracted = extract_main_text(html, None, cfg)
-    return normalize_text(extracted.text, cfg) if extracted else ""
 
 
 def content_set(sentences: dict[str, list[str]], lengths: list[int], foreign: int, pages: int) -> dict:
@@ -126,14 +110,14 @@ def lost_set(sentences: dict[str, list[str]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("sentences", nargs="?", type=Path, default=SENTENCES)
+    parser.add_argument("sentences", nargs="?", type=Path, default=ROOT / "../shared/data/langid-sentences.tsv")
     parser.add_argument("--lengths", nargs="+", type=int, default=[150, 300, 600, 1000, 1500])
     parser.add_argument("--foreign", type=int, default=4000, help="characters of foreign text on each side")
     parser.add_argument("--pages", type=int, default=60, help="pages per kept language and length")
     args = parser.parse_args()
     if not args.sentences.is_file():
         sys.exit(f"missing {args.sentences}")
-    sentences = load(args.sentences)
+    sentences = load_sentences(args.sentences)
     result = {"benchmark": "prescreen_windows", "window": WINDOW, "max_chars": MAX_CHARS, "threshold": THRESHOLD,
               "foreign_chars": args.foreign,
               "content": content_set(sentences, args.lengths, args.foreign, args.pages),
