@@ -1,7 +1,6 @@
 """The same dedup through a real Redis server (datasketch's redis storage) gives identical results."""
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -9,6 +8,7 @@ import time
 import pytest
 
 from helpers.dedup import filter_folder, read_folder, sample_texts, serial
+from helpers.programs import require_program
 from crawl2gpt.config import RunConfig
 from pipeline.dedup.stage import DEDUP
 from pipeline.stage import run_stage
@@ -22,9 +22,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def redis_port():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    binary = require_program("redis-server")
     redis = pytest.importorskip("redis")
     port = _free_port()
     server = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],

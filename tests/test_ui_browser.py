@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,14 +20,13 @@ import pytest
 
 from helpers.prefect_server import PrefectServer
 from helpers.prefect_server import api_call as _api
+from helpers.programs import require_program
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = require_program("chromium")  # skips this module where it is missing (.ci/run installs it)
 STAGE_FLOWS = ["extract", "filter", "dedup", "tokenizer", "shards", "train"]
 REPORT_SECTIONS = ["filter", "signals", "dedup", "examples", "shards", "samples"]
 SHOTS = ROOT / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import pytest
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
 from helpers.fault_runs import SAMPLE_SETTINGS, cli_env, leftovers, run_cli, run_snapshot
+from helpers.programs import find_program
 
 pytestmark = pytest.mark.faults
 STAGES = ["extract", "filter", "dedup"]
@@ -56,8 +57,10 @@ class Room:
         self.folder = base / "room"
         self.folder.mkdir()
         self.mode = "rlimit"
-        if not os.environ.get("CRAWL2GPT_FAULTS_NO_MOUNT") and shutil.which("mount"):
-            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.folder)],
+        # Without mount and umount (or without the rights) the rlimit way provokes the same fault.
+        self.mount, self.umount = find_program("mount"), find_program("umount")
+        if not os.environ.get("CRAWL2GPT_FAULTS_NO_MOUNT") and self.mount and self.umount:
+            mounted = subprocess.run([self.mount, "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.folder)],
                                      capture_output=True)
             self.mode = "tmpfs" if mounted.returncode == 0 else "rlimit"
         self.full = False
@@ -93,11 +96,11 @@ class Room:
 
     def _remount(self, size: int) -> None:
         pages = -(-size // 4096)
-        subprocess.run(["mount", "-o", f"remount,size={pages * 4096}", str(self.folder)], check=True)
+        subprocess.run([self.mount, "-o", f"remount,size={pages * 4096}", str(self.folder)], check=True)
 
     def close(self) -> None:
         if self.mode == "tmpfs":
-            subprocess.run(["umount", "--lazy", str(self.folder)], check=False)
+            subprocess.run([self.umount, "--lazy", str(self.folder)], check=False)
 
 
 @pytest.fixture

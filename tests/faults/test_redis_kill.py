@@ -29,12 +29,13 @@ from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
 from helpers.fault_runs import (SAMPLE_SETTINGS, cli_env, finish_cli, leftovers, run_cli, run_snapshot,
                                 split_warc, stage_snapshot, start_cli)
+from helpers.programs import require_program
 from pipeline.dedup.stage import DEDUP
 from pipeline.stage import run_stage
 
 pytestmark = pytest.mark.faults
 redis = pytest.importorskip("redis")
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_SERVER = require_program("redis-server")
 STAGES = ["extract", "filter", "dedup"]
 
 
