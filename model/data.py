@@ -60,7 +60,6 @@ class TokenWindows:
         self.shards_dir = Path(shards_dir)
         self.split, self.block_size, self.batch_size = split, block_size, batch_size
         self.rank, self.world_size, self.seed, self.verify = rank, world_size, seed, verify
-        self.manifest = read_shards_manifest(self.shards_dir)
         self.entries = shard_entries(self.shards_dir, split)
         self.paths = [shard_path(self.shards_dir, e) for e in self.entries]
         if not self.paths:
@@ -129,7 +128,3 @@ class TokenWindows:
             if state.get(key) != mine[key]:
                 raise ValueError(f"loader state was saved with {key}={state.get(key)!r}, this loader has {mine[key]!r}")
         self.epoch, self.shard_pos, self.chunk_pos = int(state["epoch"]), int(state["shard_pos"]), int(state["chunk_pos"])
-
-    def tokens_per_epoch(self) -> int:
-        """Tokens this split holds according to the manifest (all ranks together)."""
-        return sum(e.get("tokens", 0) for e in self.manifest["shards"] if e.get("split") == self.split)

@@ -165,13 +165,6 @@ def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
             block.set_modules_to_backward_prefetch(blocks[max(0, i - ahead) : i][::-1])
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module under DDP and torch.compile wrappers (FSDP2 modules are their own)."""
-    model = getattr(model, "_orig_mod", model)
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
-
-
 @contextmanager
 def grad_sync(model: torch.nn.Module, sync: bool):
     """Skip the gradient all-reduce on accumulation micro-steps; only the last one syncs."""

@@ -40,10 +40,6 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def read_documents(path: Path, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(path, columns=columns)
-
-
 def iter_batches(path: Path, columns: list[str] | None = None, batch_size: int = 1024) -> Iterator[pa.RecordBatch]:
     """Stream a part in record batches so memory is bounded by batch size, not part size."""
     yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
