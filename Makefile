@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # No telemetry: this is often a machine with no route out.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test test-all ui serve clean
+.PHONY: setup demo test test-all lint ui serve clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+# ruff's lint rules and formatting ([tool.ruff] in pyproject.toml) over the whole repository.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf runs/demo .pytest_cache
