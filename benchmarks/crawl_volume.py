@@ -54,7 +54,7 @@ def source_pages(warcs: list[Path]) -> list[dict]:
     import trafilatura
     from warcio.archiveiterator import ArchiveIterator
 
-    from pipeline.filters.language import detect
+    from pipeline.filter.language import detect
 
     pages, seen = [], set()
     for warc in warcs:

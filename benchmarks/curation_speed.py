@@ -110,8 +110,8 @@ def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
     import pyarrow.parquet as pq
 
     from crawl2gpt.config import RunConfig
-    from pipeline.filtering import FILTER
-    from pipeline.ingest import EXTRACT
+    from pipeline.filter.stage import FILTER
+    from pipeline.extract.stage import EXTRACT
     from pipeline.outcomes import outcome_files
     from pipeline.stage import run_stage
 
@@ -173,7 +173,7 @@ def side_main(name: str, warmup: str, warcs: list[str], out: str) -> None:
         if not name.startswith("trafilatura"):
             # lingua loads its all-language models at the first page fastText is lost on (0.4 CPU s
             # for a long text, 7.5 for a short one): a one-off start-up like fastText's, not per-page work
-            from pipeline.filters import language
+            from pipeline.filter import language
             language.lingua_detector(None).compute_language_confidence_values("Ki te taha")
         started, wall = cpu_seconds(), time.perf_counter()
         result = once(warcs, "run")
@@ -216,7 +216,7 @@ def run_datatrove(warmup: Path, warcs: list[Path]) -> dict:
 
 def members(path: Path) -> list[tuple[int, int, str | None, str]]:
     """(start, end, WARC-Type, key) of every record (= gzip member) of a WARC file."""
-    from pipeline.warc import iter_warc_records
+    from pipeline.extract.warc import iter_warc_records
 
     data = path.read_bytes()
     records = [(r.offset, r.rec_type) for r in iter_warc_records(io.BytesIO(data), str(path), {}, [])]

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from crawl2gpt.config import RunConfig  # noqa: E402
 from pipeline.dedup.lsh import BandIndex, bucket_pairs, shingle_jaccard, signature_agreeing  # noqa: E402
 from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix  # noqa: E402
-from pipeline.dedup.shingles import normalize_text, shingle_hashes  # noqa: E402
+from pipeline.dedup.shingles import shingle_hashes, simplify_text  # noqa: E402
 from pipeline.dedup.union_find import UnionFind  # noqa: E402
 
 SHARED = ROOT / ".." / "shared" / "data"
@@ -199,7 +199,7 @@ def main() -> None:
         originals += sentence_documents(args.sentences)
     docs, kinds = build_corpus(originals, args.copies_of, args.seed)
     cfg = RunConfig()
-    shingles = [shingle_hashes(normalize_text(t), cfg.dedup.ngram) for t in docs]
+    shingles = [shingle_hashes(simplify_text(t), cfg.dedup.ngram) for t in docs]
     signatures = signature_matrix([signature_bytes(m) for m in lean_minhashes(shingles, cfg.dedup.num_perm, cfg.dedup.seed)],
                                   cfg.dedup.num_perm)
     truth, info = true_pairs(shingles, THRESHOLD)

@@ -1,6 +1,6 @@
 """Exported tokenizer vs our SentencePiece model: same ids on real text? And how fast is each?
 
-The tokenizer stage's own training (pipeline.tokenizer.train, the run's settings: BPE, byte
+The tokenizer stage's own training (pipeline.tokens.tokenizer.train, the run's settings: BPE, byte
 fallback, identity normalization, split digits) on the shared sample WARCs' main text (the
 extract stage's output in every language: the English prescreen off; cached under .bench/), at each
 --vocab size; model/hf_tokenizer.py converts it to a `tokenizers` tokenizer.json. Both then encode
@@ -37,7 +37,7 @@ def corpus(warcs: list[str]):
     import pyarrow.parquet as pq
 
     from crawl2gpt.config import RunConfig
-    from pipeline.ingest import EXTRACT
+    from pipeline.extract.stage import EXTRACT
     from pipeline.stage import run_stage, stage_parts
 
     folder = CACHE / "extract"
@@ -70,7 +70,7 @@ def main() -> None:
     from crawl2gpt.config import RunConfig
     from model.hf_tokenizer import build_tokenizer
     from pipeline.stage import stage_parts
-    from pipeline.tokenizer import MODEL, train
+    from pipeline.tokens.tokenizer import MODEL, train
 
     extract, documents = corpus(args.warcs)
     lines = open(args.sentences, encoding="utf-8").read().splitlines()[1:]  # after the lang<TAB>sentence header

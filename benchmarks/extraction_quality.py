@@ -12,7 +12,7 @@ or setting is kept only when it wins in at least 4 of the 5 folds (`--study`, wh
 each rule's parameters on 4 folds and scores the 5th: benchmarks/extraction_study.py).
 
 Compares side by side, on the same pages: plain trafilatura defaults (`trafilatura.extract(html,
-url=url)`, the peer) and our extraction (pipeline.extract + pipeline.normalize, default config).
+url=url)`, the peer) and our extraction (pipeline.extract.main_text + pipeline.extract.normalize, default config).
 
     python benchmarks/extraction_quality.py [WARC_DIR] [--truth FILE] [--study]
 
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import ExtractConfig  # noqa: E402
-from pipeline.extract import decode_html, extract_main_text  # noqa: E402
-from pipeline.normalize import normalize_text  # noqa: E402
-from pipeline.warc import iter_warc_records, parse_http_response  # noqa: E402
+from pipeline.extract.main_text import decode_html, extract_main_text  # noqa: E402
+from pipeline.extract.normalize import normalize_text  # noqa: E402
+from pipeline.extract.warc import iter_warc_records, parse_http_response  # noqa: E402
 
 DEFAULT_DIR = ROOT / "../shared/data/warc"
 FOLDS = 5

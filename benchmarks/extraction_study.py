@@ -19,9 +19,9 @@ import time
 from extraction_quality import FOLDS, MIN_WINS, cv_summary, fold_of, page_counts, prf, wins
 
 from pipeline.config import ExtractConfig
-from pipeline.extract import main_text
-from pipeline.link_density import element_link_density, is_link_line
-from pipeline.normalize import MAX_PROMPT_WORDS, normalize_text
+from pipeline.extract.main_text import main_text
+from pipeline.extract.link_density import element_link_density, is_link_line
+from pipeline.extract.normalize import MAX_PROMPT_WORDS, normalize_text
 
 TRAFILATURA_FIELDS = ("fast", "favor_precision", "favor_recall", "include_comments", "include_tables", "deduplicate")
 END_OF_SENTENCE = re.compile(r"[.!?…:;\"”»)]\W*$")

@@ -38,7 +38,7 @@ def load_docs(warcs: list[Path] | None = None, cache: Path = CACHE) -> list[dict
     import pyarrow.parquet as pq
 
     from pipeline.config import ExtractConfig
-    from pipeline.ingest import extract_file
+    from pipeline.extract.stage import extract_file
 
     docs = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,8 +34,8 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
     import pyarrow.parquet as pq
 
     from crawl2gpt.config import RunConfig
-    from pipeline.filtering import FILTER, evaluate
-    from pipeline.filters import gopher_repetition, language
+    from pipeline.filter.stage import FILTER, evaluate
+    from pipeline.filter import gopher_repetition, language
     from pipeline.stage import run_stage
 
     cfg = RunConfig(workers=1).with_overrides(overrides)
@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from crawl2gpt.config import RunConfig
-    from pipeline.ingest import EXTRACT
+    from pipeline.extract.stage import EXTRACT
     from pipeline.stage import run_stage
 
     with tempfile.TemporaryDirectory() as tmp:

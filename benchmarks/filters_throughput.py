@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pipeline.config import FilterConfig  # noqa: E402
-from pipeline.filters import c4, fineweb, gopher_quality, gopher_repetition  # noqa: E402
+from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition  # noqa: E402
 
 VENV = ROOT / ".bench" / "datatrove"
 PEERS = {  # our family -> datatrove class

@@ -35,7 +35,7 @@ def prepare(warcs: list[str], work: Path, args) -> tuple[Path, Path]:
     from model.checkpoint import save_checkpoint
     from model.gpt import GPT, GPTConfig
     from model.sft_data import derive_pairs
-    from pipeline import tokenizer
+    from pipeline.tokens import tokenizer
     from crawl2gpt.config import RunConfig
     from pipeline.documents import iter_batches
     from crawl2gpt.stages import load_stage

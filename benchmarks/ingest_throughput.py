@@ -76,7 +76,7 @@ def run_datatrove(python: Path, warcs: list[Path], workers: int) -> dict:
 
 def run_ours(warcs: list[Path], workers: int) -> dict:
     from crawl2gpt.config import RunConfig
-    from pipeline.ingest import EXTRACT
+    from pipeline.extract.stage import EXTRACT
     from pipeline.stage import run_stage
 
     with tempfile.TemporaryDirectory() as tmp:

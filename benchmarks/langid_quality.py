@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pipeline.config import LanguageConfig  # noqa: E402
-from pipeline.filters import language  # noqa: E402
+from pipeline.filter import language  # noqa: E402
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:

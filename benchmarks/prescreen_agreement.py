@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import ExtractConfig, LanguageConfig  # noqa: E402
-from pipeline.extract import decode_html, extract_main_text, is_html  # noqa: E402
-from pipeline.filters import language  # noqa: E402
-from pipeline.normalize import normalize_text  # noqa: E402
-from pipeline.prescreen import screen  # noqa: E402
-from pipeline.warc import iter_warc_records, parse_http_response  # noqa: E402
+from pipeline.extract.main_text import decode_html, extract_main_text, is_html  # noqa: E402
+from pipeline.filter import language  # noqa: E402
+from pipeline.extract.normalize import normalize_text  # noqa: E402
+from pipeline.extract.prescreen import screen  # noqa: E402
+from pipeline.extract.warc import iter_warc_records, parse_http_response  # noqa: E402
 
 DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
 SENTENCES = ROOT / "../shared/data/langid-sentences.tsv"

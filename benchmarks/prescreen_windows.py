@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import ExtractConfig, LanguageConfig  # noqa: E402
-from pipeline.filters import language  # noqa: E402
-from pipeline.prescreen import MAX_CHARS, WINDOW, screen  # noqa: E402
+from pipeline.filter import language  # noqa: E402
+from pipeline.extract.prescreen import MAX_CHARS, WINDOW, screen  # noqa: E402
 from prescreen_agreement import full_path_text, load_sentences  # noqa: E402  (benchmarks/ is on the path)
 
 KEPT = ("en", "de")

@@ -5,7 +5,7 @@ de kept), replicated with fresh doc ids into filter folders of --docs and 10 x -
 (real signals and texts; kept parts and rejects/ in the stage's layout, parts of about 10k
 documents, a _stage.json listing them). Each side runs in a fresh subprocess; peak memory is that
 process's max RSS:
-  ours   pipeline.report_filter.filter_report(folder): the columns it needs, record batches,
+  ours   pipeline.report.filter.filter_report(folder): the columns it needs, record batches,
          bounded tallies, texts of the example rows only
   peer   pandas.read_parquet of every kept and rejected part (what a notebook would do), then the
          per-rule failure counts with the same thresholds (less than the report computes)
@@ -31,10 +31,10 @@ WORK = ROOT / ".bench" / "report_scale"
 PART_DOCS = 10_000
 
 MEASURE = {
-    "ours": "from pipeline.report_filter import filter_report; r = filter_report(FOLDER); n = r['documents']",
+    "ours": "from pipeline.report.filter import filter_report; r = filter_report(FOLDER); n = r['documents']",
     "peer": (
-        "import pandas as pd; from pipeline.outcomes import outcome_files; from pipeline.report_filter import filter_config;"
-        "from pipeline.stage import read_manifest; from pipeline.thresholds import thresholds;"
+        "import pandas as pd; from pipeline.outcomes import outcome_files; from pipeline.report.filter import filter_config;"
+        "from pipeline.stage import read_manifest; from pipeline.report.thresholds import thresholds;"
         "df = pd.concat([pd.read_parquet(p) for p, _ in outcome_files(FOLDER, 'filter')], ignore_index=True);"
         "fails = {t.rule: int(t.fails(df[t.signal].to_numpy()).sum()) for t in thresholds(filter_config(read_manifest(FOLDER)))};"
         "n = len(df)"

@@ -4,7 +4,7 @@ Text: the main text of the shared sample WARCs, extracted by the project's own e
 (cached under .bench/). Both tokenizers are trained on the same documents to the same vocabulary
 size; both then encode the same documents on all cores:
 
-  ours  the shards stage's encoder (pipeline.shards.encode_batch: SentencePiece encode with
+  ours  the shards stage's encoder (pipeline.tokens.shards.encode_batch: SentencePiece encode with
         num_threads=cores, flattened into an Arrow list<uint16> column)
   peer  HF tokenizers encode_batch (Rust, rayon over all cores): GPT-2 style byte-level BPE
         and, as a second peer, HF's SentencePiece-style BPE (Metaspace, byte fallback)
@@ -37,7 +37,7 @@ def corpus(warcs: list[str]) -> tuple[Path, list[str]]:
     import pyarrow.parquet as pq
 
     from crawl2gpt.config import RunConfig
-    from pipeline.ingest import EXTRACT
+    from pipeline.extract.stage import EXTRACT
     from pipeline.stage import run_stage, stage_parts
 
     folder = CACHE / "extract"
@@ -65,7 +65,7 @@ def best_rate(encode, texts: list[str], repeat: int, min_seconds: float) -> tupl
 def train_ours(extract: Path, vocab: int, out: Path, split_digits: bool = True) -> tuple[float, object]:
     from crawl2gpt.config import RunConfig
     from pipeline.stage import stage_parts
-    from pipeline.tokenizer import load, train
+    from pipeline.tokens.tokenizer import load, train
 
     cfg = RunConfig().with_overrides([f"tokenizer.vocab_size={vocab}", f"tokenizer.split_digits={split_digits}"])
     started = time.perf_counter()
@@ -100,7 +100,7 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
     encode seconds summed over parts are reported beside the wall time.
     """
     from crawl2gpt.config import RunConfig
-    from pipeline.shards import SHARDS
+    from pipeline.tokens.shards import SHARDS
     from pipeline.stage import read_manifest, run_stage, write_manifest, StageStats
 
     folder = tokenizer_dir.parent / "tokenizer-stage"
@@ -131,7 +131,7 @@ def main() -> None:
 
     import pyarrow as pa
 
-    from pipeline.shards import encode_batch
+    from pipeline.tokens.shards import encode_batch
 
     extract, texts = corpus(args.warcs)
     size = sum(len(t.encode()) for t in texts)

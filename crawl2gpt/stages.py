@@ -17,11 +17,11 @@ STAGES = ("extract", "filter", "dedup", "tokenizer", "shards", "train")
 # Where each stage's implementation lives, imported lazily so that `crawl2gpt stage filter`
 # never pays for importing torch.
 STAGE_OBJECTS = {
-    "extract": "pipeline.ingest:EXTRACT",
-    "filter": "pipeline.filtering:FILTER",
+    "extract": "pipeline.extract.stage:EXTRACT",
+    "filter": "pipeline.filter.stage:FILTER",
     "dedup": "pipeline.dedup.stage:DEDUP",
-    "tokenizer": "pipeline.tokenizer:TOKENIZER",
-    "shards": "pipeline.shards:SHARDS",
+    "tokenizer": "pipeline.tokens.tokenizer:TOKENIZER",
+    "shards": "pipeline.tokens.shards:SHARDS",
     "train": "model.train:TRAIN",
 }
 

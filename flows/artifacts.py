@@ -85,6 +85,6 @@ def publish_stage(stats: StageStats, config_name: str) -> None:
 
 def png_markdown(path: Path, title: str) -> str:
     """Embed a PNG in a markdown artifact (both Prefect 3 UIs render data URIs; no file server needed)."""
-    from pipeline.plots import png_data_uri  # here: importing matplotlib costs every CLI command a second
+    from pipeline.report.plots import png_data_uri  # here: importing matplotlib costs every CLI command a second
 
     return f"### {title}\n\n![{title}]({png_data_uri(path)})\n"

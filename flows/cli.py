@@ -118,7 +118,7 @@ def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from crawl2gpt.config import RunConfig
     from crawl2gpt.runner import check_run
-    from pipeline.sources import resolve_inputs
+    from pipeline.extract.sources import resolve_inputs
 
     cfg = RunConfig.load(args.config, args.overrides)  # fail on a bad config before any work starts
     if not args.input and not args.crawl:
@@ -189,10 +189,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import build_report
+    from pipeline.report.build import build_report
 
     if args.compare:
-        from pipeline.compare import compare_runs, compare_text
+        from pipeline.report.compare import compare_runs, compare_text
 
         print(compare_text(*compare_runs(*args.compare, output=args.output)))
         return 0

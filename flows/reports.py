@@ -11,7 +11,7 @@ from flows.artifacts import artifact_key, png_markdown, run_label
 def publish_shard_report(shards_dir: Path, config_name: str) -> None:
     """The quality report: the per-shard table and one markdown artifact per report section
     (filter rules, signal histograms, dedup clusters, examples, shards, samples), plots inlined."""
-    from pipeline.report import REPORT_HTML, report_markdown, report_tables
+    from pipeline.report.build import REPORT_HTML, report_markdown, report_tables
 
     run = run_label(shards_dir, "shards")
     rows, _ = report_tables(shards_dir)

@@ -27,7 +27,7 @@ from pipeline.errors import InputError
 from pipeline.shard_format import load_manifest, read_shard, shard_path
 
 def read_shards_manifest(shards_dir: str | Path) -> dict:
-    """manifest.json of a shards folder (pipeline/shards.py owns the format)."""
+    """manifest.json of a shards folder (pipeline/tokens/shards.py owns the format)."""
     return load_manifest(shards_dir)
 
 

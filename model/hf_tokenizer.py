@@ -136,7 +136,7 @@ def _refuse_unsupported(model: SentencePieceModel, path: Path) -> None:
     found = [what for bad, what in problems if bad]
     if found:
         raise ExportError(f"{path}: the tokenizer has {', '.join(found)}, which has no exact Hugging Face tokenizers "
-                          "equivalent; retrain it with the tokenizer stage's settings (pipeline/tokenizer.py)")
+                          "equivalent; retrain it with the tokenizer stage's settings (pipeline/tokens/tokenizer.py)")
 
 
 def merges_of(pieces: list[tuple[str, float, int]]) -> list[tuple[str, str]]:

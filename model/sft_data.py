@@ -54,7 +54,7 @@ class Tokenizer(Protocol):
 
 
 class SentencePieceTokenizer:
-    """The project's SentencePiece model (pipeline/tokenizer.py): pad 0, <|endoftext|> 2."""
+    """The project's SentencePiece model (pipeline/tokens/tokenizer.py): pad 0, <|endoftext|> 2."""
 
     def __init__(self, path: str | Path):
         import sentencepiece as spm

@@ -50,7 +50,7 @@ class ExtractConfig(Section):
     min_extracted_chars: int = Field(1, ge=0, description="Documents with fewer characters after extraction are skipped ('empty_text').")
     extraction_timeout_s: float = Field(30.0, gt=0, description="Per-document time limit for extraction.")
     drop_link_lines: bool = Field(
-        True, description="Drop extracted lines that are mostly link text (pipeline/link_density.py; wins in 5 of 5 site-grouped folds)."
+        True, description="Drop extracted lines that are mostly link text (pipeline/extract/link_density.py; wins in 5 of 5 site-grouped folds)."
     )
     link_density: float = Field(0.5, ge=0, le=1, description="... at least this share of the line's page element is link text (chosen by CV).")
     link_line_max_words: int = Field(20, ge=1, description="... and the line has at most this many words (chosen by CV).")
@@ -61,7 +61,7 @@ class ExtractConfig(Section):
     language_prescreen: bool = Field(
         True,
         description="Skip full extraction for pages that no kept language (filter.language.languages) can pass: fastText on "
-        "the page's visible text (pipeline/prescreen.py). Skipped pages go to extract's rejects as language.prescreen; "
+        "the page's visible text (pipeline/extract/prescreen.py). Skipped pages go to extract's rejects as language.prescreen; "
         "false runs every page through trafilatura.",
     )
     prescreen_threshold: float = Field(

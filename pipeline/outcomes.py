@@ -1,7 +1,7 @@
 """Where a finished document stage keeps each document's outcome: kept parts and rejects/.
 
 The filter and dedup stages write the documents they keep as top-level parts and the ones they
-drop, with the reason, under rejects/ (pipeline/filtering.py, pipeline/dedup/stage.py). The
+drop, with the reason, under rejects/ (pipeline/filter/stage.py, pipeline/dedup/stage.py). The
 report and `crawl2gpt report --compare` read both, through the files the manifest lists.
 """
 from __future__ import annotations

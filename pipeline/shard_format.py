@@ -5,7 +5,7 @@ names the format, the token dtype, and each shard's split, rows, tokens and sha2
 training loader, the report) go through `load_manifest` and `read_shard` / `open_shard`, which
 refuse a foreign format, a shard path outside the folder and a shard whose bytes do not match the
 manifest.
-The writer is the shards stage (pipeline/shards.py).
+The writer is the shards stage (pipeline/tokens/shards.py).
 
 The check costs one sha256 pass over a shard when it is opened (0.61 s per GB of shard file, 0.9 s
 per billion tokens, on one core of the 2-core dev machine: benchmarks/shard_verify.py), over the

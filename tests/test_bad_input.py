@@ -21,11 +21,11 @@ from crawl2gpt.config import RunConfig
 
 from pipeline.config import ExtractConfig, FilterConfig
 from pipeline.errors import ConfigError, InputError
-from pipeline.filtering import evaluate
-from pipeline.ingest import extract_file
-from pipeline.normalize import normalize_text
+from pipeline.filter.stage import evaluate
+from pipeline.extract.stage import extract_file
+from pipeline.extract.normalize import normalize_text
 from crawl2gpt.runner import run_pipeline
-from pipeline.warc import iter_warc_records
+from pipeline.extract.warc import iter_warc_records
 
 HTML = b"<html><head><title>Fine page</title></head><body><article>" + b"<p>A sentence about a garden, and the plants in it.</p>" * 20 + b"</article></body></html>"
 

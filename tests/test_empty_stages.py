@@ -18,7 +18,7 @@ from flows import summary
 from flows.summary import print_run_summary
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import read_manifest, run_stage, stage_parts
-from pipeline.tokenizer import TOKENIZER
+from pipeline.tokens.tokenizer import TOKENIZER
 from helpers.corpus import extract_warc, write_stage
 
 FILTER_CAUSE = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ExtractConfig
-from pipeline.extract import (
+from pipeline.extract.main_text import (
     ExtractionTimeout,
     decode_html,
     declared_charsets,
@@ -122,7 +122,7 @@ def test_lines_that_are_mostly_links_are_dropped():
 def test_element_link_density():
     from trafilatura.utils import load_html
 
-    from pipeline.link_density import element_link_density
+    from pipeline.extract.link_density import element_link_density
 
     densities = element_link_density(load_html(LINKY))
     line = "Mehr dazu: Wildschweine im Grunewald und Waschbären in Kassel"
@@ -132,13 +132,13 @@ def test_element_link_density():
 
 
 def test_our_parser_gives_trafilaturas_text_title_and_date():
-    """pipeline/html_tree.py swaps lxml.html's Python class lookup for a C one; on every HTML page
+    """pipeline/extract/html_tree.py swaps lxml.html's Python class lookup for a C one; on every HTML page
     of the bundled WARC, and on pages trafilatura repairs or rejects, nothing extracted changes."""
     from trafilatura.utils import load_html
 
-    from pipeline.extract import decode_html, is_html, main_text, title_and_date
-    from pipeline.html_tree import parse_html
-    from pipeline.warc import iter_warc_records, parse_http_response
+    from pipeline.extract.main_text import decode_html, is_html, main_text, title_and_date
+    from pipeline.extract.html_tree import parse_html
+    from pipeline.extract.warc import iter_warc_records, parse_http_response
 
     pages = ["", "   ", "<p>x</p>", "not html at all", "<html/><body><p>a</p></body>",
              "<?xml version='1.0' encoding='iso-8859-1'?><html><body><p>declared</p></body></html>"]

@@ -11,8 +11,8 @@ import pytest
 from crawl2gpt.config import RunConfig
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.errors import ConfigError, InputError
-from pipeline.filtering import FILTER, evaluate, signal_names
-from pipeline.filters import gopher_quality, gopher_repetition
+from pipeline.filter.stage import FILTER, evaluate, signal_names
+from pipeline.filter import gopher_quality, gopher_repetition
 from pipeline.stage import PartResult, StageStats, run_stage, stage_parts
 
 DEMO = ["filter.language.languages=[en, de]", "workers=1"]
@@ -47,7 +47,7 @@ def _row(i: int, text: str) -> dict:
 
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory, sample_warc) -> Path:
-    from pipeline.ingest import EXTRACT
+    from pipeline.extract.stage import EXTRACT
 
     out = tmp_path_factory.mktemp("filter") / "extract"
     run_stage(EXTRACT, [str(sample_warc)], out, RunConfig().with_overrides(["workers=1"]))

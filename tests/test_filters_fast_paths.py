@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import C4Config, ExtractConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
-from pipeline.filters import c4, gopher_quality, gopher_repetition, pii
-from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words
+from pipeline.filter import c4, gopher_quality, gopher_repetition, pii
+from pipeline.filter.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words
 from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 
 CFG = GopherRepetitionConfig()
@@ -58,7 +58,7 @@ def crafted_texts(seed: int = 0) -> list[str]:
 @pytest.fixture(scope="module")
 def sample_pages(sample_warc, tmp_path_factory) -> list[str]:
     """The bundled sample WARC's pages as our extract stage writes them."""
-    from pipeline.ingest import extract_file
+    from pipeline.extract.stage import extract_file
 
     part = tmp_path_factory.mktemp("pages") / "part.parquet"
     extract_file(str(sample_warc), part, ExtractConfig())

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import C4Config, FilterConfig, FineWebConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
-from pipeline.filters import c4, fineweb, gopher_quality, gopher_repetition, pii
-from pipeline.filters.text import count_sentences, split_words
+from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, pii
+from pipeline.filter.text import count_sentences, split_words
 from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 
 ENGLISH = (
@@ -181,7 +181,7 @@ def test_pii_masks_emails_and_public_ips_only():
 
 @pytest.mark.parametrize("text", ODD_TEXTS, ids=range(len(ODD_TEXTS)))
 def test_odd_text_gets_a_decision(text):
-    from pipeline.filtering import evaluate
+    from pipeline.filter.stage import evaluate
 
     for rule, cfg in RULES:
         sig = rule.signals(text, cfg)

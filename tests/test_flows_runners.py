@@ -25,7 +25,7 @@ def two_warcs(sample_warc, tmp_path_factory):
 def test_task_runner_output_equals_sequential_run(prefect_api, two_warcs, tmp_path, runner):
     from flows.stages import extract_flow
     from crawl2gpt.config import RunConfig
-    from pipeline.ingest import EXTRACT
+    from pipeline.extract.stage import EXTRACT
     from pipeline.stage import process_map, run_stage
 
     sequential = tmp_path / "sequential"

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import ExtractConfig
-from pipeline.ingest import NON_RESPONSE_SKIPS, extract_file
-from pipeline.warc import iter_warc_records
+from pipeline.extract.stage import NON_RESPONSE_SKIPS, extract_file
+from pipeline.extract.warc import iter_warc_records
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"

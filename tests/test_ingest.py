@@ -13,9 +13,9 @@ from crawl2gpt.config import RunConfig
 from pipeline.config import ExtractConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.errors import InputError
-from pipeline.ingest import EXTRACT, WarcPart, doc_id, domain_of, extract_file
+from pipeline.extract.stage import EXTRACT, WarcPart, doc_id, domain_of, extract_file
 from pipeline.stage import run_stage, stage_parts
-from pipeline.warc import iter_warc_records
+from pipeline.extract.warc import iter_warc_records
 
 
 def first_members(path: Path, n: int) -> bytes:
@@ -151,8 +151,8 @@ def test_shared_whirlwind_over_http(shared_data, tmp_path):
 def filter_keeps(rows: list[dict], languages: list[str]) -> set[str]:
     """doc_ids the filter stage's rules keep (language ID batched as the stage does)."""
     from pipeline.config import FilterConfig
-    from pipeline.filtering import evaluate
-    from pipeline.filters import language
+    from pipeline.filter.stage import evaluate
+    from pipeline.filter import language
 
     cfg = FilterConfig()
     cfg.language.languages = languages

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import LanguageConfig
-from pipeline.filters import language
+from pipeline.filter import language
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def page(body: str, lang: str = "") -> str:
 
 
 def test_prescreen_visible_text_leaves_out_links_scripts_and_the_head():
-    from pipeline.prescreen import declared_languages, visible_text
+    from pipeline.extract.prescreen import declared_languages, visible_text
 
     html = page('<nav><a href="/">Startseite</a></nav><p>Hallo <a href="/w">Welt</a> und <b>alle</b> &amp; '
                 "<SCRIPT type='text/javascript'>var x = '<p>no</p>';</script><!-- <p>note</p> --> Ende</p>", lang="de-AT")
@@ -101,7 +101,7 @@ def test_prescreen_visible_text_leaves_out_links_scripts_and_the_head():
 
 def test_prescreen_declared_languages_read_the_head_as_a_parser_would():
     """<meta> declarations count; an <html lang> inside IE's conditional comments does not."""
-    from pipeline.prescreen import declared_languages
+    from pipeline.extract.prescreen import declared_languages
 
     head = ('<!DOCTYPE html><!--[if IE]><html lang="en" class="ie"><![endif]--><html class=x lang=\'es-MX\'>'
             '<head><meta http-equiv="Content-Language" content="ca, gl"><meta property="og:locale" content="pt_BR">'
@@ -110,7 +110,7 @@ def test_prescreen_declared_languages_read_the_head_as_a_parser_would():
 
 
 def test_prescreen_windows_cover_the_whole_text_at_full_size():
-    from pipeline.prescreen import WINDOW, split_windows
+    from pipeline.extract.prescreen import WINDOW, split_windows
 
     text = "".join(chr(ord("a") + i % 26) for i in range(WINDOW * 2 + 123))
     windows = split_windows(text)
@@ -119,7 +119,7 @@ def test_prescreen_windows_cover_the_whole_text_at_full_size():
 
 
 def test_prescreen_skips_a_page_no_kept_language_can_pass():
-    from pipeline.prescreen import screen
+    from pipeline.extract.prescreen import screen
 
     german = page(f"<p>{GERMAN * 6}</p>")
     verdict = screen(german, None, frozenset({"en"}), 0.1)
@@ -133,8 +133,8 @@ def test_prescreen_skips_a_page_no_kept_language_can_pass():
 
 def test_prescreen_keeps_an_article_among_foreign_menus():
     """Whole-page fastText says German; one window of the English article is enough to keep it."""
-    from pipeline.filters.language import fasttext_model
-    from pipeline.prescreen import screen, visible_text
+    from pipeline.filter.language import fasttext_model
+    from pipeline.extract.prescreen import screen, visible_text
 
     html = page(f"<div>{GERMAN * 12}</div><article><p>{ENGLISH * 6}</p></article><div>{GERMAN * 12}</div>")
     labels, _ = fasttext_model().predict(visible_text(html))
@@ -144,8 +144,8 @@ def test_prescreen_keeps_an_article_among_foreign_menus():
 
 def test_prescreen_keeps_pages_fasttext_is_lost_on(langid_tsv):
     """Below fastText's LOST score the filter's lingua considers every language, so such a page is never skipped."""
-    from pipeline.filters.language import LOST, fasttext_model
-    from pipeline.prescreen import screen
+    from pipeline.filter.language import LOST, fasttext_model
+    from pipeline.extract.prescreen import screen
 
     yoruba = [line.split("\t", 1)[1].strip() for line in langid_tsv.read_text(encoding="utf-8").splitlines() if line.startswith("yo\t")]
     lost = [s for s in yoruba if fasttext_model().predict(s)[1][0] < LOST][:3]
@@ -160,7 +160,7 @@ def test_prescreen_reads_a_hostile_page_in_linear_time():
     200 KB of such a page."""
     import time
 
-    from pipeline.prescreen import declared_languages, visible_text
+    from pipeline.extract.prescreen import declared_languages, visible_text
 
     hostile = ("<html><head>" + "<meta x " * 20_000 + "<!-- c " * 2 + "</head><body>" + "<a href=x>link " * 20_000
                + "<option>o " * 20_000 + "<svg><svg>" * 5_000 + "a < b " * 20_000 + "<script>x" * 3)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import ExtractConfig
-from pipeline.normalize import is_boilerplate_line, normalize_text
+from pipeline.extract.normalize import is_boilerplate_line, normalize_text
 
 
 def test_nfc_controls_and_whitespace():
@@ -30,7 +30,7 @@ def test_calls_to_action_go_content_stays():
         "We use cookies to improve your experience.",
         "Many residents said the cookies at the bake sale were the best part of the day.",
         # navigation labels, credits and date stamps are no longer removed by phrase (they did not
-        # win under cross-validation); link-heavy lines go by pipeline/link_density.py
+        # win under cross-validation); link-heavy lines go by pipeline/extract/link_density.py
         "Foto: dpa / Max Mustermann",
         "Aktualisiert am 19.02.2020",
     ])

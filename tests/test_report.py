@@ -12,10 +12,10 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, ShardChecksumError
-from pipeline.report import REPORT_HTML, REPORT_JSON, build_report, plot_files, report_tables
+from pipeline.report.build import REPORT_HTML, REPORT_JSON, build_report, plot_files, report_tables
 from pipeline.shard_format import load_manifest
 from pipeline.stage import process_map
-from pipeline.tokenizer import load
+from pipeline.tokens.tokenizer import load
 from helpers.corpus import build_run, extract_warc
 
 CFG = RunConfig().with_overrides([
@@ -192,8 +192,8 @@ def test_threshold_table_names_what_the_filters_name_on_real_documents(runs, fil
 def test_threshold_table_matches_each_check_at_the_boundaries(filtered):
     """Every threshold's value, just below and just above it, through the family's own check()."""
     from pipeline.config import FilterConfig
-    from pipeline.filters import c4, fineweb, gopher_quality, gopher_repetition, language
-    from pipeline.thresholds import thresholds
+    from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language
+    from pipeline.report.thresholds import thresholds
 
     cfg = FilterConfig.model_validate({"fineweb": {"line_punct_exclude_zero": True},
                                        "language": {"languages": ["en", "de"]}})
@@ -236,9 +236,9 @@ def test_rule_counts_recheck_the_stored_signals(report_v2, filtered):
 
 
 def stored_rules(filter_folder: Path):
-    from pipeline.report_filter import filter_config
+    from pipeline.report.filter import filter_config
     from pipeline.stage import read_manifest
-    from pipeline.thresholds import thresholds
+    from pipeline.report.thresholds import thresholds
 
     return thresholds(filter_config(read_manifest(filter_folder)))
 
@@ -292,7 +292,7 @@ def test_largest_dedup_clusters_name_the_kept_document(runs, report_v2):
 
 
 def test_page_and_markdown_hold_every_section(runs, report_v2):
-    from pipeline.report import report_markdown
+    from pipeline.report.build import report_markdown
 
     shards = runs[0] / "shards"
     page = (shards / REPORT_HTML).read_text()
@@ -321,7 +321,7 @@ def expected_moves(run_a: Path) -> set[str]:
 
 @pytest.mark.parametrize("rows_per_bucket", [1_000_000, 7])  # one bucket; many buckets on disk
 def test_compare_lists_exactly_the_moved_documents(runs, tmp_path, rows_per_bucket):
-    from pipeline.compare import compare_runs
+    from pipeline.report.compare import compare_runs
 
     summary, page = compare_runs(*runs, output=tmp_path / "cmp", rows_per_bucket=rows_per_bucket)
     stage = {s["stage"]: s for s in summary["stages"]}
@@ -338,7 +338,7 @@ def test_compare_lists_exactly_the_moved_documents(runs, tmp_path, rows_per_buck
 
 
 def test_compare_dedup_stage_against_a_pandas_join(runs, tmp_path):
-    from pipeline.compare import compare_runs
+    from pipeline.report.compare import compare_runs
 
     summary, _ = compare_runs(*runs, output=tmp_path / "cmp")
     a, b = outcome_frame(runs[0] / "dedup"), outcome_frame(runs[1] / "dedup")

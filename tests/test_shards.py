@@ -14,9 +14,9 @@ import pytest
 from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, ShardChecksumError
 from pipeline.shard_format import load_manifest, token_dtype, verify_shard
-from pipeline.shards import SHARDS, encode_batch
+from pipeline.tokens.shards import SHARDS, encode_batch
 from pipeline.stage import process_map, run_stage, sha256_file, stage_parts
-from pipeline.tokenizer import EOT_ID, load
+from pipeline.tokens.tokenizer import EOT_ID, load
 from pipeline.hashing import stable_fractions
 from helpers.corpus import build_run, extract_warc, write_stage
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.sources import crawl_paths, open_input, resolve_inputs
+from pipeline.extract.sources import crawl_paths, open_input, resolve_inputs
 
 
 @pytest.fixture()

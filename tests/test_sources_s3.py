@@ -15,7 +15,7 @@ moto_server = pytest.importorskip("moto.server", reason="the S3 test server need
 
 from crawl2gpt.config import RunConfig  # noqa: E402
 from crawl2gpt.runner import run_pipeline  # noqa: E402
-from pipeline.sources import open_input, resolve_inputs  # noqa: E402
+from pipeline.extract.sources import open_input, resolve_inputs  # noqa: E402
 
 
 @pytest.fixture()

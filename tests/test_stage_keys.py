@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 STAGE_MODULES = {
-    "extract": "pipeline.ingest", "filter": "pipeline.filtering", "dedup": "pipeline.dedup.stage",
-    "tokenizer": "pipeline.tokenizer", "shards": "pipeline.shards", "train": "model.train",
+    "extract": "pipeline.extract.stage", "filter": "pipeline.filter.stage", "dedup": "pipeline.dedup.stage",
+    "tokenizer": "pipeline.tokens.tokenizer", "shards": "pipeline.tokens.shards", "train": "model.train",
 }
 TINY = ["train.n_layer=1", "train.n_head=2", "train.n_embd=32", "train.block_size=32", "train.batch_size=4",
         "train.max_steps=2", "train.eval_interval=2", "train.eval_batches=1", "train.sample_tokens=0",
@@ -56,10 +56,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_each_stage_key_covers_only_the_code_it_runs(code):
     before = code_versions(code)
-    (code / "pipeline" / "report.py").write_text((code / "pipeline" / "report.py").read_text() + "\n# a comment\n")
+    report = code / "pipeline" / "report" / "build.py"
+    report.write_text(report.read_text() + "\n# a comment\n")
     after_report = code_versions(code)
     assert {n for n in STAGE_MODULES if before[n] != after_report[n]} == {"shards"}  # shards writes the report
-    edit(code / "pipeline" / "filters" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
+    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
     after_rule = code_versions(code)
     assert {n for n in STAGE_MODULES if after_report[n] != after_rule[n]} == {"filter"}
     edit(code / "model" / "config.py", "    arch: Literal", "    new_knob: int = 3\n    arch: Literal")
@@ -89,13 +90,14 @@ def test_reruns_redo_only_what_changed(code, tmp_path):
     # A report-only edit: the report is written anew, training does not rerun (its key covers
     # the shard files, not report.html or its plots).
     report_before = (workdir / "shards" / "report.json").stat().st_mtime_ns
-    (code / "pipeline" / "report.py").write_text((code / "pipeline" / "report.py").read_text() + "\n# a comment\n")
+    report = code / "pipeline" / "report" / "build.py"
+    report.write_text(report.read_text() + "\n# a comment\n")
     skipped = run(code, workdir)
     assert skipped == {"extract": True, "filter": True, "dedup": True, "tokenizer": True, "shards": False, "train": True}
     assert (workdir / "shards" / "report.json").stat().st_mtime_ns != report_before
 
     # A filter rule that changes what is kept: extract skips, filter and everything after it reruns.
-    edit(code / "pipeline" / "filters" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
+    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
     skipped = run(code, workdir)
     assert skipped == {"extract": True, "filter": False, "dedup": False, "tokenizer": False, "shards": False, "train": False}
 

@@ -9,7 +9,7 @@ import pytest
 from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import process_map, read_manifest, run_stage, sha256_file, stage_parts
-from pipeline.tokenizer import EOT, EOT_ID, PAD_ID, TOKENIZER, byte_id_range, load, sample_cutoff
+from pipeline.tokens.tokenizer import EOT, EOT_ID, PAD_ID, TOKENIZER, byte_id_range, load, sample_cutoff
 from helpers.corpus import extract_warc, write_stage
 
 SERIAL = process_map(1)

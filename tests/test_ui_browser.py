@@ -129,7 +129,7 @@ def _hex(colour: str) -> tuple[int, int, int]:
 @pytest.mark.parametrize("ui", ["", "/v2"])
 def test_report_plots_render_inside_the_ui(prefect_server, demo_flow_run, tmp_path, ui):
     """The signal histograms are markdown images with data: URIs; the UI must paint them."""
-    from pipeline.plots import DROPPED, KEPT
+    from pipeline.report.plots import DROPPED, KEPT
 
     api, _ = prefect_server
     workdir, _ = demo_flow_run
@@ -154,8 +154,8 @@ def test_report_plots_render_inside_the_ui(prefect_server, demo_flow_run, tmp_pa
 
 
 def test_report_html_renders_in_chromium(demo_flow_run, tmp_path):
-    from pipeline.plots import DROPPED, KEPT
-    from pipeline.report import plot_files
+    from pipeline.report.plots import DROPPED, KEPT
+    from pipeline.report.build import plot_files
 
     workdir, _ = demo_flow_run
     page = workdir / "shards" / "report.html"

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import CorruptWarcError
-from pipeline.warc import check_warc, iter_warc_records, parse_http_response
+from pipeline.extract.warc import check_warc, iter_warc_records, parse_http_response
 
 
 def read_all(data: bytes, member_cap: int = 64_000_000):

@@ -33,7 +33,7 @@ _POSITION_MULT = np.array(
 )
 
 
-def normalize_text(text: str) -> str:
+def simplify_text(text: str) -> str:
     """datatrove's simplify_text, in short: casefold, no accents, digits -> 0, no punctuation."""
     text = text.casefold()  # lower() plus ß -> ss and friends, so case variants hash alike
     if not text.isascii():

@@ -44,7 +44,7 @@ from pipeline.dedup.lsh import lsh_threshold
 from pipeline.dedup.memory import memory_clusters
 from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix
 from pipeline.dedup.output import OutputPart, PartWriter, part_name, removed_tables, write_part
-from pipeline.dedup.shingles import normalize_text, shingle_hashes, text_hash
+from pipeline.dedup.shingles import shingle_hashes, simplify_text, text_hash
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
 from pipeline.stage import MapParts, PartResult, StageStats, process_map, stage_parts
@@ -82,7 +82,7 @@ class SignaturePart:
 
 def signature_batch(d: DedupConfig, texts: list[str | None]) -> tuple[dict[str, pa.Array], dict, list[np.ndarray]]:
     """The minhash columns of one batch of texts, its counts (empty, short_docs) and its shingle sets."""
-    normalized = [normalize_text(t or "") for t in texts]
+    normalized = [simplify_text(t or "") for t in texts]
     shingles = [shingle_hashes(n, d.ngram) for n in normalized]
     sketches = iter(lean_minhashes((s for s in shingles if len(s)), d.num_perm, d.seed))
     signatures = [signature_bytes(next(sketches)) if len(s) else None for s in shingles]

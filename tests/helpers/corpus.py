@@ -92,9 +92,9 @@ def quality_signal(row: dict) -> float:
 
 def build_run(root: Path, cfg, map_parts) -> Path:
     """runs/<name>/{filter,dedup,tokenizer,shards} from the sample WARC; returns the run folder."""
-    from pipeline.shards import SHARDS
+    from pipeline.tokens.shards import SHARDS
     from pipeline.stage import run_stage
-    from pipeline.tokenizer import TOKENIZER
+    from pipeline.tokens.tokenizer import TOKENIZER
 
     rows = list(extract_warc())
     rows.append({**rows[0], "doc_id": "empty-doc", "text": ""})  # counted as empty_text, never a token row

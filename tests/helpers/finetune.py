@@ -1,5 +1,5 @@
 """Real inputs for the fine-tuning tests: the bundled sample WARC through the extract and filter
-stages, a tokenizer trained on it by pipeline/tokenizer.py, small GPT checkpoints in
+stages, a tokenizer trained on it by pipeline/tokens/tokenizer.py, small GPT checkpoints in
 model/checkpoint.py's format."""
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def sample_run() -> dict[str, Path]:
 
 
 def train_tokenizer(parts: list[Path], out: Path, vocab_size: int = 1024) -> Path:
-    from pipeline import tokenizer
+    from pipeline.tokens import tokenizer
 
     cfg = RunConfig().with_overrides([f"tokenizer.vocab_size={vocab_size}", "tokenizer.threads=1", "tokenizer.character_coverage=0.99"])
     out.mkdir(parents=True, exist_ok=True)

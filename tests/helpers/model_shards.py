@@ -1,4 +1,4 @@
-"""A shards folder in the format of pipeline/shards.py from real web text: the bundled sample
+"""A shards folder in the format of pipeline/tokens/shards.py from real web text: the bundled sample
 WARC, extracted by trafilatura, tokenized by a small SentencePiece BPE trained on it; and the tiny
 train settings the multi-process tests share."""
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.bounded import BoundedCounter
-from pipeline.excerpts import locate, read_excerpts
+from pipeline.report.excerpts import locate, read_excerpts
 from pipeline.outcomes import outcome_files
 from pipeline.stage import read_manifest
 

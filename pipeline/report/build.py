@@ -6,13 +6,13 @@ byte-fallback tokens (text the vocabulary had to spell byte by byte), tokens per
 language mix, top domains, mean quality signals, a few decoded documents; from the upstream
 stage manifests (`_stage.json` of extract, filter, dedup) the documents each rule removed; and
 from the filter and dedup folders themselves what a user tunes thresholds with
-(pipeline/report_filter.py: per-signal histograms, per-rule and only-this-rule counts, examples
-on both sides of each threshold, drops by language and domain; pipeline/report_dedup.py: the
+(pipeline/report/filter.py: per-signal histograms, per-rule and only-this-rule counts, examples
+on both sides of each threshold, drops by language and domain; pipeline/report/dedup.py: the
 largest clusters).
 
 Outputs beside the shards: `report.json` (the summary, machine-readable), `report.html`
 (standalone: PNGs inlined as base64, also written as files next to it) and `report-*.png`.
-Laid out by pipeline/report_page.py, which also gives the Prefect artifacts their markdown.
+Laid out by pipeline/report/page.py, which also gives the Prefect artifacts their markdown.
 """
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import plots
+from pipeline.report import plots
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError, StageIncompleteError
 from pipeline.hashing import stable_fraction
-from pipeline.report_dedup import dedup_report
-from pipeline.report_filter import filter_report
-from pipeline.report_page import REMOVING, markdown_sections, removed_rows, render_html, shard_blocks, to_markdown
+from pipeline.report.dedup import dedup_report
+from pipeline.report.filter import filter_report
+from pipeline.report.page import REMOVING, markdown_sections, removed_rows, render_html, shard_blocks, to_markdown
 from pipeline.shard_format import MANIFEST_JSON, SPLITS, load_manifest, open_shard
 from pipeline.stage import MANIFEST, read_manifest
-from pipeline.tokenizer import MODEL, byte_id_range, load
+from pipeline.tokens.tokenizer import MODEL, byte_id_range, load
 
 REPORT_JSON, REPORT_HTML = "report.json", "report.html"
 LENGTH_EDGES = [2.0**k for k in range(0, 21)]  # 1 .. 1M tokens, doubling

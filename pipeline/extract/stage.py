@@ -7,7 +7,7 @@ time-limited) and normalized. Every skip is counted under its reason; damage in 
 counted and reported with the file name, and what was read before it is kept.
 
 When the filter keeps only some languages, pages that none of them can pass skip extraction
-(pipeline/prescreen.py) and are written, as the filter writes its drops, to
+(pipeline/extract/prescreen.py) and are written, as the filter writes its drops, to
 rejects/part-NNNNN.parquet under the rule `language.prescreen`.
 """
 from __future__ import annotations
@@ -27,12 +27,12 @@ from pipeline.config import ExtractConfig, PipelineConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.atomic import fsync_dir
 from pipeline.errors import InputError
-from pipeline.extract import ExtractionTimeout, decode_html, extract_with_limit, is_html
-from pipeline.prescreen import Verdict
-from pipeline.normalize import normalize_text
-from pipeline.sources import open_input, resolve_inputs
+from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
+from pipeline.extract.prescreen import Verdict
+from pipeline.extract.normalize import normalize_text
+from pipeline.extract.sources import open_input, resolve_inputs
 from pipeline.stage import PartResult, StageStats, merge_counts
-from pipeline.warc import WarcRecord, iter_warc_records, parse_http_response
+from pipeline.extract.warc import WarcRecord, iter_warc_records, parse_http_response
 
 HTTP_HEAD_BYTES = 64 * 1024  # enough to read status and headers of an oversized response
 ROW_GROUP_DOCS = 1000  # flush to Parquet every N documents: memory stays flat over a file

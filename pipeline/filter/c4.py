@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from pipeline.config import C4Config
 from pipeline.errors import ConfigError
-from pipeline.filters.text import count_sentences
+from pipeline.filter.text import count_sentences
 
 NAME = "c4"
 CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")  # Wikipedia markers, C4 code

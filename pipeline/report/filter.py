@@ -3,7 +3,7 @@
 Reads a finished filter folder's kept parts and rejects/ a record batch at a time, and only the
 columns it needs (signals, language, domain, url, the stored reason); the `text` column is read
 at the end for the few example rows alone. Every threshold is rechecked on the stored signals
-(pipeline/thresholds.py), with the config the filter stage recorded in its manifest:
+(pipeline/report/thresholds.py), with the config the filter stage recorded in its manifest:
 
   rules      per threshold: documents it fails, documents it dropped first (the stored reason),
              documents ONLY it drops (no other threshold fails them: what relaxing it would
@@ -27,11 +27,11 @@ import pyarrow.parquet as pq
 
 from pipeline.bounded import BoundedCounter, Nearest
 from pipeline.config import FilterConfig
-from pipeline.excerpts import read_excerpts
+from pipeline.report.excerpts import read_excerpts
 from pipeline.hashing import stable_fractions
 from pipeline.outcomes import outcome_files
 from pipeline.stage import read_manifest
-from pipeline.thresholds import Threshold, thresholds
+from pipeline.report.thresholds import Threshold, thresholds
 
 EXAMPLES = 5  # documents shown on each side of each threshold
 BINS = 40

@@ -7,7 +7,7 @@ reason) are removed, and only when they are at most MAX_PROMPT_WORDS long, so a 
 that mentions a newsletter survives. This rule won in 5 of 5 site-grouped folds
 (benchmarks/extraction_quality.py); the phrase lists for navigation labels, teasers, captions and
 date stamps that used to sit here each won in at most 3, were fitted to the 300 sample pages, and
-were removed (docs/benchmarks-ingest.md); link-heavy lines go by pipeline/link_density.py instead.
+were removed (docs/benchmarks-ingest.md); link-heavy lines go by pipeline/extract/link_density.py instead.
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from html import unescape
 
-from pipeline.filters import language
+from pipeline.filter import language
 
 WINDOW = 600  # characters fastText judges at a time: a paragraph or two; windows do not overlap
 BATCH = 4  # windows per fastText call; a kept-language window ends the page's screening

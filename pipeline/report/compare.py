@@ -31,7 +31,7 @@ from pipeline.bounded import Nearest
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fractions
 from pipeline.outcomes import outcome_files
-from pipeline.report_page import STYLE, html_table
+from pipeline.report.page import STYLE, html_table
 from pipeline.stage import MANIFEST, read_manifest
 
 STAGES = ("extract", "filter", "dedup")  # the stages whose rejects/ hold documents

@@ -7,7 +7,7 @@ detection (charset-normalizer). Bytes that no candidate decodes are replaced, an
 is flagged `undecodable` (counted by the caller), never dropped for it.
 
 Extraction is trafilatura's balanced pass with its readability/jusText comparison, then the
-lines that are mostly link text are dropped (pipeline/link_density.py). Every setting was chosen
+lines that are mostly link text are dropped (pipeline/extract/link_density.py). Every setting was chosen
 by 5-fold cross-validation grouped by site (`benchmarks/extraction_quality.py`,
 docs/benchmarks-ingest.md), and so was everything that was measured and left out.
 """
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pipeline.config import ExtractConfig
-from pipeline.html_tree import parse_html
-from pipeline.link_density import drop_link_lines
-from pipeline.prescreen import Verdict, screen
+from pipeline.extract.html_tree import parse_html
+from pipeline.extract.link_density import drop_link_lines
+from pipeline.extract.prescreen import Verdict, screen
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 META_SCAN_BYTES = 4096  # HTML spec: the prescan looks at the first 1024 bytes; pages often put it later
@@ -235,7 +235,7 @@ def extract_main_text(
     kept_languages: frozenset[str] = frozenset(), content_language: str | None = None,
 ) -> Extracted | Verdict | None:
     """Main text, title and date of one page; None when trafilatura finds no main text; the
-    pre-screen's Verdict when no kept language can pass (pipeline/prescreen.py; only with
+    pre-screen's Verdict when no kept language can pass (pipeline/extract/prescreen.py; only with
     `cfg.language_prescreen` and kept languages given).
 
     The pre-screen reads the HTML string, so a page it skips is never parsed; the page is then

@@ -34,12 +34,12 @@ from pipeline.documents import iter_batches
 from pipeline.empty_output import empty_cause
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fractions
-from pipeline.report import write_report
+from pipeline.report.build import write_report
 from pipeline.shard_format import FORMAT, MANIFEST_JSON, SPLITS, token_dtype
 from pipeline.stage import (
     PartResult, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
 )
-from pipeline.tokenizer import EOT_ID, MODEL, PAD_ID, load
+from pipeline.tokens.tokenizer import EOT_ID, MODEL, PAD_ID, load
 
 META_COLUMNS = ("url", "domain", "language", "language_score")
 ROW_GROUP_DOCS = 1024  # documents per Parquet row group: a loader's unit of streaming reads

@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline.plots import png_data_uri
+from pipeline.report.plots import png_data_uri
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", rows) | ("img", file, caption) | ("pre", text)
 EXCERPT_COLUMNS = ("side", "value", "status", "url", "excerpt")

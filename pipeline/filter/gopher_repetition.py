@@ -16,7 +16,7 @@ from bisect import bisect_left
 import numpy as np
 
 from pipeline.config import GopherRepetitionConfig
-from pipeline.filters.text import LINE_RE, PARAGRAPH_RE, split_words
+from pipeline.filter.text import LINE_RE, PARAGRAPH_RE, split_words
 
 NAME = "gopher_repetition"
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier (golden ratio), wraps mod 2**64

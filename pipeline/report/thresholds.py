@@ -1,6 +1,6 @@
 """Every filter threshold as data: its rule name, the stored signal it reads, which side fails.
 
-The filter stage keeps every signal as a column (pipeline/filtering.py), so a threshold can be
+The filter stage keeps every signal as a column (pipeline/filter/stage.py), so a threshold can be
 rechecked on stored values without running the rules again. The report uses this table to draw
 each threshold on its signal's histogram, to count the documents each rule would drop and the
 documents ONLY that rule drops, and to pick examples on both sides of each line.

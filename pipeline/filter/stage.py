@@ -25,7 +25,7 @@ from pipeline.atomic import fsync_dir
 from pipeline.config import FilterConfig, PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
-from pipeline.filters import c4, fineweb, gopher_quality, gopher_repetition, language, pii
+from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language, pii
 from pipeline.stage import PartResult, StageStats, merge_counts, stage_parts
 
 RULE_ORDER = ("language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
