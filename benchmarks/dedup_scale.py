@@ -69,7 +69,7 @@ def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
     from benchmarks.dedup_quality import page_texts
     from crawl2gpt.config import RunConfig
     from pipeline.documents import DOCUMENT_SCHEMA
-    from pipeline.stage import PartResult, StageStats, read_manifest, run_stage
+    from pipeline.stage import PartResult, Stage, StageStats, read_manifest, run_stage
 
     try:
         stats = read_manifest(out)["stats"]
@@ -83,7 +83,7 @@ def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
         cache.write_text(json.dumps(page_texts(warcs)))
     paragraphs = [p for t in json.loads(cache.read_text()) for p in t.split("\n") if len(p.split()) >= 12]
 
-    class StreamParts:  # one "part" task that streams every document to its part's writer
+    class StreamParts(Stage):  # one "part" task that streams every document to its part's writer
         name, config_sections = "filter", ()
 
         def plan(self, inputs, cfg):

@@ -46,7 +46,7 @@ from model.training import (MetricsLog, attention_kernels, build_model, cosine_l
 from model.config import ModelRun, ModelSections, TrainConfig
 from pipeline import errors
 from pipeline.errors import Crawl2GPTError, InputError
-from pipeline.stage import PartResult, StageStats, sha256_file
+from pipeline.stage import PartResult, Stage, StageStats, sha256_file
 
 log = logging.getLogger("crawl2gpt.train")
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "norm", "mlp", "positions", "attention", "residual", "fused_loss")
@@ -502,7 +502,7 @@ def _summary(run: Run, out_dir: Path, loop: Loop) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the stage
 
 
-class TrainStage:
+class TrainStage(Stage):
     """Stage `train`: inputs = [shards folder]; one part (the run); writes in place (atomic=False)."""
 
     name = "train"

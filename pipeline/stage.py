@@ -1,13 +1,11 @@
 """The stage contract: how every stage writes, records and skips its output.
 
-A stage is three functions (see `Stage`):
+A stage subclasses `Stage` and writes three methods:
   plan(inputs, cfg)              -> parts: small picklable descriptions of independent work
   run_part(part, workdir, cfg)   -> PartResult: writes files for one part into `workdir`
   finish(workdir, results, cfg)  -> StageStats: cross-part work (dedup index, shard manifest)
-
-A stage whose cross-part work is itself split into tasks (dedup's bucket ranges) sets
-`finish_maps = True`; its finish then also gets `map_parts`, to run further map phases
-wherever the parts ran.
+and may override the optional hooks `Stage` documents with their defaults (config_slice,
+config_files, check_inputs, finish_maps, report_files).
 
 `run_stage` drives them: it writes everything into a temporary folder next to the output,
 writes `_stage.json` last, then renames the folder into place. A later stage only reads
@@ -28,11 +26,12 @@ import os
 import shutil
 import time
 import uuid
+from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pipeline.atomic import OUT_OF_ROOM, atomic_write_text, clean_stale, free_bytes, fsync_dir, out_of_room, replace_dir
 from pipeline.code_version import code_version
@@ -85,27 +84,54 @@ class StageStats:
         return head + tail + (f"  dropped: {drops}" if drops else "")
 
 
-class Stage(Protocol):
-    """A stage names the config sections its output depends on (`config_sections`, e.g.
-    ("filter",)); only those are fingerprinted, so a new train setting never reruns extract.
-    It may also define `config_slice(cfg) -> dict` to leave out settings that do not change its
-    output, and `config_files(cfg) -> list[str]`: files a setting points at (a word list, a
-    tokenizer to reuse), fingerprinted like inputs so that editing one reruns the stage.
+class Stage(ABC):
+    """One stage of the DAG (datatrove's PipelineStep idea): subclass it, set `name` and
+    `config_sections`, write plan, run_part and finish, and override a hook below only where its
+    default does not fit. `run_stage` drives every stage through these methods alone.
 
     `cfg` is the run's config: the data sections of PipelineConfig, plus the model's for train.
     """
 
-    name: str
+    name: str  # the run folder's sub-folder and the manifest's `stage`
+    # The config sections the output depends on, e.g. ("filter",): only those are fingerprinted,
+    # so a new train setting never reruns extract.
     config_sections: tuple[str, ...]
-    # Optional: `report_files`, name patterns of files written for people (report.html, plots).
-    # They are listed in the manifest but left out of the digest later stages' keys take, so a
-    # change to the report alone never reruns training.
+    # Whether finish also gets `map_parts`: a stage whose cross-part work is itself split into
+    # tasks (dedup's bucket ranges) runs those map phases wherever the parts ran.
+    finish_maps: bool = False
+    # Name patterns of files written for people (report.html, plots): listed in the manifest but
+    # left out of the digest later stages' keys take, so a change to the report alone never
+    # reruns training.
+    report_files: tuple[str, ...] = ()
 
-    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[Any]: ...
+    def config_slice(self, cfg: PipelineConfig) -> dict[str, Any]:
+        """The settings the output depends on (what the manifest fingerprints): by default every
+        field of `config_sections`; a stage leaves out settings that do not change its output."""
+        return {section: getattr(cfg, section).model_dump(mode="json") for section in self.config_sections}
 
-    def run_part(self, part: Any, workdir: Path, cfg: PipelineConfig) -> PartResult: ...
+    def config_files(self, cfg: PipelineConfig) -> list[str]:
+        """Files a setting points at (a word list, a tokenizer to reuse), fingerprinted like
+        inputs so that editing one reruns the stage. None by default."""
+        return []
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats: ...
+    def check_inputs(self, inputs: Sequence[str], cfg: PipelineConfig) -> None:
+        """Raise an error naming the folder and the fix when `inputs` cannot be used: what
+        `crawl2gpt stage` checks before Prefect starts; a stage's plan calls it too. Nothing
+        to check by default."""
+
+    @abstractmethod
+    def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[Any]:
+        """The parts, before anything is written. Checks first what it can: the settings the stage
+        shares with the checks `crawl2gpt run` makes before its first stage (pipeline/preflight.py),
+        then its inputs."""
+
+    @abstractmethod
+    def run_part(self, part: Any, workdir: Path, cfg: PipelineConfig) -> PartResult:
+        """Write the files of one part into `workdir` (runs in a worker process or a task)."""
+
+    @abstractmethod
+    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
+        """Cross-part work once every part is done; with `finish_maps`, also gets `map_parts`."""
 
 
 MapParts = Callable[[Callable[[Any], PartResult], list[Any]], list[PartResult]]
@@ -149,10 +175,7 @@ def fingerprint_input(spec: str) -> dict[str, Any]:
 
 def stage_config(stage: Stage, cfg: PipelineConfig) -> dict[str, Any]:
     """The part of the config a stage's output depends on (what its manifest fingerprints)."""
-    custom = getattr(stage, "config_slice", None)
-    if custom is not None:
-        return custom(cfg)
-    return {section: getattr(cfg, section).model_dump(mode="json") for section in stage.config_sections}
+    return stage.config_slice(cfg)
 
 
 def stage_key(stage: Stage, inputs: Sequence[str], cfg: PipelineConfig) -> dict[str, Any]:
@@ -291,8 +314,7 @@ def run_stage(
     crashed run can resume from them; its manifest is still removed first and written last.
     """
     output = Path(output)
-    config_files = getattr(stage, "config_files", lambda cfg: [])(cfg)
-    key = stage_key(stage, [*inputs, *config_files], cfg)
+    key = stage_key(stage, [*inputs, *stage.config_files(cfg)], cfg)
     if not force and manifest_matches(output, key):
         stats = StageStats.from_dict(read_manifest(output)["stats"])
         stats.skipped, stats.output = True, str(output)
@@ -312,11 +334,11 @@ def run_stage(
         run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
         mapper = explaining_full_disks(map_parts or process_map(default_workers(cfg)), stage.name, output, atomic)
         results = mapper(run_one, parts)
-        more = {"map_parts": mapper} if getattr(stage, "finish_maps", False) else {}
+        more = {"map_parts": mapper} if stage.finish_maps else {}
         stats = stage.finish(workdir, results, cfg, **more)
         stats.seconds = round(time.time() - started, 3)
         stats.output = str(output)
-        write_manifest(workdir, key, stats, started, getattr(stage, "report_files", ()))
+        write_manifest(workdir, key, stats, started, stage.report_files)
         fsync_dir(workdir)
     except Exception as err:
         # A stage that fails cleans up after itself; a killed one leaves its temp folder for

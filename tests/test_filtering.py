@@ -13,12 +13,12 @@ from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.errors import ConfigError, InputError
 from pipeline.filter.stage import FILTER, evaluate, signal_names
 from pipeline.filter import gopher_quality, gopher_repetition
-from pipeline.stage import PartResult, StageStats, run_stage, stage_parts
+from pipeline.stage import PartResult, Stage, StageStats, run_stage, stage_parts
 
 DEMO = ["filter.language.languages=[en, de]", "workers=1"]
 
 
-class _Docs:
+class _Docs(Stage):
     """A stand-in upstream stage that writes given rows (so PII cases need no crawl)."""
 
     name = "extract"

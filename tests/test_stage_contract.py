@@ -11,10 +11,10 @@ import pytest
 from crawl2gpt.config import RunConfig
 from pipeline.documents import write_parquet
 from pipeline.errors import InputError, StageIncompleteError
-from pipeline.stage import MANIFEST, PartResult, StageStats, merge_counts, process_map, run_stage, stage_parts
+from pipeline.stage import MANIFEST, PartResult, Stage, StageStats, merge_counts, process_map, run_stage, stage_parts
 
 
-class LineCountStage:
+class LineCountStage(Stage):
     """A tiny real stage: one Parquet part per input text file, one row per line.
 
     Its output depends on the `extract` config section; `crash_after` simulates a kill in the

@@ -47,7 +47,7 @@ from pipeline.dedup.output import OutputPart, PartWriter, part_name, removed_tab
 from pipeline.dedup.shingles import shingle_hashes, simplify_text, text_hash
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
-from pipeline.stage import MapParts, PartResult, StageStats, process_map, stage_parts
+from pipeline.stage import MapParts, PartResult, Stage, StageStats, process_map, stage_parts
 
 MINHASH_SCHEMA = pa.schema(
     [("doc_id", pa.string()), ("text_hash", pa.uint64()), ("n_shingles", pa.int32()), ("signature", pa.binary())]
@@ -107,7 +107,7 @@ def keeps_shingles(d: DedupConfig) -> bool:
     return d.near and d.verify == "exact"
 
 
-class DedupStage:
+class DedupStage(Stage):
     name = "dedup"
     config_sections = ("dedup",)
     finish_maps = True  # the disk backend's bucket tasks and the output writers are map phases too

@@ -31,7 +31,7 @@ from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_w
 from pipeline.extract.prescreen import Verdict
 from pipeline.extract.normalize import normalize_text
 from pipeline.extract.sources import open_input, resolve_inputs
-from pipeline.stage import PartResult, StageStats, merge_counts
+from pipeline.stage import PartResult, Stage, StageStats, merge_counts
 from pipeline.extract.warc import WarcRecord, iter_warc_records, parse_http_response
 
 HTTP_HEAD_BYTES = 64 * 1024  # enough to read status and headers of an oversized response
@@ -260,7 +260,7 @@ def prescreen_languages(cfg: PipelineConfig) -> frozenset[str]:
     return frozenset(lang.languages)
 
 
-class ExtractStage:
+class ExtractStage(Stage):
     name = "extract"
     config_sections = ("extract",)
 

@@ -26,7 +26,7 @@ from pipeline.config import FilterConfig, PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
 from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language, pii
-from pipeline.stage import PartResult, StageStats, merge_counts, stage_parts
+from pipeline.stage import PartResult, Stage, StageStats, merge_counts, stage_parts
 
 RULE_ORDER = ("language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
 BATCH_DOCS = 256  # language ID is batched; bounded memory per batch
@@ -156,7 +156,7 @@ def check_config(cfg: FilterConfig) -> None:
             raise ConfigError(f"filter.language.languages has codes lid.176 cannot name: {unknown}; use ISO 639-1 codes")
 
 
-class FilterStage:
+class FilterStage(Stage):
     name = "filter"
     config_sections = ("filter",)
 

@@ -37,7 +37,7 @@ from pipeline.hashing import stable_fractions
 from pipeline.report.build import write_report
 from pipeline.shard_format import FORMAT, MANIFEST_JSON, SPLITS, token_dtype
 from pipeline.stage import (
-    PartResult, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
+    PartResult, Stage, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
 )
 from pipeline.tokens.tokenizer import EOT_ID, MODEL, PAD_ID, load
 
@@ -187,7 +187,7 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tup
 # --------------------------------------------------------------------------- the stage
 
 
-class ShardsStage:
+class ShardsStage(Stage):
     name = "shards"
     config_sections = ("shards",)
     report_files = ("report*",)  # report.json, report.html, report-*.png: for people, not for training

@@ -37,7 +37,7 @@ from pipeline.documents import iter_batches
 from pipeline.empty_output import empty_cause
 from pipeline.errors import InputError, TokenizerError
 from pipeline.hashing import stable_fractions
-from pipeline.stage import PartResult, StageStats, read_manifest, sha256_file, stage_parts
+from pipeline.stage import PartResult, Stage, StageStats, read_manifest, sha256_file, stage_parts
 
 PAD, UNK, EOT = "<|pad|>", "<unk>", "<|endoftext|>"
 PAD_ID, UNK_ID, EOT_ID = 0, 1, 2
@@ -225,7 +225,7 @@ def describe(model_path: Path, extra: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the stage
 
 
-class TokenizerStage:
+class TokenizerStage(Stage):
     name = "tokenizer"
     config_sections = ("tokenizer",)
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from crawl2gpt.config import RunConfig
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
-from pipeline.stage import PartResult, StageStats, run_stage
+from pipeline.stage import PartResult, Stage, StageStats, run_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
@@ -43,7 +43,7 @@ def document_table(rows: list[dict]) -> pa.Table:
     return table.append_column("gopher_words", pa.array([len((r.get("text") or "").split()) for r in rows], pa.int64()))
 
 
-class TablesStage:
+class TablesStage(Stage):
     """Writes given tables as a finished stage folder named like the filter stage's output."""
 
     name = "filter"
