@@ -14,7 +14,7 @@ process; per stage: wall seconds, documents/s and per core, peak memory of the p
 (summed RSS of the stage process and its workers, sampled every 0.2 s), counts in and out.
 The config keeps English and German and a 8,000-token BPE (a vocabulary this corpus supports).
 
-usage: nice -n 10 python benchmarks/crawl_volume.py [--responses 5000 35000] [--warcs W ...]
+usage: nice -n 10 python -m benchmarks.crawl_volume [--responses 5000 35000] [--warcs W ...]
 """
 from __future__ import annotations
 
@@ -30,12 +30,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-from process_tree import run_measured  # benchmarks/ is on the path when a script runs
+from benchmarks.harness import BENCH_DIR, SAMPLE_WARCS, print_result
+from benchmarks.process_tree import run_measured
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT / ".." / "shared" / "data"
-DEFAULT_WARCS = [SHARED / "warc" / f"CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
-WORK = ROOT / ".bench" / "crawl_volume"
+WORK = BENCH_DIR / "crawl_volume"
 STAGES = ("extract", "filter", "dedup", "tokenizer", "shards")
 OVERRIDES = ["name=crawl_volume", "workers=2", "filter.language.languages=[en, de]", "tokenizer.vocab_size=8000"]
 PARAGRAPH = re.compile(r"(<p(?:\s[^>]*)?>)(.*?)(</p>)", re.S | re.I)
@@ -50,7 +48,6 @@ def source_pages(warcs: list[Path]) -> list[dict]:
     cache = WORK / "pages.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    sys.path.insert(0, str(ROOT))
     import trafilatura
     from warcio.archiveiterator import ArchiveIterator
 
@@ -194,7 +191,6 @@ def build_warc(pages: list[dict], responses: int, path: Path, seed: int = 11) ->
 
 
 def run_stage_child(name: str, run_dir: Path, warc: Path) -> None:
-    sys.path.insert(0, str(ROOT))
     from crawl2gpt.config import RunConfig
     from crawl2gpt.stages import load_stage, stage_inputs, stage_options
     from pipeline.stage import run_stage
@@ -210,7 +206,7 @@ def run_stage_child(name: str, run_dir: Path, warc: Path) -> None:
 
 def measured(argv: list[str]) -> dict:
     """This script in a child process: its JSON line and the peak summed RSS of its process tree."""
-    return run_measured(__file__, argv, ROOT)
+    return run_measured("benchmarks.crawl_volume", argv)
 
 
 def main() -> None:
@@ -218,7 +214,7 @@ def main() -> None:
         return run_stage_child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, nargs="+", default=[5_000, 35_000])
-    parser.add_argument("--warcs", type=Path, nargs="+", default=DEFAULT_WARCS)
+    parser.add_argument("--warcs", type=Path, nargs="+", default=SAMPLE_WARCS)
     parser.add_argument("--cores", type=int, default=2, help="cores of this machine, for docs/s per core")
     args = parser.parse_args()
 
@@ -250,7 +246,7 @@ def main() -> None:
         summary["peak_ratio_large_vs_small"] = round(large["peak_tree_mb"] / small["peak_tree_mb"], 3)
         summary["largest_memory_stage"] = max(large["stages"], key=lambda s: large["stages"][s]["peak_tree_mb"])
         summary["largest_time_stage"] = max(large["stages"], key=lambda s: large["stages"][s]["seconds"])
-    print(json.dumps(summary))
+    print_result(summary)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ Two language mixes: the WARCs as they are (the shared sample is mostly German), 
 Crawl's (CC_ENGLISH = 45% English): the WARCs rewritten with each English page's record repeated
 (or dropped) until English pages are that share of the pages that have a language.
 
-    python benchmarks/curation_speed.py [WARC ...] [--no-datatrove] [--mixes shared cc] [--repeat 2] [--sides ...]
+    python -m benchmarks.curation_speed [WARC ...] [--no-datatrove] [--mixes shared cc] [--repeat 2] [--sides ...]
 
 Prints one JSON object as the last line.
 """
@@ -37,21 +37,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.datatrove_env import ensure_datatrove, lid_assets
+from benchmarks.harness import add_warcs_argument, existing_files, module_command, print_result, run_json, timed
 
-DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
 CC_ENGLISH = 0.45  # share of English documents in Common Crawl (CC-MAIN language statistics: ~43-46%)
 WARMUP_RECORDS = 60
 OURS = {
@@ -97,11 +91,6 @@ print(json.dumps({"cpu_s": cpu() - started, "wall_s": time.perf_counter() - wall
 """
 
 
-def cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 # --------------------------------------------------------------------------- the sides (each in its own process)
 
 
@@ -110,16 +99,15 @@ def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
     import pyarrow.parquet as pq
 
     from crawl2gpt.config import RunConfig
-    from pipeline.filter.stage import FILTER
     from pipeline.extract.stage import EXTRACT
+    from pipeline.filter.stage import FILTER
     from pipeline.outcomes import outcome_files
     from pipeline.stage import run_stage
 
     cfg = RunConfig(workers=1).with_overrides(overrides)
-    started = cpu_seconds()
-    extract = run_stage(EXTRACT, warcs, workdir / "extract", cfg, force=True)
-    filtered = run_stage(FILTER, [str(workdir / "extract")], workdir / "filter", cfg, force=True)
-    stages_cpu = cpu_seconds() - started  # the two stages alone, not the counting below
+    with timed(children=True) as stages:  # the two stages alone, not the counting below
+        extract = run_stage(EXTRACT, warcs, workdir / "extract", cfg, force=True)
+        filtered = run_stage(FILTER, [str(workdir / "extract")], workdir / "filter", cfg, force=True)
     kept, languages = Counter(), {}
     for path, dropped in outcome_files(workdir / "filter", "filter"):
         for row in pq.read_table(path, columns=["doc_id", "source", "offset", "language"]).to_pylist():
@@ -128,7 +116,7 @@ def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
                 kept[row["doc_id"]] += 1
     return {"pages": extract.docs_in, "extracted": extract.docs_out, "kept": filtered.docs_out,
             "prescreened": extract.drops.get("language.prescreen", 0), "stage_s": round(extract.seconds + filtered.seconds, 2),
-            "stages_cpu_s": stages_cpu,
+            "stages_cpu_s": stages.cpu_s,
             "kept_ids": dict(kept), "languages": languages}
 
 
@@ -161,8 +149,8 @@ def run_trafilatura(warcs: list[str], same_pages: bool = True) -> dict:
     return {"pages": pages, "extracted": extracted}
 
 
-def side_main(name: str, warmup: str, warcs: list[str], out: str) -> None:
-    """Run one side twice in this process (warm-up slice, then the WARCs) and write its figures."""
+def side_main(name: str, warmup: str, warcs: list[str]) -> None:
+    """Run one side twice in this process (warm-up slice, then the WARCs) and print its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         def once(inputs: list[str], sub: str) -> dict:
             if name.startswith("trafilatura"):
@@ -175,25 +163,20 @@ def side_main(name: str, warmup: str, warcs: list[str], out: str) -> None:
             # for a long text, 7.5 for a short one): a one-off start-up like fastText's, not per-page work
             from pipeline.filter import language
             language.lingua_detector(None).compute_language_confidence_values("Ki te taha")
-        started, wall = cpu_seconds(), time.perf_counter()
-        result = once(warcs, "run")
+        with timed(children=True) as clock:
+            result = once(warcs, "run")
         # ours: the extract and filter stages' own CPU time (reading their outputs back to count
         # agreement is the benchmark's work); trafilatura: the whole loop, which is all its work
-        cpu = result.pop("stages_cpu_s", cpu_seconds() - started)
-        result.update(cpu_s=round(cpu, 2), wall_s=round(time.perf_counter() - wall, 2))
-    Path(out).write_text(json.dumps(result))
+        cpu = result.pop("stages_cpu_s", clock.cpu_s)
+        result.update(cpu_s=round(cpu, 2), wall_s=round(clock.wall_s, 2))
+    print_result(result)
 
 
 def run_side(name: str, warmup: Path, warcs: list[Path]) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([sys.executable, __file__, "--side", name, "--warmup", str(warmup), "--out", out.name,
-                        *map(str, warcs)], check=True)
-        return json.loads(Path(out.name).read_text())
+    return run_json(module_command("benchmarks.curation_speed", ["--side", name, "--warmup", warmup, *warcs]))
 
 
 def run_datatrove(warmup: Path, warcs: list[Path]) -> dict:
-    from datatrove_env import ensure_datatrove, lid_assets
-
     python = ensure_datatrove()
     with tempfile.TemporaryDirectory() as tmp:
         folders = []
@@ -204,10 +187,7 @@ def run_datatrove(warmup: Path, warcs: list[Path]) -> dict:
                 (folder / f"{i:05d}-{Path(warc).name}").symlink_to(Path(warc).resolve())
             folders.append(str(folder))
         env = {**os.environ, "HF_ASSETS_CACHE": str(lid_assets())}
-        proc = subprocess.run([python, "-c", DATATROVE_RUNNER, *folders], capture_output=True, text=True, env=env, cwd=tmp)
-        if proc.returncode != 0:
-            raise RuntimeError(f"datatrove run failed:\n{proc.stderr[-3000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = run_json([str(python), "-c", DATATROVE_RUNNER, *folders], cwd=Path(tmp), env=env)
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
 
 
@@ -294,7 +274,7 @@ def measure_mix(warcs: list[Path], warmup: Path, names: list[str], repeat: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
+    add_warcs_argument(parser)
     parser.add_argument("--no-datatrove", action="store_true")
     parser.add_argument("--mixes", nargs="+", default=["shared", "cc"], choices=["shared", "cc"])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the fastest counts")
@@ -302,15 +282,11 @@ def main() -> None:
                         help="only these sides (ours and trafilatura always run, and ours_full for the CC mix): a quick look while tuning")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        side_main(args.side, args.warmup, [str(w) for w in args.warcs], args.out)
+        side_main(args.side, args.warmup, [str(w) for w in args.warcs])
         return
-    warcs = [w.resolve() for w in args.warcs]
-    missing = [str(w) for w in warcs if not w.is_file()]
-    if missing:
-        sys.exit(f"missing input files: {missing}")
+    warcs = existing_files(args.warcs)
     result = {"benchmark": "curation_speed", "files": [w.name for w in warcs], "machine": "2-core CPU sandbox, no GPU",
               "timing": "CPU seconds (user+system, incl. waited-for children) after a warm-up run, one process per side"}
     names = [*OURS, "trafilatura", "trafilatura_ct", *([] if args.no_datatrove else ["datatrove"])]
@@ -325,7 +301,7 @@ def main() -> None:
         if "cc" in args.mixes:
             cc_warcs, mix = resample(warcs, languages, CC_ENGLISH, Path(tmp))
             result["cc_mix"] = {**measure_mix(cc_warcs, warmup, names, args.repeat)[0], "resampled": mix}
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

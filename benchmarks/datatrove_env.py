@@ -2,20 +2,18 @@
 
 datatrove pins trafilatura 1.x, so it cannot share our venv. One set of packages serves every
 benchmark that runs a datatrove chain: WarcReader (warcio, faust-cchardet, python-magic), the
-Trafilatura extractor (trafilatura 1.11 needs lxml_html_clean), LanguageFilter (fastText), and
-the Gopher, C4 and FineWeb filters (spaCy's tokenizers, regex). A lock keeps two benchmarks
-from building it at once (benchmarks/filters_throughput.py takes the same lock).
+Trafilatura extractor (trafilatura 1.11 needs lxml_html_clean), LanguageFilter (fastText), the
+Gopher, C4 and FineWeb filters (spaCy's tokenizers, regex) and the MinHash dedup steps.
 """
+
 from __future__ import annotations
 
-import fcntl
+import importlib.resources
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV = ROOT / ".bench" / "datatrove"
+from benchmarks.harness import BENCH_DIR, peer_python
+
 VERSION = "0.10.1"
 PACKAGES = [f"datatrove[processing]=={VERSION}", "warcio", "faust-cchardet", "python-magic", "lxml_html_clean", "spacy", "regex",
             "fsspec[http]"]  # fsspec[http]: datatrove names its cached lid.176 through the http filesystem
@@ -25,16 +23,7 @@ LID_URL_FILE = "https:__dl.fbaipublicfiles.com_fasttext_supervised-models_lid.17
 
 def ensure_datatrove() -> Path:
     """The venv's python, after installing what is missing."""
-    python = VENV / "bin" / "python"
-    VENV.parent.mkdir(exist_ok=True)
-    with open(VENV.parent / "datatrove.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if python.is_file() and subprocess.run([python, "-c", PROBE], capture_output=True).returncode == 0:
-            return python
-        if not python.is_file():
-            subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", *PACKAGES], check=True)
-    return python
+    return peer_python("datatrove", PACKAGES, PROBE)
 
 
 def lid_assets() -> Path:
@@ -44,9 +33,7 @@ def lid_assets() -> Path:
     quantized lid.176: same 176 labels) is put where datatrove would have downloaded lid.176.bin,
     with the `.completed` marker its downloader checks.
     """
-    import importlib.resources
-
-    assets = VENV.parent / "datatrove-assets"
+    assets = BENCH_DIR / "datatrove-assets"
     folder = assets / "datatrove" / "lid" / "ft176"
     target = folder / LID_URL_FILE
     if not (folder / f"{LID_URL_FILE}.completed").is_file():

@@ -6,26 +6,21 @@ dedup/rejects with the other as kept doc, or both removed into the same kept doc
 Side by side: default config vs dedup.verify=none (FineWeb's plain banding); with
 --no-language the language filter is off so the mostly non-English planted pairs reach dedup.
 
-usage: python benchmarks/dedup_planted.py [--no-language] [WARC ...]
+usage: python -m benchmarks.dedup_planted [--no-language] [WARC ...]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import pyarrow.parquet as pq
 
-import pyarrow.parquet as pq  # noqa: E402
-
-from crawl2gpt.config import RunConfig  # noqa: E402
-from crawl2gpt.stages import load_stage  # noqa: E402
-from pipeline.stage import run_stage  # noqa: E402
-
-SHARED = ROOT / ".." / "shared" / "data" / "warc"
+from benchmarks.harness import SHARED, add_warcs_argument, print_result
+from crawl2gpt.config import RunConfig
+from crawl2gpt.stages import load_stage
+from pipeline.stage import run_stage
 
 
 def kept_root_by_url(dedup: Path) -> dict[str, str]:
@@ -41,19 +36,23 @@ def kept_root_by_url(dedup: Path) -> dict[str, str]:
     return roots
 
 
+def serial(fn, parts: list) -> list:
+    """The stages' parts one after another in this process (no worker pool)."""
+    return [fn(p) for p in parts]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("warcs", nargs="*", default=[str(SHARED / f"CC-SAMPLE-A-0000{i}.warc.gz") for i in range(3)])
-    parser.add_argument("--pairs", type=Path, default=SHARED / "CC-SAMPLE-A-duplicates.jsonl")
+    add_warcs_argument(parser)
+    parser.add_argument("--pairs", type=Path, default=SHARED / "warc" / "CC-SAMPLE-A-duplicates.jsonl")
     parser.add_argument("--no-language", action="store_true")
     args = parser.parse_args()
     pairs = [json.loads(line) for line in args.pairs.read_text().splitlines() if line.strip()]
     base = ["workers=1"] + (["filter.language.enabled=false"] if args.no_language else [])
-    serial = lambda fn, parts: [fn(p) for p in parts]  # noqa: E731
     result = {"benchmark": "dedup_planted", "pairs": len(pairs), "language_filter": not args.no_language}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig().with_overrides(base)
-        run_stage(load_stage("extract"), args.warcs, Path(tmp) / "extract", cfg, map_parts=serial)
+        run_stage(load_stage("extract"), [str(w) for w in args.warcs], Path(tmp) / "extract", cfg, map_parts=serial)
         run_stage(load_stage("filter"), [str(Path(tmp) / "extract")], Path(tmp) / "filter", cfg, map_parts=serial)
         for label, extra in [("default_exact_verify", []), ("fineweb_verify_none", ["dedup.verify=none"])]:
             stats = run_stage(load_stage("dedup"), [str(Path(tmp) / "filter")], Path(tmp) / label,
@@ -68,7 +67,7 @@ def main() -> None:
                     counts["merged"] += roots[pair["a"]] == roots[pair["b"]]
             result[label] = {"by_kind": by_kind, "docs_in": stats.docs_in, "drops": stats.drops,
                              "clusters": stats.extra["clusters"]}
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -12,31 +12,24 @@ a pair is a duplicate when J >= 0.8. Two views of what the stage decides:
 Side by side: FineWeb's plain banding (dedup.verify=none), the signature estimate and the exact
 shingle-set check (the default); the ratio is edge precision(configured) / precision(FineWeb).
 
-usage: python benchmarks/dedup_quality.py [WARC ...] [--sentences TSV] [--copies-of 0.6] [--chunk-words 250]
+usage: python -m benchmarks.dedup_quality [WARC ...] [--sentences TSV] [--copies-of 0.6] [--chunk-words 250]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness import SENTENCES, add_warcs_argument, print_result, timed
+from crawl2gpt.config import RunConfig
+from pipeline.dedup.lsh import BandIndex, bucket_pairs, shingle_jaccard, signature_agreeing
+from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix
+from pipeline.dedup.shingles import shingle_hashes, simplify_text
+from pipeline.dedup.union_find import UnionFind
 
-from crawl2gpt.config import RunConfig  # noqa: E402
-from pipeline.dedup.lsh import BandIndex, bucket_pairs, shingle_jaccard, signature_agreeing  # noqa: E402
-from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix  # noqa: E402
-from pipeline.dedup.shingles import shingle_hashes, simplify_text  # noqa: E402
-from pipeline.dedup.union_find import UnionFind  # noqa: E402
-
-SHARED = ROOT / ".." / "shared" / "data"
-DEFAULT_WARCS = [SHARED / "warc" / f"CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
 BOILERPLATE = [
     "Subscribe to our newsletter and never miss a story.", "This website uses cookies to improve your experience.",
     "Share this article on Facebook, Twitter and WhatsApp.", "All rights reserved. Reproduction without permission is prohibited.",
@@ -185,25 +178,25 @@ def evaluate(signatures: np.ndarray, shingles: list[np.ndarray], truth: set, cfg
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
-    parser.add_argument("--sentences", type=Path, default=SHARED / "langid-sentences.tsv")
+    add_warcs_argument(parser)
+    parser.add_argument("--sentences", type=Path, default=SENTENCES)
     parser.add_argument("--copies-of", type=float, default=0.6, help="share of originals that get a perturbed copy")
     parser.add_argument("--chunk-words", type=int, default=150, help="words per real-text document cut from a page")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    started = time.time()
-    originals = chunk_documents(page_texts(args.warcs), args.chunk_words)
-    n_pages_chunks = len(originals)
-    if args.sentences.is_file():
-        originals += sentence_documents(args.sentences)
-    docs, kinds = build_corpus(originals, args.copies_of, args.seed)
-    cfg = RunConfig()
-    shingles = [shingle_hashes(simplify_text(t), cfg.dedup.ngram) for t in docs]
-    signatures = signature_matrix([signature_bytes(m) for m in lean_minhashes(shingles, cfg.dedup.num_perm, cfg.dedup.seed)],
-                                  cfg.dedup.num_perm)
-    truth, info = true_pairs(shingles, THRESHOLD)
-    modes = {mode: evaluate(signatures, shingles, truth, cfg, mode) for mode in ("none", "signature", "exact")}
+    with timed() as clock:
+        originals = chunk_documents(page_texts(args.warcs), args.chunk_words)
+        n_pages_chunks = len(originals)
+        if args.sentences.is_file():
+            originals += sentence_documents(args.sentences)
+        docs, kinds = build_corpus(originals, args.copies_of, args.seed)
+        cfg = RunConfig()
+        shingles = [shingle_hashes(simplify_text(t), cfg.dedup.ngram) for t in docs]
+        signatures = signature_matrix([signature_bytes(m) for m in lean_minhashes(shingles, cfg.dedup.num_perm, cfg.dedup.seed)],
+                                      cfg.dedup.num_perm)
+        truth, info = true_pairs(shingles, THRESHOLD)
+        modes = {mode: evaluate(signatures, shingles, truth, cfg, mode) for mode in ("none", "signature", "exact")}
     configured, fineweb = modes[cfg.dedup.verify], modes["none"]
     copies = {}
     for kind in kinds:
@@ -215,9 +208,9 @@ def main() -> None:
         "bands": cfg.dedup.bands, "rows": cfg.dedup.rows, "verify_threshold": cfg.dedup.verify_threshold,
         "configured_verify": cfg.dedup.verify, "by_verify_mode": modes,
         "edge_precision_ratio_configured_vs_fineweb_none": round(configured["edges"]["precision"] / max(fineweb["edges"]["precision"], 1e-9), 3),
-        "seconds": round(time.time() - started, 1),
+        "seconds": round(clock.wall_s, 1),
     }
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

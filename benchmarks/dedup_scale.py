@@ -15,7 +15,7 @@ seconds are summed over the same processes (on a machine shared with other jobs,
 depends on their load, CPU time far less).
 The disk and memory backends must keep the same document ids (checked part by part).
 
-usage: python benchmarks/dedup_scale.py [--docs 100000] [--backends disk memory] [--no-datatrove]
+usage: python -m benchmarks.dedup_scale [--docs 100000] [--backends disk memory] [--no-datatrove]
 """
 from __future__ import annotations
 
@@ -24,17 +24,15 @@ import heapq
 import json
 import random
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from process_tree import run_measured  # benchmarks/ is on the path when a script runs
+from benchmarks.datatrove_env import ensure_datatrove
+from benchmarks.harness import BENCH_DIR, SAMPLE_WARCS, print_result
+from benchmarks.process_tree import run_measured
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT / ".." / "shared" / "data"
-DEFAULT_WARCS = [SHARED / "warc" / f"CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
-WORK = ROOT / ".bench" / "dedup_scale"
+WORK = BENCH_DIR / "dedup_scale"
 CORPUS_VERSION = "stream-1"  # bump when the generator changes, so cached corpora are rebuilt
 
 
@@ -62,7 +60,6 @@ def documents(paragraphs: list[str], n_docs: int, seed: int = 3):
 
 def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
     """A finished filter-shaped stage folder of n_docs documents in `parts` parts (document i -> part i % parts)."""
-    sys.path.insert(0, str(ROOT))
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -126,7 +123,6 @@ def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
 
 
 def run_ours(folder: Path, out: Path, backend: str) -> dict:
-    sys.path.insert(0, str(ROOT))
     from crawl2gpt.config import RunConfig
     from pipeline.dedup.stage import DEDUP
     from pipeline.stage import run_stage
@@ -141,14 +137,22 @@ def run_ours(folder: Path, out: Path, backend: str) -> dict:
 
 def run_datatrove(folder: Path, out: Path) -> dict:
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                   MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
 
     files = len(list(folder.glob("part-*.parquet")))
     cfg = MinhashConfig()  # FineWeb: 5-grams, 14 buckets x 8 hashes
-    reader = lambda: ParquetReader(str(folder), glob_pattern="part-*.parquet", id_key="doc_id")  # noqa: E731
+
+    def reader():  # a fresh reader for each step that reads the documents
+        return ParquetReader(str(folder), glob_pattern="part-*.parquet", id_key="doc_id")
+
     logs = out / "logs"
     started = time.time()
     steps = [
@@ -169,9 +173,9 @@ def run_datatrove(folder: Path, out: Path) -> dict:
     return {"seconds": time.time() - started, "removed": removed, "steps_s": timings}
 
 
-def measured(argv: list[str], python: str = sys.executable) -> dict:
-    """Run this script in a child process; its JSON line plus its process tree's peak memory and CPU."""
-    return run_measured(__file__, argv, ROOT, python)
+def measured(argv: list[str], python: str | Path = sys.executable) -> dict:
+    """Run this benchmark in a child process; its JSON line plus its process tree's peak memory and CPU."""
+    return run_measured("benchmarks.dedup_scale", argv, python)
 
 
 def same_kept_ids(a: Path, b: Path) -> bool:
@@ -197,8 +201,8 @@ def main() -> None:
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000])
     parser.add_argument("--parts", type=int, default=0, help="Parquet parts (0: one per 250k documents, at least 4)")
     parser.add_argument("--backends", nargs="+", default=["disk", "memory"], choices=["disk", "memory"])
-    parser.add_argument("--warcs", type=Path, nargs="+", default=DEFAULT_WARCS)
-    parser.add_argument("--datatrove-python", default=str(ROOT / ".bench" / "datatrove" / "bin" / "python"))
+    parser.add_argument("--warcs", type=Path, nargs="+", default=SAMPLE_WARCS)
+    parser.add_argument("--datatrove-python", default=None, help="default: .bench/datatrove, built on first use")
     parser.add_argument("--no-datatrove", action="store_true",
                         help="ours only (for sizes where the peer would not finish in the time at hand); no ratio")
     parser.add_argument("--keep-outputs", action="store_true", help="leave the dedup outputs in .bench/dedup_scale")
@@ -223,7 +227,8 @@ def main() -> None:
             row["disk_vs_memory_docs_per_cpu_s"] = round(row["disk"]["docs_per_cpu_s"] / row["memory"]["docs_per_cpu_s"], 3)
             row["disk_vs_memory_peak"] = round(row["disk"]["peak_tree_mb"] / row["memory"]["peak_tree_mb"], 3)
         if not args.no_datatrove:
-            theirs = measured(["--child", "datatrove", str(folder), str(WORK / f"datatrove-{n}")], python=args.datatrove_python)
+            python = args.datatrove_python or ensure_datatrove()
+            theirs = measured(["--child", "datatrove", str(folder), str(WORK / f"datatrove-{n}")], python=python)
             row["datatrove"] = {"docs_per_s": round(n / theirs["seconds"]), "seconds": round(theirs["seconds"], 1),
                                 "cpu_s": round(theirs["cpu_s"], 1), "docs_per_cpu_s": round(n / theirs["cpu_s"], 1),
                                 "peak_tree_mb": theirs["peak_tree_mb"], "removed": theirs["removed"], "steps_s": theirs["steps_s"]}
@@ -238,7 +243,7 @@ def main() -> None:
                 shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
-    print(json.dumps({"benchmark": "dedup_scale", "machine": "2-core CPU sandbox, 24 GiB, no GPU", "runs": rows}))
+    print_result({"benchmark": "dedup_scale", "machine": "2-core CPU sandbox, 24 GiB, no GPU", "runs": rows})
 
 
 if __name__ == "__main__":

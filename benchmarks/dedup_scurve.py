@@ -1,29 +1,28 @@
 """Plot the LSH S-curve of the configured bands x rows (and neighbours) -> docs/dedup-scurve.png.
 
-usage: python benchmarks/dedup_scurve.py [OUT.png]
+usage: python -m benchmarks.dedup_scurve [OUT.png]
 """
 from __future__ import annotations
 
-import json
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from crawl2gpt.config import RunConfig  # noqa: E402
-from pipeline.dedup.lsh import lsh_threshold, s_curve  # noqa: E402
+from benchmarks.harness import ROOT, print_result
+from crawl2gpt.config import RunConfig
+from pipeline.dedup.lsh import lsh_threshold, s_curve
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", type=Path, default=ROOT / "docs" / "dedup-scurve.png", help="the plot (PNG)")
+    out = parser.parse_args().out.resolve()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "dedup-scurve.png"
     d = RunConfig().dedup
     s = np.linspace(0, 1, 501)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -39,8 +38,9 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     points = {f"{x:.2f}": round(float(s_curve(x, d.bands, d.rows)), 4) for x in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)}
-    print(json.dumps({"benchmark": "dedup_scurve", "bands": d.bands, "rows": d.rows, "knee": round(lsh_threshold(d.bands, d.rows), 4),
-                      "p_candidate": points, "plot": str(out.relative_to(ROOT))}))
+    plot = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    print_result({"benchmark": "dedup_scurve", "bands": d.bands, "rows": d.rows, "knee": round(lsh_threshold(d.bands, d.rows), 4),
+                  "p_candidate": points, "plot": str(plot)})
 
 
 if __name__ == "__main__":

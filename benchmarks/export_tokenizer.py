@@ -12,24 +12,17 @@ and every text's ids are compared, and decoded back. Peer timing in the same run
 batch encode and `tokenizers`' encode_batch, both on all cores (hf_over_sp < 1: tokenizers is faster).
 Last line: one JSON object.
 
-    python benchmarks/export_tokenizer.py [WARC ...] [--vocab 8000 32000]
+    python -m benchmarks.export_tokenizer [WARC ...] [--vocab 8000 32000]
 """
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.harness import BENCH_DIR, SENTENCES, add_warcs_argument, print_result, timed
 
-DEFAULT_WARCS = [str(ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz") for i in range(3)]
-DEFAULT_SENTENCES = str(ROOT / "../shared/data/langid-sentences.tsv")
-CACHE = ROOT / ".bench/export_tokenizer"
+CACHE = BENCH_DIR / "export_tokenizer"
 
 
 def corpus(warcs: list[str]):
@@ -46,12 +39,11 @@ def corpus(warcs: list[str]):
 
 
 def compare(sp, tokenizer, texts: list[str]) -> dict:
-    started = time.perf_counter()
-    want = sp.encode(texts, num_threads=-1)
-    sp_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    got = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
-    hf_seconds = time.perf_counter() - started
+    with timed() as sp_clock:
+        want = sp.encode(texts, num_threads=-1)
+    with timed() as hf_clock:
+        got = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    sp_seconds, hf_seconds = sp_clock.wall_s, hf_clock.wall_s
     same_ids = sum(a == b for a, b in zip(want, got))
     same_text = sum(tokenizer.decode(ids, skip_special_tokens=False) == sp.decode(ids) for ids in want)
     return {"texts": len(texts), "same_ids": same_ids, "same_decoded_text": same_text, "tokens": sum(map(len, want)),
@@ -60,8 +52,8 @@ def compare(sp, tokenizer, texts: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("warcs", nargs="*", default=DEFAULT_WARCS)
-    parser.add_argument("--sentences", default=DEFAULT_SENTENCES, help="lang<TAB>sentence lines")
+    add_warcs_argument(parser)
+    parser.add_argument("--sentences", type=Path, default=SENTENCES, help="lang<TAB>sentence lines")
     parser.add_argument("--vocab", type=int, nargs="+", default=[8000, 32000])
     args = parser.parse_args()
 
@@ -72,26 +64,24 @@ def main() -> None:
     from pipeline.stage import stage_parts
     from pipeline.tokens.tokenizer import MODEL, train
 
-    extract, documents = corpus(args.warcs)
+    extract, documents = corpus([str(w) for w in args.warcs])
     lines = open(args.sentences, encoding="utf-8").read().splitlines()[1:]  # after the lang<TAB>sentence header
     sentences = [line.split("\t", 1)[-1] for line in lines]
     results = {}
     for vocab in args.vocab:
         with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            train(stage_parts(extract), Path(tmp), RunConfig().with_overrides([f"tokenizer.vocab_size={vocab}"]))
-            trained = time.perf_counter() - started
+            with timed() as trained:
+                train(stage_parts(extract), Path(tmp), RunConfig().with_overrides([f"tokenizer.vocab_size={vocab}"]))
             sp = spm.SentencePieceProcessor(model_file=str(Path(tmp) / MODEL))
-            started = time.perf_counter()
-            tokenizer = build_tokenizer(Path(tmp) / MODEL)
-            converted = time.perf_counter() - started
-        results[vocab] = {"train_seconds": round(trained, 2), "convert_seconds": round(converted, 3),
+            with timed() as converted:
+                tokenizer = build_tokenizer(Path(tmp) / MODEL)
+        results[vocab] = {"train_seconds": round(trained.wall_s, 2), "convert_seconds": round(converted.wall_s, 3),
                           "documents": compare(sp, tokenizer, documents), "sentences": compare(sp, tokenizer, sentences)}
         for name in ("documents", "sentences"):
             r = results[vocab][name]
             print(f"vocab {vocab:>6} {name:<9} {r['same_ids']:>6}/{r['texts']} same ids, {r['same_decoded_text']:>6} same text, "
                   f"{r['tokens']:>9} tokens; sentencepiece {r['sp_seconds']:.2f}s, tokenizers {r['hf_seconds']:.2f}s")
-    print(json.dumps({"benchmark": "export_tokenizer", "vocab": results}))
+    print_result({"benchmark": "export_tokenizer", "vocab": results})
 
 
 if __name__ == "__main__":

@@ -1,68 +1,32 @@
 """Extraction quality: snippet precision / recall / F1, cross-validated over sites.
 
-Scoring (as trafilatura's own evaluation, tests/comparison.py): per page, each `with` snippet
-found in the output is a true positive (missing: false negative), each `without` snippet found
-is a false positive (absent: true negative). Whitespace is collapsed on both sides first.
-Pages marked `truncated` are left out: their payload was cut by the crawler.
-
-Cross-validation: the pages are split into FOLDS fixed folds by site (all pages of one
-registered domain in one fold; fold = sha1(domain) mod 5, so the split never changes), and
-precision, recall and F1 are computed per fold; the report gives their mean and spread. A rule
+Scoring and folds: benchmarks/extraction_scoring.py (trafilatura's own snippet scoring; folds by
+site). Pages marked `truncated` are left out: their payload was cut by the crawler. Precision,
+recall and F1 are computed per fold; the report gives their mean and spread. A rule
 or setting is kept only when it wins in at least 4 of the 5 folds (`--study`, which also tunes
 each rule's parameters on 4 folds and scores the 5th: benchmarks/extraction_study.py).
 
 Compares side by side, on the same pages: plain trafilatura defaults (`trafilatura.extract(html,
 url=url)`, the peer) and our extraction (pipeline.extract.main_text + pipeline.extract.normalize, default config).
 
-    python benchmarks/extraction_quality.py [WARC_DIR] [--truth FILE] [--study]
+    python -m benchmarks.extraction_quality [WARC_DIR] [--truth FILE] [--study]
 
 Prints one JSON object as the last line.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
-import statistics
-import sys
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.extraction_scoring import FOLDS, cv_summary, fold_of, wins
+from benchmarks.harness import SHARED, print_result, timed
+from pipeline.config import ExtractConfig
+from pipeline.extract.main_text import decode_html, extract_main_text
+from pipeline.extract.normalize import normalize_text
+from pipeline.extract.warc import iter_warc_records, parse_http_response
 
-from pipeline.config import ExtractConfig  # noqa: E402
-from pipeline.extract.main_text import decode_html, extract_main_text  # noqa: E402
-from pipeline.extract.normalize import normalize_text  # noqa: E402
-from pipeline.extract.warc import iter_warc_records, parse_http_response  # noqa: E402
-
-DEFAULT_DIR = ROOT / "../shared/data/warc"
-FOLDS = 5
-MIN_WINS = 4  # a change is kept when it wins in at least 4 of the 5 folds
-# Second-level labels under which a country code's registrations sit (example.co.uk, example.com.br).
-COUNTRY_SECOND_LEVEL = {"ac", "co", "com", "edu", "gob", "go", "gov", "ne", "net", "nic", "or", "org"}
-_WS = re.compile(r"\s+")
-
-
-def squash(text: str) -> str:
-    return _WS.sub(" ", text).strip()
-
-
-def site_of(url: str) -> str:
-    """The registered domain of a URL (news.example.co.uk -> example.co.uk): pages of one site share it.
-
-    Blog hosts (wordpress.com) count as one site: their pages share one template.
-    """
-    labels = (urlsplit(url).hostname or "").lower().rstrip(".").split(".")
-    country_registry = len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in COUNTRY_SECOND_LEVEL
-    return ".".join(labels[-3:] if country_registry else labels[-2:])
-
-
-def fold_of(url: str) -> int:
-    """Fixed fold of a page: a hash of its site, never of the page or of a random draw."""
-    return int(hashlib.sha1(site_of(url).encode()).hexdigest(), 16) % FOLDS
+DEFAULT_DIR = SHARED / "warc"
 
 
 def load_truth(path: Path) -> list[dict]:
@@ -88,70 +52,24 @@ def load_pages(warc_dir: Path, truth: list[dict]) -> dict[str, tuple[str, str | 
     return pages
 
 
-def page_counts(text: str, row: dict) -> tuple[int, int, int, int]:
-    """(tp, fn, fp, tn) of one page's output."""
-    text = squash(text)
-    found = sum(squash(s) in text for s in row["with"])
-    leaked = sum(squash(s) in text for s in row["without"])
-    return found, len(row["with"]) - found, leaked, len(row["without"]) - leaked
-
-
-def prf(tp: int, fn: int, fp: int, tn: int) -> dict[str, float]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": (tp + tn) / max(tp + tn + fp + fn, 1)}
-
-
-def pooled(outputs: dict[str, str], truth: list[dict], folds: set[int] | None = None) -> dict[str, float]:
-    """Precision / recall / F1 over the pages of the given folds (all pages when None)."""
-    total = [0, 0, 0, 0]
-    for row in truth:
-        if folds is None or fold_of(row["url"]) in folds:
-            for i, n in enumerate(page_counts(outputs.get(row["url"], ""), row)):
-                total[i] += n
-    return prf(*total)
-
-
-def fold_scores(outputs: dict[str, str], truth: list[dict]) -> list[dict[str, float]]:
-    return [pooled(outputs, truth, {k}) for k in range(FOLDS)]
-
-
-def cv_summary(outputs: dict[str, str], truth: list[dict]) -> dict:
-    """Pooled scores over all pages, and the mean and spread of the per-fold scores."""
-    per_fold = fold_scores(outputs, truth)
-    mean = {m: statistics.mean(f[m] for f in per_fold) for m in ("precision", "recall", "f1")}
-    return {
-        **{m: round(v, 4) for m, v in pooled(outputs, truth).items()},
-        "cv": {"f1_mean": round(mean["f1"], 4), "f1_sd": round(statistics.stdev(f["f1"] for f in per_fold), 4),
-               "precision_mean": round(mean["precision"], 4), "recall_mean": round(mean["recall"], 4),
-               "f1_folds": [round(f["f1"], 4) for f in per_fold]},
-    }
-
-
-def wins(base: dict[str, str], changed: dict[str, str], truth: list[dict]) -> tuple[int, int]:
-    """(folds where `changed` has the higher F1, folds where it has the lower)."""
-    a = [f["f1"] for f in fold_scores(base, truth)]
-    b = [f["f1"] for f in fold_scores(changed, truth)]
-    return sum(y > x + 1e-12 for x, y in zip(a, b)), sum(y < x - 1e-12 for x, y in zip(a, b))
-
-
 def run_ours(pages: dict, cfg: ExtractConfig) -> tuple[dict[str, str], float]:
     """Our extraction exactly as the extract stage runs it; CPU seconds of this process."""
-    started, outputs = time.process_time(), {}
-    for url, (html, _) in pages.items():
-        extracted = extract_main_text(html, url, cfg)
-        outputs[url] = normalize_text(extracted.text, cfg) if extracted else ""
-    return outputs, time.process_time() - started
+    outputs = {}
+    with timed() as clock:
+        for url, (html, _) in pages.items():
+            extracted = extract_main_text(html, url, cfg)
+            outputs[url] = normalize_text(extracted.text, cfg) if extracted else ""
+    return outputs, clock.cpu_s
 
 
 def run_trafilatura_defaults(pages: dict) -> tuple[dict[str, str], float]:
     import trafilatura
 
-    started, outputs = time.process_time(), {}
-    for url, (html, _) in pages.items():
-        outputs[url] = trafilatura.extract(html, url=url) or ""
-    return outputs, time.process_time() - started
+    outputs = {}
+    with timed() as clock:
+        for url, (html, _) in pages.items():
+            outputs[url] = trafilatura.extract(html, url=url) or ""
+    return outputs, clock.cpu_s
 
 
 def main() -> None:
@@ -177,10 +95,10 @@ def main() -> None:
     result["f1_ratio"] = round(result["ours"]["cv"]["f1_mean"] / max(result["trafilatura_defaults"]["cv"]["f1_mean"], 1e-9), 4)
     result["wins_vs_trafilatura"] = wins(peer, ours, truth)
     if args.study:
-        from extraction_study import run_study
+        from benchmarks.extraction_study import run_study
 
         result["study"] = run_study(pages, truth, ours)
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

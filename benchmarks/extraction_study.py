@@ -1,6 +1,6 @@
 """Every extraction rule and setting we considered, measured under site-grouped 5-fold CV.
 
-Called by `benchmarks/extraction_quality.py --study`. Each candidate is a change to the default
+Called by `python -m benchmarks.extraction_quality --study`. Each candidate is a change to the default
 config's output (adding a rule, removing one, or another trafilatura setting); it is kept only
 when its F1 beats the baseline's in at least MIN_WINS of the FOLDS folds. A rule with parameters
 is tuned the honest way: for each fold, the parameters with the best F1 on the other four folds
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 
-from extraction_quality import FOLDS, MIN_WINS, cv_summary, fold_of, page_counts, prf, wins
-
+from benchmarks.extraction_scoring import FOLDS, MIN_WINS, cv_summary, fold_of, page_counts, prf, wins
+from benchmarks.harness import timed
 from pipeline.config import ExtractConfig
-from pipeline.extract.main_text import main_text
 from pipeline.extract.link_density import element_link_density, is_link_line
+from pipeline.extract.main_text import main_text
 from pipeline.extract.normalize import MAX_PROMPT_WORDS, normalize_text
 
 TRAFILATURA_FIELDS = ("fast", "favor_precision", "favor_recall", "include_comments", "include_tables", "deduplicate")
@@ -36,18 +35,18 @@ class Passes:
         self.pages, self.load_html = pages, load_html
         self.raw: dict[tuple, dict[str, str]] = {}
         self.cpu_seconds: dict[str, float] = {}
-        started = time.process_time()
-        self.densities = {url: element_link_density(load_html(html)) for url, (html, _) in pages.items()}
-        self.cpu_seconds["link_density"] = round(time.process_time() - started, 2)
+        with timed() as clock:
+            self.densities = {url: element_link_density(load_html(html)) for url, (html, _) in pages.items()}
+        self.cpu_seconds["link_density"] = round(clock.cpu_s, 2)
 
     def text(self, cfg: ExtractConfig) -> dict[str, str]:
         key = tuple(getattr(cfg, f) for f in TRAFILATURA_FIELDS)
         if key not in self.raw:
-            started = time.process_time()
-            self.raw[key] = {url: main_text(self.load_html(html), cfg) for url, (html, _) in self.pages.items()}
+            with timed() as clock:
+                self.raw[key] = {url: main_text(self.load_html(html), cfg) for url, (html, _) in self.pages.items()}
             default = ExtractConfig()
             changed = [f"{f}={v}" for f, v in zip(TRAFILATURA_FIELDS, key) if v != getattr(default, f)]
-            self.cpu_seconds[",".join(changed) or "default"] = round(time.process_time() - started, 2)
+            self.cpu_seconds[",".join(changed) or "default"] = round(clock.cpu_s, 2)
         return self.raw[key]
 
     def finish(self, raw: dict[str, str], cfg: ExtractConfig) -> dict[str, str]:
@@ -96,7 +95,7 @@ def drop_lines(outputs: dict[str, str], drop) -> dict[str, str]:
     result = {}
     for url, text in outputs.items():
         lines = text.split("\n")
-        result[url] = "\n".join(l for i, l in enumerate(lines) if not (l and drop(url, l, lines[:i], lines[i + 1:])))
+        result[url] = "\n".join(line for i, line in enumerate(lines) if not (line and drop(url, line, lines[:i], lines[i + 1:])))
     return result
 
 
@@ -127,14 +126,14 @@ def candidates(passes: Passes, default: dict[str, str]):
     def agreement(a: str, b: str) -> float:
         """Share of b's characters on lines that a also has."""
         lines = set(a.split("\n"))
-        return sum(len(l) for l in b.split("\n") if l in lines) / max(len(b), 1)
+        return sum(len(line) for line in b.split("\n") if line in lines) / max(len(b), 1)
 
     yield "precision pass where it keeps >= t of the balanced text, else balanced", default, {
         t: {u: precise[u] if agreement(precise[u], bal[u]) >= t else bal[u] for u in bal} for t in (1.01, 0.95, 0.9, 0.8, 0.7, 0.5)}
     yield "lines both precision and recall passes have", default, {
-        u: "\n".join(l for l in recall[u].split("\n") if l in set(precise[u].split("\n"))) for u in bal}
+        u: "\n".join(line for line in recall[u].split("\n") if line in set(precise[u].split("\n"))) for u in bal}
     yield "recall-pass lines that the precision or balanced pass also has", default, {
-        u: "\n".join(l for l in recall[u].split("\n") if l in set(precise[u].split("\n")) | set(bal[u].split("\n"))) for u in bal}
+        u: "\n".join(line for line in recall[u].split("\n") if line in set(precise[u].split("\n")) | set(bal[u].split("\n"))) for u in bal}
     fast = passes.outputs(fast=True)
     fast_raw = passes.text(ExtractConfig(fast=True))
     yield "fallbacks only when the fast pass is shorter than n chars", default, {
@@ -143,29 +142,29 @@ def candidates(passes: Passes, default: dict[str, str]):
     # post-rules on the extracted text
     for name, pattern in PHRASE_FAMILIES.items():
         rx = re.compile(r"^\W*(?:" + pattern + r")\W*$", re.I | re.X)
-        yield f"phrase list: {name}", default, drop_lines(default, lambda u, l, p, n, rx=rx: len(l.split()) <= 12 and bool(rx.match(l)))
+        yield f"phrase list: {name}", default, drop_lines(default, lambda u, line, p, n, rx=rx: len(line.split()) <= 12 and bool(rx.match(line)))
     yield "phrase list: 2+ social network names", default, drop_lines(
-        default, lambda u, l, p, n: len(l.split()) <= MAX_PROMPT_WORDS and len(set(SOCIAL.findall(l.lower()))) >= 2)
+        default, lambda u, line, p, n: len(line.split()) <= MAX_PROMPT_WORDS and len(set(SOCIAL.findall(line.lower()))) >= 2)
 
-    def repeated(u, l, prev, nxt, w):
-        return len(l.split()) <= w and l in prev
+    def repeated(u, line, prev, nxt, w):
+        return len(line.split()) <= w and line in prev
 
     yield "repeated short lines (keep the first)", default, {
-        w: drop_lines(default, lambda u, l, p, n, w=w: repeated(u, l, p, n, w)) for w in (3, 6, 10, 10_000)}
+        w: drop_lines(default, lambda u, line, p, n, w=w: repeated(u, line, p, n, w)) for w in (3, 6, 10, 10_000)}
 
-    def in_run(l, prev, nxt, k, w):
+    def in_run(line, prev, nxt, k, w):
         run = 1
         for side in (reversed(prev), nxt):
             for other in side:
                 if not (other and short(other, w)):
                     break
                 run += 1
-        return short(l, w) and run >= k
+        return short(line, w) and run >= k
 
     yield "navigation runs: k+ short lines in a row", default, {
-        (k, w): drop_lines(default, lambda u, l, p, n, k=k, w=w: in_run(l, p, n, k, w)) for k in (6, 4, 3) for w in (2, 3, 5)}
+        (k, w): drop_lines(default, lambda u, line, p, n, k=k, w=w: in_run(line, p, n, k, w)) for k in (6, 4, 3) for w in (2, 3, 5)}
 
-    link_lines = {u: {l for l in no_links[u].split("\n") if is_link_line(l, passes.densities[u], cfg.link_density, cfg.link_line_max_words)}
+    link_lines = {u: {line for line in no_links[u].split("\n") if is_link_line(line, passes.densities[u], cfg.link_density, cfg.link_line_max_words)}
                   for u in bal}
     yield "heading of a dropped link block", default, {
         w: {u: _drop_headings(no_links[u], link_lines[u], w, default[u]) for u in bal} for w in (2, 4, 6, 8)}
@@ -181,7 +180,7 @@ def _drop_headings(text_with_links: str, link_lines: set[str], words: int, defau
         nxt = next((x for x in lines[i + 1:] if x.strip()), None)
         if line and line not in link_lines and short(line, words) and nxt in link_lines:
             headings.add(line)
-    return "\n".join(l for l in default.split("\n") if l not in headings)
+    return "\n".join(line for line in default.split("\n") if line not in headings)
 
 
 def _drop_tail(text: str, words: int, most: int) -> str:

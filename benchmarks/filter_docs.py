@@ -8,9 +8,10 @@ import re
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WARCS = sorted((ROOT / "../shared/data/warc").glob("CC-SAMPLE-A-0000?.warc.gz"))
-CACHE = ROOT / ".bench" / "filter-docs.jsonl"
+from benchmarks.harness import BENCH_DIR, SHARED
+
+DEFAULT_WARCS = sorted((SHARED / "warc").glob("CC-SAMPLE-A-0000?.warc.gz"))
+CACHE = BENCH_DIR / "filter-docs.jsonl"
 HTML_LANG = re.compile(rb"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2})(?![A-Za-z])", re.I)
 
 

@@ -4,38 +4,37 @@ extracted documents; and proof that both write the same thing.
 The WARCs are extracted once (this tree's extract stage, default config). Then one process per
 side (this tree; `git archive REV` unpacked in a temp folder) loads what the extract stage would
 already have loaded (fastText, a zstd Parquet writer), runs the filter stage once (the first run
-of a process: lingua loads the models it needs then) and `--repeat` more times (warm), all with
-`time.process_time` (one core), and times gopher_repetition.signals and evaluate() per document
+of a process: lingua loads the models it needs then) and `--repeat` more times (warm), all timed
+in CPU seconds of the process (one core), and times gopher_repetition.signals and evaluate() per document
 (the rule called first on a text pays the word split, as in the stage). The sides take turns.
 Every Parquet table both sides wrote (kept, rejects, by_language) must be equal, value for value.
 
-    python benchmarks/filter_stage_cpu.py [WARC ...] [--rev d7541d4] [--repeat 3] [--set KEY=VALUE ...]
+    python -m benchmarks.filter_stage_cpu [WARC ...] [--rev d7541d4] [--repeat 3] [--set KEY=VALUE ...]
 
 Prints one JSON object as the last line.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
+from benchmarks.harness import ROOT, add_warcs_argument, module_command, print_result, run_json, timed
+
 BASELINE = "d7541d4"  # the filter stage before the issue-17 speed work
 
 
 def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat: int) -> dict:
-    """Runs in a child process whose sys.path starts at `code`."""
+    """Runs in a child process whose working directory, the first place it imports from, is `code`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from crawl2gpt.config import RunConfig
-    from pipeline.filter.stage import FILTER, evaluate
     from pipeline.filter import gopher_repetition, language
+    from pipeline.filter.stage import FILTER, evaluate
     from pipeline.stage import run_stage
 
     cfg = RunConfig(workers=1).with_overrides(overrides)
@@ -43,9 +42,9 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
     pq.write_table(pa.table({"warm": [1]}), out / "warm.parquet", compression="zstd")
 
     def stage() -> float:
-        start = time.process_time()
-        run_stage(FILTER, [str(extracted)], out / "filter", cfg, force=True)
-        return time.process_time() - start
+        with timed() as clock:
+            run_stage(FILTER, [str(extracted)], out / "filter", cfg, force=True)
+        return clock.cpu_s
 
     first = stage()
     warm = min(stage() for _ in range(repeat))
@@ -55,10 +54,10 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
     def ms_per_doc(rule) -> float:
         best = float("inf")
         for _ in range(repeat):
-            start = time.process_time()
-            for text, lang in zip(texts, langs):
-                rule(text, lang)
-            best = min(best, time.process_time() - start)
+            with timed() as clock:
+                for text, lang in zip(texts, langs):
+                    rule(text, lang)
+            best = min(best, clock.cpu_s)
         return round(1000 * best / max(len(texts), 1), 3)
 
     result = {
@@ -79,20 +78,21 @@ def output_tables(folder: Path) -> dict[str, list[dict]]:
 
 
 def run_side(code: Path, extracted: Path, overrides: list[str], repeat: int) -> tuple[dict, dict]:
+    """One side in a child process started in `code`: its pipeline/, crawl2gpt/ and model/ come
+    first on the path (the working directory), this benchmark from ROOT (PYTHONPATH)."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, __file__, "--child", str(code), str(extracted), tmp, str(repeat), *overrides]
-        run = subprocess.run(args, capture_output=True, text=True, check=True)
-        return json.loads(run.stdout.strip().splitlines()[-1]), output_tables(Path(tmp) / "filter")
+        command = module_command("benchmarks.filter_stage_cpu", ["--child", code, extracted, tmp, repeat, *overrides])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        return run_json(command, cwd=code, env=env), output_tables(Path(tmp) / "filter")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
+    add_warcs_argument(parser)
     parser.add_argument("--rev", default=BASELINE, help="the earlier revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override, e.g. filter.language.languages=[]")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from crawl2gpt.config import RunConfig
     from pipeline.extract.stage import EXTRACT
     from pipeline.stage import run_stage
@@ -113,7 +113,7 @@ def main() -> None:
     best = {name: {k: min(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
     same = tables["before"].keys() == tables["after"].keys() and all(tables["before"][k] == tables["after"][k] for k in tables["before"])
     before, after = best["before"], best["after"]
-    print(json.dumps({
+    print_result({
         "timing": "CPU seconds of one process (one core), fastest of 2 turns",
         "baseline_rev": args.rev, "overrides": args.overrides, "before": before, "after": after,
         "speedup_first_run": round(before["first_run_cpu_s"] / after["first_run_cpu_s"], 2),
@@ -121,7 +121,7 @@ def main() -> None:
         "speedup_gopher_repetition": round(before["gopher_repetition_ms_per_doc"] / after["gopher_repetition_ms_per_doc"], 2),
         "outputs_identical": same, "tables": len(tables["after"]),
         "rows": sum(len(rows) for rows in tables["after"].values()),
-    }))
+    })
     if not same:
         raise SystemExit("the filter stage's outputs differ from the baseline's")
 
@@ -129,7 +129,6 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         code, extracted, out, repeat, *overrides = sys.argv[2:]
-        sys.path.insert(0, code)
-        print(json.dumps(measure(Path(code), Path(extracted), Path(out), overrides, int(repeat))))
+        print_result(measure(Path(code), Path(extracted), Path(out), overrides, int(repeat)))
     else:
         main()

@@ -7,28 +7,24 @@ the English settings datatrove uses. Speed is documents per CPU-second of the pr
 work (one core, so a busy machine does not skew it). Agreement: how often the keep/drop decision
 differs; the differing documents are printed to stderr with both reasons.
 
-datatrove runs in its own venv at .bench/datatrove (created here if missing, under a lock).
+datatrove runs in its own venv at .bench/datatrove (benchmarks/datatrove_env.py: built on first use).
 
-usage: python benchmarks/filters_throughput.py [WARC ...] [--repeat N]
+usage: python -m benchmarks.filters_throughput [WARC ...] [--repeat N]
 """
 from __future__ import annotations
 
-import fcntl
+import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.datatrove_env import ensure_datatrove
+from benchmarks.filter_docs import load_docs
+from benchmarks.harness import print_result, run_json, timed
+from pipeline.config import FilterConfig
+from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition
 
-from pipeline.config import FilterConfig  # noqa: E402
-from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition  # noqa: E402
-
-VENV = ROOT / ".bench" / "datatrove"
 PEERS = {  # our family -> datatrove class
     "gopher_repetition": "datatrove.pipeline.filters.gopher_repetition_filter:GopherRepetitionFilter",
     "gopher_quality": "datatrove.pipeline.filters.gopher_quality_filter:GopherQualityFilter",
@@ -64,18 +60,6 @@ print(json.dumps(out))
 """
 
 
-def ensure_datatrove() -> Path:
-    python = VENV / "bin" / "python"
-    VENV.parent.mkdir(exist_ok=True)
-    with open(VENV.parent / "datatrove.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another benchmark may be building the same venv
-        ok = python.is_file() and subprocess.run([python, "-c", "import datatrove, spacy"], capture_output=True).returncode == 0
-        if not ok:
-            subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-            subprocess.run([python, "-m", "pip", "install", "-q", "datatrove==0.10.1", "spacy"], check=True)
-    return python
-
-
 def ours(texts: list[str], repeat: int) -> dict:
     cfg = FilterConfig()
     families = {
@@ -86,33 +70,31 @@ def ours(texts: list[str], repeat: int) -> dict:
     }
     out = {}
     for family, decide in families.items():
-        start = time.process_time()
+        with timed() as clock:
+            for _ in range(repeat):
+                decisions = [decide(t) for t in texts]
+        out[family] = {"cpu_s": clock.cpu_s / repeat, "decisions": decisions}
+    with timed() as clock:
         for _ in range(repeat):
-            decisions = [decide(t) for t in texts]
-        out[family] = {"cpu_s": (time.process_time() - start) / repeat, "decisions": decisions}
-    start = time.process_time()
-    for _ in range(repeat):
-        for t in texts:
-            for decide in families.values():
-                decide(t)
-    out["all_four"] = {"cpu_s": (time.process_time() - start) / repeat}
+            for t in texts:
+                for decide in families.values():
+                    decide(t)
+    out["all_four"] = {"cpu_s": clock.cpu_s / repeat}
     return out
 
 
-def main(argv: list[str]) -> None:
-    from filter_docs import load_docs
-
-    repeat = int(argv[argv.index("--repeat") + 1]) if "--repeat" in argv else 3
-    warcs = [Path(a) for a in argv if a.endswith((".warc", ".warc.gz"))] or None
-    texts = [d["text"] for d in load_docs(warcs) if d["text"]]
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("warcs", nargs="*", type=Path, help="WARC files (default: the shared sample, cached in .bench/)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the documents; CPU seconds per pass")
+    args = parser.parse_args()
+    texts = [d["text"] for d in load_docs(args.warcs or None) if d["text"]]
     python = ensure_datatrove()
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8") as fh:
         fh.write("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
         fh.flush()
-        run = subprocess.run([python, "-c", DATATROVE_RUNNER, fh.name, json.dumps(PEERS), str(repeat)],
-                             capture_output=True, text=True, check=True)
-    theirs = json.loads(run.stdout.strip().splitlines()[-1])
-    mine = ours(texts, repeat)
+        theirs = run_json([str(python), "-c", DATATROVE_RUNNER, fh.name, json.dumps(PEERS), str(args.repeat)])
+    mine = ours(texts, args.repeat)
     result = {"documents": len(texts), "timing": "CPU seconds of one process (one core)", "filters": {}}
     for family in PEERS:
         a, b = mine[family], theirs[family]
@@ -133,8 +115,8 @@ def main(argv: list[str]) -> None:
     a, b = mine["all_four"]["cpu_s"], theirs["all_four"]["cpu_s"]
     result["all_four"] = {"ours_docs_per_s": round(len(texts) / a, 1), "datatrove_docs_per_s": round(len(texts) / b, 1),
                           "speedup": round(b / a, 2), "note": "each document through all four filters in turn"}
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

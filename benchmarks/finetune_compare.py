@@ -2,7 +2,7 @@
 
 Recipe (all real data): the shared WARC samples go through the extract stage; a SentencePiece
 tokenizer is trained on the extracted text; a small GPT is pretrained on it (next-token loss on
-random windows); instruction pairs are derived from the same documents (model/sft_data.py:
+random windows); instruction pairs are derived from the same documents (model/sft_pairs.py:
 title from article, continuation from opening paragraphs); then run_sft runs twice from the
 same base with the same data, steps and batch, once full and once LoRA, each in its own
 process so that the peak resident memory (ru_maxrss) belongs to that run alone.
@@ -10,36 +10,32 @@ process so that the peak resident memory (ru_maxrss) belongs to that run alone.
 Quality: held-out cross-entropy per response token (lower is better) before and after, and
 the exact-match rate of generated titles on the held-out title pairs.
 
-    python benchmarks/finetune_compare.py [WARC ...] [--steps 150] [--device cpu]
+    python -m benchmarks.finetune_compare [WARC ...] [--steps 150] [--device cpu]
 
 Prints one JSON object as the last line.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WARCS = [str(ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz") for i in range(3)]
+from benchmarks.harness import add_warcs_argument, existing_files, module_command, print_result, run_json
 
 
 def prepare(warcs: list[str], work: Path, args) -> tuple[Path, Path]:
     """extract stage -> tokenizer -> pretrained base checkpoint, and derived pairs. Reused if present."""
     import torch
 
+    from crawl2gpt.config import RunConfig
+    from crawl2gpt.stages import load_stage
     from model.checkpoint import save_checkpoint
     from model.gpt import GPT, GPTConfig
-    from model.sft_data import derive_pairs
-    from pipeline.tokens import tokenizer
-    from crawl2gpt.config import RunConfig
+    from model.sft_pairs import derive_pairs
     from pipeline.documents import iter_batches
-    from crawl2gpt.stages import load_stage
     from pipeline.stage import run_stage, stage_parts
+    from pipeline.tokens import tokenizer
 
     base_dir, pairs = work / "base", work / "pairs.jsonl"
     if (base_dir / "checkpoints").is_dir() and pairs.is_file():
@@ -82,9 +78,10 @@ def child(method: str, base: str, pairs: str, out: str, args) -> dict:
     """One run_sft in this process; adds title exact-match on the held-out title pairs."""
     import torch
 
-    from model.finetune import answers_for, load_base, run_sft
-    from model.sft_data import TITLE_INSTRUCTION, read_jsonl, split_of
     from crawl2gpt.config import RunConfig
+    from model.finetune import answers_for, load_base, run_sft
+    from model.sft_data import read_jsonl, split_of
+    from model.sft_pairs import TITLE_INSTRUCTION
 
     torch.set_num_threads(args.threads)
     overrides = [f"finetune.method={method}", f"finetune.max_steps={args.steps}", f"finetune.batch_size={args.batch}",
@@ -103,7 +100,7 @@ def child(method: str, base: str, pairs: str, out: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("warcs", nargs="*", default=DEFAULT_WARCS)
+    add_warcs_argument(parser)
     parser.add_argument("--work", default="/tmp/crawl2gpt-finetune-bench")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=100)
@@ -126,22 +123,18 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.base, args.pairs, args.out, args)))
+        print_result(child(args.child, args.base, args.pairs, args.out, args))
         return
-    for w in args.warcs:
-        if not Path(w).is_file():
-            sys.exit(f"input {w} not found (the default inputs live in ../shared/data/warc)")
+    warcs = [str(w) for w in existing_files(args.warcs)]
     work = Path(args.work)
     import torch
 
     torch.set_num_threads(args.threads)
-    base, pairs = prepare(args.warcs, work, args)
+    base, pairs = prepare(warcs, work, args)
     results = {}
     for method in ("full", "lora"):
-        cmd = [sys.executable, __file__, "--child", method, "--base", str(base), "--pairs", str(pairs),
-               "--out", str(work / method)] + sys.argv[1:]
-        line = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ)).stdout.strip().splitlines()[-1]
-        results[method] = json.loads(line)
+        child_args = ["--child", method, "--base", base, "--pairs", pairs, "--out", work / method, *sys.argv[1:]]
+        results[method] = run_json(module_command("benchmarks.finetune_compare", child_args))
     full, lora = results["full"], results["lora"]
     mem = "peak_cuda_mb" if "peak_cuda_mb" in full else "peak_rss_mb"
     keys = ["val_loss", "base_val_loss", "title_exact_match", "seconds", mem]
@@ -153,7 +146,7 @@ def main() -> None:
            "ratio_lora_over_full": {"trainable": lora["params"]["trainable"] / full["params"]["trainable"],
                                     "val_loss": lora["val_loss"] / full["val_loss"], mem: lora[mem] / full[mem],
                                     "seconds": lora["seconds"] / full["seconds"]}}
-    print(json.dumps(out))
+    print_result(out)
 
 
 if __name__ == "__main__":

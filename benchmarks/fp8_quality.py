@@ -6,7 +6,7 @@ equally good runs land apart), FP8 with the base seed. FP8 passes when its dista
 Needs a GPU with FP8 tensor cores (H100/H200) and torchao; on CPU the FP8 path runs through
 reference kernels (slow; for a smoke run only).
 
-    python benchmarks/fp8_quality.py --shards RUN/shards [--out DIR] [--steps 200] [--set train.k=v ...]
+    python -m benchmarks.fp8_quality --shards RUN/shards [--out DIR] [--steps 200] [--set train.k=v ...]
         [--runs bf16,bf16_next_seed,fp8]   (a subset trains only those; --runs '' compares the three found in --out)
 Last line: one JSON object.
 """
@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from model.config import ModelSections  # noqa: E402
-from model.train import read_metrics, train  # noqa: E402
+from benchmarks.harness import print_result
+from model.config import ModelSections
+from model.train import read_metrics, train
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps
 # (the recipe of benchmarks/residual_precision.py)
@@ -44,6 +41,10 @@ def run_one(shards: Path, out: Path, name: str, overrides: list[str]) -> dict:
     return row
 
 
+def best_val(rows: list[dict]) -> float:
+    return min(r["val_loss"] for r in rows if r.get("val_loss") is not None)
+
+
 def compare(a: list[dict], b: list[dict]) -> dict:
     """Distances between two runs' curves: per-step train loss, last-10 mean, best validation loss."""
     ta = {r["step"]: r["loss"] for r in a}
@@ -51,13 +52,12 @@ def compare(a: list[dict], b: list[dict]) -> dict:
     steps = sorted(set(ta) & set(tb))
     diffs = [tb[s] - ta[s] for s in steps]
     last = steps[-10:]
-    best = lambda rows: min(r["val_loss"] for r in rows if r.get("val_loss") is not None)  # noqa: E731
     return {
         "steps": len(steps),
         "train_loss_mean_diff": sum(diffs) / len(diffs),
         "train_loss_last_10": [sum(ta[s] for s in last) / len(last), sum(tb[s] for s in last) / len(last)],
-        "best_val": [best(a), best(b)],
-        "best_val_diff": best(b) - best(a),
+        "best_val": [best_val(a), best_val(b)],
+        "best_val_diff": best_val(b) - best_val(a),
         "evals": [(r["step"], round(r["val_loss"], 4), round(s["val_loss"], 4)) for r, s in zip(a, b) if r.get("val_loss") is not None],
     }
 
@@ -88,10 +88,10 @@ def main() -> None:
         abs(yardstick["train_loss_last_10"][1] - yardstick["train_loss_last_10"][0])
     for (step, a, b), (_, _, c) in zip(fp8_vs_bf16["evals"], yardstick["evals"]):
         print(f"step {step:>5}  val bf16 {a:.4f}  fp8 {b:.4f}  bf16 next seed {c:.4f}")
-    print(json.dumps({"benchmark": "fp8_quality", "shards": str(args.shards), "out": str(out),
-                      "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                      "torch": torch.__version__, "overrides": DEFAULTS + overrides, "fp8_within_seed_noise": within,
-                      "fp8_vs_bf16": fp8_vs_bf16, "yardstick_bf16_vs_next_seed": yardstick}))
+    print_result({"benchmark": "fp8_quality", "shards": str(args.shards), "out": str(out),
+                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                  "torch": torch.__version__, "overrides": DEFAULTS + overrides, "fp8_within_seed_noise": within,
+                  "fp8_vs_bf16": fp8_vs_bf16, "yardstick_bf16_vs_next_seed": yardstick})
 
 
 if __name__ == "__main__":

@@ -166,11 +166,11 @@ part1() {
   # (b) the real trainer with its defaults (compile must be on) on the shards, and the benchmark at the same
   #     shape, batch and vocabulary: the trainer-vs-benchmark comparison
   if fits a_b 170; then
-    ( job a1_ours_vs_transformers 0 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours,transformers
-      job a2_fp8 0 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours --fp8 $PROFILE ) &
+    ( job a1_ours_vs_transformers 0 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --models ours,transformers
+      job a2_fp8 0 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --models ours --fp8 $PROFILE ) &
     ( trainer_args "$WORK/b1"
       job b1_trainer_1gpu_defaults 1 "$WORK/b1" "$PY" "${TRAINER[@]}"
-      job b2_benchmark_at_trainer_shape 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+      job b2_benchmark_at_trainer_shape 1 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
         --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 ) &
     wait
   fi
@@ -184,7 +184,7 @@ part1() {
   fi
   # FSDP2 variants in one process group (benchmark, shards' vocabulary, batch 32 a GPU): which settings win
   if fits c_variants 150; then
-    job c4_fsdp_variants all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+    job c4_fsdp_variants all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
       --vocab "$VOCAB" --batch-size $BATCH_124 --steps 15 --no-default-variant \
       --variant ddp=parallel=ddp \
       --variant fsdp=parallel=fsdp \
@@ -195,7 +195,7 @@ part1() {
   fi
   # (f) two launchers (--nnodes=2, c10d on 127.0.0.1, one GPU each) vs one launcher with 2 processes
   if fits f_two_launchers 80; then
-    job f_two_launchers all - "$PY" benchmarks/two_launchers.py --shards "$SHARDS" --out "$WORK/f" "${LAUNCH[@]}"
+    job f_two_launchers all - "$PY" -m benchmarks.two_launchers --shards "$SHARDS" --out "$WORK/f" "${LAUNCH[@]}"
   fi
 }
 
@@ -203,7 +203,7 @@ part1() {
 part2() {
   # 124M FSDP2 again, the two settings that won in part1's c4 (no prefetch, whole-model compile) together
   if fits c5_fsdp_combined 70; then
-    job c5_fsdp_combined all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+    job c5_fsdp_combined all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
       --vocab "$VOCAB" --batch-size $BATCH_124 --steps 15 --no-default-variant \
       --variant ddp=parallel=ddp \
       --variant fsdp_model_np=parallel=fsdp,compile_scope=model,fsdp_prefetch=0 \
@@ -212,28 +212,28 @@ part2() {
   # (d) one GPU each: 350M on GPU 0, 774M on GPU 1, BF16 and FP8 rows (vocabulary 50304, batch 16)
   # (e) then FP8 vs BF16 on the shards, two BF16 seeds as the yardstick (split over the two GPUs)
   if fits d_e_one_gpu 200; then
-    ( job d1_medium_1gpu 0 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_M --batch-size $BATCH_BIG --models ours --fp8
-      job e1_quality_bf16_two_seeds 0 - "$PY" benchmarks/fp8_quality.py --shards "$SHARDS" --out "$WORK/e" --runs bf16,bf16_next_seed "${QUALITY[@]}" ) &
-    ( job d2_large_1gpu 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_L --batch-size $BATCH_BIG --models ours --fp8
-      job e2_quality_fp8 1 - "$PY" benchmarks/fp8_quality.py --shards "$SHARDS" --out "$WORK/e" --runs fp8 "${QUALITY[@]}" ) &
+    ( job d1_medium_1gpu 0 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_M --batch-size $BATCH_BIG --models ours --fp8
+      job e1_quality_bf16_two_seeds 0 - "$PY" -m benchmarks.fp8_quality --shards "$SHARDS" --out "$WORK/e" --runs bf16,bf16_next_seed "${QUALITY[@]}" ) &
+    ( job d2_large_1gpu 1 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_L --batch-size $BATCH_BIG --models ours --fp8
+      job e2_quality_fp8 1 - "$PY" -m benchmarks.fp8_quality --shards "$SHARDS" --out "$WORK/e" --runs fp8 "${QUALITY[@]}" ) &
     wait
-    job e3_fp8_vs_bf16 all - "$PY" benchmarks/fp8_quality.py --shards "$SHARDS" --out "$WORK/e" --runs "" "${QUALITY[@]}"
+    job e3_fp8_vs_bf16 all - "$PY" -m benchmarks.fp8_quality --shards "$SHARDS" --out "$WORK/e" --runs "" "${QUALITY[@]}"
   fi
   # (d) two GPUs: DDP and FSDP2 at 350M and 774M (774M also with resharding after forward: the memory end)
   if fits d_medium_2gpu 110; then
-    job d3_medium_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_M \
+    job d3_medium_2gpu all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_M \
       --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp \
       --variant fsdp_model_np=parallel=fsdp,compile_scope=model,fsdp_prefetch=0
   fi
   if fits d_large_2gpu 150; then
-    job d4_large_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_L \
+    job d4_large_2gpu all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_L \
       --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp \
       --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true \
       --variant fsdp_model_np=parallel=fsdp,compile_scope=model,fsdp_prefetch=0
   fi
   # FP8 on two GPUs at 774M (DDP and FSDP2): its speed-up where the matmuls are largest
   if fits d5_large_2gpu_fp8 110; then
-    job d5_large_2gpu_fp8 all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_L \
+    job d5_large_2gpu_fp8 all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_L \
       --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp_fp8=parallel=ddp,fp8=true \
       --variant fsdp_fp8=parallel=fsdp,fp8=true
   fi
@@ -247,15 +247,15 @@ part3() {
     ( trainer_args "$WORK/g1"
       job g1_trainer_profiled 0 "$WORK/g1" "$PY" "${TRAINER[@]}" train.profile_steps=5
       cp -r "$WORK/g1/profile" "$OUT/g1-profile" 2>/dev/null ) &
-    ( job g2_benchmark_random_ids 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+    ( job g2_benchmark_random_ids 1 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
         --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 $PROFILE
-      job g3_benchmark_real_ids 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+      job g3_benchmark_real_ids 1 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
         --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 --tokens "$SHARDS" $PROFILE ) &
     wait
   fi
   # (h) 124M on 2 GPUs, real ids: DDP and FSDP2 traced, and FSDP2 with one sharding group for the whole model
   if fits h_fsdp_units 170; then
-    job h1_fsdp_units all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+    job h1_fsdp_units all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
       --vocab "$VOCAB" --batch-size $BATCH_124 --steps 15 --tokens "$SHARDS" --no-default-variant $PROFILE \
       --variant ddp=parallel=ddp \
       --variant fsdp=parallel=fsdp \
@@ -282,7 +282,7 @@ part4() {
       trainer_args "$WORK/j3"
       job j3_trainer_profiled 0 "$WORK/j3" "$PY" "${TRAINER[@]}" train.profile_steps=5
       cp -r "$WORK/j3/profile" "$OUT/j3-profile" 2>/dev/null ) &
-    ( job j2_benchmark_at_trainer_shape 1 - "$PY" benchmarks/train_throughput.py "${BENCH[@]}" --models ours \
+    ( job j2_benchmark_at_trainer_shape 1 - "$PY" -m benchmarks.train_throughput "${BENCH[@]}" --models ours \
         --vocab "$VOCAB" --batch-size $BATCH_124 --steps 20 ) &
     wait
   fi
@@ -296,12 +296,12 @@ part4() {
   fi
   # (l) 350M and 774M on 2 GPUs: DDP, FSDP2 per block, FSDP2 one group (what 'auto' picks under 1B)
   if fits l_medium 110; then
-    job l1_medium_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_M \
+    job l1_medium_2gpu all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_M \
       --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp \
       --variant fsdp_block=parallel=fsdp,fsdp_unit=block --variant fsdp_model=parallel=fsdp,fsdp_unit=model
   fi
   if fits l_large 150; then
-    job l2_large_2gpu all - "${TORCHRUN[@]}" benchmarks/train_throughput.py "${BENCH[@]}" --shape $SHAPE_L \
+    job l2_large_2gpu all - "${TORCHRUN[@]}" -m benchmarks.train_throughput "${BENCH[@]}" --shape $SHAPE_L \
       --batch-size $BATCH_BIG --models ours --no-default-variant --variant ddp=parallel=ddp \
       --variant fsdp_block=parallel=fsdp,fsdp_unit=block --variant fsdp_model=parallel=fsdp,fsdp_unit=model
   fi

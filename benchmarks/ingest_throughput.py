@@ -3,7 +3,7 @@
 datatrove runs in its own virtual environment (it pins trafilatura 1.11), made on first use by
 benchmarks/datatrove_env.py (.bench/datatrove).
 
-    python benchmarks/ingest_throughput.py [WARC ...] [--workers N] [--repeat R]
+    python -m benchmarks.ingest_throughput [WARC ...] [--workers N] [--repeat R]
 
 Reports documents out per second per core for both, and the ratio (ours / datatrove); the
 best of R runs each, alternating, so a noisy neighbour hurts both sides alike.
@@ -12,21 +12,13 @@ Prints one JSON object as the last line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from datatrove_env import ensure_datatrove  # noqa: E402
-
-DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
+from benchmarks.datatrove_env import ensure_datatrove
+from benchmarks.harness import add_warcs_argument, existing_files, print_result, run_json, timed
 
 DATATROVE_SCRIPT = r"""
 import json, sys, time
@@ -65,13 +57,7 @@ def run_datatrove(python: Path, warcs: list[Path], workers: int) -> dict:
             (folder / f"{i:05d}-{warc.name}").symlink_to(warc.resolve())
         script = Path(tmp) / "dt.py"
         script.write_text(DATATROVE_SCRIPT)
-        proc = subprocess.run(
-            [str(python), str(script), str(folder), str(workers), str(len(warcs)), str(out)],
-            capture_output=True, text=True, cwd=tmp,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"datatrove run failed:\n{proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        return run_json([str(python), str(script), str(folder), str(workers), str(len(warcs)), str(out)], cwd=Path(tmp))
 
 
 def run_ours(warcs: list[Path], workers: int) -> dict:
@@ -79,26 +65,21 @@ def run_ours(warcs: list[Path], workers: int) -> dict:
     from pipeline.extract.stage import EXTRACT
     from pipeline.stage import run_stage
 
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, timed() as clock:
         # every page through trafilatura, as datatrove's extractor does: the language pre-screen is
         # measured against a whole curation chain in benchmarks/curation_speed.py
         cfg = RunConfig(workers=workers).with_overrides(["extract.language_prescreen=false"])
         stats = run_stage(EXTRACT, [str(w) for w in warcs], Path(tmp) / "extract", cfg, force=True)
-        seconds = time.perf_counter() - started
-    return {"docs_out": stats.docs_out, "docs_in": stats.docs_in, "seconds": seconds}
+    return {"docs_out": stats.docs_out, "docs_in": stats.docs_in, "seconds": clock.wall_s}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
+    add_warcs_argument(parser)
     parser.add_argument("--workers", type=int, default=0, help="processes for both (default: min(files, cores))")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    warcs = [w.resolve() for w in args.warcs]
-    missing = [str(w) for w in warcs if not w.is_file()]
-    if missing:
-        sys.exit(f"missing input files: {missing}")
+    warcs = existing_files(args.warcs)
     workers = args.workers or min(len(warcs), os.cpu_count() or 1)
     python = ensure_datatrove()
 
@@ -111,7 +92,7 @@ def main() -> None:
     best_theirs = min(theirs, key=lambda r: r["seconds"])
     ours_rate = best_ours["docs_out"] / best_ours["seconds"] / workers
     theirs_rate = best_theirs["docs_out"] / best_theirs["seconds"] / workers
-    print(json.dumps({
+    print_result({
         "benchmark": "ingest_throughput",
         "files": len(warcs),
         "workers": workers,
@@ -121,7 +102,7 @@ def main() -> None:
                       "docs_per_s_per_core": round(theirs_rate, 2), "version": "0.10.1 (trafilatura 1.11)"},
         "ratio": round(ours_rate / theirs_rate, 3) if theirs_rate else None,
         "machine": "2-core CPU sandbox, no GPU",
-    }))
+    })
 
 
 if __name__ == "__main__":

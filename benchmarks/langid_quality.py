@@ -6,22 +6,20 @@ wall time), in steady state: models loaded once (load time reported apart), then
 (reported too), then the timed pass. Also: English precision/recall on
 the shared sample's extracted documents against each page's own <html lang>.
 
-usage: python benchmarks/langid_quality.py [TSV] [--docs-only]
+usage: python -m benchmarks.langid_quality [TSV] [--docs-only]
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from pipeline.config import LanguageConfig  # noqa: E402
-from pipeline.filter import language  # noqa: E402
+from benchmarks.filter_docs import load_docs
+from benchmarks.harness import SENTENCES, print_result, timed
+from pipeline.config import LanguageConfig
+from pipeline.filter import language
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:
@@ -42,15 +40,14 @@ def score(rows, predictions) -> dict:
     }
 
 
-def timed(rows, cfg) -> tuple[list, float]:
-    start = time.process_time()
-    predictions = language.detect([text for _, text in rows], cfg)
-    return predictions, time.process_time() - start
+def detect_timed(rows, cfg) -> tuple[list, float]:
+    """Predictions for every row and the CPU seconds they took."""
+    with timed() as clock:
+        predictions = language.detect([text for _, text in rows], cfg)
+    return predictions, clock.cpu_s
 
 
 def english_on_documents(cfg) -> dict:
-    from filter_docs import load_docs
-
     docs = [d for d in load_docs() if d["html_lang"] and d["text"]]
     got = language.detect([d["text"] for d in docs], cfg)
     for d in docs:  # lid.176 and ISO 639-1: Norwegian pages declare "no", mostly Bokmål
@@ -68,23 +65,25 @@ def english_on_documents(cfg) -> dict:
     }
 
 
-def main(argv: list[str]) -> None:
-    args = [a for a in argv if not a.startswith("--")]
-    tsv = Path(args[0]) if args else ROOT / "../shared/data/langid-sentences.tsv"
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tsv", nargs="?", type=Path, default=SENTENCES, help="lang<TAB>sentence lines with a header")
+    parser.add_argument("--docs-only", action="store_true", help="only English precision/recall on the sample's documents")
+    args = parser.parse_args()
+    tsv = args.tsv
     ours, alone = LanguageConfig(), LanguageConfig(second_opinion=False)
     result: dict = {}
-    if "--docs-only" not in argv:
+    if not args.docs_only:
         if not tsv.is_file():
             raise SystemExit(f"{tsv} not found: pass a lang<TAB>sentence file")
         nameable = language.fasttext_labels()
         rows = [r for r in read_tsv(tsv) if r[0] in nameable]
-        start = time.process_time()
-        language.detect(["warm up"], ours)
-        language.lingua_detector(None).compute_language_confidence_values("warm up")  # loads every model
-        load_s = time.process_time() - start
-        base_pred, base_s = timed(rows, alone)
-        _, first_s = timed(rows, ours)  # first pass also builds lingua detectors per candidate set
-        our_pred, our_s = timed(rows, ours)  # steady state, as over a long run
+        with timed() as load:
+            language.detect(["warm up"], ours)
+            language.lingua_detector(None).compute_language_confidence_values("warm up")  # loads every model
+        base_pred, base_s = detect_timed(rows, alone)
+        _, first_s = detect_timed(rows, ours)  # first pass also builds lingua detectors per candidate set
+        our_pred, our_s = detect_timed(rows, ours)  # steady state, as over a long run
         base, mine = score(rows, base_pred), score(rows, our_pred)
         print("per-language accuracy (ours):", json.dumps(mine["per_language"]), file=sys.stderr)
         result = {
@@ -96,7 +95,7 @@ def main(argv: list[str]) -> None:
             "fasttext_alone": {"macro_accuracy": base["macro_accuracy"], "micro_accuracy": base["micro_accuracy"],
                                "sentences_per_s": round(len(rows) / base_s)},
             "speed_ratio_vs_fasttext": round(base_s / our_s, 3),
-            "model_load_cpu_s": round(load_s, 2),
+            "model_load_cpu_s": round(load.cpu_s, 2),
             "sentences": len(rows),
             "skipped_languages": sorted({lang for lang, _ in read_tsv(tsv)} - {lang for lang, _ in rows}),
             "timing": "CPU seconds of this process (one core)",
@@ -104,8 +103,8 @@ def main(argv: list[str]) -> None:
     docs = english_on_documents(ours)
     print("documents where detector and <html lang> differ:", json.dumps(docs.pop("disagreements")), file=sys.stderr)
     result["documents"] = docs
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

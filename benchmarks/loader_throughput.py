@@ -7,7 +7,7 @@ corpus's token stream up to --min-tokens over 4 train shards (repetition changes
 The peer is nanoGPT's data loading (train.py get_batch): one flat uint16 .bin file of the
 same tokens, np.memmap, random offsets, torch.stack of slices.
 
-    python benchmarks/loader_throughput.py [--shards DIR] [--batch-size 16] [--block-size 1024] [--batches 400]
+    python -m benchmarks.loader_throughput [--shards DIR] [--batch-size 16] [--block-size 1024] [--batches 400]
 Last line: one JSON object (tokens/s of both, ratio ours / nanoGPT).
 """
 from __future__ import annotations
@@ -16,8 +16,6 @@ import argparse
 import glob
 import hashlib
 import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from model.data import TokenWindows, load_tokens, shard_paths  # noqa: E402
+from benchmarks.harness import BENCH_DIR, SHARED, print_result, timed
+from model.data import TokenWindows, load_tokens, shard_paths
 
 
 def web_texts(pattern: str) -> list[str]:
@@ -79,28 +76,29 @@ def build_shards(folder: Path, warcs: str, min_tokens: int, n_shards: int = 4) -
 def time_ours(shards: Path, batch: int, block: int, batches: int) -> float:
     loader = TokenWindows(shards, "train", block, batch, seed=0)
     loader.next_batch()  # first shard read and checksum outside the timing, as for the peer's file
-    start = time.perf_counter()
-    for _ in range(batches):
-        x, y = loader.next_batch()
-    return batch * block * batches / (time.perf_counter() - start)
+    with timed() as clock:
+        for _ in range(batches):
+            x, y = loader.next_batch()
+    return batch * block * batches / clock.wall_s
 
 
 def time_nanogpt(bin_path: Path, batch: int, block: int, batches: int) -> float:
     rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    for _ in range(batches):
-        data = np.memmap(bin_path, dtype=np.uint16, mode="r")  # nanoGPT re-opens it per batch (avoids a memory leak)
-        ix = rng.integers(0, len(data) - block, batch)
-        x = torch.stack([torch.from_numpy(data[i:i + block].astype(np.int64)) for i in ix])
-        y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + block].astype(np.int64)) for i in ix])
-    return batch * block * batches / (time.perf_counter() - start)
+    with timed() as clock:
+        for _ in range(batches):
+            data = np.memmap(bin_path, dtype=np.uint16, mode="r")  # nanoGPT re-opens it per batch (avoids a memory leak)
+            ix = rng.integers(0, len(data) - block, batch)
+            # x and y as nanoGPT builds them (the work is measured; the batch itself is not used)
+            torch.stack([torch.from_numpy(data[i:i + block].astype(np.int64)) for i in ix])
+            torch.stack([torch.from_numpy(data[i + 1:i + 1 + block].astype(np.int64)) for i in ix])
+    return batch * block * batches / clock.wall_s
 
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     """--shards (an existing folder) or the WARCs to build one from (--warcs, --work, --min-tokens)."""
     parser.add_argument("--shards", type=Path, default=None)
-    parser.add_argument("--warcs", default=str(ROOT / "../shared/data/warc/CC-SAMPLE-A-*.warc.gz"))
-    parser.add_argument("--work", type=Path, default=ROOT / ".bench/loader")
+    parser.add_argument("--warcs", default=str(SHARED / "warc" / "CC-SAMPLE-A-*.warc.gz"), help="a glob pattern")
+    parser.add_argument("--work", type=Path, default=BENCH_DIR / "loader")
     parser.add_argument("--min-tokens", type=int, default=20_000_000)
 
 
@@ -130,10 +128,10 @@ def main() -> None:
     ours = max(time_ours(shards, args.batch_size, args.block_size, args.batches) for _ in range(args.repeats))
     peer = max(time_nanogpt(bin_path, args.batch_size, args.block_size, args.batches) for _ in range(args.repeats))
     print(f"TokenWindows  {ours / 1e6:8.1f} M tokens/s\nnanoGPT memmap {peer / 1e6:7.1f} M tokens/s")
-    print(json.dumps({"benchmark": "loader_throughput", "shards": str(shards), "train_tokens": int(len(tokens)),
-                      "batch_size": args.batch_size, "block_size": args.block_size, "batches": args.batches,
-                      "ours_tokens_per_s": ours, "nanogpt_memmap_tokens_per_s": peer, "ratio": ours / peer,
-                      "machine": "2-core CPU sandbox, no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()}))
+    print_result({"benchmark": "loader_throughput", "shards": str(shards), "train_tokens": int(len(tokens)),
+                  "batch_size": args.batch_size, "block_size": args.block_size, "batches": args.batches,
+                  "ours_tokens_per_s": ours, "nanogpt_memmap_tokens_per_s": peer, "ratio": ours / peer,
+                  "machine": "2-core CPU sandbox, no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()})
 
 
 if __name__ == "__main__":

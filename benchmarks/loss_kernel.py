@@ -6,27 +6,26 @@ plain path (fp32 upcast, F.cross_entropy, backward), which is what nanoGPT-style
 Also tries a few block sizes / warp counts of our kernel (model/fused_loss.py BLOCK, NUM_WARPS).
 Needs a CUDA GPU. Bytes moved at the least: read the logits once, write the gradient once.
 
-    python benchmarks/loss_kernel.py [--rows 65536] [--vocab 50304]
+    python -m benchmarks.loss_kernel [--rows 65536] [--vocab 50304]
 Last line: one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import model.fused_loss as fused_loss  # noqa: E402
+import model.fused_loss as fused_loss
+from benchmarks.harness import print_result
 
 CONFIGS = [(4096, 8), (8192, 16), (8192, 8), (16384, 16), (32768, 32)]
 
 
 def time_ms(fn, reps: int = 20) -> float:
-    """Median time of fn() over reps runs, after warm-up, with CUDA events."""
+    """Median time of fn() over reps runs, after warm-up, with CUDA events: the GPU's time for the
+    kernels, which the host-side clocks of benchmarks/harness.py do not see."""
     for _ in range(3):
         fn()
     times = []
@@ -82,9 +81,9 @@ def main() -> None:
     best = min(rows, key=lambda r: r["ms"])
     print(f"plain compiled {plain_ms:.2f} ms; best fused {best['ms']:.2f} ms (BLOCK {best['block']}, "
           f"{best['num_warps']} warps); floor {floor_ms:.2f} ms")
-    print(json.dumps({"benchmark": "loss_kernel", "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                      "rows": args.rows, "vocab": args.vocab, "plain_compiled_ms": round(plain_ms, 3),
-                      "floor_ms": round(floor_ms, 3), "configs": rows, "best": best}))
+    print_result({"benchmark": "loss_kernel", "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                  "rows": args.rows, "vocab": args.vocab, "plain_compiled_ms": round(plain_ms, 3),
+                  "floor_ms": round(floor_ms, 3), "configs": rows, "best": best})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ extracts the page (trafilatura + our rules) and asks the filter's language rule 
 lingua) about the main text; the pre-screen sees the whole page. A page is lost when the full
 path's language rule passes it and the pre-screen would have skipped it.
 
-    python benchmarks/prescreen_agreement.py [WARC ...] [--copies 3] [--chrome 1500]
+    python -m benchmarks.prescreen_agreement [WARC ...] [--copies 3] [--chrome 1500]
 
 Prints one JSON object as the last line.
 """
@@ -17,23 +17,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html as html_lib
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness import SENTENCES, add_warcs_argument, print_result
+from pipeline.config import ExtractConfig, LanguageConfig
+from pipeline.extract.main_text import decode_html, extract_main_text, is_html
+from pipeline.extract.normalize import normalize_text
+from pipeline.extract.prescreen import screen
+from pipeline.extract.warc import iter_warc_records, parse_http_response
+from pipeline.filter import language
 
-from pipeline.config import ExtractConfig, LanguageConfig  # noqa: E402
-from pipeline.extract.main_text import decode_html, extract_main_text, is_html  # noqa: E402
-from pipeline.filter import language  # noqa: E402
-from pipeline.extract.normalize import normalize_text  # noqa: E402
-from pipeline.extract.prescreen import screen  # noqa: E402
-from pipeline.extract.warc import iter_warc_records, parse_http_response  # noqa: E402
-
-DEFAULT_WARCS = [ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz" for i in range(3)]
-SENTENCES = ROOT / "../shared/data/langid-sentences.tsv"
 KEPT = {"en": frozenset({"en"}), "en_de": frozenset({"en", "de"})}
 
 
@@ -94,7 +89,7 @@ def with_chrome(page: str, before: str, after: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("warcs", nargs="*", type=Path, default=DEFAULT_WARCS)
+    add_warcs_argument(parser)
     parser.add_argument("--copies", type=int, default=3, help="versions with foreign chrome per page")
     parser.add_argument("--chrome", type=int, default=1500, help="characters of foreign text on each side")
     args = parser.parse_args()
@@ -122,7 +117,7 @@ def main() -> None:
             by_kind[kind]["lost"] += passes and skipped
         result[name] = {**counts, "by_kind": dict(by_kind)}
         print(name, result[name], file=sys.stderr)
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

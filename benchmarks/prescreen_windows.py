@@ -12,7 +12,7 @@ Two built sets from the labelled sentences of ../shared/data (no HTML corpus nee
             screened with that language kept alone: pages the filter's language rule passes and
             the pre-screen skips are losses (the guard against pages fastText is lost on).
 
-    python benchmarks/prescreen_windows.py [SENTENCES_TSV] [--lengths 150 300 600 1000 1500]
+    python -m benchmarks.prescreen_windows [SENTENCES_TSV] [--lengths 150 300 600 1000 1500]
         [--foreign 4000] [--pages 60]
 
 Prints one JSON object as the last line.
@@ -22,18 +22,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html as html_lib
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pipeline.config import ExtractConfig, LanguageConfig  # noqa: E402
-from pipeline.filter import language  # noqa: E402
-from pipeline.extract.prescreen import MAX_CHARS, WINDOW, screen  # noqa: E402
-from prescreen_agreement import full_path_text, load_sentences  # noqa: E402  (benchmarks/ is on the path)
+from benchmarks.harness import SENTENCES, print_result
+from benchmarks.prescreen_agreement import full_path_text, load_sentences
+from pipeline.config import ExtractConfig, LanguageConfig
+from pipeline.extract.prescreen import MAX_CHARS, WINDOW, screen
+from pipeline.filter import language
 
 KEPT = ("en", "de")
 THRESHOLD = ExtractConfig().prescreen_threshold  # the default
@@ -110,7 +107,7 @@ def lost_set(sentences: dict[str, list[str]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("sentences", nargs="?", type=Path, default=ROOT / "../shared/data/langid-sentences.tsv")
+    parser.add_argument("sentences", nargs="?", type=Path, default=SENTENCES)
     parser.add_argument("--lengths", nargs="+", type=int, default=[150, 300, 600, 1000, 1500])
     parser.add_argument("--foreign", type=int, default=4000, help="characters of foreign text on each side")
     parser.add_argument("--pages", type=int, default=60, help="pages per kept language and length")
@@ -122,7 +119,7 @@ def main() -> None:
               "foreign_chars": args.foreign,
               "content": content_set(sentences, args.lengths, args.foreign, args.pages),
               "lost_guard": lost_set(sentences)}
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ process's max RSS:
          per-rule failure counts with the same thresholds (less than the report computes)
 Last line: one JSON object, both sides at both sizes and the ratios.
 
-usage: python benchmarks/report_scale.py [--docs 20000] [--warc-dir ../shared/data/warc]
+usage: python -m benchmarks.report_scale [--docs 20000] [--warc-dir ../shared/data/warc]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,8 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / ".bench" / "report_scale"
+from benchmarks.harness import BENCH_DIR, ROOT, SHARED, print_result, run_json
+
+WORK = BENCH_DIR / "report_scale"
 PART_DOCS = 10_000
 
 MEASURE = {
@@ -90,16 +90,14 @@ def measure(side: str, folder: Path) -> dict:
     code = (f"import json, resource, time; FOLDER = {str(folder)!r}; t = time.time(); {MEASURE[side]}; "
             "print(json.dumps({'docs': n, 'seconds': round(time.time() - t, 2), "
             "'peak_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json([sys.executable, "-c", code])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=20_000)
-    parser.add_argument("--warc-dir", type=Path, default=ROOT / ".." / "shared" / "data" / "warc")
+    parser.add_argument("--warc-dir", type=Path, default=SHARED / "warc")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     base = base_filter(args.warc_dir)
     rows = {}
     for docs in (args.docs, 10 * args.docs):
@@ -110,13 +108,13 @@ def main() -> None:
             rows[f"{side}_{docs}"] = {**measure(side, folder), "parquet_mib": round(mib, 1)}
             print(side, docs, rows[f"{side}_{docs}"], f"({time.time() - started:.0f} s with start-up)", flush=True)
     small, large = args.docs, 10 * args.docs
-    print(json.dumps({
+    print_result({
         **rows,
         "ours_peak_growth_10x_docs": round(rows[f"ours_{large}"]["peak_mib"] / rows[f"ours_{small}"]["peak_mib"], 2),
         "peer_peak_growth_10x_docs": round(rows[f"peer_{large}"]["peak_mib"] / rows[f"peer_{small}"]["peak_mib"], 2),
         "peak_ours_over_peer_at_10x": round(rows[f"ours_{large}"]["peak_mib"] / rows[f"peer_{large}"]["peak_mib"], 3),
         "seconds_ours_over_peer_at_10x": round(rows[f"ours_{large}"]["seconds"] / rows[f"peer_{large}"]["seconds"], 3),
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Needs a CUDA GPU (on CPU both runs train in fp32 and the setting is a no-op: the
 Input: a shards folder; without --shards it builds one from ../shared/data/warc with the
 pipeline (CPU, about a minute).
 
-    python benchmarks/residual_precision.py [--shards DIR] [--out DIR] [--steps 300] [--set train.k=v ...]
+    python -m benchmarks.residual_precision [--shards DIR] [--out DIR] [--steps 300] [--set train.k=v ...]
 Last line: one JSON object.
 """
 from __future__ import annotations
@@ -23,12 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from model.train import train  # noqa: E402
-from model.training import read_metrics  # noqa: E402
-from crawl2gpt.config import RunConfig  # noqa: E402
+from benchmarks.harness import SHARED, print_result
+from crawl2gpt.config import RunConfig
+from model.train import train
+from model.training import read_metrics
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps
 DEFAULTS = ["train.block_size=256", "train.batch_size=16", "train.warmup_steps=30", "train.eval_interval=50",
@@ -81,7 +79,7 @@ def _mean(rows: dict, steps: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shards", type=Path, default=None, help="a shards stage folder (default: built from --warc)")
-    parser.add_argument("--warc", type=Path, default=ROOT / "../shared/data/warc")
+    parser.add_argument("--warc", type=Path, default=SHARED / "warc", help="a folder of WARC files")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="train.field=value")
@@ -101,9 +99,9 @@ def main() -> None:
     for e in result["evals"]:
         print(f"step {e['step']:>5}  val fp32 {e['fp32']:.4f}  bf16 {e['bf16']:.4f}  "
               f"(ppl {math.exp(e['fp32']):.1f} vs {math.exp(e['bf16']):.1f})")
-    print(json.dumps({"benchmark": "residual_precision", "shards": str(shards),
-                      "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                      "torch": torch.__version__, "overrides": DEFAULTS + overrides, **result}))
+    print_result({"benchmark": "residual_precision", "shards": str(shards),
+                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                  "torch": torch.__version__, "overrides": DEFAULTS + overrides, **result})
 
 
 if __name__ == "__main__":

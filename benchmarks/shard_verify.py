@@ -8,7 +8,7 @@ same files in the same run, alternating, best of --repeats; the page cache is wa
 Input: a shards folder (`--shards runs/x/shards`), or by default the one benchmarks/loader_throughput.py
 builds from the real web pages in ../shared/data/warc (reused if it is there).
 
-    python benchmarks/shard_verify.py [--shards DIR] [--repeats 5]
+    python -m benchmarks.shard_verify [--shards DIR] [--repeats 5]
 Last line: one JSON object (seconds per GB of shard file checked and unchecked, the ratio, and
 the check's cost per billion tokens: what a training run reading N tokens/s pays).
 """
@@ -16,28 +16,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import sys
-import time
-from pathlib import Path
 
 import pyarrow as pa
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from model.data import load_tokens  # noqa: E402
-from loader_throughput import add_shard_arguments, shards_from  # noqa: E402
-from pipeline.shard_format import load_manifest, read_shard, shard_path  # noqa: E402
-
-
-def best_seconds(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from benchmarks.harness import best_seconds, print_result
+from benchmarks.loader_throughput import add_shard_arguments, shards_from
+from model.data import load_tokens
+from pipeline.shard_format import load_manifest, read_shard, shard_path
 
 
 def main() -> None:
@@ -69,11 +54,11 @@ def main() -> None:
     gb = file_bytes / 1e9
     print(f"{len(paths)} shards, {gb:.3f} GB, {tokens / 1e6:.1f} M tokens")
     print(f"load unchecked {plain / gb:6.2f} s/GB\nload checked   {verified / gb:6.2f} s/GB\nsha256 alone   {sha / gb:6.2f} s/GB")
-    print(json.dumps({"benchmark": "shard_verify", "shards": str(shards), "n_shards": len(paths), "file_gb": gb,
-                      "tokens": tokens, "unchecked_s_per_gb": plain / gb, "checked_s_per_gb": verified / gb,
-                      "sha256_s_per_gb": sha / gb, "ratio_checked_vs_unchecked": verified / plain,
-                      "check_s_per_billion_tokens": sha / tokens * 1e9,
-                      "machine": "2-core CPU sandbox (shared), 24 GiB, no GPU"}))
+    print_result({"benchmark": "shard_verify", "shards": str(shards), "n_shards": len(paths), "file_gb": gb,
+                  "tokens": tokens, "unchecked_s_per_gb": plain / gb, "checked_s_per_gb": verified / gb,
+                  "sha256_s_per_gb": sha / gb, "ratio_checked_vs_unchecked": verified / plain,
+                  "check_s_per_billion_tokens": sha / tokens * 1e9,
+                  "machine": "2-core CPU sandbox (shared), 24 GiB, no GPU"})
 
 
 if __name__ == "__main__":

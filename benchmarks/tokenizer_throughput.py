@@ -13,23 +13,19 @@ Measured: encode MB/s (best of --repeat runs over the corpus, each run at least 
 training seconds, and tokens per byte (compression; fewer is better). Also the whole shards
 stage (encode + Parquet + checksums) end to end in MB/s. Last line: one JSON object.
 
-    python benchmarks/tokenizer_throughput.py [WARC ...] [--vocab 8192]
+    python -m benchmarks.tokenizer_throughput [WARC ...] [--vocab 8192]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness import BENCH_DIR, add_warcs_argument, print_result, timed
 
-DEFAULT_WARCS = [str(ROOT / f"../shared/data/warc/CC-SAMPLE-A-0000{i}.warc.gz") for i in range(3)]
-CACHE = ROOT / ".bench/tokenizer"
+CACHE = BENCH_DIR / "tokenizer"
 
 
 def corpus(warcs: list[str]) -> tuple[Path, list[str]]:
@@ -68,9 +64,9 @@ def train_ours(extract: Path, vocab: int, out: Path, split_digits: bool = True) 
     from pipeline.tokens.tokenizer import load, train
 
     cfg = RunConfig().with_overrides([f"tokenizer.vocab_size={vocab}", f"tokenizer.split_digits={split_digits}"])
-    started = time.perf_counter()
-    train(stage_parts(extract), out, cfg)
-    return time.perf_counter() - started, load(out / "tokenizer.model")
+    with timed() as clock:
+        train(stage_parts(extract), out, cfg)
+    return clock.wall_s, load(out / "tokenizer.model")
 
 
 def train_hf(texts: list[str], vocab: int, kind: str) -> tuple[float, object]:
@@ -88,9 +84,9 @@ def train_hf(texts: list[str], vocab: int, kind: str) -> tuple[float, object]:
         tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace()])
         specials = ["<|pad|>", "<unk>", "<|endoftext|>"] + [f"<0x{b:02X}>" for b in range(256)]
         trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, limit_alphabet=1000, show_progress=False)
-    started = time.perf_counter()
-    tok.train_from_iterator(texts, trainer=trainer)
-    return time.perf_counter() - started, tok
+    with timed() as clock:
+        tok.train_from_iterator(texts, trainer=trainer)
+    return clock.wall_s, tok
 
 
 def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
@@ -100,8 +96,8 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
     encode seconds summed over parts are reported beside the wall time.
     """
     from crawl2gpt.config import RunConfig
+    from pipeline.stage import StageStats, read_manifest, run_stage, write_manifest
     from pipeline.tokens.shards import SHARDS
-    from pipeline.stage import read_manifest, run_stage, write_manifest, StageStats
 
     folder = tokenizer_dir.parent / "tokenizer-stage"
     folder.mkdir(exist_ok=True)
@@ -113,9 +109,9 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
     for part in sorted(extract.glob("part-*.parquet")):
         (dedup / part.name).write_bytes(part.read_bytes())
     write_manifest(dedup, {"inputs": [], "config": {}, "code_version": "bench"}, StageStats(stage="dedup"), time.time())
-    started = time.perf_counter()
-    stats = run_stage(SHARDS, [str(dedup), str(folder)], tokenizer_dir.parent / "shards", RunConfig(), force=True)
-    seconds = time.perf_counter() - started
+    with timed() as clock:
+        stats = run_stage(SHARDS, [str(dedup), str(folder)], tokenizer_dir.parent / "shards", RunConfig(), force=True)
+    seconds = clock.wall_s
     assert read_manifest(tokenizer_dir.parent / "shards")["stage"] == "shards"
     return {"wall_s": round(seconds, 2), "mb_s": round(size / seconds / 1e6, 3),
             "part_encode_s_sum": stats.extra["encode_seconds"], "tokens": stats.extra["train_tokens"] + stats.extra["val_tokens"]}
@@ -123,7 +119,7 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("warcs", nargs="*", default=DEFAULT_WARCS)
+    add_warcs_argument(parser)
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=2.0)
@@ -133,7 +129,7 @@ def main() -> None:
 
     from pipeline.tokens.shards import encode_batch
 
-    extract, texts = corpus(args.warcs)
+    extract, texts = corpus([str(w) for w in args.warcs])
     size = sum(len(t.encode()) for t in texts)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
@@ -169,7 +165,7 @@ def main() -> None:
             sum(map(len, sp_plain.encode(texts))) / size, 4)}
         result["shards_stage"] = shards_stage(extract, out, size)
     result["required_ratio"] = 1.0
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ ours in the same process group, so variants are compared on the same machine sta
 Token ids are drawn uniformly at random (seeded): throughput does not depend on which ids a
 batch holds, and this machine-independent input keeps the run self-contained on the GPU machine.
 
-    python benchmarks/train_throughput.py [--shape gpt2|gpt2-medium|gpt2-large|tiny] [--vocab 50304]
+    python -m benchmarks.train_throughput [--shape gpt2|gpt2-medium|gpt2-large|tiny] [--vocab 50304]
         [--steps 10] [--batch-size 64] [--accum 1] [--attn trainer] [--fp8] [--no-compile]
         [--models ours,ours_bf16_residual,ours_fp32_residual,transformers] [--variant NAME=key=value,key=value ...]
-    torchrun --nproc_per_node=2 benchmarks/train_throughput.py --models ours \\
+    torchrun --nproc_per_node=2 -m benchmarks.train_throughput --models ours \\
         --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true
 Models: ours (trainer defaults: bf16 residual stream, fused loss), ours_bf16_residual (plain loss),
 ours_fp32_residual (nanoGPT-style), transformers (one process only). --fp8 adds the variant
@@ -31,19 +31,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import distributed  # noqa: E402
-from model.gpt import GPT, GPTConfig, param_groups  # noqa: E402
+from benchmarks.harness import print_result
+from model import distributed
+from model.gpt import GPT, GPTConfig, param_groups
 
 PEAK_BF16_DENSE = 989e12  # H100/H200 SXM datasheet, dense BF16 tensor core, per GPU
 SHAPES = {  # (n_layer, n_head, n_embd): GPT-2 paper table 2; tiny is for CPU smoke runs
@@ -343,7 +341,7 @@ def run(args, shape: str, world) -> None:
         "speedup_vs_transformers": {f"{r['model']}@{r['variant']}": r["tokens_per_s"] / hf["tokens_per_s"]
                                     for r in rows if r["model"] != "transformers"} if hf else None,
     }
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

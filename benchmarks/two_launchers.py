@@ -8,14 +8,13 @@ steps on the same shards with 2 ranks, so their losses must agree step by step (
 BF16 kernels such as attention's backward are not bitwise deterministic).
 On a CPU-only machine both runs use gloo (--device cpu), which tests the same launch path.
 
-    python benchmarks/two_launchers.py --shards RUN/shards [--steps 20] [--device auto|cuda|cpu]
+    python -m benchmarks.two_launchers --shards RUN/shards [--steps 20] [--device auto|cuda|cpu]
         [--port 29517] [--set train.key=value ...]
 Last line: one JSON object.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.harness import ROOT, last_json_line, print_result, run_json
+
 # a model that trains in seconds: the launch path, not the speed, is under test
 SETTINGS = ["train.n_layer=6", "train.n_head=6", "train.n_embd=384", "train.block_size=256", "train.batch_size=16",
             "train.warmup_steps=5", "train.eval_interval=10", "train.eval_batches=2", "train.checkpoint_interval=1000",
@@ -32,8 +32,8 @@ TOLERANCE = 1e-3
 
 
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), **(extra or {}))
+    """The launchers' environment: one thread per process unless set (2 ranks share the cores)."""
+    return dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), **(extra or {}))
 
 
 def trainer(shards: Path, out: Path, overrides: list[str]) -> list[str]:
@@ -44,10 +44,7 @@ def one_launcher(shards: Path, out: Path, overrides: list[str], timeout: int) ->
     """torchrun --standalone --nproc_per_node=2: both ranks under one launcher."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                *trainer(shards, out, overrides)]
-    done = subprocess.run(command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise SystemExit(f"one launcher failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json(command, env=environment(), timeout=timeout)
 
 
 def two_launchers(shards: Path, out: Path, overrides: list[str], port: int, gpus: bool, timeout: int) -> dict:
@@ -65,7 +62,7 @@ def two_launchers(shards: Path, out: Path, overrides: list[str], port: int, gpus
     for node, (proc, (_, stderr)) in enumerate(zip(procs, outputs)):
         if proc.returncode != 0:
             raise SystemExit(f"launcher {node} failed (exit {proc.returncode}):\n{stderr[-3000:]}")
-    summaries = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs if stdout.strip()]
+    summaries = [last_json_line(stdout) for stdout, _ in outputs if stdout.strip()]
     return summaries[0]  # printed by the launcher that holds rank 0
 
 
@@ -88,7 +85,6 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=400, help="seconds each run may take")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="train.field=value")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from model.training import read_metrics
@@ -100,12 +96,12 @@ def main() -> None:
     two = two_launchers(args.shards, out / "two-launchers", overrides, args.port, gpus, args.timeout)
     result = compare(read_metrics(out / "one-launcher"), read_metrics(out / "two-launchers"))
     print(f"steps {result['steps']}: largest loss difference {result['max_abs_loss_diff']:.2e} (tolerance {TOLERANCE})")
-    print(json.dumps({
+    print_result({
         "benchmark": "two_launchers", "device": torch.cuda.get_device_name() if gpus else "cpu (gloo)",
         "torch": torch.__version__, "world_size": [one["world_size"], two["world_size"]], "overrides": overrides,
         "tokens_per_s": {"one_launcher": one["tokens_per_s"], "two_launchers": two["tokens_per_s"]},
         "within_tolerance": result["max_abs_loss_diff"] <= TOLERANCE, "tolerance": TOLERANCE, **result,
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipeline.atomic import atomic_write_text, fsync_dir
+from pipeline.atomic import atomic_write_text, fsync_dir, temp_path
 from pipeline.errors import CheckpointError
 
 STATE = "state.json"
@@ -89,7 +88,7 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, to
     rng = rng if rng is not None else {"cpu.0": torch.get_rng_state()}
     root = Path(root)
     final = root / f"step-{step:06d}"
-    tmp = root / f".step-{step:06d}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = temp_path(final)
     tmp.mkdir(parents=True)
     try:
         _write_checkpoint_files(tmp, model_state, tied, optimizer_state, state, step, rng)

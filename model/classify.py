@@ -39,6 +39,7 @@ from model.lora import apply_lora, count_params, remove_lora
 from model.sft_data import Tokenizer
 from model.training import build_model, peak_memory_mb, pick_device, plot_losses
 from model.config import ClassifyConfig, FinetuneConfig, ModelRun, ModelSections
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fraction
 
@@ -320,7 +321,7 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     majority = Counter(c for _, c in train).most_common(1)[0][0]
     report["majority_baseline_accuracy"] = sum(c == majority for c in val_y) / len(val_y)
     memory = peak_memory_mb(device)
-    (out / "eval.json").write_text(json.dumps(report, indent=1))
+    atomic_write_text(out / "eval.json", json.dumps(report, indent=1))
     confusion = plot_confusion(report, out / "confusion.png")
     loss_plot = plot_losses(out, f"classifier ({ft.method}, {cc.pooling} pooling)")
     save_classifier(clf, names, info, tok, out, ft)
@@ -332,7 +333,7 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
         "majority_baseline_accuracy": report["majority_baseline_accuracy"], **memory,
         "confusion_plot": str(confusion), "loss_plot": str(loss_plot), "eval": str(out / "eval.json"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -344,7 +345,7 @@ def save_classifier(clf: GPTClassifier, names: list[str], info: dict, tok: Token
     save_model(clf.cpu(), str(out / "classifier.safetensors"))
     meta = {"labels": names, "pooling": clf.pooling, "model_config": clf.gpt.config.to_dict(), "base": info["base"],
             "max_tokens": ft.classify.max_tokens}
-    (out / "classifier.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_text(out / "classifier.json", json.dumps(meta, indent=1))
     save_tokenizer(tok, out)
 
 

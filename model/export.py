@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from model.gpt import GPT, GPTConfig
 from model.gpt2_interop import GPT2_ARCH, export_gpt2
 from model.hf_tokenizer import write_hf_tokenizer
 from model.training import load_model
+from pipeline.atomic import temp_path
 from pipeline.errors import CheckpointError, ExportError
 from pipeline.stage import sha256_file
 
@@ -233,7 +233,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
     if state.get("tokenizer_sha256") not in (None, sha256_file(tokenizer_model)):
         raise CheckpointError(f"{tokenizer_model} is not the tokenizer this checkpoint was trained with (sha256 differs from state.json)")
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = temp_path(output)
     tmp.mkdir()
     try:
         summary: dict[str, Any] = {"checkpoint": str(folder), "step": state.get("step"), "architecture": family}

@@ -34,6 +34,7 @@ from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pair
                             prompt_turns, read_jsonl, split_of, to_example)
 from model.training import MetricsLog, cosine_lr, peak_memory_mb, pick_device, plot_losses, precision_setup
 from model.config import FinetuneConfig, ModelRun, ModelSections
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import CheckpointError, InputError
 
 log = logging.getLogger("crawl2gpt.finetune")
@@ -263,16 +264,17 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str
         "val_loss": run["last"].get("val_loss"), **memory, "checkpoint": str(ckpt), "loss_plot": str(plot),
         "answers": str(out / "answers.jsonl"), "data": data_jsonl, "derived_pairs": derived,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
 def write_answers(path: Path, conversations: list, before: list[str], after: list[str]) -> None:
-    with open(path, "w") as fh:
-        for turns, b, a in zip(conversations, before, after):
-            prompt, reference = prompt_turns(turns)
-            fh.write(json.dumps({"prompt": prompt, "reference": reference, "base_answer": b, "finetuned_answer": a},
-                                ensure_ascii=False) + "\n")
+    lines = []
+    for turns, b, a in zip(conversations, before, after):
+        prompt, reference = prompt_turns(turns)
+        row = {"prompt": prompt, "reference": reference, "base_answer": b, "finetuned_answer": a}
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    atomic_write_text(path, "".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ import torch
 
 from model.checkpoint import load_model_weights, read_state, resolve
 from model.gpt import GPT, GPTConfig
+from pipeline.atomic import atomic_write_text
 
 log = logging.getLogger("crawl2gpt.train")
 
@@ -122,8 +123,9 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, 
 
 class MetricsLog:
     """metrics.jsonl: one JSON object per line, a line per optimizer step ("step" in each);
-    evaluation steps add val_loss (and more). Appending a line is the only write, so a kill can
-    tear only the last line: `read` leaves that line out, `truncate` drops it."""
+    evaluation steps add val_loss (and more). Appending a line is the only write in place, so a
+    kill can tear only the last line: `read` leaves that line out, `truncate` drops it (replacing
+    the file whole, so a kill during it leaves the old log)."""
 
     NAME = "metrics.jsonl"
 
@@ -164,7 +166,7 @@ class MetricsLog:
         if not self.path.is_file():
             return
         keep = [json.dumps(r) for r in self.read() if r.get("step", math.inf) <= step]
-        self.path.write_text("".join(line + "\n" for line in keep))
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

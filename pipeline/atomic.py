@@ -28,10 +28,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def temp_path(target: Path, tag: str | None = None) -> Path:
+    """Where a crash-safe write of `target` (a file or a folder) goes first: `.NAME.tmp-TAG` beside
+    it, so the final rename stays on one file system, a crash leaves a hidden file that
+    `clean_stale` removes and `target_of` maps back to NAME. TAG is random unless given."""
+    return _sibling(Path(target), "tmp", tag)
+
+
+def _sibling(target: Path, kind: str, tag: str | None = None) -> Path:
+    return target.with_name(f".{target.name}.{kind}-{tag or uuid.uuid4().hex[:8]}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_path(path)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -54,7 +65,7 @@ def replace_dir(new: Path, target: Path) -> None:
     new, target = Path(new), Path(target)
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        old = _sibling(target, "old")
         os.rename(target, old)
     os.rename(new, target)
     fsync_dir(target.parent)

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from pipeline.atomic import OUT_OF_ROOM, atomic_write_text, clean_stale, free_bytes, fsync_dir, out_of_room, replace_dir
+from pipeline.atomic import (
+    OUT_OF_ROOM, atomic_write_text, clean_stale, free_bytes, fsync_dir, out_of_room, replace_dir, temp_path,
+)
 from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
 from pipeline.errors import Crawl2GPTError, DiskFullError, InputError, StageIncompleteError
@@ -323,7 +324,7 @@ def run_stage(
     started = time.time()
     clean_stale(output)
     if atomic:
-        workdir = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
+        workdir = temp_path(output)
     else:
         workdir = output
         (output / MANIFEST).unlink(missing_ok=True)

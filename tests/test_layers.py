@@ -11,13 +11,15 @@ import pytest
 from pipeline.code_version import imports_of as imported_names  # every import, functions included
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "model", "crawl2gpt", "flows")
+PACKAGES = ("pipeline", "model", "crawl2gpt", "flows", "benchmarks")
 # Who may import whom: pipeline is the core, model builds on it, crawl2gpt knows every stage, flows knows Prefect.
+# The benchmarks measure every layer; nothing in the product imports them.
 ALLOWED = {
     "pipeline": {"pipeline"},
     "model": {"pipeline", "model"},
     "crawl2gpt": {"pipeline", "model", "crawl2gpt"},
     "flows": {"pipeline", "model", "crawl2gpt", "flows"},
+    "benchmarks": {"pipeline", "model", "crawl2gpt", "flows", "benchmarks"},
 }
 ORCHESTRATORS = ("prefect", "prefect_dask", "prefect_ray", "dask", "distributed", "ray")
 
@@ -38,8 +40,9 @@ GRAPH = {name: project_imports(path) - {name} for name, path in MODULES.items()}
 
 
 def test_the_walk_sees_the_project():
-    assert {"pipeline.stage", "model.gpt", "crawl2gpt.stages", "flows.cli"} <= set(MODULES)
+    assert {"pipeline.stage", "model.gpt", "crawl2gpt.stages", "flows.cli", "benchmarks.harness"} <= set(MODULES)
     assert "pipeline.stage" in GRAPH["crawl2gpt.runner"]
+    assert "benchmarks.harness" in GRAPH["benchmarks.curation_speed"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

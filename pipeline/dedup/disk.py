@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import temp_path
 from pipeline.config import DedupConfig
 from pipeline.dedup.buckets import (band_hashes, buckets, candidate_pairs, in_sorted, read_range, sorted_records,
                                     star_pairs, unique_pairs)
@@ -97,7 +97,7 @@ class PartSpill:
 def _save_bands(path: Path, bands: np.ndarray, keys: np.ndarray) -> None:
     """(bands, n, 2) records, each band sorted by hash, written band by band (one band in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_path(path)
     header = {"descr": "<u8", "fortran_order": False, "shape": (bands.shape[1], len(keys), 2)}
     with open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)

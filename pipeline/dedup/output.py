@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.atomic import fsync_dir
+from pipeline.atomic import fsync_dir, temp_path
 from pipeline.stage import PartResult
 
 REJECT_FIELDS = [("cluster_id", pa.int64()), ("kept_doc_id", pa.string()), ("reason", pa.string())]
@@ -123,7 +123,7 @@ def removed_tables(workdir: Path, scratch: Path, parts: list[OutputPart], remove
         })
         path = scratch / "removed" / part_name(part.index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp = temp_path(path)
         pq.write_table(table, tmp)
         os.replace(tmp, path)
 

@@ -9,10 +9,11 @@ the process (a memory map would count every page it touched as resident).
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.atomic import temp_path
 
 VALUE = np.dtype("<u4")
 
@@ -28,7 +29,7 @@ def offsets_path(folder: Path, index: int) -> Path:
 def save_npy(path: Path, array: np.ndarray) -> None:
     """np.save beside the target, then rename: a task killed mid-write leaves no torn array."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_path(path)
     with open(tmp, "wb") as fh:
         np.save(fh, array)
     os.replace(tmp, path)
@@ -40,7 +41,7 @@ class RowWriter:
     def __init__(self, folder: Path, index: int):
         self.folder, self.index = folder, index
         folder.mkdir(parents=True, exist_ok=True)
-        self.tmp = folder / f".part-{index:05d}.u4.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp = temp_path(values_path(folder, index))
         self.fh = open(self.tmp, "wb")
         self.lengths: list[np.ndarray] = []
 

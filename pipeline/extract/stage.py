@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ExtractConfig, PipelineConfig
 from pipeline.documents import DOCUMENT_SCHEMA
-from pipeline.atomic import fsync_dir
+from pipeline.atomic import fsync_dir, temp_path
 from pipeline.errors import InputError
 from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
 from pipeline.extract.prescreen import Verdict
@@ -172,7 +172,7 @@ class _PartFile:
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema, self.rows, self.written, self.writer = path, schema, [], 0, None
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.tmp = temp_path(path, str(os.getpid()))
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
