@@ -6,38 +6,46 @@ Defaults are GPT-2 small as nanoGPT trains it, and alpaca-lora's LoRA settings, 
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, get_type_hints
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, create_model, model_validator
 
+from model.gpt_config import GPTConfig
 from pipeline.config import ConfigBase, Section
 
 
 # --------------------------------------------------------------------------- training
 
 
-class TrainConfig(Section):
-    """GPT pretraining. Defaults are GPT-2 small (124M) as in nanoGPT."""
+def _architecture_fields() -> dict[str, Any]:
+    """GPTConfig's fields as pydantic fields (type with bounds, default, description), less
+    vocab_size, which the shards' tokenizer gives."""
+    types = get_type_hints(GPTConfig, include_extras=True)
+    return {f.name: (types[f.name], Field(f.default, **f.metadata)) for f in fields(GPTConfig) if f.name != "vocab_size"}
 
-    n_layer: int = Field(12, ge=1)
-    n_head: int = Field(12, ge=1)
-    n_embd: int = Field(768, ge=1)
-    block_size: int = Field(1024, ge=2)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    bias: bool = True
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    positions: Literal["learned", "rope"] = "learned"
-    attention: Literal["fused", "manual"] = "fused"
-    residual: Literal["fp32", "bf16"] = Field(
-        "bf16", description="Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's default, "
-        "fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
-        "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
-        "(docs/benchmarks-train.md).")
-    fused_loss: bool = Field(
-        True, description="On a GPU, fuse the un-embedding matmul and cross-entropy so the logits are read "
-        "once and never kept (model/fused_loss.py); CPU and evaluation use F.cross_entropy.")
+
+# The `train` section's architecture keys (train.n_layer, train.rope_base, ...): generated from
+# model/gpt_config.py, the one place they are listed.
+ArchitectureSection = create_model("ArchitectureSection", __base__=Section, **_architecture_fields())
+
+
+class OptimizerSection(Section):
+    """AdamW's settings, the same keys in `train` and `finetune`: both build their optimizer with
+    model/training.py's make_optimizer. Betas as nanoGPT (GPT-3 paper, appendix B)."""
+
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping.")
+
+
+# (Bases in this order: a written config lists the architecture keys first.)
+class TrainConfig(OptimizerSection, ArchitectureSection):
+    """GPT pretraining: the architecture (GPTConfig's fields) and how to train it. Defaults are
+    GPT-2 small (124M) as in nanoGPT."""
+
     arch: Literal["gpt", "lstm"] = "gpt"
 
     batch_size: int = Field(16, ge=1, description="Micro-batch size per device.")
@@ -46,10 +54,6 @@ class TrainConfig(Section):
     learning_rate: float = Field(6e-4, gt=0)
     min_lr: float = Field(6e-5, ge=0)
     warmup_steps: int = Field(200, ge=0)
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping.")
     eval_interval: int = Field(250, ge=1)
     eval_batches: int = Field(20, ge=1)
     checkpoint_interval: int = Field(500, ge=1)
@@ -97,6 +101,10 @@ class TrainConfig(Section):
     sample_temperature: float = Field(0.8, ge=0, description="Sampling temperature of the sample at each eval (nanoGPT's sample.py default).")
     sample_top_k: int = Field(200, ge=0, description="Top-k of the sample at each eval (nanoGPT's sample.py default); 0 = off.")
 
+    def gpt_config(self, vocab_size: int) -> GPTConfig:
+        """The architecture this section trains, for a tokenizer of vocab_size pieces."""
+        return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in ArchitectureSection.model_fields})
+
     @model_validator(mode="after")
     def _check_consistency(self) -> "TrainConfig":
         if self.n_embd % self.n_head:
@@ -140,7 +148,7 @@ class ClassifyConfig(Section):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="Texts whose hash falls below this are the held-out split.")
 
 
-class FinetuneConfig(Section):
+class FinetuneConfig(OptimizerSection):
     """Supervised fine-tuning (SFT) and classification fine-tuning of a pretrained GPT."""
 
     method: Literal["full", "lora"] = Field("full", description="Train every weight, or only LoRA adapters.")
@@ -150,7 +158,6 @@ class FinetuneConfig(Section):
     warmup_steps: int = Field(10, ge=0, description="Linear warmup, then cosine decay to min_lr_ratio x the rate.")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Chinchilla/nanoGPT decay to 10% of the peak rate.")
     weight_decay: float = Field(0.0, ge=0, description="nanoGPT fine-tunes without weight decay on small data.")
-    grad_clip: float = Field(1.0, ge=0)
     max_steps: int = Field(200, ge=1)
     batch_size: int = Field(8, ge=1, description="Sequences (padding) or packed rows (packing) per step.")
     block_size: int = Field(0, ge=0, description="Longest sequence; 0 = the base model's context length.")

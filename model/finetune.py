@@ -28,11 +28,11 @@ from typing import Any, Callable, Iterator
 import torch
 
 from model.fused_loss import linear_cross_entropy, logits_cross_entropy
-from model.gpt import GPT, param_groups
+from model.gpt import GPT
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
 from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pairs, encode_prompt, iter_batches, load_tokenizer, make_rows,
                             prompt_turns, read_jsonl, split_of, to_example)
-from model.training import MetricsLog, cosine_lr, peak_memory_mb, pick_device, plot_losses, precision_setup
+from model.training import MetricsLog, cosine_lr, make_optimizer, peak_memory_mb, pick_device, plot_losses, precision_setup
 from model.config import FinetuneConfig, ModelRun, ModelSections
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import CheckpointError, InputError
@@ -106,9 +106,9 @@ def lm_loss(model: GPT, batch: Batch, reduction: str = "mean") -> torch.Tensor:
 def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches: Iterator, *, steps: int, lr: float,
         ft: FinetuneConfig, device: str, evaluate: Callable[[], dict[str, float]], eval_interval: int,
         metrics_path: Path) -> dict[str, Any]:
-    """AdamW on the trainable parameters; eval every eval_interval steps and at the end; rows to metrics.jsonl."""
-    # betas as nanoGPT (GPT-3 paper, appendix B); fused AdamW on CUDA
-    opt = torch.optim.AdamW(param_groups(model, ft.weight_decay), lr=lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    """AdamW on the trainable parameters (ft's betas and weight decay, as pretraining reads its own);
+    eval every eval_interval steps and at the end; rows to metrics.jsonl."""
+    opt = make_optimizer(model, ft, lr, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     autocast, _, _ = precision_setup(ft.precision, device)  # bf16 or fp32 (no GradScaler needed)
     # a short run still decays: warmup ends at the latest one step before the end

@@ -1,7 +1,8 @@
 """A GPT language model written out in full, after nanoGPT's model.py (Karpathy, 2022).
 
-One module per idea: norms, causal self-attention (the plain path and the fused
-`scaled_dot_product_attention` path side by side), the MLP, a pre-norm Block, the GPT.
+Its settings are GPTConfig (model/gpt_config.py). One module per idea: norms, causal
+self-attention (the plain path and the fused `scaled_dot_product_attention` path side by side),
+the MLP, a pre-norm Block, the GPT.
 Options beyond GPT-2: RMSNorm (Zhang & Sennrich 2019), SwiGLU (Shazeer 2020) and rotary
 positions (Su et al. 2021, RoFormer). Defaults are GPT-2 small (Radford et al. 2019).
 For GPU speed: a bf16 residual stream under autocast (Megatron-LM's default) and the fused
@@ -18,45 +19,13 @@ Shapes in comments: B batch, T time, C channels (n_embd), nh heads, hs head size
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
 from model.fused_loss import fused_available, linear_cross_entropy, logits_cross_entropy
-
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 (faster matmuls)
-    block_size: int = 1024
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0
-    bias: bool = True
-    norm: str = "layernorm"  # or "rmsnorm"
-    mlp: str = "gelu"  # or "swiglu"
-    positions: str = "learned"  # or "rope"
-    attention: str = "fused"  # or "manual"
-    rope_base: float = 10000.0  # RoFormer section 3.2.2
-    # "bf16": under BF16 autocast the residual stream (the x that every block adds to) is kept
-    # in bf16 rather than fp32, as Megatron-LM (fp32_residual_connection=False) and llm.c do.
-    # Half the bytes through every residual add and norm; weights and optimizer stay fp32.
-    # Ignored when autocast is off or not bf16 (CPU fp32 training, fp16 + GradScaler).
-    residual: str = "bf16"  # or "fp32"
-    # on a GPU while training, the un-embedding + cross-entropy run as one fused step that never
-    # keeps the logits (model/fused_loss.py); elsewhere the plain F.linear + F.cross_entropy
-    fused_loss: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "GPTConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+from model.gpt_config import GPTConfig
 
 
 class LayerNorm(nn.Module):

@@ -40,28 +40,18 @@ from model import distributed, preflight
 from model.data import TokenWindows, shard_paths
 from model.generate import sample
 from model.profiling import StepProfiler
-from model.gpt import param_groups
-from model.training import (MetricsLog, attention_kernels, build_model, cosine_lr, peak_memory_mb, plot_losses,
-                            precision_setup, read_metrics, use_compile)
+from model.gpt_config import GPTConfig
+from model.training import (MetricsLog, attention_kernels, build_model, cosine_lr, make_optimizer, peak_memory_mb,
+                            plot_losses, precision_setup, read_metrics, use_compile)
 from model.config import ModelRun, ModelSections, TrainConfig
 from pipeline import errors
 from pipeline.errors import Crawl2GPTError, InputError
 from pipeline.stage import PartResult, Stage, StageStats, sha256_file
 
 log = logging.getLogger("crawl2gpt.train")
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", "norm", "mlp", "positions", "attention", "residual", "fused_loss")
 
 
 # --------------------------------------------------------------------------- building blocks
-
-
-def model_config(cfg: TrainConfig, vocab_size: int) -> dict[str, Any]:
-    return dict({k: getattr(cfg, k) for k in MODEL_FIELDS}, vocab_size=vocab_size)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
-                             fused=device.startswith("cuda"))
 
 
 def load_tokenizer(shards_dir: Path):
@@ -84,7 +74,7 @@ class Run:
         self.shards_dir, self.out_dir, self.cfg, self.world = Path(shards_dir), Path(out_dir), cfg, world
         self.manifest = preflight.check_run(shards_dir, cfg, world.world_size, world.device)
         self.eot_id = self.manifest.get("eot_id")
-        self.config = model_config(cfg, int(self.manifest["vocab_size"]))
+        self.config = cfg.gpt_config(int(self.manifest["vocab_size"])).to_dict()
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.raw = build_model(self.config, cfg.arch).to(world.device)
         self.fp8_layers = fp8_convert(self.raw) if cfg.fp8 else []
@@ -155,13 +145,14 @@ class Run:
 
     def make_optimizer(self) -> None:
         """After wrapping (FSDP2 swaps in sharded parameters), so the optimizer steps the real ones."""
-        self.optimizer = make_optimizer(self.raw, self.cfg, self.world.device)
+        self.optimizer = make_optimizer(self.raw, self.cfg, self.cfg.learning_rate, self.world.device)
         if self.pending_optimizer is not None:
             distributed.load_optimizer_state(self.raw, self.optimizer, self.pending_optimizer)
             self.pending_optimizer = None
 
     def _incompatible(self, state: dict[str, Any]) -> str | None:
-        if state.get("model_config") != self.config or state.get("arch") != self.cfg.arch:
+        saved = state.get("model_config")  # compared as GPTConfigs: a field added since (rope_base) has its default
+        if saved is None or GPTConfig.from_dict(saved) != GPTConfig.from_dict(self.config) or state.get("arch") != self.cfg.arch:
             return "model architecture differs"
         tok = self.shards_dir / "tokenizer.model"
         if state.get("tokenizer_sha256") and tok.is_file() and state["tokenizer_sha256"] != sha256_file(tok):

@@ -5,6 +5,7 @@
   use_compile        train.compile "auto" -> on for CUDA, off for CPU
   precision_setup    the autocast context, GradScaler and precision actually used on a device
   attention_kernels  the SDPA kernels a training step prefers (cuDNN first on a GPU)
+  make_optimizer     AdamW as pretraining and fine-tuning both use it (their `OptimizerSection` keys)
   cosine_lr          linear warmup, then cosine decay to a floor (nanoGPT's get_lr)
   build_model        a GPT (or the LSTM baseline) from a model config dict
   load_model         a model from a checkpoint folder, a checkpoints/ folder or a run folder
@@ -26,7 +27,8 @@ from typing import Any, Callable
 import torch
 
 from model.checkpoint import load_model_weights, read_state, resolve
-from model.gpt import GPT, GPTConfig
+from model.config import OptimizerSection
+from model.gpt import GPT, GPTConfig, param_groups
 from pipeline.atomic import atomic_write_text
 
 log = logging.getLogger("crawl2gpt.train")
@@ -84,7 +86,14 @@ def precision_setup(precision: str, device: str, tf32: bool = False) -> tuple[Ca
     return autocast, torch.amp.GradScaler("cuda", enabled=precision == "fp16"), precision
 
 
-# --------------------------------------------------------------------------- schedule
+# --------------------------------------------------------------------------- optimizer and schedule
+
+
+def make_optimizer(model: torch.nn.Module, settings: OptimizerSection, lr: float, device: str) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters with `settings`' betas; weight decay on matrices only
+    (param_groups); fused on CUDA. `lr` is the peak rate (the schedule sets each step's)."""
+    return torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=lr, betas=(settings.beta1, settings.beta2),
+                             fused=device.startswith("cuda"))
 
 
 def cosine_lr(step: int, peak: float, floor: float, warmup_steps: int, total_steps: int) -> float:

@@ -81,6 +81,21 @@ def test_changed_architecture_does_not_resume(shards, tmp_path):
     assert list(tmp_path.glob("checkpoints.incompatible-*"))
 
 
+def test_checkpoint_from_before_rope_base_was_a_setting_resumes(shards, tmp_path):
+    """Checkpoints written before train.rope_base existed store no rope_base (their model used
+    10000): a run with the default resumes from one; another rope_base is another architecture."""
+    rope = dict(eval_interval=3, checkpoint_interval=3, positions="rope")
+    train(shards, tmp_path, cfg(max_steps=3, **rope), progress=False)
+    ckpt = latest_checkpoint(tmp_path / "checkpoints")
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["model_config"].pop("rope_base") == 10000.0
+    (ckpt / "state.json").write_text(json.dumps(state))  # as the code before this setting wrote it
+    assert train(shards, tmp_path, cfg(max_steps=4, **rope), progress=False)["resumed_from"] == str(ckpt)
+    changed = train(shards, tmp_path, cfg(max_steps=6, rope_base=500000.0, **rope), progress=False)
+    assert changed["resumed_from"] is None and list(tmp_path.glob("checkpoints.incompatible-*"))
+    assert read_state(latest_checkpoint(tmp_path / "checkpoints"))["model_config"]["rope_base"] == 500000.0
+
+
 def test_lstm_trains_through_the_same_loop(shards, tmp_path):
     summary = train(shards, tmp_path, cfg(arch="lstm", n_layer=1, max_steps=15, eval_interval=15, checkpoint_interval=15,
                                           learning_rate=1e-2), progress=False)

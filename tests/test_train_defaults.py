@@ -163,14 +163,13 @@ def test_gpt2_medium_and_large_configs(name, layers, width, params):
     shapes are GPT-2's (parameters counted with its 50304-entry vocabulary, position table left out)."""
     import torch
 
-    from model.gpt import GPT, GPTConfig
-    from model.train import model_config
+    from model.gpt import GPT
 
     path = ROOT / "configs" / f"{name}.yaml"
     cfg = ModelSections.load(path).train
     assert RunConfig.load(path).train == cfg
     assert (cfg.n_layer, cfg.n_embd, cfg.block_size) == (layers, width, 1024)
     with torch.device("meta"):
-        model = GPT(GPTConfig.from_dict(model_config(cfg, 50304)))
+        model = GPT(cfg.gpt_config(50304))
     assert model.num_params() == pytest.approx(params, rel=1e-3)
     assert cfg.batch_size * cfg.block_size * cfg.grad_accum_steps == 524288  # GPT-3's 0.5M tokens a step
