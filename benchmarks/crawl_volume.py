@@ -16,6 +16,7 @@ The config keeps English and German and a 8,000-token BPE (a vocabulary this cor
 
 usage: nice -n 10 python -m benchmarks.crawl_volume [--responses 5000 35000] [--warcs W ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,9 @@ def source_pages(warcs: list[Path]) -> list[dict]:
                 markup = body.decode("utf-8", "replace")
                 text = trafilatura.extract(markup) or ""
                 if len(text.split()) >= 50:
-                    pages.append({"url": record.rec_headers.get_header("WARC-Target-URI"), "html": markup, "text": text})
+                    pages.append(
+                        {"url": record.rec_headers.get_header("WARC-Target-URI"), "html": markup, "text": text}
+                    )
     for page, (language, _) in zip(pages, detect([p["text"] for p in pages])):
         page["language"] = language
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,9 @@ class WarcFile:
 
         self.fh, self.buffer = open(path, "wb"), io.BytesIO()
         self.writer = WARCWriter(self.buffer, gzip=False)
-        self.write(self.writer.create_warcinfo_record(path.name, {"software": "crawl2gpt crawl_volume", "format": "WARC/1.1"}))
+        self.write(
+            self.writer.create_warcinfo_record(path.name, {"software": "crawl2gpt crawl_volume", "format": "WARC/1.1"})
+        )
 
     def write(self, record) -> None:
         self.buffer.seek(0), self.buffer.truncate()
@@ -123,14 +128,22 @@ class WarcFile:
 
         host = url.split("/")[2]
         path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
-        request = StatusAndHeaders(f"GET {path} HTTP/1.1", [("Host", host), ("User-Agent", "CCBot/2.0")], is_http_request=True)
+        request = StatusAndHeaders(
+            f"GET {path} HTTP/1.1", [("Host", host), ("User-Agent", "CCBot/2.0")], is_http_request=True
+        )
         self.write(self.writer.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=request))
-        headers = StatusAndHeaders(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra_headers],
-                                   protocol="HTTP/1.1")
+        headers = StatusAndHeaders(
+            status,
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra_headers],
+            protocol="HTTP/1.1",
+        )
         self.write(self.writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers))
         meta = f"fetchTimeMs: {len(body) % 900 + 50}\ncharset-detected: UTF-8\n".encode()
-        self.write(self.writer.create_warc_record(url, "metadata", payload=io.BytesIO(meta),
-                                                  warc_content_type="application/warc-fields"))
+        self.write(
+            self.writer.create_warc_record(
+                url, "metadata", payload=io.BytesIO(meta), warc_content_type="application/warc-fields"
+            )
+        )
 
     def close(self) -> None:
         self.fh.close()
@@ -197,11 +210,26 @@ def run_stage_child(name: str, run_dir: Path, warc: Path) -> None:
 
     cfg = RunConfig().with_overrides(OVERRIDES)
     started = time.time()
-    stats = run_stage(load_stage(name), stage_inputs(name, run_dir, [str(warc)]), run_dir / name, cfg, force=True,
-                      **stage_options(name))
+    stats = run_stage(
+        load_stage(name),
+        stage_inputs(name, run_dir, [str(warc)]),
+        run_dir / name,
+        cfg,
+        force=True,
+        **stage_options(name),
+    )
     keep = {k: v for k, v in stats.extra.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-    print(json.dumps({"seconds": time.time() - started, "docs_in": stats.docs_in, "docs_out": stats.docs_out,
-                      "drops": stats.drops, "extra": keep}))
+    print(
+        json.dumps(
+            {
+                "seconds": time.time() - started,
+                "docs_in": stats.docs_in,
+                "docs_out": stats.docs_out,
+                "drops": stats.drops,
+                "extra": keep,
+            }
+        )
+    )
 
 
 def measured(argv: list[str]) -> dict:
@@ -229,12 +257,20 @@ def main() -> None:
         for name in STAGES:
             result = measured(["--stage", name, str(run_dir), str(warc)])
             per_s = result["docs_in"] / result["seconds"] if result["seconds"] else 0.0
-            row["stages"][name] = {"seconds": round(result["seconds"], 1), "docs_in": result["docs_in"],
-                                   "docs_out": result["docs_out"], "docs_per_s": round(per_s, 1),
-                                   "docs_per_s_per_core": round(per_s / args.cores, 1),
-                                   "peak_tree_mb": result["peak_tree_mb"], "drops": result["drops"],
-                                   "extra": {k: v for k, v in result["extra"].items() if k in (
-                                       "backend", "clusters", "tokens", "shards", "records", "non_response_records")}}
+            row["stages"][name] = {
+                "seconds": round(result["seconds"], 1),
+                "docs_in": result["docs_in"],
+                "docs_out": result["docs_out"],
+                "docs_per_s": round(per_s, 1),
+                "docs_per_s_per_core": round(per_s / args.cores, 1),
+                "peak_tree_mb": result["peak_tree_mb"],
+                "drops": result["drops"],
+                "extra": {
+                    k: v
+                    for k, v in result["extra"].items()
+                    if k in ("backend", "clusters", "tokens", "shards", "records", "non_response_records")
+                },
+            }
             print(json.dumps({responses: {name: row["stages"][name]}}), file=sys.stderr)
         row["peak_tree_mb"] = max(s["peak_tree_mb"] for s in row["stages"].values())
         row["seconds"] = round(sum(s["seconds"] for s in row["stages"].values()), 1)

@@ -32,6 +32,7 @@ Crawl's (CC_ENGLISH = 45% English): the WARCs rewritten with each English page's
 
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -114,10 +115,16 @@ def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
             languages[f"{Path(row['source']).name}@{row['offset']}"] = row["language"]
             if not dropped:
                 kept[row["doc_id"]] += 1
-    return {"pages": extract.docs_in, "extracted": extract.docs_out, "kept": filtered.docs_out,
-            "prescreened": extract.drops.get("language.prescreen", 0), "stage_s": round(extract.seconds + filtered.seconds, 2),
-            "stages_cpu_s": stages.cpu_s,
-            "kept_ids": dict(kept), "languages": languages}
+    return {
+        "pages": extract.docs_in,
+        "extracted": extract.docs_out,
+        "kept": filtered.docs_out,
+        "prescreened": extract.drops.get("language.prescreen", 0),
+        "stage_s": round(extract.seconds + filtered.seconds, 2),
+        "stages_cpu_s": stages.cpu_s,
+        "kept_ids": dict(kept),
+        "languages": languages,
+    }
 
 
 def run_trafilatura(warcs: list[str], same_pages: bool = True) -> dict:
@@ -152,6 +159,7 @@ def run_trafilatura(warcs: list[str], same_pages: bool = True) -> dict:
 def side_main(name: str, warmup: str, warcs: list[str]) -> None:
     """Run one side twice in this process (warm-up slice, then the WARCs) and print its figures."""
     with tempfile.TemporaryDirectory() as tmp:
+
         def once(inputs: list[str], sub: str) -> dict:
             if name.startswith("trafilatura"):
                 return run_trafilatura(inputs, same_pages=name == "trafilatura")
@@ -162,6 +170,7 @@ def side_main(name: str, warmup: str, warcs: list[str]) -> None:
             # lingua loads its all-language models at the first page fastText is lost on (0.4 CPU s
             # for a long text, 7.5 for a short one): a one-off start-up like fastText's, not per-page work
             from pipeline.filter import language
+
             language.lingua_detector(None).compute_language_confidence_values("Ki te taha")
         with timed(children=True) as clock:
             result = once(warcs, "run")
@@ -228,8 +237,11 @@ def resample(warcs: list[Path], languages: dict[str, str], english: float, folde
             for start, end, _, key in members(warc):
                 fh.write(data[start:end] * copies.get(key, 1))
         out.append(path)
-    return out, {"english_pages": sum(copies.values()), "other_pages": n_other,
-                 "english_share": round(sum(copies.values()) / (sum(copies.values()) + n_other), 3)}
+    return out, {
+        "english_pages": sum(copies.values()),
+        "other_pages": n_other,
+        "english_share": round(sum(copies.values()) / (sum(copies.values()) + n_other), 3),
+    }
 
 
 # --------------------------------------------------------------------------- one mix
@@ -237,8 +249,12 @@ def resample(warcs: list[Path], languages: dict[str, str], english: float, folde
 
 def agreement(fast: dict, full: dict) -> dict:
     fast_kept, full_kept = Counter(fast["kept_ids"]), Counter(full["kept_ids"])
-    return {"full_kept": sum(full_kept.values()), "fast_kept": sum(fast_kept.values()),
-            "lost": sum((full_kept - fast_kept).values()), "gained": sum((fast_kept - full_kept).values())}
+    return {
+        "full_kept": sum(full_kept.values()),
+        "fast_kept": sum(fast_kept.values()),
+        "lost": sum((full_kept - fast_kept).values()),
+        "gained": sum((fast_kept - full_kept).values()),
+    }
 
 
 def measure_mix(warcs: list[Path], warmup: Path, names: list[str], repeat: int) -> dict:
@@ -255,16 +271,25 @@ def measure_mix(warcs: list[Path], warmup: Path, names: list[str], repeat: int) 
     result = {
         "pages": pages,
         "english_share": round(sum(1 for v in languages.values() if v == "en") / max(len(languages), 1), 3),
-        "sides": {n: {**{k: v for k, v in s.items() if k not in ("kept_ids", "languages")},
-                      "docs_per_s_per_core": round(pages / s["cpu_s"], 2)} for n, s in sides.items()},
-        "agreement": {name: agreement(sides[fast], sides[full]) for name, (fast, full) in AGREEMENT.items()
-                      if fast in sides and full in sides},
+        "sides": {
+            n: {
+                **{k: v for k, v in s.items() if k not in ("kept_ids", "languages")},
+                "docs_per_s_per_core": round(pages / s["cpu_s"], 2),
+            }
+            for n, s in sides.items()
+        },
+        "agreement": {
+            name: agreement(sides[fast], sides[full])
+            for name, (fast, full) in AGREEMENT.items()
+            if fast in sides and full in sides
+        },
     }
     traf = sides["trafilatura"]["cpu_s"]
     result["trafilatura_over_ours"] = {n: round(traf / sides[n]["cpu_s"], 3) for n in OURS if n in sides}
     if "trafilatura_ct" in sides:  # the earlier page selection, for comparison with earlier rounds
-        result["trafilatura_ct_over_ours"] = {n: round(sides["trafilatura_ct"]["cpu_s"] / sides[n]["cpu_s"], 3)
-                                              for n in OURS if n in sides}
+        result["trafilatura_ct_over_ours"] = {
+            n: round(sides["trafilatura_ct"]["cpu_s"] / sides[n]["cpu_s"], 3) for n in OURS if n in sides
+        }
     if "ours_all" in sides:
         result["ours_all_over_trafilatura"] = round(sides["ours_all"]["cpu_s"] / traf, 3)
     if "datatrove" in sides:
@@ -278,8 +303,13 @@ def main() -> None:
     parser.add_argument("--no-datatrove", action="store_true")
     parser.add_argument("--mixes", nargs="+", default=["shared", "cc"], choices=["shared", "cc"])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the fastest counts")
-    parser.add_argument("--sides", nargs="+", choices=[*OURS, "trafilatura", "trafilatura_ct", "datatrove"],
-                        help="only these sides (ours and trafilatura always run, and ours_full for the CC mix): a quick look while tuning")
+    parser.add_argument(
+        "--sides",
+        nargs="+",
+        choices=[*OURS, "trafilatura", "trafilatura_ct", "datatrove"],
+        help="only these sides (ours and trafilatura always run, and ours_full for the CC mix): "
+        "a quick look while tuning",
+    )
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -287,8 +317,12 @@ def main() -> None:
         side_main(args.side, args.warmup, [str(w) for w in args.warcs])
         return
     warcs = existing_files(args.warcs)
-    result = {"benchmark": "curation_speed", "files": [w.name for w in warcs], "machine": "2-core CPU sandbox, no GPU",
-              "timing": "CPU seconds (user+system, incl. waited-for children) after a warm-up run, one process per side"}
+    result = {
+        "benchmark": "curation_speed",
+        "files": [w.name for w in warcs],
+        "machine": "2-core CPU sandbox, no GPU",
+        "timing": "CPU seconds (user+system, incl. waited-for children) after a warm-up run, one process per side",
+    }
     names = [*OURS, "trafilatura", "trafilatura_ct", *([] if args.no_datatrove else ["datatrove"])]
     if args.sides:  # the Common Crawl mix is resampled by the full path's languages
         needed = {"ours", "trafilatura", *args.sides, *(["ours_full"] if "cc" in args.mixes else [])}

@@ -15,10 +15,20 @@ from pathlib import Path
 from benchmarks.harness import BENCH_DIR, peer_python
 
 VERSION = "0.10.1"
-PACKAGES = [f"datatrove[processing]=={VERSION}", "warcio", "faust-cchardet", "python-magic", "lxml_html_clean", "spacy", "regex",
-            "fsspec[http]"]  # fsspec[http]: datatrove names its cached lid.176 through the http filesystem
+PACKAGES = [
+    f"datatrove[processing]=={VERSION}",
+    "warcio",
+    "faust-cchardet",
+    "python-magic",
+    "lxml_html_clean",
+    "spacy",
+    "regex",
+    "fsspec[http]",
+]  # fsspec[http]: datatrove names its cached lid.176 through the http filesystem
 PROBE = "import datatrove, trafilatura, warcio, magic, spacy, regex, fasttext, lxml_html_clean, aiohttp"
-LID_URL_FILE = "https:__dl.fbaipublicfiles.com_fasttext_supervised-models_lid.176.bin"  # datatrove's cache name for lid.176
+LID_URL_FILE = (
+    "https:__dl.fbaipublicfiles.com_fasttext_supervised-models_lid.176.bin"  # datatrove's cache name for lid.176
+)
 
 
 def ensure_datatrove() -> Path:

@@ -8,6 +8,7 @@ Side by side: default config vs dedup.verify=none (FineWeb's plain banding); wit
 
 usage: python -m benchmarks.dedup_planted [--no-language] [WARC ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,13 @@ def main() -> None:
         run_stage(load_stage("extract"), [str(w) for w in args.warcs], Path(tmp) / "extract", cfg, map_parts=serial)
         run_stage(load_stage("filter"), [str(Path(tmp) / "extract")], Path(tmp) / "filter", cfg, map_parts=serial)
         for label, extra in [("default_exact_verify", []), ("fineweb_verify_none", ["dedup.verify=none"])]:
-            stats = run_stage(load_stage("dedup"), [str(Path(tmp) / "filter")], Path(tmp) / label,
-                              cfg.with_overrides(extra), map_parts=serial)
+            stats = run_stage(
+                load_stage("dedup"),
+                [str(Path(tmp) / "filter")],
+                Path(tmp) / label,
+                cfg.with_overrides(extra),
+                map_parts=serial,
+            )
             roots = kept_root_by_url(Path(tmp) / label)
             by_kind: dict[str, dict[str, int]] = {}
             for pair in pairs:
@@ -65,8 +71,12 @@ def main() -> None:
                 if pair["a"] in roots and pair["b"] in roots:
                     counts["both_reach_dedup"] += 1
                     counts["merged"] += roots[pair["a"]] == roots[pair["b"]]
-            result[label] = {"by_kind": by_kind, "docs_in": stats.docs_in, "drops": stats.drops,
-                             "clusters": stats.extra["clusters"]}
+            result[label] = {
+                "by_kind": by_kind,
+                "docs_in": stats.docs_in,
+                "drops": stats.drops,
+                "clusters": stats.extra["clusters"],
+            }
     print_result(result)
 
 

@@ -14,6 +14,7 @@ shingle-set check (the default); the ratio is edge precision(configured) / preci
 
 usage: python -m benchmarks.dedup_quality [WARC ...] [--sentences TSV] [--copies-of 0.6] [--chunk-words 250]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,16 @@ from pipeline.dedup.shingles import shingle_hashes, simplify_text
 from pipeline.dedup.union_find import UnionFind
 
 BOILERPLATE = [
-    "Subscribe to our newsletter and never miss a story.", "This website uses cookies to improve your experience.",
-    "Share this article on Facebook, Twitter and WhatsApp.", "All rights reserved. Reproduction without permission is prohibited.",
-    "Related articles you might also like", "Click here to read more from our partners.",
-    "Advertisement - continue reading below", "Sign in or create an account to leave a comment.",
-    "Follow us on Instagram for daily updates.", "Terms of use | Privacy policy | Contact | Imprint",
+    "Subscribe to our newsletter and never miss a story.",
+    "This website uses cookies to improve your experience.",
+    "Share this article on Facebook, Twitter and WhatsApp.",
+    "All rights reserved. Reproduction without permission is prohibited.",
+    "Related articles you might also like",
+    "Click here to read more from our partners.",
+    "Advertisement - continue reading below",
+    "Sign in or create an account to leave a comment.",
+    "Follow us on Instagram for daily updates.",
+    "Terms of use | Privacy policy | Contact | Imprint",
 ]
 THRESHOLD = 0.8
 
@@ -48,7 +54,9 @@ def page_texts(warcs: list[Path]) -> list[str]:
     for warc in warcs:
         with open(warc, "rb") as fh:
             for record in ArchiveIterator(fh):
-                if record.rec_type != "response" or "html" not in (record.http_headers.get_header("Content-Type") or ""):
+                if record.rec_type != "response" or "html" not in (
+                    record.http_headers.get_header("Content-Type") or ""
+                ):
                     continue
                 text = trafilatura.extract(record.content_stream().read().decode("utf-8", "replace"))
                 if text:
@@ -156,7 +164,11 @@ def evaluate(signatures: np.ndarray, shingles: list[np.ndarray], truth: set, cfg
         if verify == "signature":
             pairs = signature_agreeing(members, signatures, d.verify_threshold)
         elif verify == "exact":
-            pairs = (p for p in bucket_pairs(members) if shingle_jaccard(shingles[p[0]], shingles[p[1]]) >= d.verify_threshold)
+            pairs = (
+                p
+                for p in bucket_pairs(members)
+                if shingle_jaccard(shingles[p[0]], shingles[p[1]]) >= d.verify_threshold
+            )
         else:  # every pair of the bucket is a claimed duplicate (the stage's star is only how union joins them)
             pairs = bucket_pairs(members)
         for a, b in pairs:
@@ -170,8 +182,11 @@ def evaluate(signatures: np.ndarray, shingles: list[np.ndarray], truth: set, cfg
 
     def score(predicted: set) -> dict:
         hit = len(predicted & truth)
-        return {"predicted": len(predicted), "recall": round(hit / max(len(truth), 1), 4),
-                "precision": round(hit / max(len(predicted), 1), 4)}
+        return {
+            "predicted": len(predicted),
+            "recall": round(hit / max(len(truth), 1), 4),
+            "precision": round(hit / max(len(predicted), 1), 4),
+        }
 
     return {"verify": verify, "edges": score(edges), "clusters": score(cluster_pairs)}
 
@@ -193,8 +208,10 @@ def main() -> None:
         docs, kinds = build_corpus(originals, args.copies_of, args.seed)
         cfg = RunConfig()
         shingles = [shingle_hashes(simplify_text(t), cfg.dedup.ngram) for t in docs]
-        signatures = signature_matrix([signature_bytes(m) for m in lean_minhashes(shingles, cfg.dedup.num_perm, cfg.dedup.seed)],
-                                      cfg.dedup.num_perm)
+        signatures = signature_matrix(
+            [signature_bytes(m) for m in lean_minhashes(shingles, cfg.dedup.num_perm, cfg.dedup.seed)],
+            cfg.dedup.num_perm,
+        )
         truth, info = true_pairs(shingles, THRESHOLD)
         modes = {mode: evaluate(signatures, shingles, truth, cfg, mode) for mode in ("none", "signature", "exact")}
     configured, fineweb = modes[cfg.dedup.verify], modes["none"]
@@ -202,12 +219,21 @@ def main() -> None:
     for kind in kinds:
         copies[kind] = copies.get(kind, 0) + 1
     result = {
-        "benchmark": "dedup_quality", "documents": len(docs), "real_chunk_docs": n_pages_chunks,
-        "sentence_docs": len(originals) - n_pages_chunks, "copies_by_kind": copies,
-        "true_pairs_j_ge_0.8": len(truth), "pairs_by_jaccard_0.5_0.6_0.7_0.75_0.8_0.85_0.9_0.95_1": info["jaccard_histogram_0.5_to_1"],
-        "bands": cfg.dedup.bands, "rows": cfg.dedup.rows, "verify_threshold": cfg.dedup.verify_threshold,
-        "configured_verify": cfg.dedup.verify, "by_verify_mode": modes,
-        "edge_precision_ratio_configured_vs_fineweb_none": round(configured["edges"]["precision"] / max(fineweb["edges"]["precision"], 1e-9), 3),
+        "benchmark": "dedup_quality",
+        "documents": len(docs),
+        "real_chunk_docs": n_pages_chunks,
+        "sentence_docs": len(originals) - n_pages_chunks,
+        "copies_by_kind": copies,
+        "true_pairs_j_ge_0.8": len(truth),
+        "pairs_by_jaccard_0.5_0.6_0.7_0.75_0.8_0.85_0.9_0.95_1": info["jaccard_histogram_0.5_to_1"],
+        "bands": cfg.dedup.bands,
+        "rows": cfg.dedup.rows,
+        "verify_threshold": cfg.dedup.verify_threshold,
+        "configured_verify": cfg.dedup.verify,
+        "by_verify_mode": modes,
+        "edge_precision_ratio_configured_vs_fineweb_none": round(
+            configured["edges"]["precision"] / max(fineweb["edges"]["precision"], 1e-9), 3
+        ),
         "seconds": round(clock.wall_s, 1),
     }
     print_result(result)

@@ -17,6 +17,7 @@ The disk and memory backends must keep the same document ids (checked part by pa
 
 usage: python -m benchmarks.dedup_scale [--docs 100000] [--backends disk memory] [--no-datatrove]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,11 @@ def documents(paragraphs: list[str], n_docs: int, seed: int = 3):
             text = "\n".join(rng.sample(paragraphs, rng.randint(3, 8)))
             yield text
             if rng.random() < 0.2:
-                copy = edit_words(text, rng.choice([0.01, 0.02, 0.03]), rng) if rng.random() < 0.5 else add_boilerplate(text, 2, rng)
+                copy = (
+                    edit_words(text, rng.choice([0.01, 0.02, 0.03]), rng)
+                    if rng.random() < 0.5
+                    else add_boilerplate(text, 2, rng)
+                )
                 heapq.heappush(pending, (emitted + 1 + rng.randint(1, max(1, min(5000, n_docs // 10))), emitted, copy))
         emitted += 1
 
@@ -87,15 +92,19 @@ def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
             return ["all"]
 
         def run_part(self, _, workdir, cfg):
-            writers = [pq.ParquetWriter(workdir / f"part-{p:05d}.parquet", DOCUMENT_SCHEMA, compression="zstd")
-                       for p in range(parts)]
+            writers = [
+                pq.ParquetWriter(workdir / f"part-{p:05d}.parquet", DOCUMENT_SCHEMA, compression="zstd")
+                for p in range(parts)
+            ]
             buffers: list[list[str]] = [[] for _ in range(parts)]
             rows, words = [0] * parts, 0
 
             def flush(p):
                 texts = buffers[p]
                 columns = {f.name: [""] * len(texts) for f in DOCUMENT_SCHEMA if f.name != "offset"}
-                columns.update(doc_id=[f"d{p}-{rows[p] + i}" for i in range(len(texts))], text=texts, offset=[0] * len(texts))
+                columns.update(
+                    doc_id=[f"d{p}-{rows[p] + i}" for i in range(len(texts))], text=texts, offset=[0] * len(texts)
+                )
                 writers[p].write_table(pa.table(columns, schema=DOCUMENT_SCHEMA))
                 rows[p] += len(texts)
                 buffers[p] = []
@@ -108,12 +117,15 @@ def make_corpus(warcs: list[Path], n_docs: int, parts: int, out: Path) -> dict:
             for p in range(parts):
                 flush(p)
                 writers[p].close()
-            return PartResult(part="all", outputs=[f"part-{p:05d}.parquet" for p in range(parts)],
-                              counts={"words": words})
+            return PartResult(
+                part="all", outputs=[f"part-{p:05d}.parquet" for p in range(parts)], counts={"words": words}
+            )
 
         def finish(self, workdir, results, cfg):
             mean = round(results[0].counts["words"] / n_docs, 1)
-            return StageStats(stage="filter", docs_in=n_docs, docs_out=n_docs, extra={"corpus": CORPUS_VERSION, "mean_words": mean})
+            return StageStats(
+                stage="filter", docs_in=n_docs, docs_out=n_docs, extra={"corpus": CORPUS_VERSION, "mean_words": mean}
+            )
 
     stats = run_stage(StreamParts(), [], out, RunConfig(), map_parts=lambda fn, ps: [fn(p) for p in ps], force=True)
     return {"docs": n_docs, "mean_words": stats.extra["mean_words"], "corpus_s": stats.seconds}
@@ -131,8 +143,12 @@ def run_ours(folder: Path, out: Path, backend: str) -> dict:
     cfg = RunConfig().with_overrides(["workers=2", f"dedup.backend={backend}"])
     stats = run_stage(DEDUP, [str(folder)], out, cfg, force=True)
     phases = ("signature_s", "index_s", "exact_s", "bands_s", "verify_s", "union_s", "cluster_s", "write_s")
-    return {"seconds": time.time() - started, "docs_out": stats.docs_out, "drops": stats.drops,
-            "extra": {k: stats.extra[k] for k in phases + ("candidate_pairs", "hash_ranges") if k in stats.extra}}
+    return {
+        "seconds": time.time() - started,
+        "docs_out": stats.docs_out,
+        "drops": stats.drops,
+        "extra": {k: stats.extra[k] for k in phases + ("candidate_pairs", "hash_ranges") if k in stats.extra},
+    }
 
 
 def run_datatrove(folder: Path, out: Path) -> dict:
@@ -157,17 +173,28 @@ def run_datatrove(folder: Path, out: Path) -> dict:
     started = time.time()
     steps = [
         ([reader(), MinhashDedupSignature(output_folder=str(out / "sigs"), config=cfg)], files, "sig"),
-        ([MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=cfg)],
-         cfg.num_buckets, "buckets"),
-        ([MinhashDedupCluster(input_folder=str(out / "buckets"), output_folder=str(out / "remove_ids"), config=cfg)], 1, "cluster"),
-        ([reader(), MinhashDedupFilter(input_folder=str(out / "remove_ids")),
-          ParquetWriter(str(out / "deduped"))], files, "filter"),
+        (
+            [MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=cfg)],
+            cfg.num_buckets,
+            "buckets",
+        ),
+        (
+            [MinhashDedupCluster(input_folder=str(out / "buckets"), output_folder=str(out / "remove_ids"), config=cfg)],
+            1,
+            "cluster",
+        ),
+        (
+            [reader(), MinhashDedupFilter(input_folder=str(out / "remove_ids")), ParquetWriter(str(out / "deduped"))],
+            files,
+            "filter",
+        ),
     ]
     timings = {}
     for pipeline, tasks, name in steps:
         t0 = time.time()
-        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=2, logging_dir=str(logs / name),
-                              skip_completed=False).run()
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=2, logging_dir=str(logs / name), skip_completed=False
+        ).run()
         timings[name] = round(time.time() - t0, 2)
     removed = sum(int(p.stat().st_size // 4) for p in (out / "remove_ids").glob("*.remove"))  # uint32 doc ids
     return {"seconds": time.time() - started, "removed": removed, "steps_s": timings}
@@ -184,8 +211,11 @@ def same_kept_ids(a: Path, b: Path) -> bool:
 
     parts_a, parts_b = sorted(a.glob("part-*.parquet")), sorted(b.glob("part-*.parquet"))
     return [p.name for p in parts_a] == [p.name for p in parts_b] and all(
-        pq.read_table(x, columns=["doc_id"]).column("doc_id").equals(pq.read_table(y, columns=["doc_id"]).column("doc_id"))
-        for x, y in zip(parts_a, parts_b))
+        pq.read_table(x, columns=["doc_id"])
+        .column("doc_id")
+        .equals(pq.read_table(y, columns=["doc_id"]).column("doc_id"))
+        for x, y in zip(parts_a, parts_b)
+    )
 
 
 def _child(kind: str, folder: Path, out: Path) -> None:
@@ -203,8 +233,11 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["disk", "memory"], choices=["disk", "memory"])
     parser.add_argument("--warcs", type=Path, nargs="+", default=SAMPLE_WARCS)
     parser.add_argument("--datatrove-python", default=None, help="default: .bench/datatrove, built on first use")
-    parser.add_argument("--no-datatrove", action="store_true",
-                        help="ours only (for sizes where the peer would not finish in the time at hand); no ratio")
+    parser.add_argument(
+        "--no-datatrove",
+        action="store_true",
+        help="ours only (for sizes where the peer would not finish in the time at hand); no ratio",
+    )
     parser.add_argument("--keep-outputs", action="store_true", help="leave the dedup outputs in .bench/dedup_scale")
     args = parser.parse_args()
 
@@ -215,29 +248,44 @@ def main() -> None:
         row = {"docs": n, **corpus}
         for backend in args.backends:
             result = measured(["--child", backend, str(folder), str(WORK / f"{backend}-{n}")])
-            row[backend] = {"docs_per_s": round(n / result["seconds"]), "seconds": round(result["seconds"], 1),
-                            "cpu_s": round(result["cpu_s"], 1), "docs_per_cpu_s": round(n / result["cpu_s"], 1),
-                            "peak_tree_mb": result["peak_tree_mb"], "peak_at_s": result["peak_at_s"],
-                            "removed": n - result["docs_out"],
-                            "drops": result["drops"], "phases_s": result["extra"]}
+            row[backend] = {
+                "docs_per_s": round(n / result["seconds"]),
+                "seconds": round(result["seconds"], 1),
+                "cpu_s": round(result["cpu_s"], 1),
+                "docs_per_cpu_s": round(n / result["cpu_s"], 1),
+                "peak_tree_mb": result["peak_tree_mb"],
+                "peak_at_s": result["peak_at_s"],
+                "removed": n - result["docs_out"],
+                "drops": result["drops"],
+                "phases_s": result["extra"],
+            }
             print(json.dumps({backend: row[backend]}), file=sys.stderr)
         if len(args.backends) == 2:
             row["same_kept_ids"] = same_kept_ids(WORK / f"disk-{n}", WORK / f"memory-{n}")
             row["disk_vs_memory_docs_per_s"] = round(row["disk"]["docs_per_s"] / row["memory"]["docs_per_s"], 3)
-            row["disk_vs_memory_docs_per_cpu_s"] = round(row["disk"]["docs_per_cpu_s"] / row["memory"]["docs_per_cpu_s"], 3)
+            row["disk_vs_memory_docs_per_cpu_s"] = round(
+                row["disk"]["docs_per_cpu_s"] / row["memory"]["docs_per_cpu_s"], 3
+            )
             row["disk_vs_memory_peak"] = round(row["disk"]["peak_tree_mb"] / row["memory"]["peak_tree_mb"], 3)
         if not args.no_datatrove:
             python = args.datatrove_python or ensure_datatrove()
             theirs = measured(["--child", "datatrove", str(folder), str(WORK / f"datatrove-{n}")], python=python)
-            row["datatrove"] = {"docs_per_s": round(n / theirs["seconds"]), "seconds": round(theirs["seconds"], 1),
-                                "cpu_s": round(theirs["cpu_s"], 1), "docs_per_cpu_s": round(n / theirs["cpu_s"], 1),
-                                "peak_tree_mb": theirs["peak_tree_mb"], "removed": theirs["removed"], "steps_s": theirs["steps_s"]}
+            row["datatrove"] = {
+                "docs_per_s": round(n / theirs["seconds"]),
+                "seconds": round(theirs["seconds"], 1),
+                "cpu_s": round(theirs["cpu_s"], 1),
+                "docs_per_cpu_s": round(n / theirs["cpu_s"], 1),
+                "peak_tree_mb": theirs["peak_tree_mb"],
+                "removed": theirs["removed"],
+                "steps_s": theirs["steps_s"],
+            }
             ours = args.backends[0]
             row[f"{ours}_vs_datatrove_docs_per_s"] = round(theirs["seconds"] / row[ours]["seconds"], 2)
             row[f"{ours}_vs_datatrove_docs_per_cpu_s"] = round(theirs["cpu_s"] / row[ours]["cpu_s"], 2)
         if "disk" in args.backends:
             row["minhash_bytes_per_doc_on_disk"] = round(
-                sum(p.stat().st_size for p in (WORK / f"disk-{n}" / "minhash").glob("*.parquet")) / n, 1)
+                sum(p.stat().st_size for p in (WORK / f"disk-{n}" / "minhash").glob("*.parquet")) / n, 1
+            )
         if not args.keep_outputs:
             for name in ("disk", "memory", "datatrove"):
                 shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)

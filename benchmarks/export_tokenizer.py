@@ -14,6 +14,7 @@ Last line: one JSON object.
 
     python -m benchmarks.export_tokenizer [WARC ...] [--vocab 8000 32000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,12 @@ def corpus(warcs: list[str]):
     from pipeline.stage import run_stage, stage_parts
 
     folder = CACHE / "extract"
-    run_stage(EXTRACT, warcs, folder, RunConfig().with_overrides(["extract.language_prescreen=false"]))  # skipped when cached
-    return folder, [t for p in stage_parts(folder) for t in pq.read_table(p, columns=["text"]).column("text").to_pylist() if t]
+    run_stage(
+        EXTRACT, warcs, folder, RunConfig().with_overrides(["extract.language_prescreen=false"])
+    )  # skipped when cached
+    return folder, [
+        t for p in stage_parts(folder) for t in pq.read_table(p, columns=["text"]).column("text").to_pylist() if t
+    ]
 
 
 def compare(sp, tokenizer, texts: list[str]) -> dict:
@@ -46,8 +51,15 @@ def compare(sp, tokenizer, texts: list[str]) -> dict:
     sp_seconds, hf_seconds = sp_clock.wall_s, hf_clock.wall_s
     same_ids = sum(a == b for a, b in zip(want, got))
     same_text = sum(tokenizer.decode(ids, skip_special_tokens=False) == sp.decode(ids) for ids in want)
-    return {"texts": len(texts), "same_ids": same_ids, "same_decoded_text": same_text, "tokens": sum(map(len, want)),
-            "sp_seconds": round(sp_seconds, 3), "hf_seconds": round(hf_seconds, 3), "hf_over_sp": round(hf_seconds / sp_seconds, 3)}
+    return {
+        "texts": len(texts),
+        "same_ids": same_ids,
+        "same_decoded_text": same_text,
+        "tokens": sum(map(len, want)),
+        "sp_seconds": round(sp_seconds, 3),
+        "hf_seconds": round(hf_seconds, 3),
+        "hf_over_sp": round(hf_seconds / sp_seconds, 3),
+    }
 
 
 def main() -> None:
@@ -75,12 +87,19 @@ def main() -> None:
             sp = spm.SentencePieceProcessor(model_file=str(Path(tmp) / MODEL))
             with timed() as converted:
                 tokenizer = build_tokenizer(Path(tmp) / MODEL)
-        results[vocab] = {"train_seconds": round(trained.wall_s, 2), "convert_seconds": round(converted.wall_s, 3),
-                          "documents": compare(sp, tokenizer, documents), "sentences": compare(sp, tokenizer, sentences)}
+        results[vocab] = {
+            "train_seconds": round(trained.wall_s, 2),
+            "convert_seconds": round(converted.wall_s, 3),
+            "documents": compare(sp, tokenizer, documents),
+            "sentences": compare(sp, tokenizer, sentences),
+        }
         for name in ("documents", "sentences"):
             r = results[vocab][name]
-            print(f"vocab {vocab:>6} {name:<9} {r['same_ids']:>6}/{r['texts']} same ids, {r['same_decoded_text']:>6} same text, "
-                  f"{r['tokens']:>9} tokens; sentencepiece {r['sp_seconds']:.2f}s, tokenizers {r['hf_seconds']:.2f}s")
+            print(
+                f"vocab {vocab:>6} {name:<9} {r['same_ids']:>6}/{r['texts']} same ids, "
+                f"{r['same_decoded_text']:>6} same text, "
+                f"{r['tokens']:>9} tokens; sentencepiece {r['sp_seconds']:.2f}s, tokenizers {r['hf_seconds']:.2f}s"
+            )
     print_result({"benchmark": "export_tokenizer", "vocab": results})
 
 

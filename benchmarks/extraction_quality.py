@@ -13,6 +13,7 @@ url=url)`, the peer) and our extraction (pipeline.extract.main_text + pipeline.e
 
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,7 +76,9 @@ def run_trafilatura_defaults(pages: dict) -> tuple[dict[str, str], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("warc_dir", nargs="?", default=str(DEFAULT_DIR))
-    parser.add_argument("--truth", default=None, help="truth JSONL (default: WARC_DIR/CC-SAMPLE-A-extraction-truth.jsonl)")
+    parser.add_argument(
+        "--truth", default=None, help="truth JSONL (default: WARC_DIR/CC-SAMPLE-A-extraction-truth.jsonl)"
+    )
     parser.add_argument("--study", action="store_true", help="also measure every candidate rule and setting under CV")
     args = parser.parse_args()
     warc_dir = Path(args.warc_dir)
@@ -88,11 +91,16 @@ def main() -> None:
         "benchmark": "extraction_quality",
         "pages": len(truth),
         "pages_found": len(pages),
-        "folds": {"by": "sha1(registered domain) mod 5", "pages": [sum(fold_of(r["url"]) == k for r in truth) for k in range(FOLDS)]},
+        "folds": {
+            "by": "sha1(registered domain) mod 5",
+            "pages": [sum(fold_of(r["url"]) == k for r in truth) for k in range(FOLDS)],
+        },
         "ours": {**cv_summary(ours, truth), "cpu_seconds": round(ours_s, 2)},
         "trafilatura_defaults": {**cv_summary(peer, truth), "cpu_seconds": round(peer_s, 2)},
     }
-    result["f1_ratio"] = round(result["ours"]["cv"]["f1_mean"] / max(result["trafilatura_defaults"]["cv"]["f1_mean"], 1e-9), 4)
+    result["f1_ratio"] = round(
+        result["ours"]["cv"]["f1_mean"] / max(result["trafilatura_defaults"]["cv"]["f1_mean"], 1e-9), 4
+    )
     result["wins_vs_trafilatura"] = wins(peer, ours, truth)
     if args.study:
         from benchmarks.extraction_study import run_study

@@ -76,9 +76,13 @@ def cv_summary(outputs: dict[str, str], truth: list[dict]) -> dict:
     mean = {m: statistics.mean(f[m] for f in per_fold) for m in ("precision", "recall", "f1")}
     return {
         **{m: round(v, 4) for m, v in pooled(outputs, truth).items()},
-        "cv": {"f1_mean": round(mean["f1"], 4), "f1_sd": round(statistics.stdev(f["f1"] for f in per_fold), 4),
-               "precision_mean": round(mean["precision"], 4), "recall_mean": round(mean["recall"], 4),
-               "f1_folds": [round(f["f1"], 4) for f in per_fold]},
+        "cv": {
+            "f1_mean": round(mean["f1"], 4),
+            "f1_sd": round(statistics.stdev(f["f1"] for f in per_fold), 4),
+            "precision_mean": round(mean["precision"], 4),
+            "recall_mean": round(mean["recall"], 4),
+            "f1_folds": [round(f["f1"], 4) for f in per_fold],
+        },
     }
 
 

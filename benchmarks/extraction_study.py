@@ -10,6 +10,7 @@ site would get. The table in docs/benchmarks-ingest.md is this function's output
 The phrase lists at the bottom are the line rules normalization used to apply (chosen on all
 300 pages); they are kept here, not in pipeline/, so that their measurement can be repeated.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,8 +58,11 @@ class Passes:
                 out[url] = ""
                 continue
             if cfg.drop_link_lines:  # as link_density.drop_link_lines, with every element's density at hand
-                text = "\n".join(line for line in text.split("\n")
-                                 if not is_link_line(line, self.densities[url], cfg.link_density, cfg.link_line_max_words))
+                text = "\n".join(
+                    line
+                    for line in text.split("\n")
+                    if not is_link_line(line, self.densities[url], cfg.link_density, cfg.link_line_max_words)
+                )
             out[url] = normalize_text(text, cfg)
         return out
 
@@ -95,7 +99,9 @@ def drop_lines(outputs: dict[str, str], drop) -> dict[str, str]:
     result = {}
     for url, text in outputs.items():
         lines = text.split("\n")
-        result[url] = "\n".join(line for i, line in enumerate(lines) if not (line and drop(url, line, lines[:i], lines[i + 1:])))
+        result[url] = "\n".join(
+            line for i, line in enumerate(lines) if not (line and drop(url, line, lines[:i], lines[i + 1 :]))
+        )
     return result
 
 
@@ -109,13 +115,23 @@ def short(line: str, words: int) -> bool:
 def candidates(passes: Passes, default: dict[str, str]):
     """(name, baseline outputs, changed outputs or a {params: outputs} family to tune)."""
     no_links = passes.outputs(drop_link_lines=False)
-    yield "link-line rule (vs none)", no_links, {
-        (d, w): passes.outputs(link_density=d, link_line_max_words=w)
-        for d in (0.5, 0.3, 0.4, 0.6, 0.7, 0.9, 1.0) for w in (20, 10, 40, 10_000)}
+    yield (
+        "link-line rule (vs none)",
+        no_links,
+        {
+            (d, w): passes.outputs(link_density=d, link_line_max_words=w)
+            for d in (0.5, 0.3, 0.4, 0.6, 0.7, 0.9, 1.0)
+            for w in (20, 10, 40, 10_000)
+        },
+    )
     yield "call-to-action lines (vs none)", passes.outputs(remove_boilerplate_lines=False), default
-    for field, label in (("favor_precision", "trafilatura favor_precision"), ("favor_recall", "trafilatura favor_recall"),
-                         ("fast", "fast: no readability/jusText fallback"), ("include_comments", "include_comments"),
-                         ("deduplicate", "deduplicate")):
+    for field, label in (
+        ("favor_precision", "trafilatura favor_precision"),
+        ("favor_recall", "trafilatura favor_recall"),
+        ("fast", "fast: no readability/jusText fallback"),
+        ("include_comments", "include_comments"),
+        ("deduplicate", "deduplicate"),
+    ):
         yield label, default, passes.outputs(**{field: True})
     yield "no tables", default, passes.outputs(include_tables=False)
 
@@ -128,29 +144,62 @@ def candidates(passes: Passes, default: dict[str, str]):
         lines = set(a.split("\n"))
         return sum(len(line) for line in b.split("\n") if line in lines) / max(len(b), 1)
 
-    yield "precision pass where it keeps >= t of the balanced text, else balanced", default, {
-        t: {u: precise[u] if agreement(precise[u], bal[u]) >= t else bal[u] for u in bal} for t in (1.01, 0.95, 0.9, 0.8, 0.7, 0.5)}
-    yield "lines both precision and recall passes have", default, {
-        u: "\n".join(line for line in recall[u].split("\n") if line in set(precise[u].split("\n"))) for u in bal}
-    yield "recall-pass lines that the precision or balanced pass also has", default, {
-        u: "\n".join(line for line in recall[u].split("\n") if line in set(precise[u].split("\n")) | set(bal[u].split("\n"))) for u in bal}
+    yield (
+        "precision pass where it keeps >= t of the balanced text, else balanced",
+        default,
+        {
+            t: {u: precise[u] if agreement(precise[u], bal[u]) >= t else bal[u] for u in bal}
+            for t in (1.01, 0.95, 0.9, 0.8, 0.7, 0.5)
+        },
+    )
+    yield (
+        "lines both precision and recall passes have",
+        default,
+        {u: "\n".join(line for line in recall[u].split("\n") if line in set(precise[u].split("\n"))) for u in bal},
+    )
+    yield (
+        "recall-pass lines that the precision or balanced pass also has",
+        default,
+        {
+            u: "\n".join(
+                line for line in recall[u].split("\n") if line in set(precise[u].split("\n")) | set(bal[u].split("\n"))
+            )
+            for u in bal
+        },
+    )
     fast = passes.outputs(fast=True)
     fast_raw = passes.text(ExtractConfig(fast=True))
-    yield "fallbacks only when the fast pass is shorter than n chars", default, {
-        n: {u: fast[u] if len(fast_raw[u]) >= n else bal[u] for u in bal} for n in (10**9, 4000, 2000, 1000, 500)}
+    yield (
+        "fallbacks only when the fast pass is shorter than n chars",
+        default,
+        {n: {u: fast[u] if len(fast_raw[u]) >= n else bal[u] for u in bal} for n in (10**9, 4000, 2000, 1000, 500)},
+    )
 
     # post-rules on the extracted text
     for name, pattern in PHRASE_FAMILIES.items():
         rx = re.compile(r"^\W*(?:" + pattern + r")\W*$", re.I | re.X)
-        yield f"phrase list: {name}", default, drop_lines(default, lambda u, line, p, n, rx=rx: len(line.split()) <= 12 and bool(rx.match(line)))
-    yield "phrase list: 2+ social network names", default, drop_lines(
-        default, lambda u, line, p, n: len(line.split()) <= MAX_PROMPT_WORDS and len(set(SOCIAL.findall(line.lower()))) >= 2)
+        yield (
+            f"phrase list: {name}",
+            default,
+            drop_lines(default, lambda u, line, p, n, rx=rx: len(line.split()) <= 12 and bool(rx.match(line))),
+        )
+    yield (
+        "phrase list: 2+ social network names",
+        default,
+        drop_lines(
+            default,
+            lambda u, line, p, n: len(line.split()) <= MAX_PROMPT_WORDS and len(set(SOCIAL.findall(line.lower()))) >= 2,
+        ),
+    )
 
     def repeated(u, line, prev, nxt, w):
         return len(line.split()) <= w and line in prev
 
-    yield "repeated short lines (keep the first)", default, {
-        w: drop_lines(default, lambda u, line, p, n, w=w: repeated(u, line, p, n, w)) for w in (3, 6, 10, 10_000)}
+    yield (
+        "repeated short lines (keep the first)",
+        default,
+        {w: drop_lines(default, lambda u, line, p, n, w=w: repeated(u, line, p, n, w)) for w in (3, 6, 10, 10_000)},
+    )
 
     def in_run(line, prev, nxt, k, w):
         run = 1
@@ -161,15 +210,34 @@ def candidates(passes: Passes, default: dict[str, str]):
                 run += 1
         return short(line, w) and run >= k
 
-    yield "navigation runs: k+ short lines in a row", default, {
-        (k, w): drop_lines(default, lambda u, line, p, n, k=k, w=w: in_run(line, p, n, k, w)) for k in (6, 4, 3) for w in (2, 3, 5)}
+    yield (
+        "navigation runs: k+ short lines in a row",
+        default,
+        {
+            (k, w): drop_lines(default, lambda u, line, p, n, k=k, w=w: in_run(line, p, n, k, w))
+            for k in (6, 4, 3)
+            for w in (2, 3, 5)
+        },
+    )
 
-    link_lines = {u: {line for line in no_links[u].split("\n") if is_link_line(line, passes.densities[u], cfg.link_density, cfg.link_line_max_words)}
-                  for u in bal}
-    yield "heading of a dropped link block", default, {
-        w: {u: _drop_headings(no_links[u], link_lines[u], w, default[u]) for u in bal} for w in (2, 4, 6, 8)}
-    yield "short lines at the end of the text", default, {
-        (w, n): {u: _drop_tail(default[u], w, n) for u in bal} for w in (2, 4, 6) for n in (1, 3, 100)}
+    link_lines = {
+        u: {
+            line
+            for line in no_links[u].split("\n")
+            if is_link_line(line, passes.densities[u], cfg.link_density, cfg.link_line_max_words)
+        }
+        for u in bal
+    }
+    yield (
+        "heading of a dropped link block",
+        default,
+        {w: {u: _drop_headings(no_links[u], link_lines[u], w, default[u]) for u in bal} for w in (2, 4, 6, 8)},
+    )
+    yield (
+        "short lines at the end of the text",
+        default,
+        {(w, n): {u: _drop_tail(default[u], w, n) for u in bal} for w in (2, 4, 6) for n in (1, 3, 100)},
+    )
 
 
 def _drop_headings(text_with_links: str, link_lines: set[str], words: int, default: str) -> str:
@@ -177,7 +245,7 @@ def _drop_headings(text_with_links: str, link_lines: set[str], words: int, defau
     lines = text_with_links.split("\n")
     headings = set()
     for i, line in enumerate(lines[:-1]):
-        nxt = next((x for x in lines[i + 1:] if x.strip()), None)
+        nxt = next((x for x in lines[i + 1 :] if x.strip()), None)
         if line and line not in link_lines and short(line, words) and nxt in link_lines:
             headings.add(line)
     return "\n".join(line for line in default.split("\n") if line not in headings)
@@ -205,9 +273,16 @@ def run_study(pages: dict, truth: list[dict], default_outputs: dict[str, str]) -
             changed, chosen = nested(changed, truth)
         won, lost = wins(base, changed, truth)
         before, after = cv_summary(base, truth)["cv"], cv_summary(changed, truth)["cv"]
-        row = {"candidate": name, "f1_mean": after["f1_mean"], "delta_f1": round(after["f1_mean"] - before["f1_mean"], 4),
-               "precision_mean": after["precision_mean"], "recall_mean": after["recall_mean"],
-               "wins": won, "losses": lost, "kept": won >= MIN_WINS}
+        row = {
+            "candidate": name,
+            "f1_mean": after["f1_mean"],
+            "delta_f1": round(after["f1_mean"] - before["f1_mean"], 4),
+            "precision_mean": after["precision_mean"],
+            "recall_mean": after["recall_mean"],
+            "wins": won,
+            "losses": lost,
+            "kept": won >= MIN_WINS,
+        }
         if chosen is not None:
             row["chosen_per_fold"] = [list(c) if isinstance(c, tuple) else c for c in chosen]
         rows.append(row)
@@ -220,27 +295,41 @@ def run_study(pages: dict, truth: list[dict], default_outputs: dict[str, str]) -
 SOCIAL = re.compile(r"\b(?:facebook|twitter|instagram|telegram|whatsapp|linkedin|youtube|tiktok|pinterest|xing)\b")
 PHRASE_FAMILIES = {
     "navigation labels": r"""
-      (?:share|teilen|partager|compartir|condividi|delen|udostępnij)(?:\s+(?:this|on|via|auf|sur|en|su|op|w))?(?:\s+\w+)?
+      (?:share|teilen|partager|compartir|condividi|delen|udostępnij)(?:\s+(?:this|on|via|auf|sur|en|su|op|
+          w))?(?:\s+\w+)?
     | (?:tweet|pin\s+it|whatsapp|e-?mail|print|drucken|imprimer|imprimir|stampa)
-    | (?:read|continue\s+reading|weiterlesen|mehr\s+lesen|lire\s+la\s+suite|leer\s+más|leggi\s+(?:tutto|di\s+più)|lees\s+meer|czytaj\s+(?:więcej|dalej))(?:\s+more)?\s*(?:»|›|>|→|\.\.\.|…)?
-    | (?:skip\s+to\s+(?:main\s+)?content|zum\s+inhalt\s+springen|aller\s+au\s+contenu|ir\s+al\s+contenido|vai\s+al\s+contenuto)
+    | (?:read|continue\s+reading|weiterlesen|mehr\s+lesen|lire\s+la\s+suite|leer\s+más|leggi\s+(?:tutto|di\s+più)|
+        lees\s+meer|czytaj\s+(?:więcej|dalej))(?:\s+more)?\s*(?:»|›|>|→|\.\.\.|…)?
+    | (?:skip\s+to\s+(?:main\s+)?content|zum\s+inhalt\s+springen|aller\s+au\s+contenu|ir\s+al\s+contenido|
+        vai\s+al\s+contenuto)
     | (?:back\s+to\s+top|nach\s+oben|zurück(?:\s+zur\s+übersicht)?|retour(?:\s+en\s+haut)?|volver\s+arriba|torna\s+su)
-    | (?:previous|next|vorherige[rs]?|nächste[rs]?|précédent|suivant|anterior|siguiente|precedente|successivo)(?:\s+(?:post|article|artikel|beitrag|page|seite|entrada|articolo))?\s*(?:»|›|>|→|«|‹|<|←)?
-    | (?:all\s+rights\s+reserved|alle\s+rechte\s+vorbehalten|tous\s+droits\s+réservés|todos\s+los\s+derechos\s+reservados|tutti\s+i\s+diritti\s+riservati).*
+    | (?:previous|next|vorherige[rs]?|nächste[rs]?|précédent|suivant|anterior|siguiente|precedente|
+        successivo)(?:\s+(?:post|article|artikel|beitrag|page|seite|entrada|articolo))?\s*(?:»|›|>|→|«|‹|<|←)?
+    | (?:all\s+rights\s+reserved|alle\s+rechte\s+vorbehalten|tous\s+droits\s+réservés|
+        todos\s+los\s+derechos\s+reservados|tutti\s+i\s+diritti\s+riservati).*
     | (?:©|\(c\)|copyright)\s*(?:\d{4}|[\w&.,-]+\s).*
     | (?:log\s*in|sign\s*in|anmelden|einloggen|se\s+connecter|iniciar\s+sesión|accedi|register|registrieren)
-    | (?:posted\s+in|filed\s+under|tags?|schlagw(?:ö|o)rte?r?|kategorien?|categories|catégories|etiquetas|temas|themen|topics)\s*:.*
-    | (?:(?:top|weitere|more|related|mehr|otros|autres)[- ])?(?:themen|temas|topics|thèmes|tags)(?:\s+(?:bei|zum|at|on|de|du|zu)\s+.*)?
-    | (?:related\s+(?:posts|articles|content)|contenido\s+relacionado|ähnliche\s+(?:beiträge|artikel)|weitere\s+(?:artikel|beiträge)(?:\s+zum\s+thema)?|articles\s+similaires|artículos\s+relacionados|articoli\s+correlati|das\s+könnte\s+sie\s+auch\s+interessieren|you\s+may\s+also\s+like)\s*:?
-    | (?:leave\s+a\s+(?:comment|reply)|kommentar\s+(?:schreiben|hinterlassen)|laisser\s+un\s+commentaire|deja\s+un\s+comentario|lascia\s+un\s+commento)\b.*
+    | (?:posted\s+in|filed\s+under|tags?|schlagw(?:ö|o)rte?r?|kategorien?|categories|catégories|etiquetas|temas|themen|
+        topics)\s*:.*
+    | (?:(?:top|weitere|more|related|mehr|otros|autres)[- ])?(?:themen|temas|topics|thèmes|tags)(?:\s+(?:bei|zum|at|on|
+        de|du|zu)\s+.*)?
+    | (?:related\s+(?:posts|articles|content)|contenido\s+relacionado|ähnliche\s+(?:beiträge|artikel)|
+        weitere\s+(?:artikel|beiträge)(?:\s+zum\s+thema)?|articles\s+similaires|artículos\s+relacionados|
+        articoli\s+correlati|das\s+könnte\s+sie\s+auch\s+interessieren|you\s+may\s+also\s+like)\s*:?
+    | (?:leave\s+a\s+(?:comment|reply)|kommentar\s+(?:schreiben|hinterlassen)|laisser\s+un\s+commentaire|
+        deja\s+un\s+comentario|lascia\s+un\s+commento)\b.*
     | (?:advertisement|anzeige|werbung|publicité|publicidad|pubblicità|sponsored)""",
     "teasers": r"""
-      (?:(?:see|read)\s+also|also\s+read|read\s+more|lesen\s+sie\s+(?:auch|mehr)|auch\s+interessant|schon\s+gelesen|mehr\s+zum\s+thema|(?:à\s+)?lire\s+aussi|lea\s+(?:también|más|además)|lea|le\s+puede\s+interesar|te\s+puede\s+interesar|ver\s+también|leia\s+também|leggi\s+anche|zobacz\s+(?:też|także))\s*[:?!].*
+      (?:(?:see|read)\s+also|also\s+read|read\s+more|lesen\s+sie\s+(?:auch|mehr)|auch\s+interessant|schon\s+gelesen|
+          mehr\s+zum\s+thema|(?:à\s+)?lire\s+aussi|lea\s+(?:también|más|además)|lea|le\s+puede\s+interesar|
+          te\s+puede\s+interesar|ver\s+también|leia\s+também|leggi\s+anche|zobacz\s+(?:też|także))\s*[:?!].*
     | (?:>>|»)\s.*\s(?:<<|«)""",
     "captions and credits": r"""
-      \(?(?:photo|foto|bild|beitragsbild|titelbild|image|credit|crédito|crédit|fuente|quelle|source|fotos?)\s*(?:illustrative|credit)?\s*:.*""",
+      \(?(?:photo|foto|bild|beitragsbild|titelbild|image|credit|crédito|crédit|fuente|quelle|source|
+          fotos?)\s*(?:illustrative|credit)?\s*:.*""",
     "date stamps": r"""
-      (?:aktualisiert|veröffentlicht|updated|published|last\s+modified|publié|actualizado|publicado)(?:\s+(?:am|on|le|el))?\s*:?\s*[\d./:, -]+(?:\w+\s+\d{4})?[\d./:, -]*
+      (?:aktualisiert|veröffentlicht|updated|published|last\s+modified|publié|actualizado|publicado)(?:\s+(?:am|on|le|
+          el))?\s*:?\s*[\d./:, -]+(?:\w+\s+\d{4})?[\d./:, -]*
     | (?:veröffentlichung|datum|date)\s*:\s*[\w./:, -]+
     | \d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?(?:\s*\W*\s*\w+\s*\W*)?""",
 }

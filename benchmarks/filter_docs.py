@@ -1,6 +1,7 @@
 """Benchmark documents for the filter benchmarks: the shared sample WARCs' pages, extracted by
 the project's own extract code, each with the page's declared language (<html lang="..">) as an
 independent label for language-ID precision/recall. Cached as JSONL under .bench/."""
+
 from __future__ import annotations
 
 import json

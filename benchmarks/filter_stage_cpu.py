@@ -13,6 +13,7 @@ Every Parquet table both sides wrote (kept, rejects, by_language) must be equal,
 
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,11 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
 
     first = stage()
     warm = min(stage() for _ in range(repeat))
-    texts = [t or "" for p in sorted(extracted.glob("part-*.parquet")) for t in pq.read_table(p, columns=["text"]).column("text").to_pylist()]
+    texts = [
+        t or ""
+        for p in sorted(extracted.glob("part-*.parquet"))
+        for t in pq.read_table(p, columns=["text"]).column("text").to_pylist()
+    ]
     langs = language.detect(texts, cfg.filter.language)
 
     def ms_per_doc(rule) -> float:
@@ -64,7 +69,9 @@ def measure(code: Path, extracted: Path, out: Path, overrides: list[str], repeat
         "documents": len(texts),
         "first_run_cpu_s": round(first, 3),
         "warm_cpu_s": round(warm, 3),
-        "gopher_repetition_ms_per_doc": ms_per_doc(lambda t, _: gopher_repetition.signals(t, cfg.filter.gopher_repetition)),
+        "gopher_repetition_ms_per_doc": ms_per_doc(
+            lambda t, _: gopher_repetition.signals(t, cfg.filter.gopher_repetition)
+        ),
         "evaluate_ms_per_doc": ms_per_doc(lambda t, lang: evaluate(t, lang, cfg.filter)),
     }
     return result  # the parent reads the stage's Parquet outputs from `out` itself
@@ -91,7 +98,13 @@ def main() -> None:
     add_warcs_argument(parser)
     parser.add_argument("--rev", default=BASELINE, help="the earlier revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override, e.g. filter.language.languages=[]")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override, e.g. filter.language.languages=[]",
+    )
     args = parser.parse_args()
     from crawl2gpt.config import RunConfig
     from pipeline.extract.stage import EXTRACT
@@ -99,9 +112,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         extracted, baseline = Path(tmp) / "extract", Path(tmp) / "baseline"
-        run_stage(EXTRACT, [str(w.resolve()) for w in args.warcs], extracted, RunConfig(workers=1).with_overrides(args.overrides))
+        run_stage(
+            EXTRACT,
+            [str(w.resolve()) for w in args.warcs],
+            extracted,
+            RunConfig(workers=1).with_overrides(args.overrides),
+        )
         baseline.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.rev, "pipeline", "crawl2gpt", "model"], capture_output=True, check=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.rev, "pipeline", "crawl2gpt", "model"],
+            capture_output=True,
+            check=True,
+        )
         subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
         sides = {"before": baseline, "after": ROOT}
         results: dict[str, list[dict]] = {name: [] for name in sides}
@@ -111,17 +133,27 @@ def main() -> None:
                 result, tables[name] = run_side(code, extracted, args.overrides, args.repeat)
                 results[name].append(result)
     best = {name: {k: min(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
-    same = tables["before"].keys() == tables["after"].keys() and all(tables["before"][k] == tables["after"][k] for k in tables["before"])
+    same = tables["before"].keys() == tables["after"].keys() and all(
+        tables["before"][k] == tables["after"][k] for k in tables["before"]
+    )
     before, after = best["before"], best["after"]
-    print_result({
-        "timing": "CPU seconds of one process (one core), fastest of 2 turns",
-        "baseline_rev": args.rev, "overrides": args.overrides, "before": before, "after": after,
-        "speedup_first_run": round(before["first_run_cpu_s"] / after["first_run_cpu_s"], 2),
-        "speedup_warm": round(before["warm_cpu_s"] / after["warm_cpu_s"], 2),
-        "speedup_gopher_repetition": round(before["gopher_repetition_ms_per_doc"] / after["gopher_repetition_ms_per_doc"], 2),
-        "outputs_identical": same, "tables": len(tables["after"]),
-        "rows": sum(len(rows) for rows in tables["after"].values()),
-    })
+    print_result(
+        {
+            "timing": "CPU seconds of one process (one core), fastest of 2 turns",
+            "baseline_rev": args.rev,
+            "overrides": args.overrides,
+            "before": before,
+            "after": after,
+            "speedup_first_run": round(before["first_run_cpu_s"] / after["first_run_cpu_s"], 2),
+            "speedup_warm": round(before["warm_cpu_s"] / after["warm_cpu_s"], 2),
+            "speedup_gopher_repetition": round(
+                before["gopher_repetition_ms_per_doc"] / after["gopher_repetition_ms_per_doc"], 2
+            ),
+            "outputs_identical": same,
+            "tables": len(tables["after"]),
+            "rows": sum(len(rows) for rows in tables["after"].values()),
+        }
+    )
     if not same:
         raise SystemExit("the filter stage's outputs differ from the baseline's")
 

@@ -11,6 +11,7 @@ datatrove runs in its own venv at .bench/datatrove (benchmarks/datatrove_env.py:
 
 usage: python -m benchmarks.filters_throughput [WARC ...] [--repeat N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,12 @@ print(json.dumps(out))
 def ours(texts: list[str], repeat: int) -> dict:
     cfg = FilterConfig()
     families = {
-        "gopher_repetition": lambda t: gopher_repetition.check(gopher_repetition.signals(t, cfg.gopher_repetition), cfg.gopher_repetition),
-        "gopher_quality": lambda t: gopher_quality.check(gopher_quality.signals(t, cfg.gopher_quality, "en"), cfg.gopher_quality),
+        "gopher_repetition": lambda t: gopher_repetition.check(
+            gopher_repetition.signals(t, cfg.gopher_repetition), cfg.gopher_repetition
+        ),
+        "gopher_quality": lambda t: gopher_quality.check(
+            gopher_quality.signals(t, cfg.gopher_quality, "en"), cfg.gopher_quality
+        ),
         "c4": lambda t: c4.check(c4.signals(t, cfg.c4), cfg.c4),
         "fineweb": lambda t: fineweb.check(fineweb.signals(t, cfg.fineweb), cfg.fineweb),
     }
@@ -85,7 +90,9 @@ def ours(texts: list[str], repeat: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("warcs", nargs="*", type=Path, help="WARC files (default: the shared sample, cached in .bench/)")
+    parser.add_argument(
+        "warcs", nargs="*", type=Path, help="WARC files (default: the shared sample, cached in .bench/)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="passes over the documents; CPU seconds per pass")
     args = parser.parse_args()
     texts = [d["text"] for d in load_docs(args.warcs or None) if d["text"]]
@@ -100,7 +107,10 @@ def main() -> None:
         a, b = mine[family], theirs[family]
         differ = [i for i, (x, y) in enumerate(zip(a["decisions"], b["decisions"])) if (x is None) != (y is None)]
         for i in differ:
-            print(f"{family}: doc {i} ours={a['decisions'][i]} datatrove={b['decisions'][i]} :: {texts[i][:80]!r}", file=sys.stderr)
+            print(
+                f"{family}: doc {i} ours={a['decisions'][i]} datatrove={b['decisions'][i]} :: {texts[i][:80]!r}",
+                file=sys.stderr,
+            )
         result["filters"][family] = {
             "ours_docs_per_s": round(len(texts) / a["cpu_s"], 1),
             "datatrove_docs_per_s": round(len(texts) / b["cpu_s"], 1),
@@ -113,8 +123,12 @@ def main() -> None:
             "differ_rate": round(len(differ) / len(texts), 4),
         }
     a, b = mine["all_four"]["cpu_s"], theirs["all_four"]["cpu_s"]
-    result["all_four"] = {"ours_docs_per_s": round(len(texts) / a, 1), "datatrove_docs_per_s": round(len(texts) / b, 1),
-                          "speedup": round(b / a, 2), "note": "each document through all four filters in turn"}
+    result["all_four"] = {
+        "ours_docs_per_s": round(len(texts) / a, 1),
+        "datatrove_docs_per_s": round(len(texts) / b, 1),
+        "speedup": round(b / a, 2),
+        "note": "each document through all four filters in turn",
+    }
     print_result(result)
 
 

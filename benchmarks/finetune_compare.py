@@ -14,6 +14,7 @@ the exact-match rate of generated titles on the held-out title pairs.
 
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,20 @@ def prepare(warcs: list[str], work: Path, args) -> tuple[Path, Path]:
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(work / "tokenizer" / "tokenizer.model"))
-    text = "".join(t + "\n" for p in parts for b in iter_batches(p, columns=["text"]) for t in b.column("text").to_pylist())
+    text = "".join(
+        t + "\n" for p in parts for b in iter_batches(p, columns=["text"]) for t in b.column("text").to_pylist()
+    )
     ids = torch.tensor(sp.encode(text))
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=sp.get_piece_size(), block_size=args.block, n_layer=args.layers, n_head=args.heads,
-                          n_embd=args.embd)).to(args.device)
+    model = GPT(
+        GPTConfig(
+            vocab_size=sp.get_piece_size(),
+            block_size=args.block,
+            n_layer=args.layers,
+            n_head=args.heads,
+            n_embd=args.embd,
+        )
+    ).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     gen = torch.Generator().manual_seed(0)
     started = time.time()
@@ -66,10 +76,21 @@ def prepare(warcs: list[str], work: Path, args) -> tuple[Path, Path]:
         opt.step()
         opt.zero_grad()
         if step % 50 == 0:
-            print(f"pretrain step {step} loss {float(loss.detach()):.3f} ({time.time() - started:.0f}s)", file=sys.stderr)
-    path = save_checkpoint(base_dir / "checkpoints", args.pretrain_steps, model.cpu(), None,
-                           {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": sp.eos_id(),
-                            "pretrain_final_loss": float(loss.detach())})
+            print(
+                f"pretrain step {step} loss {float(loss.detach()):.3f} ({time.time() - started:.0f}s)", file=sys.stderr
+            )
+    path = save_checkpoint(
+        base_dir / "checkpoints",
+        args.pretrain_steps,
+        model.cpu(),
+        None,
+        {
+            "model_config": model.config.to_dict(),
+            "arch": "gpt",
+            "eot_id": sp.eos_id(),
+            "pretrain_final_loss": float(loss.detach()),
+        },
+    )
     (path / "tokenizer.model").write_bytes((work / "tokenizer" / "tokenizer.model").read_bytes())
     return base_dir, pairs
 
@@ -84,13 +105,24 @@ def child(method: str, base: str, pairs: str, out: str, args) -> dict:
     from model.sft_pairs import TITLE_INSTRUCTION
 
     torch.set_num_threads(args.threads)
-    overrides = [f"finetune.method={method}", f"finetune.max_steps={args.steps}", f"finetune.batch_size={args.batch}",
-                 f"finetune.eval_interval={args.steps}", "finetune.eval_prompts=3", "finetune.val_fraction=0.1",
-                 f"finetune.device={args.device}", "finetune.overlong=truncate", f"finetune.lora.rank={args.rank}",
-                 f"finetune.learning_rate={args.full_lr}", f"finetune.lora.learning_rate={args.lora_lr}"]
+    overrides = [
+        f"finetune.method={method}",
+        f"finetune.max_steps={args.steps}",
+        f"finetune.batch_size={args.batch}",
+        f"finetune.eval_interval={args.steps}",
+        "finetune.eval_prompts=3",
+        "finetune.val_fraction=0.1",
+        f"finetune.device={args.device}",
+        "finetune.overlong=truncate",
+        f"finetune.lora.rank={args.rank}",
+        f"finetune.learning_rate={args.full_lr}",
+        f"finetune.lora.learning_rate={args.lora_lr}",
+    ]
     summary = run_sft(base, pairs, out, RunConfig().with_overrides(overrides))
     conversations, _ = read_jsonl(pairs)
-    titles = [t for t in conversations if t[0][1] == TITLE_INSTRUCTION and split_of(t, 0.1) == "val"][: args.title_evals]
+    titles = [t for t in conversations if t[0][1] == TITLE_INSTRUCTION and split_of(t, 0.1) == "val"][
+        : args.title_evals
+    ]
     model, tok, _ = load_base(summary["checkpoint"], args.device)
     got = answers_for(model, tok, titles, 24)
     summary["title_exact_match"] = sum(g.strip() == t[-1][1].strip() for g, t in zip(got, titles)) / max(len(titles), 1)
@@ -138,14 +170,24 @@ def main() -> None:
     full, lora = results["full"], results["lora"]
     mem = "peak_cuda_mb" if "peak_cuda_mb" in full else "peak_rss_mb"
     keys = ["val_loss", "base_val_loss", "title_exact_match", "seconds", mem]
-    out = {"benchmark": "finetune_compare", "device": args.device, "steps": args.steps, "batch": args.batch,
-           "lora_rank": args.rank, "model_params": full["params"]["total"], "train_examples": full["counts"]["train_examples"],
-           "val_examples": full["counts"]["val_examples"],
-           "full": dict({k: full.get(k) for k in keys}, trainable=full["params"]["trainable"], lr=full["learning_rate"]),
-           "lora": dict({k: lora.get(k) for k in keys}, trainable=lora["params"]["trainable"], lr=lora["learning_rate"]),
-           "ratio_lora_over_full": {"trainable": lora["params"]["trainable"] / full["params"]["trainable"],
-                                    "val_loss": lora["val_loss"] / full["val_loss"], mem: lora[mem] / full[mem],
-                                    "seconds": lora["seconds"] / full["seconds"]}}
+    out = {
+        "benchmark": "finetune_compare",
+        "device": args.device,
+        "steps": args.steps,
+        "batch": args.batch,
+        "lora_rank": args.rank,
+        "model_params": full["params"]["total"],
+        "train_examples": full["counts"]["train_examples"],
+        "val_examples": full["counts"]["val_examples"],
+        "full": dict({k: full.get(k) for k in keys}, trainable=full["params"]["trainable"], lr=full["learning_rate"]),
+        "lora": dict({k: lora.get(k) for k in keys}, trainable=lora["params"]["trainable"], lr=lora["learning_rate"]),
+        "ratio_lora_over_full": {
+            "trainable": lora["params"]["trainable"] / full["params"]["trainable"],
+            "val_loss": lora["val_loss"] / full["val_loss"],
+            mem: lora[mem] / full[mem],
+            "seconds": lora["seconds"] / full["seconds"],
+        },
+    }
     print_result(out)
 
 

@@ -10,6 +10,7 @@ reference kernels (slow; for a smoke run only).
         [--runs bf16,bf16_next_seed,fp8]   (a subset trains only those; --runs '' compares the three found in --out)
 Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,17 @@ from model.train import read_metrics, train
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps
 # (the recipe of benchmarks/residual_precision.py)
-DEFAULTS = ["train.block_size=256", "train.batch_size=16", "train.warmup_steps=30", "train.eval_interval=25",
-            "train.eval_batches=8", "train.checkpoint_interval=100000", "train.sample_tokens=0",
-            "train.learning_rate=6e-4", "train.min_lr=6e-5"]
+DEFAULTS = [
+    "train.block_size=256",
+    "train.batch_size=16",
+    "train.warmup_steps=30",
+    "train.eval_interval=25",
+    "train.eval_batches=8",
+    "train.checkpoint_interval=100000",
+    "train.sample_tokens=0",
+    "train.learning_rate=6e-4",
+    "train.min_lr=6e-5",
+]
 RUNS = {"bf16": ([], 0), "bf16_next_seed": ([], 1), "fp8": (["train.fp8=true"], 0)}
 
 
@@ -36,7 +45,11 @@ def run_one(shards: Path, out: Path, name: str, overrides: list[str]) -> dict:
     cfg.seed += seed_offset
     shutil.rmtree(out / name, ignore_errors=True)  # a fresh run, never a resumed one
     summary = train(shards, out / name, cfg, progress=False)
-    row = {"run": name, "seed": cfg.seed, **{k: summary[k] for k in ("val_loss", "tokens_per_s", "fp8", "compiled", "device")}}
+    row = {
+        "run": name,
+        "seed": cfg.seed,
+        **{k: summary[k] for k in ("val_loss", "tokens_per_s", "fp8", "compiled", "device")},
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -58,7 +71,11 @@ def compare(a: list[dict], b: list[dict]) -> dict:
         "train_loss_last_10": [sum(ta[s] for s in last) / len(last), sum(tb[s] for s in last) / len(last)],
         "best_val": [best_val(a), best_val(b)],
         "best_val_diff": best_val(b) - best_val(a),
-        "evals": [(r["step"], round(r["val_loss"], 4), round(s["val_loss"], 4)) for r, s in zip(a, b) if r.get("val_loss") is not None],
+        "evals": [
+            (r["step"], round(r["val_loss"], 4), round(s["val_loss"], 4))
+            for r, s in zip(a, b)
+            if r.get("val_loss") is not None
+        ],
     }
 
 
@@ -83,15 +100,24 @@ def main() -> None:
         return
     bf16, next_seed, fp8 = (read_metrics(out / name) for name in RUNS)
     fp8_vs_bf16, yardstick = compare(bf16, fp8), compare(bf16, next_seed)
-    within = abs(fp8_vs_bf16["best_val_diff"]) <= abs(yardstick["best_val_diff"]) and \
-        abs(fp8_vs_bf16["train_loss_last_10"][1] - fp8_vs_bf16["train_loss_last_10"][0]) <= \
-        abs(yardstick["train_loss_last_10"][1] - yardstick["train_loss_last_10"][0])
+    within = abs(fp8_vs_bf16["best_val_diff"]) <= abs(yardstick["best_val_diff"]) and abs(
+        fp8_vs_bf16["train_loss_last_10"][1] - fp8_vs_bf16["train_loss_last_10"][0]
+    ) <= abs(yardstick["train_loss_last_10"][1] - yardstick["train_loss_last_10"][0])
     for (step, a, b), (_, _, c) in zip(fp8_vs_bf16["evals"], yardstick["evals"]):
         print(f"step {step:>5}  val bf16 {a:.4f}  fp8 {b:.4f}  bf16 next seed {c:.4f}")
-    print_result({"benchmark": "fp8_quality", "shards": str(args.shards), "out": str(out),
-                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                  "torch": torch.__version__, "overrides": DEFAULTS + overrides, "fp8_within_seed_noise": within,
-                  "fp8_vs_bf16": fp8_vs_bf16, "yardstick_bf16_vs_next_seed": yardstick})
+    print_result(
+        {
+            "benchmark": "fp8_quality",
+            "shards": str(args.shards),
+            "out": str(out),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            "torch": torch.__version__,
+            "overrides": DEFAULTS + overrides,
+            "fp8_within_seed_noise": within,
+            "fp8_vs_bf16": fp8_vs_bf16,
+            "yardstick_bf16_vs_next_seed": yardstick,
+        }
+    )
 
 
 if __name__ == "__main__":

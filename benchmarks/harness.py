@@ -40,7 +40,9 @@ BENCH_DIR = ROOT / ".bench"  # git-ignored: caches, work folders, peers' virtual
 
 def add_warcs_argument(parser: argparse.ArgumentParser) -> None:
     """The WARC files as positional arguments; the three shared sample WARCs by default."""
-    parser.add_argument("warcs", nargs="*", type=Path, default=SAMPLE_WARCS, help="WARC files (default: the shared sample)")
+    parser.add_argument(
+        "warcs", nargs="*", type=Path, default=SAMPLE_WARCS, help="WARC files (default: the shared sample)"
+    )
 
 
 def existing_files(paths: list[Path]) -> list[Path]:

@@ -9,6 +9,7 @@ Reports documents out per second per core for both, and the ratio (ours / datatr
 best of R runs each, alternating, so a noisy neighbour hurts both sides alike.
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,17 +93,24 @@ def main() -> None:
     best_theirs = min(theirs, key=lambda r: r["seconds"])
     ours_rate = best_ours["docs_out"] / best_ours["seconds"] / workers
     theirs_rate = best_theirs["docs_out"] / best_theirs["seconds"] / workers
-    print_result({
-        "benchmark": "ingest_throughput",
-        "files": len(warcs),
-        "workers": workers,
-        "ours": {**{k: round(v, 2) if isinstance(v, float) else v for k, v in best_ours.items()},
-                 "docs_per_s_per_core": round(ours_rate, 2)},
-        "datatrove": {**{k: round(v, 2) if isinstance(v, float) else v for k, v in best_theirs.items()},
-                      "docs_per_s_per_core": round(theirs_rate, 2), "version": "0.10.1 (trafilatura 1.11)"},
-        "ratio": round(ours_rate / theirs_rate, 3) if theirs_rate else None,
-        "machine": "2-core CPU sandbox, no GPU",
-    })
+    print_result(
+        {
+            "benchmark": "ingest_throughput",
+            "files": len(warcs),
+            "workers": workers,
+            "ours": {
+                **{k: round(v, 2) if isinstance(v, float) else v for k, v in best_ours.items()},
+                "docs_per_s_per_core": round(ours_rate, 2),
+            },
+            "datatrove": {
+                **{k: round(v, 2) if isinstance(v, float) else v for k, v in best_theirs.items()},
+                "docs_per_s_per_core": round(theirs_rate, 2),
+                "version": "0.10.1 (trafilatura 1.11)",
+            },
+            "ratio": round(ours_rate / theirs_rate, 3) if theirs_rate else None,
+            "machine": "2-core CPU sandbox, no GPU",
+        }
+    )
 
 
 if __name__ == "__main__":

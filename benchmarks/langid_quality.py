@@ -8,6 +8,7 @@ the shared sample's extracted documents against each page's own <html lang>.
 
 usage: python -m benchmarks.langid_quality [TSV] [--docs-only]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,9 @@ def english_on_documents(cfg) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tsv", nargs="?", type=Path, default=SENTENCES, help="lang<TAB>sentence lines with a header")
-    parser.add_argument("--docs-only", action="store_true", help="only English precision/recall on the sample's documents")
+    parser.add_argument(
+        "--docs-only", action="store_true", help="only English precision/recall on the sample's documents"
+    )
     args = parser.parse_args()
     tsv = args.tsv
     ours, alone = LanguageConfig(), LanguageConfig(second_opinion=False)
@@ -92,8 +95,11 @@ def main() -> None:
             "languages": len(mine["per_language"]),
             "sentences_per_s": round(len(rows) / our_s),
             "sentences_per_s_first_pass": round(len(rows) / first_s),
-            "fasttext_alone": {"macro_accuracy": base["macro_accuracy"], "micro_accuracy": base["micro_accuracy"],
-                               "sentences_per_s": round(len(rows) / base_s)},
+            "fasttext_alone": {
+                "macro_accuracy": base["macro_accuracy"],
+                "micro_accuracy": base["micro_accuracy"],
+                "sentences_per_s": round(len(rows) / base_s),
+            },
             "speed_ratio_vs_fasttext": round(base_s / our_s, 3),
             "model_load_cpu_s": round(load.cpu_s, 2),
             "sentences": len(rows),

@@ -10,6 +10,7 @@ same tokens, np.memmap, random offsets, torch.stack of slices.
     python -m benchmarks.loader_throughput [--shards DIR] [--batch-size 16] [--block-size 1024] [--batches 400]
 Last line: one JSON object (tokens/s of both, ratio ours / nanoGPT).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,15 @@ def build_shards(folder: Path, warcs: str, min_tokens: int, n_shards: int = 4) -
 
     folder.mkdir(parents=True, exist_ok=True)
     texts = web_texts(warcs)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_prefix=str(folder / "tokenizer"), vocab_size=4096,
-                                   model_type="bpe", user_defined_symbols=["<|endoftext|>"], byte_fallback=True,
-                                   minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=4096,
+        model_type="bpe",
+        user_defined_symbols=["<|endoftext|>"],
+        byte_fallback=True,
+        minloglevel=2,
+    )
     sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
     eot = sp.piece_to_id("<|endoftext|>")
     docs = [sp.encode(t) + [eot] for t in texts]
@@ -60,15 +67,36 @@ def build_shards(folder: Path, warcs: str, min_tokens: int, n_shards: int = 4) -
     per = -(-len(docs) // n_shards)
     entries = []
     for i in range(n_shards):
-        part = docs[i * per:(i + 1) * per]
+        part = docs[i * per : (i + 1) * per]
         name = f"train-{i:05d}.parquet"
-        pq.write_table(pa.table({"doc_id": [f"d{i}-{j}" for j in range(len(part))],
-                                 "tokens": pa.array(part, type=pa.list_(pa.uint16())),
-                                 "n_tokens": pa.array([len(d) for d in part], type=pa.int32())}), folder / name)
-        entries.append({"path": name, "split": "train", "rows": len(part), "tokens": sum(map(len, part)),
-                        "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest()})
-    manifest = {"format": "crawl2gpt-shards/1", "vocab_size": 4096, "dtype": "uint16", "eot_id": eot, "pad_id": eot,
-                "tokenizer": {"path": "tokenizer.model", "sha256": ""}, "shards": entries}
+        pq.write_table(
+            pa.table(
+                {
+                    "doc_id": [f"d{i}-{j}" for j in range(len(part))],
+                    "tokens": pa.array(part, type=pa.list_(pa.uint16())),
+                    "n_tokens": pa.array([len(d) for d in part], type=pa.int32()),
+                }
+            ),
+            folder / name,
+        )
+        entries.append(
+            {
+                "path": name,
+                "split": "train",
+                "rows": len(part),
+                "tokens": sum(map(len, part)),
+                "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest(),
+            }
+        )
+    manifest = {
+        "format": "crawl2gpt-shards/1",
+        "vocab_size": 4096,
+        "dtype": "uint16",
+        "eot_id": eot,
+        "pad_id": eot,
+        "tokenizer": {"path": "tokenizer.model", "sha256": ""},
+        "shards": entries,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -86,11 +114,13 @@ def time_nanogpt(bin_path: Path, batch: int, block: int, batches: int) -> float:
     rng = np.random.default_rng(0)
     with timed() as clock:
         for _ in range(batches):
-            data = np.memmap(bin_path, dtype=np.uint16, mode="r")  # nanoGPT re-opens it per batch (avoids a memory leak)
+            data = np.memmap(
+                bin_path, dtype=np.uint16, mode="r"
+            )  # nanoGPT re-opens it per batch (avoids a memory leak)
             ix = rng.integers(0, len(data) - block, batch)
             # x and y as nanoGPT builds them (the work is measured; the batch itself is not used)
-            torch.stack([torch.from_numpy(data[i:i + block].astype(np.int64)) for i in ix])
-            torch.stack([torch.from_numpy(data[i + 1:i + 1 + block].astype(np.int64)) for i in ix])
+            torch.stack([torch.from_numpy(data[i : i + block].astype(np.int64)) for i in ix])
+            torch.stack([torch.from_numpy(data[i + 1 : i + 1 + block].astype(np.int64)) for i in ix])
     return batch * block * batches / clock.wall_s
 
 
@@ -128,10 +158,20 @@ def main() -> None:
     ours = max(time_ours(shards, args.batch_size, args.block_size, args.batches) for _ in range(args.repeats))
     peer = max(time_nanogpt(bin_path, args.batch_size, args.block_size, args.batches) for _ in range(args.repeats))
     print(f"TokenWindows  {ours / 1e6:8.1f} M tokens/s\nnanoGPT memmap {peer / 1e6:7.1f} M tokens/s")
-    print_result({"benchmark": "loader_throughput", "shards": str(shards), "train_tokens": int(len(tokens)),
-                  "batch_size": args.batch_size, "block_size": args.block_size, "batches": args.batches,
-                  "ours_tokens_per_s": ours, "nanogpt_memmap_tokens_per_s": peer, "ratio": ours / peer,
-                  "machine": "2-core CPU sandbox, no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()})
+    print_result(
+        {
+            "benchmark": "loader_throughput",
+            "shards": str(shards),
+            "train_tokens": int(len(tokens)),
+            "batch_size": args.batch_size,
+            "block_size": args.block_size,
+            "batches": args.batches,
+            "ours_tokens_per_s": ours,
+            "nanogpt_memmap_tokens_per_s": peer,
+            "ratio": ours / peer,
+            "machine": "2-core CPU sandbox, no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Needs a CUDA GPU. Bytes moved at the least: read the logits once, write the grad
     python -m benchmarks.loss_kernel [--rows 65536] [--vocab 50304]
 Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,15 +76,35 @@ def main() -> None:
         rel = (torch.linalg.norm(work.float() * inv_n - ref_grad.float()) / torch.linalg.norm(ref_grad.float())).item()
         copy_ms = time_ms(lambda: work.copy_(logits))
         ms = time_ms(ours) - copy_ms
-        rows.append({"block": block, "num_warps": warps, "ms": round(ms, 3), "loss_diff": abs(loss.item() - ref_loss.item()),
-                     "grad_rel_err": rel, "speedup_vs_compiled_plain": round(plain_ms / ms, 3)})
+        rows.append(
+            {
+                "block": block,
+                "num_warps": warps,
+                "ms": round(ms, 3),
+                "loss_diff": abs(loss.item() - ref_loss.item()),
+                "grad_rel_err": rel,
+                "speedup_vs_compiled_plain": round(plain_ms / ms, 3),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     best = min(rows, key=lambda r: r["ms"])
-    print(f"plain compiled {plain_ms:.2f} ms; best fused {best['ms']:.2f} ms (BLOCK {best['block']}, "
-          f"{best['num_warps']} warps); floor {floor_ms:.2f} ms")
-    print_result({"benchmark": "loss_kernel", "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                  "rows": args.rows, "vocab": args.vocab, "plain_compiled_ms": round(plain_ms, 3),
-                  "floor_ms": round(floor_ms, 3), "configs": rows, "best": best})
+    print(
+        f"plain compiled {plain_ms:.2f} ms; best fused {best['ms']:.2f} ms (BLOCK {best['block']}, "
+        f"{best['num_warps']} warps); floor {floor_ms:.2f} ms"
+    )
+    print_result(
+        {
+            "benchmark": "loss_kernel",
+            "device": torch.cuda.get_device_name(),
+            "torch": torch.__version__,
+            "rows": args.rows,
+            "vocab": args.vocab,
+            "plain_compiled_ms": round(plain_ms, 3),
+            "floor_ms": round(floor_ms, 3),
+            "configs": rows,
+            "best": best,
+        }
+    )
 
 
 if __name__ == "__main__":

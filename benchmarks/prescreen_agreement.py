@@ -12,6 +12,7 @@ path's language rule passes it and the pre-screen would have skipped it.
 
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,10 +43,15 @@ def html_pages(warcs: list[Path]):
                 http = parse_http_response(record.read_block())
                 if http is None or http.status != 200 or not http.body.strip():
                     continue
-                if not is_html(http.headers.get("content-type"), record.headers.get("warc-identified-payload-type"), http.body):
+                if not is_html(
+                    http.headers.get("content-type"), record.headers.get("warc-identified-payload-type"), http.body
+                ):
                     continue
-                yield (record.headers.get("warc-target-uri", ""), decode_html(http.body, http.headers.get("content-type"))[0],
-                       http.headers.get("content-language"))
+                yield (
+                    record.headers.get("warc-target-uri", ""),
+                    decode_html(http.body, http.headers.get("content-type"))[0],
+                    http.headers.get("content-language"),
+                )
 
 
 def load_sentences(path: Path) -> dict[str, list[str]]:
@@ -83,8 +89,13 @@ def with_chrome(page: str, before: str, after: str) -> str:
     if start < 0 or end < 0 or end < start:
         return f"<div>{html_lib.escape(before)}</div>{page}<div>{html_lib.escape(after)}</div>"
     open_end = page.find(">", start) + 1
-    return (page[:open_end] + f'<aside class="sidebar"><p>{html_lib.escape(before)}</p></aside>' + page[open_end:end]
-            + f'<footer><p>{html_lib.escape(after)}</p></footer>' + page[end:])
+    return (
+        page[:open_end]
+        + f'<aside class="sidebar"><p>{html_lib.escape(before)}</p></aside>'
+        + page[open_end:end]
+        + f"<footer><p>{html_lib.escape(after)}</p></footer>"
+        + page[end:]
+    )
 
 
 def main() -> None:
@@ -103,7 +114,12 @@ def main() -> None:
             cases.append(("with_chrome", with_chrome(page, before, after), content_language))
     texts = [full_path_text(page) for _, page, _ in cases]
     full_langs = language.detect(texts, LanguageConfig())
-    result = {"benchmark": "prescreen_agreement", "pages": len(cases), "copies": args.copies, "chrome_chars": args.chrome}
+    result = {
+        "benchmark": "prescreen_agreement",
+        "pages": len(cases),
+        "copies": args.copies,
+        "chrome_chars": args.chrome,
+    }
     for name, kept in KEPT.items():
         counts = {"full_passes": 0, "prescreen_skips": 0, "lost": 0}
         by_kind = defaultdict(lambda: {"full_passes": 0, "lost": 0})

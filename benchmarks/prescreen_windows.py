@@ -17,6 +17,7 @@ Two built sets from the labelled sentences of ../shared/data (no HTML corpus nee
 
 Prints one JSON object as the last line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,10 @@ def text_of(sentences: list[str], chars: int, seed: str) -> str:
 
 def page(before: str, article: str, after: str) -> str:
     esc = html_lib.escape
-    return (f"<html><head><title>t</title></head><body><div class=side><p>{esc(before)}</p></div>"
-            f"<article><p>{esc(article)}</p></article><footer><p>{esc(after)}</p></footer></body></html>")
+    return (
+        f"<html><head><title>t</title></head><body><div class=side><p>{esc(before)}</p></div>"
+        f"<article><p>{esc(article)}</p></article><footer><p>{esc(after)}</p></footer></body></html>"
+    )
 
 
 def passes(text: str, kept: str) -> bool:
@@ -71,7 +74,11 @@ def content_set(sentences: dict[str, list[str]], lengths: list[int], foreign: in
                 seed = f"{kept}/{length}/{i}"
                 other = others[pick(seed, len(others))]
                 article = text_of(sentences[kept], length, seed)
-                html = page(text_of(sentences[other], foreign, seed + "a"), article, text_of(sentences[other], foreign, seed + "b"))
+                html = page(
+                    text_of(sentences[other], foreign, seed + "a"),
+                    article,
+                    text_of(sentences[other], foreign, seed + "b"),
+                )
                 full = passes(article, kept), passes(full_path_text(html), kept)
                 skipped = screen(html, None, frozenset({kept}), THRESHOLD) is not None
                 counts["article_passes_alone"] += full[0]
@@ -115,10 +122,15 @@ def main() -> None:
     if not args.sentences.is_file():
         sys.exit(f"missing {args.sentences}")
     sentences = load_sentences(args.sentences)
-    result = {"benchmark": "prescreen_windows", "window": WINDOW, "max_chars": MAX_CHARS, "threshold": THRESHOLD,
-              "foreign_chars": args.foreign,
-              "content": content_set(sentences, args.lengths, args.foreign, args.pages),
-              "lost_guard": lost_set(sentences)}
+    result = {
+        "benchmark": "prescreen_windows",
+        "window": WINDOW,
+        "max_chars": MAX_CHARS,
+        "threshold": THRESHOLD,
+        "foreign_chars": args.foreign,
+        "content": content_set(sentences, args.lengths, args.foreign, args.pages),
+        "lost_guard": lost_set(sentences),
+    }
     print_result(result)
 
 

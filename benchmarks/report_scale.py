@@ -13,6 +13,7 @@ Last line: one JSON object, both sides at both sizes and the ratios.
 
 usage: python -m benchmarks.report_scale [--docs 20000] [--warc-dir ../shared/data/warc]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,12 @@ PART_DOCS = 10_000
 MEASURE = {
     "ours": "from pipeline.report.filter import filter_report; r = filter_report(FOLDER); n = r['documents']",
     "peer": (
-        "import pandas as pd; from pipeline.outcomes import outcome_files; from pipeline.report.filter import filter_config;"
+        "import pandas as pd; from pipeline.outcomes import outcome_files;"
+        "from pipeline.report.filter import filter_config;"
         "from pipeline.stage import read_manifest; from pipeline.report.thresholds import thresholds;"
         "df = pd.concat([pd.read_parquet(p) for p, _ in outcome_files(FOLDER, 'filter')], ignore_index=True);"
-        "fails = {t.rule: int(t.fails(df[t.signal].to_numpy()).sum()) for t in thresholds(filter_config(read_manifest(FOLDER)))};"
+        "rules = thresholds(filter_config(read_manifest(FOLDER)));"
+        "fails = {t.rule: int(t.fails(df[t.signal].to_numpy()).sum()) for t in rules};"
         "n = len(df)"
     ),
 }
@@ -65,8 +68,10 @@ def replicate(base: Path, docs: int) -> Path:
     folder = WORK / f"filter-{docs}"
     if (folder / "_stage.json").is_file():
         return folder
-    tables = {dropped: pa.concat_tables([pq.read_table(p) for p, d in outcome_files(base, "filter") if d == dropped])
-              for dropped in (False, True)}
+    tables = {
+        dropped: pa.concat_tables([pq.read_table(p) for p, d in outcome_files(base, "filter") if d == dropped])
+        for dropped in (False, True)
+    }
     per_copy = sum(t.num_rows for t in tables.values())
     copies = max(1, round(docs / per_copy))
     files = {}
@@ -87,9 +92,11 @@ def replicate(base: Path, docs: int) -> Path:
 
 
 def measure(side: str, folder: Path) -> dict:
-    code = (f"import json, resource, time; FOLDER = {str(folder)!r}; t = time.time(); {MEASURE[side]}; "
-            "print(json.dumps({'docs': n, 'seconds': round(time.time() - t, 2), "
-            "'peak_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))")
+    code = (
+        f"import json, resource, time; FOLDER = {str(folder)!r}; t = time.time(); {MEASURE[side]}; "
+        "print(json.dumps({'docs': n, 'seconds': round(time.time() - t, 2), "
+        "'peak_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))"
+    )
     return run_json([sys.executable, "-c", code])
 
 
@@ -108,13 +115,23 @@ def main() -> None:
             rows[f"{side}_{docs}"] = {**measure(side, folder), "parquet_mib": round(mib, 1)}
             print(side, docs, rows[f"{side}_{docs}"], f"({time.time() - started:.0f} s with start-up)", flush=True)
     small, large = args.docs, 10 * args.docs
-    print_result({
-        **rows,
-        "ours_peak_growth_10x_docs": round(rows[f"ours_{large}"]["peak_mib"] / rows[f"ours_{small}"]["peak_mib"], 2),
-        "peer_peak_growth_10x_docs": round(rows[f"peer_{large}"]["peak_mib"] / rows[f"peer_{small}"]["peak_mib"], 2),
-        "peak_ours_over_peer_at_10x": round(rows[f"ours_{large}"]["peak_mib"] / rows[f"peer_{large}"]["peak_mib"], 3),
-        "seconds_ours_over_peer_at_10x": round(rows[f"ours_{large}"]["seconds"] / rows[f"peer_{large}"]["seconds"], 3),
-    })
+    print_result(
+        {
+            **rows,
+            "ours_peak_growth_10x_docs": round(
+                rows[f"ours_{large}"]["peak_mib"] / rows[f"ours_{small}"]["peak_mib"], 2
+            ),
+            "peer_peak_growth_10x_docs": round(
+                rows[f"peer_{large}"]["peak_mib"] / rows[f"peer_{small}"]["peak_mib"], 2
+            ),
+            "peak_ours_over_peer_at_10x": round(
+                rows[f"ours_{large}"]["peak_mib"] / rows[f"peer_{large}"]["peak_mib"], 3
+            ),
+            "seconds_ours_over_peer_at_10x": round(
+                rows[f"ours_{large}"]["seconds"] / rows[f"peer_{large}"]["seconds"], 3
+            ),
+        }
+    )
 
 
 if __name__ == "__main__":

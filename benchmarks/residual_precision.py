@@ -14,6 +14,7 @@ pipeline (CPU, about a minute).
     python -m benchmarks.residual_precision [--shards DIR] [--out DIR] [--steps 300] [--set train.k=v ...]
 Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,16 +30,31 @@ from model.train import train
 from model.training import read_metrics
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps
-DEFAULTS = ["train.block_size=256", "train.batch_size=16", "train.warmup_steps=30", "train.eval_interval=50",
-            "train.eval_batches=8", "train.checkpoint_interval=1000", "train.sample_tokens=0", "train.compile=true",
-            "train.learning_rate=6e-4", "train.min_lr=6e-5"]
+DEFAULTS = [
+    "train.block_size=256",
+    "train.batch_size=16",
+    "train.warmup_steps=30",
+    "train.eval_interval=50",
+    "train.eval_batches=8",
+    "train.checkpoint_interval=1000",
+    "train.sample_tokens=0",
+    "train.compile=true",
+    "train.learning_rate=6e-4",
+    "train.min_lr=6e-5",
+]
 
 
 def build_shards(warc_dir: Path, workdir: Path) -> Path:
     from crawl2gpt.runner import run_pipeline
 
-    cfg = RunConfig.load(None, ["tokenizer.vocab_size=4096", "shards.val_fraction=0.05",
-                                "filter.language.languages=[en,de,fr,es,it,nl,pt,pl,ru]"])
+    cfg = RunConfig.load(
+        None,
+        [
+            "tokenizer.vocab_size=4096",
+            "shards.val_fraction=0.05",
+            "filter.language.languages=[en,de,fr,es,it,nl,pt,pl,ru]",
+        ],
+    )
     warcs = sorted(str(p) for p in warc_dir.glob("*.warc.gz"))
     run_pipeline(warcs, workdir, cfg, until="shards")
     return workdir / "shards"
@@ -49,7 +65,10 @@ def run_one(shards: Path, out: Path, overrides: list[str], residual: str, seed_o
     cfg.seed += seed_offset
     name = f"{residual}_seed{cfg.seed}"
     summary = train(shards, out / name, cfg, progress=False)
-    print(json.dumps({"run": name, **{k: summary[k] for k in ("val_loss", "tokens_per_s", "precision", "device")}}), flush=True)
+    print(
+        json.dumps({"run": name, **{k: summary[k] for k in ("val_loss", "tokens_per_s", "precision", "device")}}),
+        flush=True,
+    )
     return read_metrics(out / name)
 
 
@@ -95,13 +114,24 @@ def main() -> None:
     bf16 = run_one(shards, out, overrides, "bf16")
     fp32_next_seed = run_one(shards, out, overrides, "fp32", seed_offset=1)
     result = compare(fp32, bf16)
-    result["yardstick_fp32_vs_fp32_next_seed"] = {k: v for k, v in compare(fp32, fp32_next_seed).items() if k != "evals"}
+    result["yardstick_fp32_vs_fp32_next_seed"] = {
+        k: v for k, v in compare(fp32, fp32_next_seed).items() if k != "evals"
+    }
     for e in result["evals"]:
-        print(f"step {e['step']:>5}  val fp32 {e['fp32']:.4f}  bf16 {e['bf16']:.4f}  "
-              f"(ppl {math.exp(e['fp32']):.1f} vs {math.exp(e['bf16']):.1f})")
-    print_result({"benchmark": "residual_precision", "shards": str(shards),
-                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                  "torch": torch.__version__, "overrides": DEFAULTS + overrides, **result})
+        print(
+            f"step {e['step']:>5}  val fp32 {e['fp32']:.4f}  bf16 {e['bf16']:.4f}  "
+            f"(ppl {math.exp(e['fp32']):.1f} vs {math.exp(e['bf16']):.1f})"
+        )
+    print_result(
+        {
+            "benchmark": "residual_precision",
+            "shards": str(shards),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            "torch": torch.__version__,
+            "overrides": DEFAULTS + overrides,
+            **result,
+        }
+    )
 
 
 if __name__ == "__main__":

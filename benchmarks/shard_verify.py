@@ -12,6 +12,7 @@ builds from the real web pages in ../shared/data/warc (reused if it is there).
 Last line: one JSON object (seconds per GB of shard file checked and unchecked, the ratio, and
 the check's cost per billion tokens: what a training run reading N tokens/s pays).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,16 +50,33 @@ def main() -> None:
             hashlib.sha256(pa.memory_map(str(path)).read_buffer()).hexdigest()
 
     unchecked()  # warm the page cache for both
-    plain, verified, sha = (best_seconds(unchecked, args.repeats), best_seconds(checked, args.repeats),
-                            best_seconds(hash_only, args.repeats))
+    plain, verified, sha = (
+        best_seconds(unchecked, args.repeats),
+        best_seconds(checked, args.repeats),
+        best_seconds(hash_only, args.repeats),
+    )
     gb = file_bytes / 1e9
     print(f"{len(paths)} shards, {gb:.3f} GB, {tokens / 1e6:.1f} M tokens")
-    print(f"load unchecked {plain / gb:6.2f} s/GB\nload checked   {verified / gb:6.2f} s/GB\nsha256 alone   {sha / gb:6.2f} s/GB")
-    print_result({"benchmark": "shard_verify", "shards": str(shards), "n_shards": len(paths), "file_gb": gb,
-                  "tokens": tokens, "unchecked_s_per_gb": plain / gb, "checked_s_per_gb": verified / gb,
-                  "sha256_s_per_gb": sha / gb, "ratio_checked_vs_unchecked": verified / plain,
-                  "check_s_per_billion_tokens": sha / tokens * 1e9,
-                  "machine": "2-core CPU sandbox (shared), 24 GiB, no GPU"})
+    print(
+        f"load unchecked {plain / gb:6.2f} s/GB\n"
+        f"load checked   {verified / gb:6.2f} s/GB\n"
+        f"sha256 alone   {sha / gb:6.2f} s/GB"
+    )
+    print_result(
+        {
+            "benchmark": "shard_verify",
+            "shards": str(shards),
+            "n_shards": len(paths),
+            "file_gb": gb,
+            "tokens": tokens,
+            "unchecked_s_per_gb": plain / gb,
+            "checked_s_per_gb": verified / gb,
+            "sha256_s_per_gb": sha / gb,
+            "ratio_checked_vs_unchecked": verified / plain,
+            "check_s_per_billion_tokens": sha / tokens * 1e9,
+            "machine": "2-core CPU sandbox (shared), 24 GiB, no GPU",
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ stage (encode + Parquet + checksums) end to end in MB/s. Last line: one JSON obj
 
     python -m benchmarks.tokenizer_throughput [WARC ...] [--vocab 8192]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,14 +77,20 @@ def train_hf(texts: list[str], vocab: int, kind: str) -> tuple[float, object]:
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=["<|endoftext|>", "<|pad|>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab,
+            special_tokens=["<|endoftext|>", "<|pad|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
     else:  # SentencePiece-style: Metaspace word boundaries, rare characters as <0xNN> bytes
         tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace()])
         specials = ["<|pad|>", "<unk>", "<|endoftext|>"] + [f"<0x{b:02X}>" for b in range(256)]
-        trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, limit_alphabet=1000, show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab, special_tokens=specials, limit_alphabet=1000, show_progress=False
+        )
     with timed() as clock:
         tok.train_from_iterator(texts, trainer=trainer)
     return clock.wall_s, tok
@@ -103,7 +110,9 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
     folder.mkdir(exist_ok=True)
     for name in ("tokenizer.model",):
         (folder / name).write_bytes((tokenizer_dir / name).read_bytes())
-    write_manifest(folder, {"inputs": [], "config": {}, "code_version": "bench"}, StageStats(stage="tokenizer"), time.time())
+    write_manifest(
+        folder, {"inputs": [], "config": {}, "code_version": "bench"}, StageStats(stage="tokenizer"), time.time()
+    )
     dedup = tokenizer_dir.parent / "dedup"  # the extract output, presented as a dedup folder
     dedup.mkdir(exist_ok=True)
     for part in sorted(extract.glob("part-*.parquet")):
@@ -113,8 +122,12 @@ def shards_stage(extract: Path, tokenizer_dir: Path, size: int) -> dict:
         stats = run_stage(SHARDS, [str(dedup), str(folder)], tokenizer_dir.parent / "shards", RunConfig(), force=True)
     seconds = clock.wall_s
     assert read_manifest(tokenizer_dir.parent / "shards")["stage"] == "shards"
-    return {"wall_s": round(seconds, 2), "mb_s": round(size / seconds / 1e6, 3),
-            "part_encode_s_sum": stats.extra["encode_seconds"], "tokens": stats.extra["train_tokens"] + stats.extra["val_tokens"]}
+    return {
+        "wall_s": round(seconds, 2),
+        "mb_s": round(size / seconds / 1e6, 3),
+        "part_encode_s_sum": stats.extra["encode_seconds"],
+        "tokens": stats.extra["train_tokens"] + stats.extra["val_tokens"],
+    }
 
 
 def main() -> None:
@@ -145,24 +158,38 @@ def main() -> None:
         result = {
             "benchmark": "tokenizer_throughput",
             "machine": "2-core CPU sandbox, no GPU" if cores == 2 else f"{cores}-core CPU, no GPU",
-            "docs": len(texts), "text_mb": round(size / 1e6, 3), "vocab_size": args.vocab, "threads": cores,
-            "ours_sentencepiece": {"encode_mb_s": round(ours_mbs, 3), "train_s": round(ours_train_s, 2),
-                                   "tokens_per_byte": round(ours_tokens / size, 4), "vocab": sp.GetPieceSize()},
+            "docs": len(texts),
+            "text_mb": round(size / 1e6, 3),
+            "vocab_size": args.vocab,
+            "threads": cores,
+            "ours_sentencepiece": {
+                "encode_mb_s": round(ours_mbs, 3),
+                "train_s": round(ours_train_s, 2),
+                "tokens_per_byte": round(ours_tokens / size, 4),
+                "vocab": sp.GetPieceSize(),
+            },
         }
         for kind, (train_s, tok) in peers.items():
+
             def peer(batch, tok=tok):
                 return sum(len(e.ids) for e in tok.encode_batch(batch, add_special_tokens=False))
 
             mbs, tokens = best_rate(peer, texts, args.repeat, args.min_seconds)
             assert tok.decode(tok.encode(texts[0]).ids).strip()  # a trained, working tokenizer
-            result[f"hf_{kind}"] = {"encode_mb_s": round(mbs, 3), "train_s": round(train_s, 2),
-                                    "tokens_per_byte": round(tokens / size, 4), "vocab": tok.get_vocab_size()}
+            result[f"hf_{kind}"] = {
+                "encode_mb_s": round(mbs, 3),
+                "train_s": round(train_s, 2),
+                "tokens_per_byte": round(tokens / size, 4),
+                "vocab": tok.get_vocab_size(),
+            }
             result[f"encode_ratio_vs_hf_{kind}"] = round(ours_mbs / mbs, 3)
         plain = Path(tmp) / "tok-no-split-digits"
         plain.mkdir()
         plain_train_s, sp_plain = train_ours(extract, args.vocab, plain, split_digits=False)
-        result["ours_no_split_digits"] = {"train_s": round(plain_train_s, 2), "tokens_per_byte": round(
-            sum(map(len, sp_plain.encode(texts))) / size, 4)}
+        result["ours_no_split_digits"] = {
+            "train_s": round(plain_train_s, 2),
+            "tokens_per_byte": round(sum(map(len, sp_plain.encode(texts))) / size, 4),
+        }
         result["shards_stage"] = shards_stage(extract, out, size)
     result["required_ratio"] = 1.0
     print_result(result)

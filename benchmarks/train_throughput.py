@@ -20,12 +20,14 @@ batch holds, and this machine-independent input keeps the run self-contained on 
         [--steps 10] [--batch-size 64] [--accum 1] [--attn trainer] [--fp8] [--no-compile]
         [--models ours,ours_bf16_residual,ours_fp32_residual,transformers] [--variant NAME=key=value,key=value ...]
     torchrun --nproc_per_node=2 -m benchmarks.train_throughput --models ours \\
-        --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true
+        --variant ddp=parallel=ddp --variant fsdp=parallel=fsdp \\
+        --variant fsdp_reshard=parallel=fsdp,fsdp_reshard_after_forward=true
 Models: ours (trainer defaults: bf16 residual stream, fused loss), ours_bf16_residual (plain loss),
 ours_fp32_residual (nanoGPT-style), transformers (one process only). --fp8 adds the variant
 fp8=fp8=true (torchao's float8 linear layers in the blocks, model/fp8.py).
 Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +47,10 @@ from model.gpt import GPT, GPTConfig, param_groups
 
 PEAK_BF16_DENSE = 989e12  # H100/H200 SXM datasheet, dense BF16 tensor core, per GPU
 SHAPES = {  # (n_layer, n_head, n_embd): GPT-2 paper table 2; tiny is for CPU smoke runs
-    "tiny": (2, 2, 64), "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36, 20, 1280),
+    "tiny": (2, 2, 64),
+    "gpt2": (12, 12, 768),
+    "gpt2-medium": (24, 16, 1024),
+    "gpt2-large": (36, 20, 1280),
 }
 COMPILE_MODE = None  # --mode
 ATTN = "trainer"  # --attn
@@ -71,8 +76,17 @@ def ours_fp32_residual(cfg: GPTConfig):
 def transformers_gpt2(cfg: GPTConfig):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    hf_cfg = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
-                        n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
+    hf_cfg = GPT2Config(
+        vocab_size=cfg.vocab_size,
+        n_positions=cfg.block_size,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        attn_implementation="sdpa",
+    )
     model = GPT2LMHeadModel(hf_cfg)
     assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
 
@@ -83,8 +97,12 @@ def transformers_gpt2(cfg: GPTConfig):
     return model, loss
 
 
-MAKERS = {"ours": ours, "ours_bf16_residual": ours_bf16_residual, "ours_fp32_residual": ours_fp32_residual,
-          "transformers": transformers_gpt2}
+MAKERS = {
+    "ours": ours,
+    "ours_bf16_residual": ours_bf16_residual,
+    "ours_fp32_residual": ours_fp32_residual,
+    "transformers": transformers_gpt2,
+}
 
 
 def measure(name, variant, settings, make, cfg, batches, steps, warmup, world):
@@ -115,11 +133,19 @@ def measure(name, variant, settings, make, cfg, batches, steps, warmup, world):
         _profile(step_fn, batches, device, f"{name}/{variant}", world.is_main)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
     row = {
-        "model": name, "variant": variant, "settings": settings.get("overrides", []), "world_size": world.world_size,
-        "graph_breaks": _graph_breaks() - breaks_before, "params": n_params, "tokens_per_s": tokens / seconds,
-        "tokens_per_s_per_gpu": tokens / seconds / world.world_size, "ms_per_step": 1000 * seconds / steps,
-        "mfu": flops_per_token * tokens / seconds / (PEAK_BF16_DENSE * world.world_size), "warmup_s": warm_s,
-        "final_loss": distributed.mean(loss, world), "first_loss": distributed.mean(losses[0], world),
+        "model": name,
+        "variant": variant,
+        "settings": settings.get("overrides", []),
+        "world_size": world.world_size,
+        "graph_breaks": _graph_breaks() - breaks_before,
+        "params": n_params,
+        "tokens_per_s": tokens / seconds,
+        "tokens_per_s_per_gpu": tokens / seconds / world.world_size,
+        "ms_per_step": 1000 * seconds / steps,
+        "mfu": flops_per_token * tokens / seconds / (PEAK_BF16_DENSE * world.world_size),
+        "warmup_s": warm_s,
+        "final_loss": distributed.mean(loss, world),
+        "first_loss": distributed.mean(losses[0], world),
         "peak_mem_gib": distributed.max_over_ranks(peak, world) if peak is not None else None,
     }
     del model, step_fn
@@ -213,7 +239,10 @@ def _profile(step_fn, batches, device, label: str, show: bool, steps: int = 5) -
     busy = gpu_busy_us(prof)
     if busy is not None:
         busy_ms = busy / 1000 / steps
-        print(f"profile {label}: {wall_ms:.2f} ms per step, GPU busy {busy_ms:.2f} ms, idle {wall_ms - busy_ms:.2f} ms", flush=True)
+        print(
+            f"profile {label}: {wall_ms:.2f} ms per step, GPU busy {busy_ms:.2f} ms, idle {wall_ms - busy_ms:.2f} ms",
+            flush=True,
+        )
 
 
 def _graph_breaks() -> int:
@@ -247,7 +276,9 @@ def variant_settings(overrides: list[str], compiled: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     # defaults: the configuration of the table in docs/benchmarks-train.md
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="gpt2", help="model shape (GPT-2 small, medium, large)")
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="gpt2", help="model shape (GPT-2 small, medium, large)"
+    )
     parser.add_argument("--vocab", type=int, default=50304, help="vocabulary size (50304: GPT-2's padded to 64)")
     parser.add_argument("--block-size", type=int, default=None, help="sequence length (default: 1024, tiny 64)")
     parser.add_argument("--steps", type=int, default=10)
@@ -256,18 +287,36 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--small", action="store_true", help="same as --shape tiny (a CPU smoke run)")
     parser.add_argument("--models", default="ours,ours_bf16_residual,ours_fp32_residual,transformers")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=key=value,...",
-                        help="one more row of each GPT model with these train.* settings (repeatable)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=key=value,...",
+        help="one more row of each GPT model with these train.* settings (repeatable)",
+    )
     parser.add_argument("--no-default-variant", action="store_true", help="measure only the --variant rows")
     parser.add_argument("--fp8", action="store_true", help="add the variant fp8=fp8=true (FP8 linears, needs torchao)")
     parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--cd-tuning", action="store_true", help="inductor coordinate-descent tuning of kernel configs")
-    parser.add_argument("--attn", choices=["trainer", "default", "cudnn", "flash"], default="trainer",
-                        help="SDPA kernels for both models (GPU only): the trainer's choice (cuDNN first), PyTorch's "
-                             "default, or one kernel only")
-    parser.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (GPT-2 recipes: about 0.5M tokens a step)")
-    parser.add_argument("--tokens", default=None, metavar="SHARDS",
-                        help="cut the batches from this shards folder's train split instead of uniform random ids")
+    parser.add_argument(
+        "--attn",
+        choices=["trainer", "default", "cudnn", "flash"],
+        default="trainer",
+        help="SDPA kernels for both models (GPU only): the trainer's choice (cuDNN first), PyTorch's "
+        "default, or one kernel only",
+    )
+    parser.add_argument(
+        "--accum",
+        type=int,
+        default=1,
+        help="micro-batches per optimizer step (GPT-2 recipes: about 0.5M tokens a step)",
+    )
+    parser.add_argument(
+        "--tokens",
+        default=None,
+        metavar="SHARDS",
+        help="cut the batches from this shards folder's train split instead of uniform random ids",
+    )
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of a few steps after timing")
     args = parser.parse_args()
     global COMPILE_MODE, ATTN, PROFILE, ACCUM
@@ -288,7 +337,9 @@ def real_tokens(shards_dir: str, vocab: int) -> torch.Tensor:
     """The train split of a shards folder as one LongTensor (its vocabulary must fit --vocab)."""
     from model.data import load_tokens, shard_paths
 
-    tokens = torch.from_numpy(np.concatenate([load_tokens(p) for p in shard_paths(shards_dir, "train")]).astype(np.int64))
+    tokens = torch.from_numpy(
+        np.concatenate([load_tokens(p) for p in shard_paths(shards_dir, "train")]).astype(np.int64)
+    )
     if int(tokens.max()) >= vocab:
         raise SystemExit(f"--tokens {shards_dir}: token id {int(tokens.max())} does not fit --vocab {vocab}")
     return tokens
@@ -329,17 +380,35 @@ def run(args, shape: str, world) -> None:
     print(f"{'model':<20}{'variant':<16}{'tok/s':>12}{'ms/step':>10}{'MFU':>8}{'peak GiB':>10}")
     for r in rows:
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] is not None else "-"
-        print(f"{r['model']:<20}{r['variant']:<16}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}")
+        print(
+            f"{r['model']:<20}{r['variant']:<16}{r['tokens_per_s']:>12,.0f}{r['ms_per_step']:>10.1f}{r['mfu']:>8.1%}{mem:>10}"
+        )
     hf = next((r for r in rows if r["model"] == "transformers"), None)
     result = {
-        "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-        "torch": torch.__version__, "shape": shape, "vocab_size": vocab, "world_size": world.world_size,
-        "batch_size": args.batch_size, "block_size": cfg.block_size, "compiled": not args.no_compile, "compile_mode": args.mode,
-        "cd_tuning": args.cd_tuning, "attn": args.attn, "accum": args.accum, "tokens": args.tokens or "random",
+        "benchmark": "train_throughput",
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "torch": torch.__version__,
+        "shape": shape,
+        "vocab_size": vocab,
+        "world_size": world.world_size,
+        "batch_size": args.batch_size,
+        "block_size": cfg.block_size,
+        "compiled": not args.no_compile,
+        "compile_mode": args.mode,
+        "cd_tuning": args.cd_tuning,
+        "attn": args.attn,
+        "accum": args.accum,
+        "tokens": args.tokens or "random",
         "tokens_per_optimizer_step": args.accum * args.batch_size * cfg.block_size * world.world_size,
-        "precision": "bf16" if device.startswith("cuda") else "fp32", "rows": rows,
-        "speedup_vs_transformers": {f"{r['model']}@{r['variant']}": r["tokens_per_s"] / hf["tokens_per_s"]
-                                    for r in rows if r["model"] != "transformers"} if hf else None,
+        "precision": "bf16" if device.startswith("cuda") else "fp32",
+        "rows": rows,
+        "speedup_vs_transformers": {
+            f"{r['model']}@{r['variant']}": r["tokens_per_s"] / hf["tokens_per_s"]
+            for r in rows
+            if r["model"] != "transformers"
+        }
+        if hf
+        else None,
     }
     print_result(result)
 
