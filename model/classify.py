@@ -33,10 +33,10 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.finetune import fit, load_base, save_tokenizer
+from model.finetune import fit, load_base
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
-from model.sft_data import Tokenizer
+from model.tokenizer import Tokenizer, load_tokenizer
 from model.training import build_model, peak_memory_mb, pick_device, plot_losses
 from model.config import ClassifyConfig, FinetuneConfig, ModelRun, ModelSections
 from pipeline.atomic import atomic_write_text
@@ -346,14 +346,12 @@ def save_classifier(clf: GPTClassifier, names: list[str], info: dict, tok: Token
     meta = {"labels": names, "pooling": clf.pooling, "model_config": clf.gpt.config.to_dict(), "base": info["base"],
             "max_tokens": ft.classify.max_tokens}
     atomic_write_text(out / "classifier.json", json.dumps(meta, indent=1))
-    save_tokenizer(tok, out)
+    tok.save(out)
 
 
 def load_classifier(out_dir: str | Path) -> tuple[GPTClassifier, Tokenizer, dict[str, Any]]:
     """A classifier saved by run_classify, with its tokenizer and metadata."""
     from safetensors.torch import load_model
-
-    from model.sft_data import load_tokenizer
 
     out = Path(out_dir)
     meta = json.loads((out / "classifier.json").read_text())

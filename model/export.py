@@ -35,10 +35,10 @@ import torch
 from model.gpt import GPT, GPTConfig
 from model.gpt2_interop import GPT2_ARCH, export_gpt2
 from model.hf_tokenizer import write_hf_tokenizer
+from model.tokenizer import SentencePieceTokenizer, load_tokenizer
 from model.training import load_model
 from pipeline.atomic import temp_path
 from pipeline.errors import CheckpointError, ExportError
-from pipeline.stage import sha256_file
 
 LLAMA_ARCH = dict(positions="rope", norm="rmsnorm", mlp="swiglu")
 GPT2_SHAPE = {k: v for k, v in GPT2_ARCH.items() if k != "bias"}  # bias=False exports as zero biases
@@ -227,19 +227,18 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
         raise ExportError(f"{output} exists and is not empty; choose a new folder or pass --force to replace it")
     model, state, folder = load_model(ckpt, "cpu")
     family = target_architecture(model.config, state.get("arch", "gpt"))
-    tokenizer_model = folder / "tokenizer.model"
-    if not tokenizer_model.is_file():
-        raise CheckpointError(f"{folder} has no tokenizer.model; it was saved by a run without a tokenizer in its shards folder")
-    if state.get("tokenizer_sha256") not in (None, sha256_file(tokenizer_model)):
-        raise CheckpointError(f"{tokenizer_model} is not the tokenizer this checkpoint was trained with (sha256 differs from state.json)")
+    tokenizer = load_tokenizer(folder, state.get("tokenizer_sha256"))
+    if not isinstance(tokenizer, SentencePieceTokenizer):
+        raise ExportError(f"{folder} holds GPT-2's tokenizer: it was fine-tuned from GPT-2, and its fine-tuning run "
+                          "already wrote a folder transformers loads (gpt2/ beside checkpoints/)")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(output)
     tmp.mkdir()
     try:
         summary: dict[str, Any] = {"checkpoint": str(folder), "step": state.get("step"), "architecture": family}
-        summary["tokenizer"] = write_hf_tokenizer(tokenizer_model, tmp, model.config.block_size)
+        summary["tokenizer"] = write_hf_tokenizer(tokenizer, tmp, model.config.block_size)
         if summary["tokenizer"]["vocab_size"] > model.config.vocab_size:
-            raise CheckpointError(f"{tokenizer_model} has {summary['tokenizer']['vocab_size']} pieces, more than the "
+            raise CheckpointError(f"{tokenizer.path} has {summary['tokenizer']['vocab_size']} pieces, more than the "
                                   f"model's vocab_size {model.config.vocab_size}")
         _write_model(model, family, tmp, special_ids(state, summary["tokenizer"], folder))
         summary["max_logit_diff"] = check_with_transformers(model, tmp) if check else None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,8 +29,9 @@ import torch
 from model.fused_loss import linear_cross_entropy, logits_cross_entropy
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
-from model.sft_data import (IGNORE, Batch, GPT2Tokenizer, Tokenizer, derive_pairs, encode_prompt, iter_batches, load_tokenizer, make_rows,
-                            prompt_turns, read_jsonl, split_of, to_example)
+from model.sft_data import IGNORE, Batch, encode_prompt, iter_batches, make_rows, prompt_turns, read_jsonl, split_of, to_example
+from model.sft_pairs import derive_pairs
+from model.tokenizer import GPT2Tokenizer, Tokenizer, load_tokenizer
 from model.training import MetricsLog, cosine_lr, make_optimizer, peak_memory_mb, pick_device, plot_losses, precision_setup
 from model.config import FinetuneConfig, ModelRun, ModelSections
 from pipeline.atomic import atomic_write_text
@@ -58,11 +58,7 @@ def load_base(base: str, device: str = "cpu") -> tuple[GPT, Tokenizer, dict[str,
     model, state, ckpt = load_model(base, device)
     if state.get("arch", "gpt") != "gpt":
         raise CheckpointError(f"{ckpt} holds a {state.get('arch')!r} model; fine-tuning needs a GPT checkpoint")
-    try:
-        tok = load_tokenizer(ckpt)
-    except InputError:
-        raise CheckpointError(f"{ckpt} has no tokenizer.model (nor GPT-2 tokenizer files); fine-tuning needs the "
-                              "tokenizer the model was trained with") from None
+    tok = load_tokenizer(ckpt, state.get("tokenizer_sha256"))
     info = {"base": str(ckpt), "kind": "checkpoint", "model_config": state["model_config"], "tokenizer_dir": str(ckpt)}
     return model, tok, info
 
@@ -208,19 +204,12 @@ def save_finetuned(model: GPT, tok: Tokenizer, info: dict, out_dir: Path, step: 
     state = {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": tok.eot_id, "finetuned_from": info["base"],
              "finetune_config": ft.model_dump(mode="json")}
     path = save_checkpoint(out_dir / "checkpoints", step, model, None, state, keep=1)
-    save_tokenizer(tok, path)
+    tok.save(path)
     if info["kind"] == "gpt2":  # also as a GPT-2 folder that transformers (and run_sft) load
         from model.gpt2_interop import export_gpt2
 
-        save_tokenizer(tok, export_gpt2(model, out_dir / "gpt2"))
+        tok.save(export_gpt2(model, out_dir / "gpt2"))
     return path
-
-
-def save_tokenizer(tok: Tokenizer, folder: Path) -> None:
-    if isinstance(tok, GPT2Tokenizer):
-        tok.save(folder)
-    else:
-        shutil.copyfile(tok.path, Path(folder) / "tokenizer.model")
 
 
 def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str, Any]:
@@ -233,7 +222,7 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str
     model, tok, info = load_base(base, device)
     block = min(ft.block_size or model.config.block_size, model.config.block_size)
     derived = None
-    if Path(data_jsonl).is_dir():  # a documents stage folder: derive pairs first (model/sft_data.py recipes)
+    if Path(data_jsonl).is_dir():  # a documents stage folder: derive pairs first (model/sft_pairs.py recipes)
         derived = dict(derive_pairs([data_jsonl], out / "pairs.jsonl"))
         data_jsonl = str(out / "pairs.jsonl")
     conversations, counts = read_jsonl(data_jsonl)

@@ -2,7 +2,7 @@
 
 `sample` works on token ids with any model that has `forward(idx, caches=, start=)` and
 `new_caches()` (the GPT and the LSTM); `generate_text` is the CLI's entry: checkpoint folder
-in, text out, with the SentencePiece tokenizer saved beside the weights.
+in, text out, with the tokenizer saved beside the weights (model/tokenizer.py).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from pipeline.errors import CheckpointError
+from model.tokenizer import Tokenizer, load_tokenizer
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -60,26 +60,21 @@ def sample(model, prompt_ids: list[int], max_new_tokens: int, temperature: float
     return new
 
 
-def load_for_generation(ckpt_dir_or_file, device: str = "cpu"):
-    """(model, SentencePiece processor, eot_id) from a checkpoint, a checkpoints/ folder or a run folder."""
-    import sentencepiece as spm
-
+def load_for_generation(ckpt_dir_or_file, device: str = "cpu") -> tuple[torch.nn.Module, Tokenizer, int | None]:
+    """(model, its tokenizer, eot_id) from a checkpoint, a checkpoints/ folder or a run folder."""
     from model.training import load_model
 
     model, state, ckpt = load_model(ckpt_dir_or_file, device)
-    tok_path = ckpt / "tokenizer.model"
-    if not tok_path.is_file():
-        raise CheckpointError(f"{ckpt} has no tokenizer.model; it was saved by a run without a tokenizer in its shards folder")
-    return model, spm.SentencePieceProcessor(model_file=str(tok_path)), state.get("eot_id")
+    return model, load_tokenizer(ckpt, state.get("tokenizer_sha256")), state.get("eot_id")
 
 
 def generate_text(ckpt_dir_or_file, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8,
                   top_k: int | None = 200, top_p: float | None = None, seed: int = 1337, device: str = "cpu") -> str:
     """The prompt's continuation as text (the prompt itself not included)."""
-    model, sp, eot_id = load_for_generation(ckpt_dir_or_file, device)
+    model, tokenizer, eot_id = load_for_generation(ckpt_dir_or_file, device)
     generator = torch.Generator().manual_seed(seed)
-    ids = sample(model, sp.encode(prompt), max_new_tokens, temperature, top_k, top_p, eot_id, generator)
-    return sp.decode(ids)
+    ids = sample(model, tokenizer.encode(prompt), max_new_tokens, temperature, top_k, top_p, eot_id, generator)
+    return tokenizer.decode(ids)
 
 
 def main(argv: list[str] | None = None) -> None:

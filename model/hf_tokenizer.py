@@ -29,6 +29,7 @@ from typing import Iterable
 
 import sentencepiece as spm
 
+from model.tokenizer import SentencePieceTokenizer
 from pipeline.errors import ExportError
 
 # sentencepiece_model.proto: field numbers, and SentencePiece.Type values
@@ -214,13 +215,12 @@ def _save_readable_by_older_tokenizers(tokenizer, path: Path) -> None:
     path.write_text(json.dumps(body, ensure_ascii=False, indent=1))
 
 
-def write_hf_tokenizer(model_path: str | Path, folder: str | Path, max_length: int) -> dict:
+def write_hf_tokenizer(ours: SentencePieceTokenizer, folder: str | Path, max_length: int) -> dict:
     """tokenizer.json + tokenizer_config.json + special_tokens_map.json in `folder`, checked against
     SentencePiece; `AutoTokenizer.from_pretrained(folder)` loads them offline. Returns what was checked."""
-    model_path, folder = Path(model_path), Path(folder)
-    sp = spm.SentencePieceProcessor(model_file=str(model_path))
-    tokenizer = build_tokenizer(model_path)
-    checked = check_same_ids(sp, tokenizer, probe_texts(sp), str(model_path))
+    sp, folder = ours.sp, Path(folder)
+    tokenizer = build_tokenizer(ours.path)
+    checked = check_same_ids(sp, tokenizer, probe_texts(sp), str(ours.path))
     _save_readable_by_older_tokenizers(tokenizer, folder / "tokenizer.json")
     specials = special_tokens(sp)
     config = {

@@ -14,31 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from model.config import TrainConfig
-from pipeline.errors import InputError, TokenizerError
+from model.tokenizer import shards_tokenizer
+from pipeline.errors import InputError
 from pipeline.shard_format import load_manifest
-from pipeline.stage import sha256_file
 
 
 def check_tokenizer(shards_dir: str | Path, manifest: dict[str, Any]) -> None:
-    """tokenizer.model beside the shards must be the file the manifest recorded (its sha256) and
-    have the manifest's vocabulary size: samples decoded with another tokenizer are nonsense, and
-    a model sized for another vocabulary cannot hold every token id."""
-    recorded = manifest.get("tokenizer") or {}
-    path = Path(shards_dir) / recorded.get("path", "tokenizer.model")
-    if not path.is_file():
-        return  # no tokenizer: training runs, samples are skipped (model/train.py says so)
-    fix = "rerun the shards stage (crawl2gpt stage shards --force) so shards and tokenizer match"
-    if recorded.get("sha256") and sha256_file(path) != recorded["sha256"]:
-        raise TokenizerError(
-            f"{path} is not the tokenizer the shards in {shards_dir} were encoded with (manifest sha256 "
-            f"{recorded['sha256'][:12]}..., file {sha256_file(path)[:12]}...); {fix}"
-        )
-    import sentencepiece as spm
-
-    pieces = spm.SentencePieceProcessor(model_file=str(path)).get_piece_size()
-    if pieces != manifest["vocab_size"]:
-        raise TokenizerError(f"{path} has {pieces} pieces, the manifest of {shards_dir} says vocab_size "
-                             f"{manifest['vocab_size']}; {fix}")
+    """tokenizer.model beside the shards must be the file the manifest recorded (its sha256), with
+    our special ids and the manifest's vocabulary size (model/tokenizer.py checks all three)."""
+    shards_tokenizer(shards_dir, manifest)
 
 
 def largest_shard_windows(manifest: dict[str, Any], split: str, block_size: int) -> tuple[int, int] | None:

@@ -28,105 +28,20 @@ example attends to another (the packed logits equal the unpacked ones, tests/tes
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
+from model.tokenizer import Tokenizer
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fraction
 
 HEADERS = {"system": "### System:\n", "user": "### Instruction:\n", "input": "### Input:\n", "assistant": "### Response:\n"}
 TURN_GAP = "\n\n"
 IGNORE = -1  # GPT.forward's cross_entropy ignore_index
-
-
-class Tokenizer(Protocol):
-    eot_id: int
-    pad_id: int
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: Sequence[int]) -> str: ...
-
-
-class SentencePieceTokenizer:
-    """The project's SentencePiece model (pipeline/tokens/tokenizer.py): pad 0, <|endoftext|> 2."""
-
-    def __init__(self, path: str | Path):
-        import sentencepiece as spm
-
-        self.path = str(path)
-        self.sp = spm.SentencePieceProcessor(model_file=self.path)
-        self.eot_id = self.sp.eos_id() if self.sp.eos_id() >= 0 else self.sp.PieceToId("<|endoftext|>")
-        self.pad_id = self.sp.pad_id() if self.sp.pad_id() >= 0 else self.eot_id
-        self.vocab_size = self.sp.get_piece_size()
-
-    def encode(self, text: str) -> list[int]:
-        return self.sp.encode(text)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.sp.decode(list(ids))
-
-    def __getstate__(self):  # SentencePieceProcessor is not picklable: reload from the path
-        return {"path": self.path}
-
-    def __setstate__(self, state):
-        self.__init__(state["path"])
-
-
-class GPT2Tokenizer:
-    """GPT-2's byte-level BPE from a Hugging Face folder (tokenizer.json, or vocab.json + merges.txt);
-    <|endoftext|> (50256 in GPT-2) ends a response and pads (padding carries no loss)."""
-
-    FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json")
-
-    def __init__(self, folder: str | Path):
-        from tokenizers import Tokenizer as HFTokenizer
-        from tokenizers.implementations import ByteLevelBPETokenizer
-
-        self.folder = Path(folder)
-        if (self.folder / "tokenizer.json").is_file():
-            self.tok = HFTokenizer.from_file(str(self.folder / "tokenizer.json"))
-        elif (self.folder / "vocab.json").is_file() and (self.folder / "merges.txt").is_file():
-            self.tok = ByteLevelBPETokenizer(str(self.folder / "vocab.json"), str(self.folder / "merges.txt"))
-        else:
-            raise InputError(f"{folder} has no GPT-2 tokenizer (tokenizer.json, or vocab.json + merges.txt)")
-        eot = self.tok.token_to_id("<|endoftext|>")
-        if eot is None:
-            raise InputError(f"the tokenizer in {folder} has no <|endoftext|> token; it is not GPT-2's")
-        self.eot_id = self.pad_id = eot
-        self.vocab_size = self.tok.get_vocab_size()
-
-    def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text, add_special_tokens=False).ids
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tok.decode(list(ids), skip_special_tokens=False)
-
-    def save(self, folder: Path) -> None:
-        import shutil
-
-        for name in self.FILES:
-            if (self.folder / name).is_file():
-                shutil.copyfile(self.folder / name, Path(folder) / name)
-
-    def __getstate__(self):
-        return {"folder": str(self.folder)}
-
-    def __setstate__(self, state):
-        self.__init__(state["folder"])
-
-
-def load_tokenizer(folder: str | Path) -> Tokenizer:
-    """The tokenizer saved in a checkpoint folder: our SentencePiece model, or GPT-2's BPE files."""
-    folder = Path(folder)
-    if (folder / "tokenizer.model").is_file():
-        return SentencePieceTokenizer(folder / "tokenizer.model")
-    return GPT2Tokenizer(folder)
 
 
 # --------------------------------------------------------------------------- reading JSONL
@@ -324,101 +239,3 @@ def iter_batches(rows: list[list[Example]], batch_size: int, generator: torch.Ge
         for i in range(0, len(order), batch_size):
             yield collate([rows[j] for j in order[i : i + batch_size]], pad_id)
         epoch += 1
-
-
-# --------------------------------------------------------------------------- pairs from the curated corpus
-
-TITLE_INSTRUCTION = "Write a title for this article."
-CONTINUE_INSTRUCTION = "Continue the text."
-RECIPES = ("title", "continue")
-
-
-def paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in re.split(r"\n\s*\n|\n", text) if p.strip()]
-
-
-def opening(paras: list[str], max_chars: int) -> str:
-    """Whole paragraphs from the start up to max_chars (at least the first, cut at a word)."""
-    out = []
-    for p in paras:
-        if out and sum(len(q) + 1 for q in out) + len(p) > max_chars:
-            break
-        out.append(p)
-    text = "\n".join(out)
-    return text if len(text) <= max_chars else text[:max_chars].rsplit(" ", 1)[0]
-
-
-def title_pair(title: str | None, text: str, max_input_chars: int = 1500) -> tuple[dict | None, str | None]:
-    """Recipe 'title': the article's opening is the input, its <title> (trafilatura metadata) the answer."""
-    title = (title or "").strip()
-    if not title:
-        return None, "no_title"
-    if not 8 <= len(title) <= 200:  # shorter are site names ("Home"), longer are not titles
-        return None, "title_length"
-    paras = paragraphs(text)
-    if paras and paras[0].strip().lower() == title.lower():  # the extractor kept the headline: the answer would be visible
-        paras = paras[1:]
-    body = opening(paras, max_input_chars)
-    if len(body) < 200:
-        return None, "text_too_short"
-    return {"instruction": TITLE_INSTRUCTION, "input": body, "output": title}, None
-
-
-def continue_pair(text: str, max_input_chars: int = 800, max_output_chars: int = 600) -> tuple[dict | None, str | None]:
-    """Recipe 'continue': the opening paragraph(s) are the input, the paragraph(s) after them the answer."""
-    paras = [p for p in paragraphs(text) if len(p.split()) >= 5]  # menu lines and captions are not paragraphs
-    if len(paras) < 2:
-        return None, "too_few_paragraphs"
-    head = opening(paras[:-1], max_input_chars)
-    used = head.count("\n") + 1
-    tail = opening(paras[used:], max_output_chars)
-    if len(head) < 100 or len(tail) < 100:
-        return None, "paragraphs_too_short"
-    return {"instruction": CONTINUE_INSTRUCTION, "input": head, "output": tail}, None
-
-
-def document_parts(source: str | Path) -> list[Path]:
-    """Parquet parts of a finished stage folder (extract/filter/dedup), a folder of parts, or one file."""
-    from pipeline.stage import MANIFEST, stage_parts
-
-    source = Path(source)
-    if source.is_file():
-        return [source]
-    if (source / MANIFEST).is_file():
-        return stage_parts(source)
-    parts = sorted(source.glob("*.parquet"))
-    if not parts:
-        raise InputError(f"{source} holds no document Parquet parts; give a finished extract, filter or dedup folder")
-    return parts
-
-
-def derive_pairs(sources: Iterable[str | Path], out_jsonl: str | Path, recipes: Sequence[str] = RECIPES,
-                 max_pairs: int = 0, max_input_chars: int = 1500) -> Counter:
-    """Write Alpaca-format pairs derived from real documents to out_jsonl; returns counts per outcome.
-
-    Each line also carries `recipe`, `doc_id` and `url`, so every pair can be traced to its page.
-    max_input_chars bounds the article opening given as input (small-context models need less).
-    """
-    from pipeline.atomic import atomic_write_text
-    from pipeline.documents import iter_batches as doc_batches
-
-    unknown = set(recipes) - set(RECIPES)
-    if unknown:
-        raise InputError(f"unknown pair recipes {sorted(unknown)}; recipes are {RECIPES}")
-    counts, lines = Counter(), []
-    for part in (p for s in sources for p in document_parts(s)):
-        for batch in doc_batches(part, columns=["doc_id", "url", "title", "text"]):
-            for doc in batch.to_pylist():
-                counts["documents"] += 1
-                for recipe in recipes:
-                    text = doc["text"] or ""
-                    pair, reason = (title_pair(doc["title"], text, max_input_chars) if recipe == "title"
-                                    else continue_pair(text, min(800, max_input_chars)))
-                    counts[f"{recipe}:{reason or 'pairs'}"] += 1
-                    if pair:
-                        lines.append(json.dumps(dict(pair, recipe=recipe, doc_id=doc["doc_id"], url=doc["url"]), ensure_ascii=False))
-    if max_pairs:
-        lines = lines[:max_pairs]
-    counts["pairs"] = len(lines)
-    atomic_write_text(Path(out_jsonl), "".join(line + "\n" for line in lines))
-    return counts

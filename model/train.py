@@ -40,6 +40,7 @@ from model import distributed, preflight
 from model.data import TokenWindows, shard_paths
 from model.generate import sample
 from model.profiling import StepProfiler
+from model.tokenizer import shards_tokenizer
 from model.gpt_config import GPTConfig
 from model.training import (MetricsLog, attention_kernels, build_model, cosine_lr, make_optimizer, peak_memory_mb,
                             plot_losses, precision_setup, read_metrics, use_compile)
@@ -52,16 +53,6 @@ log = logging.getLogger("crawl2gpt.train")
 
 
 # --------------------------------------------------------------------------- building blocks
-
-
-def load_tokenizer(shards_dir: Path):
-    path = Path(shards_dir) / "tokenizer.model"
-    if not path.is_file():
-        log.warning("%s has no tokenizer.model: samples are skipped", shards_dir)
-        return None
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=str(path))
 
 
 # --------------------------------------------------------------------------- the run's state
@@ -89,7 +80,9 @@ class Run:
         self.train_loader = TokenWindows(shards_dir, "train", **loader_args)
         self.val_loader = TokenWindows(shards_dir, "val", **loader_args) if shard_paths(shards_dir, "val") else None
         self.val_start = self.val_loader.state_dict() if self.val_loader else None
-        self.tokenizer = load_tokenizer(shards_dir)
+        self.tokenizer = shards_tokenizer(shards_dir, self.manifest)
+        if self.tokenizer is None:
+            log.warning("%s has no tokenizer.model: samples are skipped", shards_dir)
         self.step = 0
         self.resumed_from: str | None = None
 

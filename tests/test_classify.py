@@ -13,7 +13,7 @@ from helpers.finetune import SHARED_DATA, sample_run
 from model.classify import (GPTClassifier, choose_trainable, classification_report, collate, predict, read_labelled,
                             run_classify, select)
 from model.gpt import GPT, GPTConfig
-from model.sft_data import SentencePieceTokenizer
+from model.tokenizer import SentencePieceTokenizer
 from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError
 

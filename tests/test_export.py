@@ -23,6 +23,7 @@ from model.gpt import GPT, GPTConfig
 from model.gpt2_interop import export_gpt2
 from model.hf_tokenizer import (AWKWARD_TEXTS, BYTE, CONTROL, NORMAL, SPACE, UNKNOWN, build_tokenizer, check_same_ids,
                                 read_model, write_hf_tokenizer)
+from model.tokenizer import SentencePieceTokenizer
 from model.train import train
 from pipeline.errors import ExportError
 from pipeline.stage import process_map
@@ -127,7 +128,7 @@ def test_folder_holds_what_transformers_and_serving_tools_read(exported):
 
 
 def test_tokenizer_gives_sentencepiece_ids_on_varied_text(run, tmp_path):
-    write_hf_tokenizer(run / "tokenizer/tokenizer.model", tmp_path, BLOCK)  # what export writes beside the weights
+    write_hf_tokenizer(SentencePieceTokenizer(run / "tokenizer/tokenizer.model"), tmp_path, BLOCK)  # what export writes beside the weights
     folder = tmp_path
     sp = spm.SentencePieceProcessor(model_file=str(run / "tokenizer/tokenizer.model"))
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)

@@ -13,8 +13,9 @@ import torch
 from helpers.finetune import sample_run
 from model.finetune import lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
-from model.sft_data import (CONTINUE_INSTRUCTION, IGNORE, TITLE_INSTRUCTION, SentencePieceTokenizer, collate, derive_pairs,
-                            encode, encode_prompt, make_rows, parse_example, read_jsonl, render, to_example)
+from model.sft_data import IGNORE, collate, encode, encode_prompt, make_rows, parse_example, read_jsonl, render, to_example
+from model.sft_pairs import CONTINUE_INSTRUCTION, TITLE_INSTRUCTION, derive_pairs
+from model.tokenizer import SentencePieceTokenizer
 from model.training import cosine_lr
 from crawl2gpt.config import RunConfig
 from pipeline.documents import iter_batches

@@ -10,9 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.tokens.tokenizer import EOT, EOT_ID, PAD, PAD_ID
+
 ROOT = Path(__file__).parents[2]
 SAMPLE_WARC = ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz"
-EOT = "<|endoftext|>"
 
 
 def sample_texts() -> list[str]:
@@ -48,9 +49,10 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
 
     folder.mkdir(parents=True, exist_ok=True)
     texts = sample_texts()
-    spm.SentencePieceTrainer.train(
+    spm.SentencePieceTrainer.train(  # the special ids our tokenizer stage gives, which every reader checks
         sentence_iterator=iter(texts), model_prefix=str(folder / "tokenizer"), vocab_size=vocab_size, model_type="bpe",
-        user_defined_symbols=[EOT], byte_fallback=True, minloglevel=2, num_threads=2,
+        pad_id=PAD_ID, pad_piece=PAD, unk_id=1, eos_id=EOT_ID, eos_piece=EOT, bos_id=-1, byte_fallback=True, minloglevel=2,
+        num_threads=2,
     )
     sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
     eot_id = sp.piece_to_id(EOT)
@@ -62,7 +64,7 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
     entries.append(dict(_write_shard(folder, "val-00000.parquet", val, pa.uint16()), split="val"))
     tok_sha = hashlib.sha256((folder / "tokenizer.model").read_bytes()).hexdigest()
     manifest = {"format": "crawl2gpt-shards/1", "vocab_size": vocab_size, "dtype": "uint16", "eot_id": eot_id,
-                "pad_id": eot_id, "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha}, "shards": entries}
+                "pad_id": PAD_ID, "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha}, "shards": entries}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return folder
 
