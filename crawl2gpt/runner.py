@@ -14,7 +14,7 @@ from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_inputs, stage_options, stages_to_force, stages_until
 from pipeline.atomic import out_of_room
 from pipeline.errors import DiskFullError
-from pipeline.preflight import check_data_settings, check_inputs
+from pipeline.preflight import check_inputs, check_settings
 from pipeline.run_lock import run_lock
 from pipeline.stage import MapParts, StageStats, read_manifest, run_stage
 
@@ -23,21 +23,32 @@ RunOne = Callable[[str, list[str], Path, bool], StageStats]
 
 
 def check_run(raw_inputs: Sequence[str], workdir: str | Path, cfg: RunConfig, until: str = "train") -> None:
-    """Everything that can be checked before the first stage: a bad path or setting fails in a second."""
+    """Everything that can be checked before the first stage, for every stage up to `until`: a
+    bad path or setting fails in seconds, and writes nothing."""
     stages = stages_until(until)
     check_inputs(raw_inputs, workdir)
-    check_data_settings(cfg, stages)
+    check_stage_settings(cfg, stages)
+
+
+def check_stage_settings(cfg: RunConfig, stages: Sequence[str]) -> None:
+    """The settings checks of `stages` (pipeline/preflight.py), the train stage's included."""
+    check_settings(cfg, stages)
+    if "train" in stages:
+        from model.preflight import check_settings as check_train_settings
+
+        check_train_settings(cfg.train, world_size=cfg.train.nproc_per_node)
 
 
 def check_stage(name: str, inputs: Sequence[str], output: str | Path, cfg: RunConfig) -> None:
     """What `crawl2gpt stage NAME` can check before it starts: its inputs exist, its output
-    is not a file, its input folders are finished stages, and the settings of that stage point
-    at files that are there."""
+    is not a file, its input folders are finished stages, the stage's settings (as `run` checks
+    them) and, where the stage has such a check, that its input folders are the ones it reads."""
     check_inputs(inputs, output)
     if name != "extract":  # extract reads WARC files; every other stage reads stage folders
         for folder in inputs:
             read_manifest(Path(folder))  # StageIncompleteError names the unfinished folder
-    check_data_settings(cfg, [name])
+    check_stage_settings(cfg, [name])
+    load_stage(name).check_inputs(list(inputs), cfg)  # a no-op for stages without such a check
 
 
 def run_dag(

@@ -14,7 +14,8 @@ from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
 from flows.failures import prepare_environment, report_error
 
-VERBOSE_HELP = "print the Python traceback of an error (run, stage and train always write it to RUN/crawl2gpt-error.log)"
+VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
+                "once their checks before the first stage have passed)")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -124,7 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.input and not args.crawl:
         raise SystemExit("crawl2gpt run: give --input PATH_OR_URL... or --crawl CRAWL_ID")
     inputs = resolve_inputs(args.input, crawl=args.crawl, max_files=args.max_files, base_url=args.base_url)
-    check_run(inputs, args.workdir, cfg, args.until)  # missing files fail here, before Prefect starts
+    check_run(inputs, args.workdir, cfg, args.until)  # bad paths and settings fail here, before Prefect starts
+    args.checked = True  # from here on an error's traceback goes to the run folder
 
     from flows.dag import pipeline_flow
     from flows.summary import print_run_summary
@@ -144,6 +146,7 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
     from crawl2gpt.runner import check_stage
 
     check_stage(name, inputs, output, RunConfig.load(args.config, args.overrides))  # before Prefect starts
+    args.checked = True
 
     from flows.stages import STAGE_FLOWS
     from flows.summary import print_stage_summary
@@ -205,7 +208,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def error_log_folder(args: argparse.Namespace) -> Path | None:
-    """The run folder an error's traceback is written to: the workdir, or a stage's parent."""
+    """The run folder an error's traceback is written to: the workdir, or a stage's parent. None
+    while the checks before the first stage run: a refused command writes nothing."""
+    if not getattr(args, "checked", False):
+        return None
     if args.command == "run":
         return Path(args.workdir)
     if args.command in ("stage", "train"):

@@ -23,7 +23,8 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config import PipelineConfig
-from pipeline.errors import ConfigError, Crawl2GPTError
+from pipeline.errors import Crawl2GPTError
+from pipeline.preflight import check_task_runner
 from pipeline.stage import PartResult, default_workers
 
 # The process pool of the `processes` runner, set while a stage's parts run. Tasks look it
@@ -60,6 +61,7 @@ def run_part_task(stage: str, label: str, fn: Callable[[Any], PartResult], part:
 
 
 def task_runner_for(cfg: PipelineConfig, n_parts: int):
+    check_task_runner(cfg)  # the check a run makes before its first stage: the integration is installed, the scheduler answers
     workers = max(1, min(default_workers(cfg), n_parts))
     if cfg.task_runner in ("processes", "threads"):
         return ThreadPoolTaskRunner(max_workers=workers)
@@ -75,10 +77,8 @@ def task_runner_for(cfg: PipelineConfig, n_parts: int):
                 "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
             }
         )
-    try:
-        from prefect_ray import RayTaskRunner
-    except ImportError:
-        raise ConfigError("task_runner 'ray' needs prefect-ray: pip install prefect-ray") from None
+    from prefect_ray import RayTaskRunner
+
     return RayTaskRunner()
 
 

@@ -109,6 +109,11 @@ class TrainConfig(OptimizerSection, ArchitectureSection):
     def _check_consistency(self) -> "TrainConfig":
         if self.n_embd % self.n_head:
             raise ValueError(f"train.n_embd ({self.n_embd}) must be divisible by train.n_head ({self.n_head})")
+        if self.positions == "rope" and self.arch == "gpt" and (self.n_embd // self.n_head) % 2:
+            # RoPE rotates channel pairs: an odd head size fails at the first forward pass (model/gpt.py)
+            raise ValueError(f"train.positions=rope needs an even head size, train.n_embd / train.n_head = "
+                             f"{self.n_embd} / {self.n_head} = {self.n_embd // self.n_head}; change either, or use "
+                             "train.positions=learned")
         if self.min_lr > self.learning_rate:
             raise ValueError(f"train.min_lr ({self.min_lr}) is above train.learning_rate ({self.learning_rate})")
         return self

@@ -3,8 +3,10 @@ first evaluation or checkpoint after minutes of steps.
 
   check_tokenizer   the shards folder's tokenizer.model is the one its shards were encoded with
   check_windows     each split holds one batch of block_size + 1 token windows for every rank
-  check_run         both, plus the FP8 requirements; called by the train stage's plan (for the
-                    ranks it will launch) and by every rank before it builds the model
+  check_settings    what needs no shards: the device and a GPU per rank, torchao for FP8; also
+                    called by `crawl2gpt run` before its first stage (crawl2gpt/runner.py)
+  check_run         all three, plus the rank's own GPU for FP8; called by the train stage's plan
+                    (for the ranks it will launch) and by every rank before it builds the model
 
 Each failure is one of pipeline/errors.py's types with the file, the numbers and the fix.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 from model.config import TrainConfig
 from model.tokenizer import shards_tokenizer
-from pipeline.errors import InputError
+from pipeline.errors import ConfigError, InputError
 from pipeline.shard_format import load_manifest
 
 
@@ -55,16 +57,56 @@ def check_windows(shards_dir: str | Path, manifest: dict[str, Any], cfg: TrainCo
         )
 
 
-def check_run(shards_dir: str | Path, cfg: TrainConfig, world_size: int, device: str | None = None) -> dict[str, Any]:
-    """Every check that needs no model: shards, tokenizer, batch fit, FP8. Returns the manifest."""
-    manifest = load_manifest(shards_dir)
-    check_tokenizer(shards_dir, manifest)
-    check_windows(shards_dir, manifest, cfg, world_size)
+def check_device(cfg: TrainConfig, world_size: int) -> None:
+    """train.device names a device this machine has, and a CUDA run has one GPU per rank: else
+    the model's first move to the device, or torchrun's second rank, fails after the data stages.
+    torch is imported only when the answer needs it (auto on one process falls back to the CPU)."""
+    if cfg.device == "cpu" or (cfg.device == "auto" and world_size == 1):
+        return
+    import torch
+
+    try:
+        kind = torch.device(cfg.device).type if cfg.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    except RuntimeError as err:
+        raise ConfigError(f"train.device={cfg.device!r} is not a device PyTorch knows ({err}); use auto, cpu, cuda "
+                          "or cuda:N") from None
+    if kind == "cuda":
+        gpus = torch.cuda.device_count()  # counts without initialising CUDA (forked workers stay usable)
+        if gpus == 0:
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ConfigError(f"train.device={cfg.device!r} but PyTorch ({torch.__version__}, {build}) sees no CUDA GPU; "
+                              "set train.device=auto (or cpu)")
+        index = torch.device(cfg.device).index if cfg.device != "auto" else None
+        if world_size == 1 and index is not None and index >= gpus:
+            raise ConfigError(f"train.device={cfg.device!r} but this machine has {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}; "
+                              "pick one of them")
+        if world_size > gpus:
+            raise ConfigError(f"train.nproc_per_node={world_size} starts one process per GPU but this machine has {gpus}; "
+                              f"set train.nproc_per_node to {gpus} or fewer")
+    elif kind != "cpu" and not getattr(getattr(torch, kind, None), "is_available", lambda: True)():
+        raise ConfigError(f"train.device={cfg.device!r} is not available on this machine; set train.device=auto (or cpu)")
+
+
+def check_settings(cfg: TrainConfig, world_size: int) -> None:
+    """What the train stage can check before its shards exist (model shapes are TrainConfig's own
+    validators): the device and GPUs per rank, torchao for FP8 (each rank checks its GPU's FP8 support)."""
+    check_device(cfg, world_size)
     if cfg.fp8:
         from model import fp8
 
-        if device is None:
-            fp8.float8_module()  # the launcher: torchao must import; each rank checks its GPU
-        else:
-            fp8.check_device(device)
+        fp8.float8_module()
+
+
+def check_run(shards_dir: str | Path, cfg: TrainConfig, world_size: int, device: str | None = None) -> dict[str, Any]:
+    """Every check that needs no model: settings, shards, tokenizer, batch fit, FP8. Returns the manifest.
+    `device` is a rank's own device (its GPU must do FP8); None in the launcher, which checks the settings."""
+    if device is None:
+        check_settings(cfg, world_size)
+    elif cfg.fp8:
+        from model import fp8
+
+        fp8.check_device(device)
+    manifest = load_manifest(shards_dir)
+    check_tokenizer(shards_dir, manifest)
+    check_windows(shards_dir, manifest, cfg, world_size)
     return manifest

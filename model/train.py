@@ -497,11 +497,15 @@ class TrainStage(Stage):
         train = cfg.train.model_dump(mode="json")
         return {"train": {k: v for k, v in train.items() if k not in self.NOT_IN_KEY}}
 
-    def plan(self, inputs: Sequence[str], cfg: ModelRun) -> list[str]:
+    def check_inputs(self, inputs: Sequence[str], cfg: ModelRun) -> None:
+        """One shards folder that can be trained on as configured, by the ranks the stage will
+        launch: `crawl2gpt train` checks it before Prefect starts, the plan before torchrun does."""
         if len(inputs) != 1:
             raise InputError(f"train takes one shards folder, got {len(inputs)} inputs: {list(inputs)}")
-        # fail before any work (and before torchrun starts ranks) if the shards cannot be trained on as configured
         preflight.check_run(inputs[0], cfg.train, world_size=cfg.train.nproc_per_node)
+
+    def plan(self, inputs: Sequence[str], cfg: ModelRun) -> list[str]:
+        self.check_inputs(inputs, cfg)
         return [str(inputs[0])]
 
     def run_part(self, part: str, workdir: Path, cfg: ModelRun) -> PartResult:

@@ -14,10 +14,10 @@ so a typo never silently falls back to a default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import ConfigError
@@ -79,15 +79,15 @@ class GopherQualityConfig(Section):
     """Gopher quality filter, Rae et al. 2021, appendix A.1.1."""
 
     enabled: bool = True
-    min_doc_words: int = Field(50, description="Gopher: documents need 50..100,000 words.")
-    max_doc_words: int = Field(100_000)
-    min_avg_word_length: float = Field(3.0, description="Gopher: mean word length 3..10 characters.")
-    max_avg_word_length: float = Field(10.0)
-    max_symbol_word_ratio: float = Field(0.1, description="Gopher: at most 0.1 '#' or '...' per word.")
-    max_bullet_lines_ratio: float = Field(0.9, description="Gopher: at most 90% of lines start with a bullet.")
-    max_ellipsis_lines_ratio: float = Field(0.3, description="Gopher: at most 30% of lines end with an ellipsis.")
-    max_non_alpha_words_ratio: float = Field(0.8, description="Gopher: at least 80% of words contain a letter (datatrove's name).")
-    min_stop_words: int = Field(2, description="Gopher: at least 2 of the 8 English stop words.")
+    min_doc_words: int = Field(50, ge=0, description="Gopher: documents need 50..100,000 words.")
+    max_doc_words: int = Field(100_000, ge=0)
+    min_avg_word_length: float = Field(3.0, ge=0, description="Gopher: mean word length 3..10 characters.")
+    max_avg_word_length: float = Field(10.0, ge=0)
+    max_symbol_word_ratio: float = Field(0.1, ge=0, description="Gopher: at most 0.1 '#' or '...' per word.")
+    max_bullet_lines_ratio: float = Field(0.9, ge=0, description="Gopher: at most 90% of lines start with a bullet.")
+    max_ellipsis_lines_ratio: float = Field(0.3, ge=0, description="Gopher: at most 30% of lines end with an ellipsis.")
+    max_non_alpha_words_ratio: float = Field(0.8, ge=0, le=1, description="Gopher: at least 80% of words contain a letter (datatrove's name).")
+    min_stop_words: int = Field(2, ge=0, description="Gopher: at least 2 of the 8 English stop words.")
     stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
     stop_words_by_language: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -95,17 +95,31 @@ class GopherQualityConfig(Section):
         "a kept language without a list skips the stop-word rule, 'en' uses stop_words.",
     )
 
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "GopherQualityConfig":
+        """A minimum above its maximum drops every document; said now, not after extraction."""
+        for low, high in (("min_doc_words", "max_doc_words"), ("min_avg_word_length", "max_avg_word_length")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"filter.gopher_quality.{low} ({getattr(self, low)}) is above {high} ({getattr(self, high)}): "
+                                 "every document would be dropped; lower the one or raise the other")
+        return self
+
+
+# An n-gram rule's (n, largest fraction of characters): n-grams of 0 words do not exist.
+NGramSize = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0)]
+
 
 class GopherRepetitionConfig(Section):
     """Gopher repetition filter, Rae et al. 2021, table A1."""
 
     enabled: bool = True
-    dup_line_frac: float = Field(0.3, description="Gopher: duplicate lines / lines.")
-    dup_para_frac: float = Field(0.3, description="Gopher: duplicate paragraphs / paragraphs.")
-    dup_line_char_frac: float = Field(0.2, description="Gopher: characters in duplicate lines / characters.")
-    dup_para_char_frac: float = Field(0.2, description="Gopher: characters in duplicate paragraphs / characters.")
-    top_n_grams: list[tuple[int, float]] = Field(default_factory=lambda: [(2, 0.2), (3, 0.18), (4, 0.16)])
-    dup_n_grams: list[tuple[int, float]] = Field(
+    dup_line_frac: float = Field(0.3, ge=0, description="Gopher: duplicate lines / lines.")
+    dup_para_frac: float = Field(0.3, ge=0, description="Gopher: duplicate paragraphs / paragraphs.")
+    dup_line_char_frac: float = Field(0.2, ge=0, description="Gopher: characters in duplicate lines / characters.")
+    dup_para_char_frac: float = Field(0.2, ge=0, description="Gopher: characters in duplicate paragraphs / characters.")
+    top_n_grams: list[tuple[NGramSize, Fraction]] = Field(default_factory=lambda: [(2, 0.2), (3, 0.18), (4, 0.16)])
+    dup_n_grams: list[tuple[NGramSize, Fraction]] = Field(
         default_factory=lambda: [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
     )
 
@@ -115,9 +129,9 @@ class C4Config(Section):
 
     enabled: bool = True
     filter_no_terminal_punct: bool = Field(True, description="C4: drop lines not ending in terminal punctuation.")
-    min_words_per_line: int = Field(3, description="C4: drop lines with fewer than 3 words.")
-    max_word_length: int = Field(1000, description="C4: drop lines with a word longer than 1000 characters.")
-    min_num_sentences: int = Field(5, description="C4: drop pages with fewer than 5 sentences (after line removal).")
+    min_words_per_line: int = Field(3, ge=0, description="C4: drop lines with fewer than 3 words.")
+    max_word_length: int = Field(1000, ge=-1, description="C4: drop lines with a word longer than 1000 characters (-1: off).")
+    min_num_sentences: int = Field(5, ge=0, description="C4: drop pages with fewer than 5 sentences (after line removal).")
     filter_javascript: bool = Field(True, description="C4: drop lines containing 'javascript'.")
     filter_policy: bool = Field(True, description="C4: drop lines with 'terms of use', 'privacy policy', cookie notices.")
     filter_lorem_ipsum: bool = Field(True, description="C4: drop pages containing 'lorem ipsum'.")
@@ -136,12 +150,12 @@ class FineWebConfig(Section):
     """FineWeb's own quality rules, Penedo et al. 2024, section 3.3."""
 
     enabled: bool = True
-    line_punct_thr: float = Field(0.12, description="FineWeb: at least 12% of lines end in punctuation.")
+    line_punct_thr: float = Field(0.12, ge=0, le=1, description="FineWeb: at least 12% of lines end in punctuation.")
     line_punct_exclude_zero: bool = False
-    short_line_thr: float = Field(0.67, description="FineWeb: at most 67% of lines shorter than 30 chars.")
-    short_line_length: int = 30
-    char_duplicates_ratio: float = Field(0.01, description="FineWeb: at most 1% of characters in duplicated lines.")
-    new_line_ratio: float = Field(0.3, description="FineWeb: at most 0.3 newlines per word.")
+    short_line_thr: float = Field(0.67, ge=0, description="FineWeb: at most 67% of lines shorter than 30 chars.")
+    short_line_length: int = Field(30, ge=0)
+    char_duplicates_ratio: float = Field(0.01, ge=0, description="FineWeb: at most 1% of characters in duplicated lines.")
+    new_line_ratio: float = Field(0.3, ge=0, description="FineWeb: at most 0.3 newlines per word.")
 
 
 class LanguageConfig(Section):
@@ -225,6 +239,11 @@ class DedupConfig(Section):
 # --------------------------------------------------------------------------- tokenizer and shards
 
 
+# With byte fallback, SentencePiece needs 256 byte pieces + <|pad|>, <unk>, <|endoftext|> + every character
+# the corpus covers: any corpus has one, so below this no corpus can train (how many more is the data's to say).
+BYTE_FALLBACK_MIN_VOCAB = 260
+
+
 class TokenizerConfig(Section):
     """SentencePiece BPE trained on a deterministic sample of the deduplicated text."""
 
@@ -233,7 +252,9 @@ class TokenizerConfig(Section):
     input_sentence_size: int = Field(2_000_000, ge=0, description="SentencePiece input_sentence_size (0 = all).")
     character_coverage: float = Field(0.9995, gt=0, le=1)
     byte_fallback: bool = True
-    normalization_rule_name: str = Field("identity", description="NFC is applied upstream; 'identity' keeps text byte-exact.")
+    normalization_rule_name: Literal["identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"] = Field(
+        "identity", description="NFC is applied upstream; 'identity' keeps text byte-exact. The others are "
+        "SentencePiece's built-in rules (any other name fails its training).")
     reuse: str | None = Field(None, description="Path to an existing tokenizer.model to reuse instead of training.")
     threads: int = Field(0, ge=0, description="0 = all cores.")
     seed: int = Field(1, description="SentencePiece random seed (input_sentence_size subsampling), for reproducible models.")
@@ -241,6 +262,17 @@ class TokenizerConfig(Section):
         True, description="LLaMA (Touvron et al. 2023, sec. 2.1): numbers split into single digits. "
         "Costs ~3% more tokens on web text (docs/benchmarks-shards.md).",
     )
+
+    @model_validator(mode="after")
+    def _check_room_for_bytes(self) -> "TokenizerConfig":
+        """With byte fallback SentencePiece reserves 256 byte pieces and our 3 special pieces before
+        the first character or merge; a smaller vocabulary fails its training, after dedup."""
+        if self.byte_fallback and self.vocab_size < BYTE_FALLBACK_MIN_VOCAB and not self.reuse:
+            raise ValueError(f"tokenizer.vocab_size={self.vocab_size} leaves no room for learned pieces: byte_fallback "
+                             f"takes 256 ids and the special pieces 3; raise tokenizer.vocab_size (above "
+                             f"{BYTE_FALLBACK_MIN_VOCAB} plus the corpus's characters: 32000 is GPT-2 scale) or set "
+                             "tokenizer.byte_fallback=false")
+        return self
 
 
 class ShardsConfig(Section):
@@ -270,7 +302,7 @@ class ConfigBase(Section):
         try:
             return cls.model_validate(data or {})
         except ValidationError as err:
-            raise ConfigError(f"invalid {source}:\n{err}") from None
+            raise ConfigError(f"invalid {source}: {'; '.join(map(_said, err.errors()))}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
@@ -316,6 +348,16 @@ class ConfigBase(Section):
 
     def write(self, path: str | Path) -> None:
         atomic_write_text(Path(path), self.to_yaml())
+
+
+def _said(error: dict[str, Any]) -> str:
+    """One pydantic error as `section.key=value: what is wrong`, without pydantic's type codes and
+    links; a check across keys (a model validator) says its keys itself."""
+    key = ".".join(map(str, error["loc"]))
+    message = error["msg"].removeprefix("Value error, ")
+    if isinstance(error.get("input"), dict):
+        return message if error["type"] == "value_error" else f"{key}: {message}"
+    return f"{key}={error['input']!r}: {message}" if key else message
 
 
 def _has_key(data: dict[str, Any], parts: list[str]) -> bool:

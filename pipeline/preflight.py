@@ -1,16 +1,27 @@
 """Checks a run makes before any stage starts: a bad path or setting fails in a second, not
 after an hour of extraction. Config values are already checked by the pydantic types
 (pipeline/config.py and the model's own); these are the facts types cannot see: files that must
-exist, a run folder that must be a folder.
+exist, models that must load, codes a model must know, servers that must answer.
+
+Each stage's check lives beside the stage (its plan calls it too: one check, two callers);
+`check_settings` runs those of the stages a run reaches, in stage order, importing each stage's
+module only when that stage is reached. The model's (train) are crawl2gpt/runner.py's to add:
+the data pipeline does not import the model.
 """
 from __future__ import annotations
 
 import glob
+import importlib.util
+import socket
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Callable, Collection, Sequence
+from urllib.parse import urlsplit
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError, InputError
+
+DATA_STAGES = ("extract", "filter", "dedup", "tokenizer", "shards")
+SCHEDULER_WAIT_S = 3.0  # how long the checks wait for a Dask scheduler to accept a connection
 
 
 def check_inputs(raw_inputs: Sequence[str], workdir: str | Path) -> None:
@@ -30,16 +41,75 @@ def check_inputs(raw_inputs: Sequence[str], workdir: str | Path) -> None:
         raise InputError(f"input{'s' * (len(missing) > 1)} not found: {shown}; check the path")
 
 
-def check_data_settings(cfg: PipelineConfig, stages: Collection[str]) -> None:
-    """Raise ConfigError for a setting of one of `stages` that points at a file that is not there."""
-    c4 = cfg.filter.c4
-    if "filter" in stages and c4.enabled and c4.badwords:
-        if not c4.badwords_file:
-            raise ConfigError("filter.c4.badwords is on but filter.c4.badwords_file is not set; give a word list path")
-        if not Path(c4.badwords_file).expanduser().is_file():
-            raise ConfigError(f"filter.c4.badwords_file {c4.badwords_file!r} does not exist; point it at a word list")
-    reuse = cfg.tokenizer.reuse
-    if "tokenizer" in stages and reuse:
-        path = Path(reuse).expanduser()
-        if not (path.is_file() or (path / "tokenizer.model").is_file()):
-            raise ConfigError(f"tokenizer.reuse {reuse!r} is not a tokenizer.model (or a folder holding one); fix or unset it")
+def check_settings(cfg: PipelineConfig, stages: Collection[str]) -> None:
+    """Raise the first error of the data stages in `stages` (in stage order) whose settings
+    cannot work: a language code fastText does not know, a word list or tokenizer that is not
+    there, a Redis or Dask scheduler that does not answer."""
+    if any(name in DATA_STAGES for name in stages):
+        check_task_runner(cfg)  # every data stage runs its parts through it
+    for name, check in STAGE_SETTINGS.items():  # in stage order: the first stage's error comes first
+        if name in stages:
+            check(cfg)
+
+
+def _extract(cfg: PipelineConfig) -> None:
+    from pipeline.extract.prescreen import check_config
+
+    check_config(cfg)
+
+
+def _filter(cfg: PipelineConfig) -> None:
+    from pipeline.filter.stage import check_config
+
+    check_config(cfg.filter)
+
+
+def _dedup(cfg: PipelineConfig) -> None:
+    from pipeline.dedup.settings import PREFLIGHT_REDIS_S, check_config, check_redis
+
+    check_config(cfg.dedup)
+    if cfg.dedup.backend == "redis":
+        check_redis(cfg.dedup, timeout_s=PREFLIGHT_REDIS_S)
+
+
+def _tokenizer(cfg: PipelineConfig) -> None:
+    from pipeline.tokens.tokenizer import check_config
+
+    check_config(cfg)
+
+
+# The shards stage has no entry: its settings are all bounded by their types, and its inputs are
+# checked by `crawl2gpt stage shards` (crawl2gpt/runner.py check_stage).
+STAGE_SETTINGS: dict[str, Callable[[PipelineConfig], None]] = {
+    "extract": _extract, "filter": _filter, "dedup": _dedup, "tokenizer": _tokenizer,
+}
+
+
+def check_task_runner(cfg: PipelineConfig) -> None:
+    """task_runner=dask or ray needs its Prefect integration installed, and dask_address (when
+    set) a scheduler that accepts a connection: else the first stage fails once Prefect runs it."""
+    package = {"dask": "prefect_dask", "ray": "prefect_ray"}.get(cfg.task_runner)
+    if package and importlib.util.find_spec(package) is None:
+        name = package.replace("_", "-")
+        raise ConfigError(f"task_runner={cfg.task_runner!r} needs {name}: pip install {name} (or set task_runner=processes)")
+    if cfg.task_runner == "dask" and cfg.dask_address:
+        check_scheduler(cfg.dask_address)
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler at tcp://host:port (or tls://) accepts a TCP connection within SCHEDULER_WAIT_S."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls"):
+        return  # inproc://, ucx://: nothing a socket can check
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ConfigError(f"dask_address={address!r} is not host:port; give tcp://HOST:PORT of a running scheduler")
+    try:
+        socket.create_connection((host, port), timeout=SCHEDULER_WAIT_S).close()
+    except OSError as err:
+        raise ConfigError(f"dask_address={address!r}: no Dask scheduler accepts connections there within "
+                          f"{SCHEDULER_WAIT_S:g} s ({err}); start `dask scheduler` there, fix the address, or unset "
+                          "dask_address for a local cluster") from None

@@ -25,8 +25,8 @@ from datasketch import MinHashLSH
 from pipeline.config import DedupConfig
 from pipeline.dedup.minhash import from_bytes
 from pipeline.dedup.redis_keys import attempt_basename, connection, redis_calls, remove_attempt, remove_dead_attempts
-from pipeline.dedup.redis_keys import client as redis_client
-from pipeline.errors import ConfigError, RedisIndexError
+from pipeline.dedup.settings import check_redis
+from pipeline.errors import RedisIndexError
 
 
 def s_curve(similarity: np.ndarray | float, bands: int, rows: int) -> np.ndarray | float:
@@ -101,22 +101,11 @@ class BandIndex:
         self.basename, folder_pattern = attempt_basename(cfg, workdir) if cfg.backend == "redis" else (None, None)
         self.storage = storage_config(cfg, self.basename)
         if self.storage["type"] == "redis":
-            self._check_redis()
+            check_redis(cfg)  # also checked before the run's first stage, with a shorter wait
             remove_dead_attempts(cfg, folder_pattern)
         self.lsh = MinHashLSH(num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows), storage_config=self.storage,
                               hashfunc=_band_key)
         self.size = 0
-
-    def _check_redis(self) -> None:
-        import redis
-
-        try:
-            redis_client(self.cfg).ping()
-        except redis.RedisError as err:
-            raise ConfigError(
-                f"dedup.backend=redis but no Redis answers at {self.cfg.redis_host}:{self.cfg.redis_port} ({err}); "
-                "start redis-server there or set dedup.backend=memory"
-            ) from None
 
     @contextmanager
     def _calls(self) -> Iterator[None]:

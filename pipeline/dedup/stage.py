@@ -44,9 +44,10 @@ from pipeline.dedup.lsh import lsh_threshold
 from pipeline.dedup.memory import memory_clusters
 from pipeline.dedup.minhash import lean_minhashes, signature_bytes, signature_matrix
 from pipeline.dedup.output import OutputPart, PartWriter, part_name, removed_tables, write_part
+from pipeline.dedup.settings import check_config
 from pipeline.dedup.shingles import shingle_hashes, simplify_text, text_hash
 from pipeline.documents import iter_batches
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import InputError
 from pipeline.stage import MapParts, PartResult, Stage, StageStats, process_map, stage_parts
 
 MINHASH_SCHEMA = pa.schema(
@@ -120,10 +121,7 @@ class DedupStage(Stage):
         return {"dedup": cfg.dedup.model_dump(mode="json", exclude=not_output_relevant)}
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[SignaturePart]:
-        if cfg.dedup.bands < 2:
-            raise ConfigError(f"dedup.bands={cfg.dedup.bands}: LSH needs at least 2 bands (FineWeb: 14)")
-        if cfg.dedup.ngram > 10:
-            raise ConfigError(f"dedup.ngram={cfg.dedup.ngram}: shingles of up to 10 words are supported (FineWeb: 5)")
+        check_config(cfg.dedup)  # the same check `crawl2gpt run` makes before its first stage
         paths = [path for folder in inputs for path in stage_parts(folder)]
         if not paths:
             raise InputError(f"no data parts in {', '.join(map(str, inputs))}: run the filter stage first")

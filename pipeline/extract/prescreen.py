@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 from html import unescape
 
+from pipeline.config import PipelineConfig
 from pipeline.filter import language
 
 WINDOW = 600  # characters fastText judges at a time: a paragraph or two; windows do not overlap
@@ -47,7 +48,6 @@ RAW_TEXT = ("script", "style", "noscript", "iframe", "textarea", "title")
 # element: real pages leave <a> and <option> unclosed, and a search to the end of the page for
 # each of them took 33 s on 200 KB of such links (tests/test_language.py).
 NESTING = ("a", "template", "svg", "head", "select", "option", "button", "form")
-HIDDEN = RAW_TEXT + NESTING
 # Every pattern stops at the next "<" or runs to a match, so each scan is linear in the page
 # ("unrolled loops": no backtracking within a match).
 _COMMENT = r"<!--[^-]*(?:-(?!->)[^-]*)*(?:-->|\Z)"  # an unclosed comment runs to the end, as in a browser
@@ -74,6 +74,23 @@ class Verdict:
     score: float
     kept_score: float
     text: str
+
+
+def prescreen_languages(cfg: PipelineConfig) -> frozenset[str]:
+    """What the pre-screen screens for: the filter's kept languages, when the language filter keeps
+    only some and the pre-screen is on; empty (no pre-screen) otherwise."""
+    lang = cfg.filter.language
+    if not (cfg.extract.language_prescreen and lang.enabled and lang.languages):
+        return frozenset()
+    return frozenset(lang.languages)
+
+
+def check_config(cfg: PipelineConfig) -> None:
+    """While the pre-screen runs, the kept languages must be codes fastText can answer: with one
+    it never gives, every page it is sure about would be skipped as foreign. The plan calls this,
+    and so does `crawl2gpt run` before its first stage (pipeline/preflight.py)."""
+    if prescreen_languages(cfg):
+        language.check_languages(cfg.filter.language)
 
 
 def visible_text(html: str, max_chars: int = MAX_CHARS) -> str:

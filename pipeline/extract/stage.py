@@ -28,11 +28,12 @@ from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.atomic import fsync_dir, temp_path
 from pipeline.errors import InputError
 from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
-from pipeline.extract.prescreen import Verdict
+from pipeline.extract.prescreen import Verdict, check_config, prescreen_languages
 from pipeline.extract.normalize import normalize_text
 from pipeline.extract.sources import open_input, resolve_inputs
 from pipeline.stage import PartResult, Stage, StageStats, merge_counts
-from pipeline.extract.warc import WarcRecord, iter_warc_records, parse_http_response
+from pipeline.extract.http_response import parse_http_response
+from pipeline.extract.warc import WarcRecord, iter_warc_records
 
 HTTP_HEAD_BYTES = 64 * 1024  # enough to read status and headers of an oversized response
 ROW_GROUP_DOCS = 1000  # flush to Parquet every N documents: memory stays flat over a file
@@ -251,15 +252,6 @@ def extract_file(source: str, output: Path, cfg: ExtractConfig, kept_languages: 
 PRESCREEN_FIELDS = {"language_prescreen", "prescreen_threshold"}
 
 
-def prescreen_languages(cfg: PipelineConfig) -> frozenset[str]:
-    """What the pre-screen screens for: the filter's kept languages, when the language filter keeps
-    only some and the pre-screen is on; empty (no pre-screen) otherwise."""
-    lang = cfg.filter.language
-    if not (cfg.extract.language_prescreen and lang.enabled and lang.languages):
-        return frozenset()
-    return frozenset(lang.languages)
-
-
 class ExtractStage(Stage):
     name = "extract"
     config_sections = ("extract",)
@@ -272,6 +264,7 @@ class ExtractStage(Stage):
         return {"extract": extract, **({"filter.language.languages": sorted(kept)} if kept else {})}
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[WarcPart]:
+        check_config(cfg)
         return [WarcPart(i, source) for i, source in enumerate(resolve_inputs(list(inputs)))]
 
     def run_part(self, part: WarcPart, workdir: Path, cfg: PipelineConfig) -> PartResult:

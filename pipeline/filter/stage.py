@@ -28,7 +28,6 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language, pii
 from pipeline.stage import PartResult, Stage, StageStats, merge_counts, stage_parts
 
-RULE_ORDER = ("language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
 BATCH_DOCS = 256  # language ID is batched; bounded memory per batch
 
 
@@ -142,7 +141,8 @@ class FilterPart:
 
 
 def check_config(cfg: FilterConfig) -> None:
-    """Settings errors surface before any work starts, not inside a worker."""
+    """Settings errors surface before any work starts, not inside a worker: the plan calls this,
+    and so does `crawl2gpt run` before its first stage (pipeline/preflight.py)."""
     if cfg.c4.enabled and cfg.c4.badwords:
         if not cfg.c4.badwords_file:
             raise ConfigError("filter.c4.badwords is on but filter.c4.badwords_file is not set; give a word list path")
@@ -151,9 +151,7 @@ def check_config(cfg: FilterConfig) -> None:
         language.fasttext_model()
         if cfg.language.second_opinion:
             language.lingua_languages()
-        unknown = sorted(set(cfg.language.languages) - language.fasttext_labels())
-        if unknown:
-            raise ConfigError(f"filter.language.languages has codes lid.176 cannot name: {unknown}; use ISO 639-1 codes")
+        language.check_languages(cfg.language)
 
 
 class FilterStage(Stage):

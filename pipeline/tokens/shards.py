@@ -71,6 +71,14 @@ def split_inputs(inputs: Sequence[str]) -> tuple[list[Path], Path]:
     return dedup, tokenizer[0]
 
 
+def checked_inputs(inputs: Sequence[str]) -> tuple[list[Path], Path]:
+    """(dedup folders, tokenizer.model), refusing other folders and a foreign or corrupt model
+    before any encoding starts."""
+    dedup, tokenizer = split_inputs(inputs)
+    load(tokenizer / MODEL)
+    return dedup, tokenizer / MODEL
+
+
 def carried_columns(schema: pa.Schema) -> list[str]:
     """Upstream columns copied into shards: report metadata and float quality signals."""
     floats = [f.name for f in schema if pa.types.is_floating(f.type) and f.name not in META_COLUMNS]
@@ -192,10 +200,12 @@ class ShardsStage(Stage):
     config_sections = ("shards",)
     report_files = ("report*",)  # report.json, report.html, report-*.png: for people, not for training
 
+    def check_inputs(self, inputs: Sequence[str], cfg: PipelineConfig) -> None:
+        """`crawl2gpt stage shards` checks its inputs before Prefect starts; the plan does again."""
+        checked_inputs(inputs)
+
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[dict[str, Any]]:
-        dedup, tokenizer = split_inputs(inputs)
-        model = tokenizer / MODEL
-        load(model)  # refuse a foreign or corrupt model before any encoding starts
+        dedup, model = checked_inputs(inputs)
         paths = [p for folder in dedup for p in stage_parts(folder)]
         if not paths:
             raise InputError(f"dedup folders {[str(d) for d in dedup]} hold no parquet parts; rerun the dedup stage")

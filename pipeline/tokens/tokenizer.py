@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 import sentencepiece as spm
 
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, TokenizerConfig
 from pipeline.documents import iter_batches
 from pipeline.empty_output import empty_cause
-from pipeline.errors import InputError, TokenizerError
+from pipeline.errors import ConfigError, InputError, TokenizerError
 from pipeline.hashing import stable_fractions
 from pipeline.stage import PartResult, Stage, StageStats, read_manifest, sha256_file, stage_parts
 
@@ -68,6 +68,25 @@ def load(path: str | Path) -> spm.SentencePieceProcessor:
                 "Retrain it (unset tokenizer.reuse) so shards and the model agree on special ids."
             )
     return sp
+
+
+def reused_model(tc: TokenizerConfig) -> Path | None:
+    """tokenizer.reuse as the model file it names (a folder: its tokenizer.model), refused unless
+    it is a tokenizer crawl2gpt trained; None when the stage trains one. The plan calls this, and
+    so does `crawl2gpt run` before its first stage (pipeline/preflight.py)."""
+    if not tc.reuse:
+        return None
+    path = Path(tc.reuse).expanduser().resolve()
+    if path.is_dir():
+        path = path / MODEL
+    if not path.is_file():
+        raise ConfigError(f"tokenizer.reuse {tc.reuse!r} is not a tokenizer.model (or a folder holding one); fix or unset it")
+    load(path)  # a foreign or damaged model: TokenizerError naming it
+    return path
+
+
+def check_config(cfg: PipelineConfig) -> None:
+    reused_model(cfg.tokenizer)
 
 
 def special_ids(sp: spm.SentencePieceProcessor) -> dict[str, int]:
@@ -233,9 +252,15 @@ class TokenizerStage(Stage):
         """A reused model is fingerprinted by its bytes' size and time, not only its path."""
         return [str(Path(cfg.tokenizer.reuse).expanduser())] if cfg.tokenizer.reuse else []
 
+    def check_inputs(self, inputs: Sequence[str], cfg: PipelineConfig) -> None:
+        """`crawl2gpt stage tokenizer` checks its inputs before Prefect starts; the plan does again."""
+        if not cfg.tokenizer.reuse:
+            _dedup_folders(inputs)
+
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[dict[str, Any]]:
-        if cfg.tokenizer.reuse:
-            return [{"reuse": str(Path(cfg.tokenizer.reuse).expanduser().resolve())}]
+        reuse = reused_model(cfg.tokenizer)
+        if reuse is not None:
+            return [{"reuse": str(reuse)}]
         folders = _dedup_folders(inputs)
         if sum(read_manifest(f).get("stats", {}).get("docs_out", 0) for f in folders) == 0:
             # Empty upstream outputs are valid; training on nothing is not. Name where the
@@ -249,7 +274,6 @@ class TokenizerStage(Stage):
         started = time.time()
         workdir = Path(workdir)
         if "reuse" in part:
-            load(part["reuse"])  # refuses a model without our special ids before copying it
             shutil.copyfile(part["reuse"], workdir / MODEL)
             meta: dict[str, Any] = {"trained": False, "reused_from": part["reuse"]}
         else:
