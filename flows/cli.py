@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
+from model import generate_args
 from flows.failures import prepare_environment, report_error
 
 VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
@@ -54,14 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true")
     _config_args(train)
 
-    gen = sub.add_parser("generate", help="generate text from a checkpoint")
-    gen.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
-    gen.add_argument("--prompt", default="", help="text to continue")
-    gen.add_argument("--max-new-tokens", type=int, default=100)
-    gen.add_argument("--temperature", type=float, default=0.8)
-    gen.add_argument("--top-k", type=int, default=50)
-    gen.add_argument("--top-p", type=float, default=0.95)
-    gen.add_argument("--seed", type=int, default=1337)
+    generate_args.add_arguments(sub.add_parser("generate", help="generate text from a checkpoint"))
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint: instructions (sft) or a classification head (classify)")
     ft_sub = ft.add_subparsers(dest="mode", required=True)
@@ -173,17 +167,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from model.generate import generate_text
-
-    text = generate_text(
-        args.ckpt, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-    )
-    print(args.prompt + text)
-    return 0
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from model.export import export_checkpoint, summary_text
 
@@ -231,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return cmd_stage("train", [args.shards], args.output, args)
         if args.command == "generate":
-            return cmd_generate(args)
+            from model.generate import run
+
+            return run(args)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "export":

@@ -1,16 +1,18 @@
 """Sampling from a trained model: KV cache, temperature, top-k, top-p, stop at <|endoftext|>.
 
 `sample` works on token ids with any model that has `forward(idx, caches=, start=)` and
-`new_caches()` (the GPT and the LSTM); `generate_text` is the CLI's entry: checkpoint folder
-in, text out, with the tokenizer saved beside the weights (model/tokenizer.py).
+`new_caches()` (the GPT and the LSTM); `generate_text` is the entry of the generate command
+(`crawl2gpt generate` and `python -m model.generate`, arguments in model/generate_args.py):
+checkpoint folder in, text out, with the tokenizer saved beside the weights (model/tokenizer.py).
 """
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
 
 import torch
 from torch.nn import functional as F
 
+from model.generate_args import MAX_NEW_TOKENS, SEED, TEMPERATURE, TOP_K, TOP_P, add_arguments
 from model.tokenizer import Tokenizer, load_tokenizer
 
 
@@ -68,8 +70,8 @@ def load_for_generation(ckpt_dir_or_file, device: str = "cpu") -> tuple[torch.nn
     return model, load_tokenizer(ckpt, state.get("tokenizer_sha256")), state.get("eot_id")
 
 
-def generate_text(ckpt_dir_or_file, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8,
-                  top_k: int | None = 200, top_p: float | None = None, seed: int = 1337, device: str = "cpu") -> str:
+def generate_text(ckpt_dir_or_file, prompt: str, max_new_tokens: int = MAX_NEW_TOKENS, temperature: float = TEMPERATURE,
+                  top_k: int | None = TOP_K, top_p: float | None = TOP_P, seed: int = SEED, device: str = "cpu") -> str:
     """The prompt's continuation as text (the prompt itself not included)."""
     model, tokenizer, eot_id = load_for_generation(ckpt_dir_or_file, device)
     generator = torch.Generator().manual_seed(seed)
@@ -77,20 +79,19 @@ def generate_text(ckpt_dir_or_file, prompt: str, max_new_tokens: int = 200, temp
     return tokenizer.decode(ids)
 
 
-def main(argv: list[str] | None = None) -> None:
-    import argparse
+def run(args: argparse.Namespace) -> int:
+    """The generate command: print the prompt and its continuation."""
+    text = generate_text(args.ckpt, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                         top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    print(args.prompt + text)
+    return 0
 
-    parser = argparse.ArgumentParser(description="Continue a prompt with a trained crawl2gpt model.")
-    parser.add_argument("--ckpt", required=True, help="checkpoint folder, checkpoints/ folder or train run folder")
-    parser.add_argument("--prompt", default="")
-    parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-k", type=int, default=200)
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=1337)
-    args = parser.parse_args(argv)
-    print(args.prompt + generate_text(args.ckpt, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-                                      args.top_p, args.seed))
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.generate",
+                                     description="Continue a prompt with a trained crawl2gpt model.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

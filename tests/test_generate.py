@@ -84,3 +84,21 @@ def test_lstm_state_cache_decoding_equals_recomputing():
         for _ in range(12):
             ids.append(int(model(torch.tensor([ids]))[0][0, -1].argmax()))
     assert cached == ids[3:]
+
+
+def test_one_set_of_generation_defaults():
+    """`crawl2gpt generate`, `python -m model.generate` and generate_text sample alike by default."""
+    import argparse
+    import inspect
+
+    from flows.cli import build_parser
+    from model.generate_args import add_arguments
+
+    cli = vars(build_parser().parse_args(["generate", "--ckpt", "x"]))
+    own = argparse.ArgumentParser()
+    add_arguments(own)
+    module = vars(own.parse_args(["--ckpt", "x"]))
+    params = inspect.signature(generate_text).parameters
+    for key in ("max_new_tokens", "temperature", "top_k", "top_p", "seed"):
+        assert cli[key] == module[key] == params[key].default, key
+    assert (cli["temperature"], cli["top_k"], cli["top_p"]) == (0.8, 50, 0.95)  # what the README's sample was made with
