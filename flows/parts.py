@@ -61,7 +61,7 @@ def run_part_task(stage: str, label: str, fn: Callable[[Any], PartResult], part:
 
 
 def task_runner_for(cfg: PipelineConfig, n_parts: int):
-    check_task_runner(cfg)  # the check a run makes before its first stage: the integration is installed, the scheduler answers
+    check_task_runner(cfg)  # as before a run's first stage: the integration installed, the scheduler answering
     workers = max(1, min(default_workers(cfg), n_parts))
     if cfg.task_runner in ("processes", "threads"):
         return ThreadPoolTaskRunner(max_workers=workers)

@@ -66,25 +66,35 @@ def check_device(cfg: TrainConfig, world_size: int) -> None:
     import torch
 
     try:
-        kind = torch.device(cfg.device).type if cfg.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        kind = torch.device(cfg.device).type if cfg.device != "auto" else auto
     except RuntimeError as err:
-        raise ConfigError(f"train.device={cfg.device!r} is not a device PyTorch knows ({err}); use auto, cpu, cuda "
-                          "or cuda:N") from None
+        raise ConfigError(
+            f"train.device={cfg.device!r} is not a device PyTorch knows ({err}); use auto, cpu, cuda or cuda:N"
+        ) from None
     if kind == "cuda":
         gpus = torch.cuda.device_count()  # counts without initialising CUDA (forked workers stay usable)
         if gpus == 0:
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise ConfigError(f"train.device={cfg.device!r} but PyTorch ({torch.__version__}, {build}) sees no CUDA GPU; "
-                              "set train.device=auto (or cpu)")
+            raise ConfigError(
+                f"train.device={cfg.device!r} but PyTorch ({torch.__version__}, {build}) sees no CUDA GPU; "
+                "set train.device=auto (or cpu)"
+            )
         index = torch.device(cfg.device).index if cfg.device != "auto" else None
         if world_size == 1 and index is not None and index >= gpus:
-            raise ConfigError(f"train.device={cfg.device!r} but this machine has {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}; "
-                              "pick one of them")
+            raise ConfigError(
+                f"train.device={cfg.device!r} but this machine has {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}; "
+                "pick one of them"
+            )
         if world_size > gpus:
-            raise ConfigError(f"train.nproc_per_node={world_size} starts one process per GPU but this machine has {gpus}; "
-                              f"set train.nproc_per_node to {gpus} or fewer")
+            raise ConfigError(
+                f"train.nproc_per_node={world_size} starts one process per GPU but this machine has {gpus}; "
+                f"set train.nproc_per_node to {gpus} or fewer"
+            )
     elif kind != "cpu" and not getattr(getattr(torch, kind, None), "is_available", lambda: True)():
-        raise ConfigError(f"train.device={cfg.device!r} is not available on this machine; set train.device=auto (or cpu)")
+        raise ConfigError(
+            f"train.device={cfg.device!r} is not available on this machine; set train.device=auto (or cpu)"
+        )
 
 
 def check_settings(cfg: TrainConfig, world_size: int) -> None:

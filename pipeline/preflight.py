@@ -8,13 +8,14 @@ Each stage's check lives beside the stage (its plan calls it too: one check, two
 module only when that stage is reached. The model's (train) are crawl2gpt/runner.py's to add:
 the data pipeline does not import the model.
 """
+
 from __future__ import annotations
 
 import glob
 import importlib.util
 import socket
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Callable, Collection, Sequence
 from urllib.parse import urlsplit
 
 from pipeline.config import PipelineConfig
@@ -81,7 +82,10 @@ def _tokenizer(cfg: PipelineConfig) -> None:
 # The shards stage has no entry: its settings are all bounded by their types, and its inputs are
 # checked by `crawl2gpt stage shards` (crawl2gpt/runner.py check_stage).
 STAGE_SETTINGS: dict[str, Callable[[PipelineConfig], None]] = {
-    "extract": _extract, "filter": _filter, "dedup": _dedup, "tokenizer": _tokenizer,
+    "extract": _extract,
+    "filter": _filter,
+    "dedup": _dedup,
+    "tokenizer": _tokenizer,
 }
 
 
@@ -91,7 +95,9 @@ def check_task_runner(cfg: PipelineConfig) -> None:
     package = {"dask": "prefect_dask", "ray": "prefect_ray"}.get(cfg.task_runner)
     if package and importlib.util.find_spec(package) is None:
         name = package.replace("_", "-")
-        raise ConfigError(f"task_runner={cfg.task_runner!r} needs {name}: pip install {name} (or set task_runner=processes)")
+        raise ConfigError(
+            f"task_runner={cfg.task_runner!r} needs {name}: pip install {name} (or set task_runner=processes)"
+        )
     if cfg.task_runner == "dask" and cfg.dask_address:
         check_scheduler(cfg.dask_address)
 
@@ -110,6 +116,8 @@ def check_scheduler(address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=SCHEDULER_WAIT_S).close()
     except OSError as err:
-        raise ConfigError(f"dask_address={address!r}: no Dask scheduler accepts connections there within "
-                          f"{SCHEDULER_WAIT_S:g} s ({err}); start `dask scheduler` there, fix the address, or unset "
-                          "dask_address for a local cluster") from None
+        raise ConfigError(
+            f"dask_address={address!r}: no Dask scheduler accepts connections there within "
+            f"{SCHEDULER_WAIT_S:g} s ({err}); start `dask scheduler` there, fix the address, or unset "
+            "dask_address for a local cluster"
+        ) from None

@@ -5,6 +5,7 @@ Each stage's check lives beside the stage and its plan calls it too; pipeline/pr
 model/preflight.py run those of the stages a run reaches (crawl2gpt/runner.py check_run), and
 `crawl2gpt stage` / `train` run their one stage's before Prefect starts.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.corpus import write_stage
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import check_run, check_stage, run_pipeline
 from flows.failures import ERROR_LOG
+from helpers.corpus import write_stage
 from pipeline.errors import ConfigError, InputError, TokenizerError
 
 CLI = Path(sys.executable).with_name("crawl2gpt")
@@ -42,16 +43,31 @@ def not_a_model(tmp_path: Path) -> Path:
 # One bad value per stage: (the stage that refuses it, overrides, error type, message); the run
 # stops after that stage (--until), so each row also shows the check runs for the stages reached.
 CASES = {
-    "extract": (lambda tmp: ["filter.language.languages=[xx]"], ConfigError,
-                r"filter.language.languages has codes lid.176 cannot name: \['xx'\]; use ISO 639-1 codes"),
-    "filter": (lambda tmp: ["filter.language.languages=[xx]", "extract.language_prescreen=false"], ConfigError,
-               r"filter.language.languages has codes lid.176 cannot name: \['xx'\]"),
-    "dedup": (lambda tmp: ["dedup.backend=redis", f"dedup.redis_port={closed_port()}"], ConfigError,
-              r"dedup.backend=redis but no Redis answers at 127.0.0.1:\d+ within 3 s .*start redis-server there"),
-    "tokenizer": (lambda tmp: [f"tokenizer.reuse={not_a_model(tmp)}"], TokenizerError,
-                  r"tokenizer.model is not a SentencePiece model .*retrain it"),
-    "train": (lambda tmp: ["train.device=cuda:99"], ConfigError,
-              r"train.device='cuda:99' but (PyTorch .* sees no CUDA GPU|this machine has \d+ GPU)"),
+    "extract": (
+        lambda tmp: ["filter.language.languages=[xx]"],
+        ConfigError,
+        r"filter.language.languages has codes lid.176 cannot name: \['xx'\]; use ISO 639-1 codes",
+    ),
+    "filter": (
+        lambda tmp: ["filter.language.languages=[xx]", "extract.language_prescreen=false"],
+        ConfigError,
+        r"filter.language.languages has codes lid.176 cannot name: \['xx'\]",
+    ),
+    "dedup": (
+        lambda tmp: ["dedup.backend=redis", f"dedup.redis_port={closed_port()}"],
+        ConfigError,
+        r"dedup.backend=redis but no Redis answers at 127.0.0.1:\d+ within 3 s .*start redis-server there",
+    ),
+    "tokenizer": (
+        lambda tmp: [f"tokenizer.reuse={not_a_model(tmp)}"],
+        TokenizerError,
+        r"tokenizer.model is not a SentencePiece model .*retrain it",
+    ),
+    "train": (
+        lambda tmp: ["train.device=cuda:99"],
+        ConfigError,
+        r"train.device='cuda:99' but (PyTorch .* sees no CUDA GPU|this machine has \d+ GPU)",
+    ),
 }
 STAGE_BEFORE = {"extract": None, "filter": "extract", "dedup": "filter", "tokenizer": "dedup", "train": "shards"}
 
@@ -118,15 +134,20 @@ def test_a_dask_scheduler_that_is_not_there_is_refused(tmp_path, sample_warc):
         check_run([str(sample_warc)], tmp_path / "run", cfg, until="extract")
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["tokenizer.vocab_size=200"], "tokenizer.vocab_size=200 leaves no room for learned pieces"),
-    (["tokenizer.normalization_rule_name=nfc"], "tokenizer.normalization_rule_name='nfc'"),
-    (["filter.gopher_quality.min_doc_words=500", "filter.gopher_quality.max_doc_words=100"],
-     r"min_doc_words \(500\) is above max_doc_words \(100\)"),
-    (["filter.gopher_repetition.top_n_grams=[[0, 0.2]]"], "top_n_grams"),
-    (["filter.fineweb.line_punct_thr=1.5"], "line_punct_thr=1.5"),
-    (["train.positions=rope", "train.n_embd=36", "train.n_head=4"], "train.positions=rope needs an even head size"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["tokenizer.vocab_size=200"], "tokenizer.vocab_size=200 leaves no room for learned pieces"),
+        (["tokenizer.normalization_rule_name=nfc"], "tokenizer.normalization_rule_name='nfc'"),
+        (
+            ["filter.gopher_quality.min_doc_words=500", "filter.gopher_quality.max_doc_words=100"],
+            r"min_doc_words \(500\) is above max_doc_words \(100\)",
+        ),
+        (["filter.gopher_repetition.top_n_grams=[[0, 0.2]]"], "top_n_grams"),
+        (["filter.fineweb.line_punct_thr=1.5"], "line_punct_thr=1.5"),
+        (["train.positions=rope", "train.n_embd=36", "train.n_head=4"], "train.positions=rope needs an even head size"),
+    ],
+)
 def test_values_no_data_can_pass_are_refused_with_the_config(overrides, message):
     """Checks on values alone are the config's own: they fail as the config loads, one line."""
     with pytest.raises(ConfigError, match=message) as caught:
@@ -140,8 +161,9 @@ def test_values_no_data_can_pass_are_refused_with_the_config(overrides, message)
 def crawl2gpt(*args: str) -> tuple[int, list[str], float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     started = time.monotonic()
-    done = subprocess.run([str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120
+    )
     return done.returncode, done.stdout.splitlines(), time.monotonic() - started
 
 
@@ -153,8 +175,9 @@ def test_cli_refuses_an_unknown_language_code_before_extracting_and_writes_nothi
     (run / "extract").mkdir(parents=True)
     (run / "config.yaml").write_text("name: earlier\n")
     before = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*"))
-    code, lines, seconds = crawl2gpt("run", "--input", str(sample_warc), "--workdir", str(run),
-                                     "--set", "filter.language.languages=[xx]")
+    code, lines, seconds = crawl2gpt(
+        "run", "--input", str(sample_warc), "--workdir", str(run), "--set", "filter.language.languages=[xx]"
+    )
     print(f"run --set filter.language.languages=[xx]: exit {code} in {seconds:.2f} s (load {os.getloadavg()[0]:.1f})")
     assert code == 2 and lines[-1].startswith(XX_MESSAGE), lines
     assert lines[-2] == "crawl2gpt: ConfigError (rerun with --verbose for the traceback)"

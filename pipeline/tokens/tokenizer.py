@@ -80,7 +80,9 @@ def reused_model(tc: TokenizerConfig) -> Path | None:
     if path.is_dir():
         path = path / MODEL
     if not path.is_file():
-        raise ConfigError(f"tokenizer.reuse {tc.reuse!r} is not a tokenizer.model (or a folder holding one); fix or unset it")
+        raise ConfigError(
+            f"tokenizer.reuse {tc.reuse!r} is not a tokenizer.model (or a folder holding one); fix or unset it"
+        )
     load(path)  # a foreign or damaged model: TokenizerError naming it
     return path
 
