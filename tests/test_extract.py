@@ -138,7 +138,8 @@ def test_our_parser_gives_trafilaturas_text_title_and_date():
 
     from pipeline.extract.main_text import decode_html, is_html, main_text, title_and_date
     from pipeline.extract.html_tree import parse_html
-    from pipeline.extract.warc import iter_warc_records, parse_http_response
+    from pipeline.extract.http_response import parse_http_response
+    from pipeline.extract.warc import iter_warc_records
 
     pages = ["", "   ", "<p>x</p>", "not html at all", "<html/><body><p>a</p></body>",
              "<?xml version='1.0' encoding='iso-8859-1'?><html><body><p>declared</p></body></html>"]

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import CorruptWarcError
-from pipeline.extract.warc import check_warc, iter_warc_records, parse_http_response
+from pipeline.extract.http_response import parse_http_response
+from pipeline.extract.warc import check_warc, iter_warc_records
 
 
 def read_all(data: bytes, member_cap: int = 64_000_000):

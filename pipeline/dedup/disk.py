@@ -31,11 +31,10 @@ from pipeline.config import DedupConfig
 from pipeline.dedup.buckets import (band_hashes, buckets, candidate_pairs, in_sorted, read_range, sorted_records,
                                     star_pairs, unique_pairs)
 from pipeline.dedup.lsh import shingle_jaccard
+from pipeline.dedup.minhash import estimated_jaccard
 from pipeline.dedup.rowstore import RowReader, RowWriter, save_npy
 from pipeline.dedup.union_find import components
 from pipeline.stage import PartResult
-
-RECORD_BYTES = 16
 
 
 def scratch_dir(workdir: Path) -> Path:
@@ -184,8 +183,8 @@ def verify_part(task: VerifyTask, workdir: Path, d: DedupConfig) -> PartResult:
             other = reader[b]
             if d.verify == "exact":
                 passed[n] = shingle_jaccard(values, other) >= d.verify_threshold
-            else:  # estimated Jaccard, as lsh.signature_agreeing computes it
-                passed[n] = np.mean(values == other) >= d.verify_threshold
+            else:  # the stored signatures, as lsh.signature_agreeing compares them
+                passed[n] = estimated_jaccard(values, other) >= d.verify_threshold
     finally:
         reader.close()
     save_npy(root / "verified" / f"{task.label}.npy", pairs[passed])

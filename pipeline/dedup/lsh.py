@@ -23,7 +23,7 @@ import numpy as np
 from datasketch import MinHashLSH
 
 from pipeline.config import DedupConfig
-from pipeline.dedup.minhash import from_bytes
+from pipeline.dedup.minhash import estimated_jaccard, from_bytes
 from pipeline.dedup.redis_keys import attempt_basename, connection, redis_calls, remove_attempt, remove_dead_attempts
 from pipeline.dedup.settings import check_redis
 from pipeline.errors import RedisIndexError
@@ -54,11 +54,11 @@ def signature_agreeing(members: list[int], signatures: np.ndarray, threshold: fl
     """Pairs of one bucket whose signatures agree on >= threshold of positions (estimated Jaccard)."""
     sigs = signatures[members]  # (k, P)
     if len(members) <= ALL_PAIRS_UP_TO:
-        agree = (sigs[:, None, :] == sigs[None, :, :]).mean(axis=-1)  # (k, k)
+        agree = estimated_jaccard(sigs[:, None, :], sigs[None, :, :])  # (k, k)
         for i, j in zip(*np.nonzero(np.triu(agree >= threshold, k=1))):
             yield members[i], members[j]
     else:
-        agree = (sigs[1:] == sigs[0]).mean(axis=-1)  # (k-1,) against the earliest member
+        agree = estimated_jaccard(sigs[1:], sigs[0])  # (k-1,) against the earliest member
         for j in np.nonzero(agree >= threshold)[0]:
             yield members[0], members[j + 1]
 

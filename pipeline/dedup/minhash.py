@@ -44,6 +44,8 @@ def signature_matrix(column: Iterable[bytes], num_perm: int) -> np.ndarray:
     return flat.reshape(-1, num_perm)
 
 
-def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of equal positions: an unbiased estimate of the shingle sets' Jaccard similarity."""
-    return float(np.mean(a == b))
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
+    """Share of equal positions along the last axis: an unbiased estimate of the shingle sets'
+    Jaccard similarity. Two signatures give one number; arrays of them broadcast (a bucket's
+    (k, 1, P) against (1, k, P) gives every pair's estimate)."""
+    return np.mean(a == b, axis=-1)

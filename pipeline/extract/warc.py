@@ -190,11 +190,6 @@ class _Inflater:
             skipped += step
         return skipped
 
-    def peek(self, n: int) -> bytes:
-        while len(self.buf) < n and self.fill():
-            pass
-        return bytes(self.buf[:n])
-
     def _consume(self, n: int) -> bytes:
         data = bytes(self.buf[:n])
         del self.buf[:n]
@@ -352,61 +347,3 @@ def check_warc(raw: BinaryIO, source: str) -> int:
     if errors:
         raise CorruptWarcError(f"{source} is damaged: " + "; ".join(errors[:5]))
     return counts.get("records", 0)
-
-
-# --------------------------------------------------------------------------- HTTP payloads
-
-
-@dataclass
-class HttpResponse:
-    """The HTTP part of a `response` record's block."""
-
-    status: int
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-
-def parse_http_response(block: bytes) -> HttpResponse | None:
-    """Split a response block into status, headers and body; None if it is not HTTP."""
-    if not block.startswith(b"HTTP/"):
-        return None
-    end = block.find(b"\r\n\r\n")
-    sep = 4
-    if end < 0:
-        end, sep = block.find(b"\n\n"), 2
-    if end < 0:
-        end, sep = len(block), 0
-    head = block[:end].decode("latin-1").splitlines()
-    try:
-        status = int(head[0].split(None, 2)[1])
-    except (IndexError, ValueError):
-        return None
-    headers: dict[str, str] = {}
-    for line in head[1:]:
-        name, colon, value = line.partition(":")
-        if colon:
-            headers[name.strip().lower()] = value.strip()
-    body = block[end + sep :]
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = _dechunk(body)
-    return HttpResponse(status, headers, body)
-
-
-def _dechunk(body: bytes) -> bytes:
-    """Undo HTTP chunked transfer coding; leave the body as is if it is not really chunked
-    (Common Crawl keeps the header but stores most payloads already de-chunked)."""
-    out, pos = bytearray(), 0
-    while True:
-        nl = body.find(b"\r\n", pos)
-        if nl < 0:
-            return body
-        try:
-            size = int(body[pos:nl].split(b";")[0].strip(), 16)
-        except ValueError:
-            return body
-        if size == 0:
-            return bytes(out)
-        out += body[nl + 2 : nl + 2 + size]
-        pos = nl + 2 + size + 2
-        if pos > len(body):
-            return bytes(out)
