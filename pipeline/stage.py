@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from pipeline.atomic import (
-    OUT_OF_ROOM, atomic_write_text, clean_stale, free_bytes, fsync_dir, out_of_room, replace_dir, temp_path,
+    OUT_OF_ROOM,
+    atomic_write_text,
+    clean_stale,
+    free_bytes,
+    fsync_dir,
+    out_of_room,
+    replace_dir,
+    temp_path,
 )
 from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
@@ -119,6 +126,7 @@ class Stage(ABC):
         """Raise an error naming the folder and the fix when `inputs` cannot be used: what
         `crawl2gpt stage` checks before Prefect starts; a stage's plan calls it too. Nothing
         to check by default."""
+        return None
 
     @abstractmethod
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[Any]:

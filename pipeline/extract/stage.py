@@ -23,17 +23,17 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.atomic import fsync_dir, temp_path
 from pipeline.config import ExtractConfig, PipelineConfig
 from pipeline.documents import DOCUMENT_SCHEMA
-from pipeline.atomic import fsync_dir, temp_path
 from pipeline.errors import InputError
-from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
-from pipeline.extract.prescreen import Verdict, check_config, prescreen_languages
-from pipeline.extract.normalize import normalize_text
-from pipeline.extract.sources import open_input, resolve_inputs
-from pipeline.stage import PartResult, Stage, StageStats, merge_counts
 from pipeline.extract.http_response import parse_http_response
+from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
+from pipeline.extract.normalize import normalize_text
+from pipeline.extract.prescreen import Verdict, check_config, prescreen_languages
+from pipeline.extract.sources import open_input, resolve_inputs
 from pipeline.extract.warc import WarcRecord, iter_warc_records
+from pipeline.stage import PartResult, Stage, StageStats, merge_counts
 
 HTTP_HEAD_BYTES = 64 * 1024  # enough to read status and headers of an oversized response
 ROW_GROUP_DOCS = 1000  # flush to Parquet every N documents: memory stays flat over a file

@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.report import plots
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError, StageIncompleteError
 from pipeline.hashing import stable_fraction
+from pipeline.report import plots
 from pipeline.report.dedup import dedup_report
 from pipeline.report.filter import filter_report
 from pipeline.report.page import REMOVING, markdown_sections, removed_rows, render_html, shard_blocks, to_markdown

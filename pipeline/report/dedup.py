@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.bounded import BoundedCounter
-from pipeline.report.excerpts import locate, read_excerpts
 from pipeline.outcomes import outcome_files
+from pipeline.report.excerpts import locate, read_excerpts
 from pipeline.stage import read_manifest
 
 TOP_CLUSTERS = 10

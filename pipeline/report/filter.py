@@ -27,11 +27,11 @@ import pyarrow.parquet as pq
 
 from pipeline.bounded import BoundedCounter, Nearest
 from pipeline.config import FilterConfig
-from pipeline.report.excerpts import read_excerpts
 from pipeline.hashing import stable_fractions
 from pipeline.outcomes import outcome_files
-from pipeline.stage import read_manifest
+from pipeline.report.excerpts import read_excerpts
 from pipeline.report.thresholds import Threshold, thresholds
+from pipeline.stage import read_manifest
 
 EXAMPLES = 5  # documents shown on each side of each threshold
 BINS = 40
