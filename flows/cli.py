@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
 from model import generate_args
+from flows import dedup_clean
 from flows.failures import prepare_environment, report_error
 
 VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                         help="write a page of the documents one run kept and the other dropped, per stage, with both reasons")
     report.add_argument("--output", metavar="DIR", help="with --compare: where the page goes (default RUN_B/compare-<RUN_A>)")
+
+    dedup_clean.add_arguments(sub.add_parser(
+        "dedup-clean", help="delete the Redis keys (dedup.backend=redis) of dedup runs that were killed and will not be rerun"))
 
     exp = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (GPT-2 or Llama shape) that transformers loads")
     exp.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
@@ -219,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "dedup-clean":
+            return dedup_clean.run(args)
         if args.command == "export":
             return cmd_export(args)
         if args.command == "finetune":

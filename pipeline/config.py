@@ -223,6 +223,11 @@ class DedupConfig(Section):
     redis_timeout_s: float = Field(
         60.0, gt=0, description="Seconds a Redis connection or command may take before dedup stops with "
         "RedisIndexError: a hung server or a network partition would otherwise block the stage for ever.")
+    redis_ttl_h: float = Field(
+        72.0, gt=0, description="Hours a dedup attempt's Redis keys outlive its last sign of life (its owner record is "
+        "renewed after every part it indexes) before any later dedup on the same Redis and prefix, or `crawl2gpt "
+        "dedup-clean --expired`, deletes them: what a killed run on a folder that is never rerun leaves behind "
+        "(pipeline/dedup/redis_owners.py). Raise it if one part of a dedup can take longer.")
     verify: Literal["none", "signature", "exact"] = Field(
         "exact",
         description="Check LSH candidate pairs before merging: 'none' = FineWeb (a shared band merges, S-curve knee "

@@ -1,46 +1,22 @@
 """The same dedup through a real Redis server (datasketch's redis storage) gives identical results."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import pytest
 
 from helpers.dedup import filter_folder, read_folder, sample_texts, serial
-from helpers.programs import require_program
+from helpers.redis_server import RedisServer
 from crawl2gpt.config import RunConfig
 from pipeline.dedup.stage import DEDUP
 from pipeline.stage import run_stage
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def redis_port():
-    binary = require_program("redis-server")
-    redis = pytest.importorskip("redis")
-    port = _free_port()
-    server = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port)
+def redis_port(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persistent=False).start()
     try:
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail(f"redis-server did not answer on port {port}")
-        yield port
+        yield server.port
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
 
 def test_redis_backend_matches_memory(redis_port, tmp_path):
@@ -64,25 +40,31 @@ def test_redis_backend_matches_memory(redis_port, tmp_path):
 
 def test_keys_a_dead_attempt_left_on_the_same_folder_are_deleted_and_no_others(redis_port, tmp_path):
     """A run that died (or whose Redis died and came back from its append-only file) leaves its
-    index; the next attempt on the same output folder deletes it first, and never touches the
-    keys of a run writing another folder."""
+    index and its owner record; the next attempt on the same output folder deletes them first,
+    and never touches the keys of a run writing another folder."""
     import redis
 
-    from pipeline.dedup.redis_keys import attempt_basename
+    from pipeline.dedup.lsh import BandIndex
+    from pipeline.dedup.stage import signature_batch
 
     client = redis.Redis(port=redis_port)
     texts = sample_texts(limit=6)
     source = filter_folder(tmp_path, [[{"doc_id": f"d{i}", "text": t} for i, t in enumerate(texts)]])
     cfg = RunConfig().with_overrides(["dedup.backend=redis", f"dedup.redis_port={redis_port}"])
+    signatures = signature_batch(cfg.dedup, texts)[0]["signature"].to_pylist()
     output = tmp_path / "dedup"
-    dead, _ = attempt_basename(cfg.dedup, output.with_name(".dedup.tmp-deadbeef"))
-    other, _ = attempt_basename(cfg.dedup, tmp_path / ".dedup-b.tmp-12345678")
-    assert dead.rsplit(b":", 1)[0] != other.rsplit(b":", 1)[0]
-    client.hset(dead + b"_bucket_\x00\x00", b"band", dead + b"_bucket_\x00\x00band")
-    client.sadd(dead + b"_bucket_\x00\x00band", b"stale document")
-    client.sadd(other + b"_keys", b"a document of a run writing another folder")
+    dead = BandIndex(cfg.dedup, output.with_name(".dedup.tmp-deadbeef"))  # never closed: what a killed run leaves
+    dead.insert(list(range(6)), signatures)
+    other = BandIndex(cfg.dedup, tmp_path / ".dedup-b.tmp-12345678")  # another folder's run, still going
+    other.insert(list(range(3)), signatures[:3])
+    others_keys = {key: client.dump(key) for key in client.scan_iter() if key.startswith(other.basename)}
+    assert dead.basename.rsplit(b":", 1)[0] != other.basename.rsplit(b":", 1)[0]
     try:
         run_stage(DEDUP, [str(source)], output, cfg, map_parts=serial)
-        assert client.keys("*") == [other + b"_keys"]
+        left = set(client.scan_iter())
+        assert not any(key.startswith(dead.basename) for key in left)
+        assert {key: client.dump(key) for key in left if key.startswith(other.basename)} == others_keys
+        assert set(client.hkeys(b"crawl2gpt:attempts")) == {other.basename}
     finally:
-        client.delete(other + b"_keys")
+        other.close()
+    assert client.dbsize() == 0

@@ -24,7 +24,8 @@ from datasketch import MinHashLSH
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.minhash import estimated_jaccard, from_bytes
-from pipeline.dedup.redis_keys import attempt_basename, connection, redis_calls, remove_attempt, remove_dead_attempts
+from pipeline.dedup.redis_keys import (attempt_basename, connection, redis_calls, register_attempt, remove_attempt,
+                                       remove_dead_attempts, renew_attempt)
 from pipeline.dedup.settings import check_redis
 from pipeline.errors import RedisIndexError
 
@@ -92,19 +93,26 @@ class BandIndex:
 
     `workdir` is the stage's folder being written: with dedup.backend=redis the index takes a
     namespace of its own tied to the stage's output folder, after deleting what a dead attempt
-    on that folder left (redis_keys.py); `close()` deletes this attempt's keys.
+    on that folder (or an expired one on any folder) left, and writes an owner record naming
+    its tables before its first key (redis_keys.py, redis_owners.py); every part inserted and
+    every band read renews the record's lease; `close()` deletes this attempt's keys and record.
     """
 
     def __init__(self, cfg: DedupConfig, workdir: Path | None = None):
         self.cfg = cfg
         self.redis_failed = False
-        self.basename, folder_pattern = attempt_basename(cfg, workdir) if cfg.backend == "redis" else (None, None)
+        self.owner = None  # the owner record, with dedup.backend=redis
+        self.basename, folder = attempt_basename(cfg, workdir) if cfg.backend == "redis" else (None, "")
         self.storage = storage_config(cfg, self.basename)
         if self.storage["type"] == "redis":
             check_redis(cfg)  # also checked before the run's first stage, with a shorter wait
-            remove_dead_attempts(cfg, folder_pattern)
+            remove_dead_attempts(cfg, folder)
+        # Creating the index writes nothing to Redis; the record goes first, then the keys it leads to.
         self.lsh = MinHashLSH(num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows), storage_config=self.storage,
                               hashfunc=_band_key)
+        if self.storage["type"] == "redis":
+            with self._calls():
+                self.owner = register_attempt(cfg, self.basename, folder, redis_tables(self.lsh))
         self.size = 0
 
     @contextmanager
@@ -118,15 +126,22 @@ class BandIndex:
             raise
 
     def insert(self, keys: list[int], signatures: list[bytes]) -> None:
-        with self._calls(), self.lsh.insertion_session(buffer_size=50_000) as session:
-            for key, signature in zip(keys, signatures):
-                session.insert(key, from_bytes(signature, self.cfg.seed), check_duplication=False)
+        with self._calls():
+            with self.lsh.insertion_session(buffer_size=50_000) as session:
+                for key, signature in zip(keys, signatures):
+                    session.insert(key, from_bytes(signature, self.cfg.seed), check_duplication=False)
+            self._renew()
         self.size += len(keys)
+
+    def _renew(self) -> None:
+        if self.owner is not None:
+            renew_attempt(self.cfg, self.owner)
 
     def candidate_buckets(self, chunk: int = 10_000) -> Iterator[list[int]]:
         """Member lists of every bucket holding >= 2 documents, band by band."""
         with self._calls():
             for table in self.lsh.hashtables:
+                self._renew()
                 crowded = [key for key, count in table.itemcounts().items() if count > 1]
                 for start in range(0, len(crowded), chunk):
                     for members in table.getmany(*crowded[start : start + chunk]):
@@ -139,5 +154,14 @@ class BandIndex:
         """Delete this run's keys from Redis (the memory backend just goes out of scope). Not
         after a Redis failure: retrying a dead server would only delay the error; the next
         attempt on the folder deletes them."""
-        if self.storage["type"] == "redis" and not self.redis_failed:
-            remove_attempt(self.cfg, self.basename)
+        if self.owner is not None and not self.redis_failed:
+            remove_attempt(self.cfg, self.owner)
+
+
+def redis_tables(lsh: MinHashLSH) -> list[bytes]:
+    """The Redis hashes of a datasketch index: one per band and its `_keys` table. Each maps an
+    entry to the name of the key holding it, so together they lead to every key of the index
+    (tests/faults/test_redis_abandoned.py checks that against the keyspace). The names come from
+    datasketch's own storage objects (their private `_name`: datasketch has no public accessor),
+    so a change of its naming scheme cannot leave keys out of the record."""
+    return [storage._name for storage in [*lsh.hashtables, lsh.keys]]

@@ -116,8 +116,8 @@ class DedupStage(Stage):
     def config_slice(self, cfg: PipelineConfig) -> dict:
         # Where the indexes live does not change which documents survive (tests/test_dedup_disk.py
         # checks it), so switching backends must not invalidate a finished dedup stage.
-        not_output_relevant = {"backend", "redis_host", "redis_port", "redis_prefix", "redis_timeout_s", "disk_above_docs",
-                               "bucket_docs"}
+        not_output_relevant = {"backend", "redis_host", "redis_port", "redis_prefix", "redis_timeout_s", "redis_ttl_h",
+                               "disk_above_docs", "bucket_docs"}
         return {"dedup": cfg.dedup.model_dump(mode="json", exclude=not_output_relevant)}
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[SignaturePart]:
