@@ -17,10 +17,12 @@ from pipeline import __version__
 ROOT = Path(__file__).resolve().parent.parent  # the folder holding our packages, pipeline/ among them
 # Modules every stage imports that do not decide what a stage writes. The config classes (any
 # module named `config`): the values a stage reads are in its key already (its config slice), so
-# a new field in a section it does not read must not rerun it. The stage contract, atomic writes
-# and error types: how outputs are written and reported, not what they hold (a change of format
-# bumps pipeline.__version__).
-NOT_OUTPUT_CODE = frozenset({"pipeline.stage", "pipeline.code_version", "pipeline.atomic", "pipeline.errors"})
+# a new field in a section it does not read must not rerun it. The stage contract, atomic writes,
+# error types and the full-disk message: how outputs are written and reported, not what they
+# hold (a change of format bumps pipeline.__version__).
+NOT_OUTPUT_CODE = frozenset(
+    {"pipeline.stage", "pipeline.code_version", "pipeline.atomic", "pipeline.errors", "pipeline.disk_full"}
+)
 
 
 def is_output_code(name: str) -> bool:

@@ -18,7 +18,6 @@ called from a flow (flows/ passes its own). The work itself is identical either 
 """
 from __future__ import annotations
 
-import errno
 import fnmatch
 import hashlib
 import json
@@ -32,19 +31,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from pipeline.atomic import (
-    OUT_OF_ROOM,
-    atomic_write_text,
-    clean_stale,
-    free_bytes,
-    fsync_dir,
-    out_of_room,
-    replace_dir,
-    temp_path,
-)
+from pipeline.atomic import atomic_write_text, clean_stale, fsync_dir, replace_dir, temp_path
 from pipeline.code_version import code_version
 from pipeline.config import PipelineConfig
-from pipeline.errors import Crawl2GPTError, DiskFullError, InputError, StageIncompleteError
+from pipeline.disk_full import as_disk_full, explaining_full_disks
+from pipeline.errors import InputError, StageIncompleteError
 
 MANIFEST = "_stage.json"
 
@@ -360,43 +351,6 @@ def run_stage(
     if atomic:
         replace_dir(workdir, output)
     return stats
-
-
-def explaining_full_disks(mapper: MapParts, stage: str, output: Path, atomic: bool) -> MapParts:
-    """`mapper`, with a write that finds no room turned into DiskFullError inside the task itself:
-    a full disk is the user's to fix, so a flow's task neither retries it nor logs a traceback."""
-
-    def run(fn: Callable[[Any], PartResult], parts: list[Any]) -> list[PartResult]:
-        return mapper(partial(_explain_full_disk, fn, stage, output, atomic), parts)
-
-    return run
-
-
-def _explain_full_disk(fn: Callable[[Any], PartResult], stage: str, output: Path, atomic: bool, part: Any) -> PartResult:
-    try:
-        return fn(part)
-    except Exception as err:
-        if (full := as_disk_full(err, stage, output, atomic)) is not None:
-            raise full from err
-        raise
-
-
-def as_disk_full(err: Exception, stage: str, output: Path, atomic: bool) -> DiskFullError | None:
-    """A DiskFullError saying where and what to do, when `err` is a write that found no room
-    (ENOSPC, EDQUOT, EFBIG; pipeline/atomic.py out_of_room); None for any other error."""
-    full = None if isinstance(err, Crawl2GPTError) else out_of_room(err)
-    if full is None:
-        return None
-    # The stage folder the user knows (not its temporary sibling), and the file when the error
-    # names one: pyarrow's write errors do not.
-    where = f"{output} ({Path(full.filename).name})" if full.filename else str(output)
-    free = free_bytes(output)
-    room = f" ({free / 2**20:,.1f} MiB free on that file system when it failed)" if free is not None else ""
-    fix = "Raise that limit" if full.errno == errno.EFBIG else "Free space there"
-    kept = "finished stages are kept" + (
-        ", and this stage resumes from what it completed" if not atomic else ", this one left nothing behind")
-    return DiskFullError(f"{OUT_OF_ROOM[full.errno]} while the {stage} stage wrote {where}{room}. "
-                         f"{fix} and rerun the same command: {kept}")
 
 
 def merge_counts(results: Iterable[PartResult]) -> dict[str, int]:
