@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, SEED = 100, 0.8, 50, 0.95, 1337
+MAX_NEW_TOKENS, TEMPERATURE, TOP_K, TOP_P, SEED, DEVICE = 100, 0.8, 50, 0.95, 1337, "auto"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,3 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--top-p", type=float, default=TOP_P, help="then among the fewest covering this probability (1: all)"
     )
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--device", default=DEVICE, help="auto (the GPU if there is one, in bf16), cpu, cuda or cuda:N"
+    )

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from model.fused_loss import fused_available, linear_cross_entropy, logits_cross_entropy
 from model.gpt_config import GPTConfig
+from model.kv_cache import StaticKVCache
 
 
 class LayerNorm(nn.Module):
@@ -92,10 +93,12 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:  # generation: keys and values of earlier tokens are kept, not recomputed
+        if isinstance(cache, list):  # generation: keys and values of earlier tokens are kept, not recomputed
             if cache[0] is not None:
                 k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)  # (B, nh, Tk, hs)
             cache[0], cache[1] = k, v
+        elif cache is not None:  # a static cache's slots (model/kv_cache.py): all S slots, masked by `mask`
+            k, v = cache.update(k, v)  # (B, nh, S, hs)
         Tk = k.size(2)
         dropout = self.dropout if self.training else 0.0
         if self.fused:
@@ -209,7 +212,8 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None, caches=None, start: int = 0):
         """idx (B, T) token ids -> logits (B, T, vocab) and mean cross-entropy if targets given.
 
-        `caches` (one [k, v] per layer) and `start` (position of idx[:, 0]) are for generation.
+        `caches` (one [k, v] per layer) and `start` (position of idx[:, 0]) are for generation;
+        with a StaticKVCache (model/kv_cache.py) `start` is the tokens' first cache slot.
         """
         x = self.hidden_states(idx, caches=caches, start=start)  # (B, T, C)
         if targets is None:
@@ -231,6 +235,9 @@ class GPT(nn.Module):
         B, T = idx.size()
         if segments is not None and caches is not None:
             raise ValueError("a segment mask and a KV cache cannot be combined (the cache is for generation)")
+        mask = None  # plain causal
+        if isinstance(caches, StaticKVCache):  # its slots (from `start`, maybe a device tensor), positions, mask
+            caches, positions, mask = caches.step(start, T)  # per layer, (B, T), (B, 1, T, S)
         if positions is None and start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
         if positions is not None and T > self.config.block_size:
@@ -244,7 +251,8 @@ class GPT(nn.Module):
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])  # (T, hs/2) each
         else:
             rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])  # (B, 1, T, hs/2) each
-        mask = None if segments is None else segment_mask(segments)  # (B, 1, T, T); None: plain causal
+        if segments is not None:
+            mask = segment_mask(segments)  # (B, 1, T, T)
         x = self.transformer.drop(self._residual_dtype(x))
         for i, block in enumerate(self.transformer.h):
             x = block(x, rope, None if caches is None else caches[i], mask)
