@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from model.training import read_metrics
 from helpers.model_shards import SETTINGS, make_shards
+from model.training import read_metrics
 
 ROOT = Path(__file__).parents[1]
 
@@ -35,7 +35,8 @@ def run(args: list[str], out: Path, timeout: int = 240) -> tuple[list[dict], dic
 
 def torchrun(nproc: int, shards: Path, out: Path, extra: list[str]) -> tuple[list[dict], dict]:
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return run(launcher + ["-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet", *SETTINGS, *extra], out)
+    trainer = ["-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet", *SETTINGS, *extra]
+    return run(launcher + trainer, out)
 
 
 def assert_same_rows(a: list[dict], b: list[dict], rel: float, abs_: float = 0.0) -> None:
@@ -50,10 +51,11 @@ def assert_same_rows(a: list[dict], b: list[dict], rel: float, abs_: float = 0.0
 
 
 def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_path):
-    from model.train import train
     from crawl2gpt.config import RunConfig
+    from model.train import train
 
-    train(shards, tmp_path / "one", RunConfig().with_overrides(SETTINGS + ["train.grad_accum_steps=2"]).train, progress=False)
+    one_process = RunConfig().with_overrides(SETTINGS + ["train.grad_accum_steps=2"]).train
+    train(shards, tmp_path / "one", one_process, progress=False)
     single = read_metrics(tmp_path / "one")
     ddp, _ = torchrun(2, shards, tmp_path / "ddp", [])
     assert len(single) == 6

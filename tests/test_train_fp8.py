@@ -11,12 +11,13 @@ import torch
 
 pytest.importorskip("torchao.float8", reason="torchao is installed with the test extras")
 
+from helpers.model_shards import make_shards  # noqa: E402
 from model import fp8  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
+from model.generate import load_for_generation, sample  # noqa: E402
 from model.gpt import GPT, GPTConfig  # noqa: E402
 from model.train import train  # noqa: E402
 from model.training import load_model, read_metrics  # noqa: E402
-from helpers.model_shards import make_shards  # noqa: E402
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,
             learning_rate=3e-3, sample_tokens=8, device="cpu")
@@ -35,7 +36,8 @@ def test_block_linears_convert_and_the_head_and_odd_sizes_do_not():
     model = GPT(GPTConfig(vocab_size=96, block_size=16, n_layer=2, n_head=2, n_embd=32))
     names_before = list(model.state_dict())
     converted = fp8.convert(model)
-    expected = [f"transformer.h.{i}.{layer}" for i in range(2) for layer in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+    layers = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    expected = [f"transformer.h.{i}.{layer}" for i in range(2) for layer in layers]
     assert converted == expected
     assert [n for n, m in model.named_modules() if isinstance(m, Float8Linear)] == expected
     assert type(model.lm_head) is torch.nn.Linear and model.lm_head.weight is model.transformer.wte.weight
@@ -48,8 +50,8 @@ def test_fp8_model_trains_and_its_checkpoint_is_a_plain_gpt(shards, tmp_path):
     summary = train(shards, tmp_path / "fp8", cfg, progress=False)
     rows = read_metrics(tmp_path / "fp8")
     assert summary["fp8"] is True and rows[-1]["loss"] < rows[0]["loss"] - 0.3
-    plain = train(shards, tmp_path / "plain", TrainConfig(**dict(TINY, max_steps=20, eval_interval=10, checkpoint_interval=20)),
-                  progress=False)
+    plain_cfg = TrainConfig(**dict(TINY, max_steps=20, eval_interval=10, checkpoint_interval=20))
+    plain = train(shards, tmp_path / "plain", plain_cfg, progress=False)
     assert plain["fp8"] is False
     # same data and seed: FP8's rounding moves every loss a little (so the FP8 path ran), not the trend
     plain_losses = [r["loss"] for r in read_metrics(tmp_path / "plain")]
@@ -57,5 +59,12 @@ def test_fp8_model_trains_and_its_checkpoint_is_a_plain_gpt(shards, tmp_path):
     assert [r["loss"] for r in rows] == pytest.approx(plain_losses, abs=0.02)
     assert abs(summary["val_loss"] - plain["val_loss"]) < 0.02, (summary["val_loss"], plain["val_loss"])
     model, state, _ = load_model(tmp_path / "fp8")
-    assert type(model) is GPT and all(type(m) is not fp8.float8_module().float8_linear.Float8Linear for m in model.modules())
-    assert isinstance(summary["sample"], str)  # the sample at each evaluation is generated through the FP8 layers
+    float8_linear = fp8.float8_module().float8_linear.Float8Linear
+    assert type(model) is GPT and all(type(m) is not float8_linear for m in model.modules())
+    # The sample of the last evaluation is the FP8 model's own continuation: the checkpoint,
+    # converted again, draws the same tokens with the generator the trainer seeds (seed + step).
+    model, tokenizer, eot_id = load_for_generation(tmp_path / "fp8")
+    fp8.convert(model)
+    generator = torch.Generator().manual_seed(cfg.seed + cfg.max_steps)
+    ids = sample(model, [], cfg.sample_tokens, cfg.sample_temperature, cfg.sample_top_k, None, eot_id, generator)
+    assert ids and summary["sample"] == tokenizer.decode(ids)
