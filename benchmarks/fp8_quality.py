@@ -21,7 +21,8 @@ from pathlib import Path
 
 from benchmarks.harness import print_result
 from model.config import ModelSections
-from model.train import read_metrics, train
+from model.train import train
+from model.training import read_metrics
 
 # GPT-2 small's body (12 x 12 x 768) at a shorter block, so a small corpus gives many steps
 # (the recipe of benchmarks/residual_precision.py)

@@ -22,7 +22,7 @@ STAGE_OBJECTS = {
     "dedup": "pipeline.dedup.stage:DEDUP",
     "tokenizer": "pipeline.tokens.tokenizer:TOKENIZER",
     "shards": "pipeline.tokens.shards:SHARDS",
-    "train": "model.train:TRAIN",
+    "train": "model.train_stage:TRAIN",
 }
 
 # The run-folder sub-folders each stage reads; extract reads the raw WARC inputs instead.

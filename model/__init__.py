@@ -1,4 +1,4 @@
 """The GPT (and its LSTM baseline), the shard loader, the training loop and generation.
 
-No Prefect here: flows/ wraps `model.train.TRAIN` like any other stage.
+No Prefect here: flows/ wraps `model.train_stage.TRAIN` like any other stage.
 """

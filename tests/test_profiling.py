@@ -9,7 +9,8 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from helpers.model_shards import SETTINGS, make_shards
-from model.train import TrainStage, train
+from model.train import train
+from model.train_stage import TrainStage
 from pipeline.stage import stage_key
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

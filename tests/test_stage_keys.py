@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 STAGE_MODULES = {
     "extract": "pipeline.extract.stage", "filter": "pipeline.filter.stage", "dedup": "pipeline.dedup.stage",
-    "tokenizer": "pipeline.tokens.tokenizer", "shards": "pipeline.tokens.shards", "train": "model.train",
+    "tokenizer": "pipeline.tokens.tokenizer", "shards": "pipeline.tokens.shards", "train": "model.train_stage",
 }
 TINY = ["train.n_layer=1", "train.n_head=2", "train.n_embd=32", "train.block_size=32", "train.batch_size=4",
         "train.max_steps=2", "train.eval_interval=2", "train.eval_batches=1", "train.sample_tokens=0",

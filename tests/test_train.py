@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from model.checkpoint import checkpoint_dirs, latest_checkpoint, read_state
-from model.train import TRAIN, train
+from model.train import train
+from model.train_stage import TRAIN
 from model.training import cosine_lr, read_metrics
 from crawl2gpt.config import RunConfig
 from model.config import TrainConfig

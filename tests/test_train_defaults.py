@@ -13,7 +13,8 @@ import yaml
 
 from crawl2gpt.config import RunConfig
 from model.config import ModelSections, TrainConfig
-from model.train import TRAIN, train
+from model.train import train
+from model.train_stage import TRAIN
 from model.training import read_metrics, use_compile
 from pipeline.errors import ConfigError, InputError, TokenizerError
 from helpers.model_shards import make_shards

@@ -16,7 +16,8 @@ def shards(tmp_path_factory):
 
 
 def test_train_stage_with_two_processes_matches_accumulation(shards, tmp_path, monkeypatch):
-    from model.train import TRAIN, train
+    from model.train import train
+    from model.train_stage import TRAIN
     from model.training import read_metrics
     from crawl2gpt.config import RunConfig
     from pipeline.stage import run_stage

@@ -27,7 +27,8 @@ import pytest
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
 from model.checkpoint import latest_checkpoint
-from model.train import TRAIN, train
+from model.train import train
+from model.train_stage import TRAIN
 from model.training import read_metrics
 from pipeline.errors import ShardChecksumError, StageIncompleteError
 from pipeline.shard_format import load_manifest
