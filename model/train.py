@@ -56,10 +56,12 @@ def train(shards_dir, out_dir, train_cfg: TrainConfig, progress: bool = True,
     `on_step(step, loss)` is called after each optimizer step (tests use it to interrupt a run).
     """
     world = distributed.init(train_cfg.device)
-    try:
-        return _train(Path(shards_dir), Path(out_dir), train_cfg, world, progress, on_step)
-    finally:
-        distributed.shutdown(world)
+    summary = _train(Path(shards_dir), Path(out_dir), train_cfg, world, progress, on_step)
+    # Only a rank that finished leaves the group together with the others. After an error it does
+    # not: another rank may be waiting in a collective this one never joins (a barrier would then
+    # wait out the 30-minute timeout), and torchrun stops the others once this one has exited.
+    distributed.shutdown(world)
+    return summary
 
 
 def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed.World, progress: bool,

@@ -23,6 +23,7 @@ from model import preflight
 from model.config import ModelRun, ModelSections
 from model.train import train
 from pipeline import errors
+from pipeline.disk_full import as_disk_full
 from pipeline.errors import Crawl2GPTError, InputError
 from pipeline.stage import PartResult, Stage, StageStats
 
@@ -124,8 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelSections.load(args.config, args.overrides).train
     try:
         summary = train(args.shards, args.out, cfg, progress=not args.quiet)
-    except Crawl2GPTError as err:
-        print(RANK_ERROR + json.dumps({"type": type(err).__name__, "message": str(err)}), file=sys.stderr, flush=True)
+    except Exception as err:
+        # A write that found no room is told as one process tells it (the folder, the free space
+        # there, the fix): the DiskFullError the stage runner makes of it, made here on the rank.
+        ours = err if isinstance(err, Crawl2GPTError) else as_disk_full(err, TRAIN.name, Path(args.out), atomic=False)
+        if ours is None:
+            raise
+        print(RANK_ERROR + json.dumps({"type": type(ours).__name__, "message": str(ours)}), file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

@@ -217,3 +217,44 @@ def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefe
     assert training_snapshot(out) == reference
     print(f"{message}\nfaulted train {failed.seconds} s, rerun {rerun.seconds} s (resumed from {resumed_from}); "
           f"{len(reference['losses'])} steps with the undisturbed run's losses and last weights")
+
+
+@pytest.fixture(scope="module")
+def undisturbed_shards(sample_warc, undisturbed_run) -> Path:
+    """The undisturbed run's shards stage, with the tiny model's tokenizer settings."""
+    cfg = RunConfig().with_overrides([*SAMPLE_SETTINGS, *TRAIN_SETTINGS])
+    run_pipeline([str(sample_warc)], undisturbed_run, cfg, until="shards")
+    return undisturbed_run / "shards"
+
+
+@pytest.mark.slow  # ~90 s on 2 cores: the CLI, two ranks under torchrun that fail, then two that train
+def test_torchrun_rank_out_of_room_reads_as_one_process(prefect_api, undisturbed_shards, room, tmp_path):
+    """train.nproc_per_node=2 (2 CPU ranks, gloo): rank 0's first checkpoint write finds no room.
+    The user gets the DiskFullError one process gives (exit 2; the folder, the free space there and
+    the fix), not the launcher's "torchrun failed" with every rank's traceback; with the room back,
+    the same command trains."""
+    out = room.folder / "train"
+    args = ["train", "--shards", str(undisturbed_shards), "--output", str(out),
+            *settings_args([*SAMPLE_SETTINGS, *TRAIN_SETTINGS, "train.nproc_per_node=2"])]
+    env = dict(cli_env(tmp_path / "prefect-home"), OMP_NUM_THREADS="1")
+
+    room.fill()  # the metrics rows fit in the headroom, the step-4 checkpoint (about 0.5 MB) does not
+    print(f"\ndisk full under torchrun's rank 0, provoked with {room.describe()}")
+    failed = run_cli(args, env, preexec_fn=room.preexec())
+    assert failed.code == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr and "torchrun with" not in failed.stderr, failed.stderr[-3000:]
+    assert failed.error_lines[0].startswith("crawl2gpt: DiskFullError"), failed.error_lines
+    message = failed.error_lines[-1]
+    assert re.match(rf"crawl2gpt: error: {MESSAGES[room.mode]} while the train stage wrote {re.escape(str(out))}"
+                    r".* \([\d,.]+ MiB free on that file system when it failed\)\. ", message), message
+    fix = "Free space there" if room.mode == "tmpfs" else "Raise that limit"
+    assert message.endswith(f"{fix} and rerun the same command: finished stages are kept, and this stage resumes "
+                            "from what it completed"), message
+    assert not (out / "_stage.json").exists() and list((out / "checkpoints").glob("*step-*")) == []
+
+    room.clear()
+    rerun = run_cli(args, env)
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    summary = json.loads((out / "_stage.json").read_text())["stats"]["extra"]
+    assert (summary["world_size"], summary["steps"], summary["resumed_from"]) == (2, 12, None)
+    print(f"{message}\nfaulted train {failed.seconds} s, rerun {rerun.seconds} s")
