@@ -10,7 +10,8 @@ import torch
 
 from model.checkpoint import save_checkpoint
 from model.gpt import GPT, GPTConfig
-from model.training import MetricsLog, build_model, cosine_lr, load_model, pick_device, precision_setup, read_metrics
+from model.training import (MetricsLog, build_model, cosine_lr, load_model, make_optimizer, pick_device,
+                            precision_setup, read_metrics)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,6 +38,20 @@ def test_schedule_rises_then_falls():
     assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))
     assert all(a > b for a, b in zip(lrs[10:110], lrs[11:111]))
     assert cosine_lr(0, 1e-3, 1e-4, 0, 5) == 1e-3  # no warmup starts at the peak
+
+
+def test_pretraining_and_finetuning_build_adamw_from_their_own_sections():
+    """One builder for both: each section's betas and weight decay reach AdamW (decay on matrices
+    only); fine-tuning's betas were hard-coded to (0.9, 0.95) before."""
+    from model.config import FinetuneConfig, TrainConfig
+
+    model = GPT(GPTConfig(vocab_size=97, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    assert (FinetuneConfig().beta1, FinetuneConfig().beta2) == (TrainConfig().beta1, TrainConfig().beta2) == (0.9, 0.95)
+    for settings in (TrainConfig(beta2=0.99, weight_decay=0.2), FinetuneConfig(beta1=0.8, beta2=0.9)):
+        optimizer = make_optimizer(model, settings, 1e-3, "cpu")
+        assert [g["betas"] for g in optimizer.param_groups] == [(settings.beta1, settings.beta2)] * 2
+        assert [g["weight_decay"] for g in optimizer.param_groups] == [settings.weight_decay, 0.0]
+        assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-3]
 
 
 # --------------------------------------------------------------------------- metrics log
