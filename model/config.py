@@ -23,7 +23,8 @@ def _architecture_fields() -> dict[str, Any]:
     """GPTConfig's fields as pydantic fields (type with bounds, default, description), less
     vocab_size, which the shards' tokenizer gives."""
     types = get_type_hints(GPTConfig, include_extras=True)
-    return {f.name: (types[f.name], Field(f.default, **f.metadata)) for f in fields(GPTConfig) if f.name != "vocab_size"}
+    return {f.name: (types[f.name], Field(f.default, **f.metadata)) for f in fields(GPTConfig)
+            if f.name != "vocab_size"}
 
 
 # The `train` section's architecture keys (train.n_layer, train.rope_base, ...): generated from
@@ -103,7 +104,8 @@ class TrainConfig(OptimizerSection, ArchitectureSection):
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         """The architecture this section trains, for a tokenizer of vocab_size pieces."""
-        return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in ArchitectureSection.model_fields})
+        architecture = {name: getattr(self, name) for name in ArchitectureSection.model_fields}
+        return GPTConfig(vocab_size=vocab_size, **architecture)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "TrainConfig":
