@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
 from model import generate_args
-from flows import dedup_clean
+from flows import dedup_clean, quality
 from flows.failures import prepare_environment, report_error
 
 VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dedup_clean.add_arguments(sub.add_parser(
         "dedup-clean", help="delete the Redis keys (dedup.backend=redis) of dedup runs that were killed and will not be rerun"))
+    quality.add_arguments(sub.add_parser(
+        "quality", help="train a fastText quality classifier for filter.quality_model (quality train --positive --negative --out)"))
 
     exp = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (GPT-2 or Llama shape) that transformers loads")
     exp.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     prepare_environment(args.verbose)  # before anything imports Prefect
+    watchdog = _watch_server(args, argv)  # a hung Prefect server ends the run within a bound (flows/server_hung.py)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "dedup-clean":
             return dedup_clean.run(args)
+        if args.command == "quality":
+            return quality.run(args)
         if args.command == "export":
             return cmd_export(args)
         if args.command == "finetune":
@@ -246,7 +251,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         lost.__cause__ = lost.__cause__ or err  # the first failed request, else what reached us
         return report_error(lost, error_log_folder(args), args.verbose, argv)
+    finally:
+        watchdog.stop()
     return 1
+
+
+def _watch_server(args: argparse.Namespace, argv: list[str]):
+    """For the commands that run flows: a watchdog of the Prefect server (when PREFECT_API_URL names one)."""
+    from flows.server_hung import NotWatching, watch_prefect_server
+
+    if args.command not in ("run", "stage", "train", "finetune"):
+        return NotWatching()
+    from flows.server_lost import stage_running
+
+    named = getattr(args, "name", None) or ("train" if args.command == "train" else None)
+    return watch_prefect_server(lambda err: report_error(err, error_log_folder(args), args.verbose, argv),
+                                lambda: stage_running() or named)
 
 
 if __name__ == "__main__":

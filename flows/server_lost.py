@@ -38,6 +38,11 @@ T = TypeVar("T")
 # What a proxy in front of the server answers while the server is down.
 GATEWAY_CODES = {502, 503, 504}
 _paused: dict = {}  # the settings stop_retrying changed, with their values before
+_running: list[str] = []  # the stage whose subflow runs now, for flows/server_hung.py's message
+
+
+def stage_running() -> str | None:
+    return _running[-1] if _running else None
 
 
 def _means_no_server(err: BaseException) -> bool:
@@ -181,6 +186,7 @@ def through_restarts(stage: str, run_stage_flow: Callable[[], T], on_back: Calla
     marks the dead subflow Crashed). PrefectServerLostError if the server stays away."""
     from prefect import get_run_logger
 
+    _running[:] = [stage]
     while True:
         try:
             with reported_as_server_lost(stage):

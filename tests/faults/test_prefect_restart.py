@@ -20,110 +20,24 @@ Promise checked (docs/reliability.md):
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from crawl2gpt.config import RunConfig
-from crawl2gpt.runner import run_pipeline
+from helpers.prefect_cli import Cli, UNTIL, flow_runs_of, our_lines, subflow_begins
+from helpers.prefect_cli import server_and_reference as start_server_and_reference
 from helpers.prefect_server import PrefectServer
 from helpers.run_data import leftovers, run_data, stage_data
 from pipeline.stage import read_manifest
 
 # slow: a real server started, stopped and restarted around whole runs (minutes); `pytest -m faults` runs them
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-CLI = Path(sys.executable).with_name("crawl2gpt")
-UNTIL = "dedup"  # the stages that talk to the server like every other; the later ones add a minute
-SETTINGS = ["filter.language.languages=[en, de]", "workers=1"]
 
 
 @pytest.fixture(scope="module")
 def server_and_reference(sample_warc, tmp_path_factory) -> Iterator[tuple[PrefectServer, dict]]:
-    """A server, and the same run with no server at all (the plain runner: same stages, byte-
-    identical output), computed while the server starts."""
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).launch()
-    try:
-        run_dir = tmp_path_factory.mktemp("undisturbed") / "run"
-        run_pipeline([str(sample_warc)], run_dir, RunConfig.load(None, SETTINGS), until=UNTIL)
-        yield server.wait_ready(), run_data(run_dir, UNTIL)
-    finally:
-        server.stop()
-
-
-class Cli:
-    """`crawl2gpt run` in a subprocess, its console read as it comes (to see where the run is)."""
-
-    def __init__(self, run_dir: Path, sample: Path, env: dict[str, str]):
-        self.args = [str(CLI), "run", "--input", str(sample), "--workdir", str(run_dir), "--until", UNTIL]
-        for item in SETTINGS:
-            self.args += ["--set", item]
-        # INFO: the test reads where the run is from Prefect's log lines (another module's prefect_api
-        # fixture may have set PREFECT_LOGGING_LEVEL=WARNING in this process's environment)
-        self.env = {**env, "PREFECT_LOGGING_LEVEL": "INFO"}
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait_for_line(self, *needles: str, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while not any(all(n in line for n in needles) for line in list(self.lines)):
-            assert self.process.poll() is None, "".join(self.lines)[-3000:]
-            assert time.time() < deadline, f"no line with {needles}:\n" + "".join(self.lines)[-3000:]
-            time.sleep(0.05)
-
-    @contextmanager
-    def paused(self):
-        """SIGSTOP for the block: whatever the run does next, it does after the block."""
-        os.kill(self.process.pid, signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            os.kill(self.process.pid, signal.SIGCONT)
-
-    def wait(self, timeout: float) -> tuple[int, str]:
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail(f"crawl2gpt run still running after {timeout} s:\n" + "".join(self.lines)[-3000:])
-        self.reader.join(timeout=10)
-        return code, "".join(self.lines)
-
-
-def _part_done(stage: str) -> tuple[str, str]:
-    return f"Task run '{stage}:", "Finished in state Completed()"
-
-
-def _subflow_begins(stage: str, run_name: str) -> str:
-    return f"Beginning subflow run '{stage}-{run_name}'"
-
-
-def _our_lines(console: str) -> list[str]:
-    return [line for line in console.splitlines() if line.startswith("crawl2gpt:")]
-
-
-def _flow_runs_of(server: PrefectServer, run_name: str) -> dict[str, list[str]]:
-    """Flow run name -> state types, for the pipeline and stage runs of one run folder."""
-    runs: dict[str, list[str]] = {}
-    for run in server.flow_runs():
-        if run["name"].endswith(f"-{run_name}"):
-            runs.setdefault(run["name"], []).append(run["state_type"])
-    return runs
+    yield from start_server_and_reference(sample_warc, tmp_path_factory)
 
 
 def test_a_restart_within_the_retries_costs_nothing(server_and_reference, sample_warc, tmp_path):
@@ -140,16 +54,16 @@ def test_a_restart_within_the_retries_costs_nothing(server_and_reference, sample
 
     assert code == 0, console[-3000:]
     # the run waited for the server: the next stage's subflow cannot start without it
-    assert not any(_subflow_begins("filter", run_dir.name) in line for line in lines_while_down)
+    assert not any(subflow_begins("filter", run_dir.name) in line for line in lines_while_down)
     # Which call carries the wait varies: Prefect's retry (a client that reached the server
     # before), or, most often here, the pipeline's own wait and a second filter subflow (a fresh
     # client, which Prefect does not retry on a refused connection): logged as such.
     again = "answers again: running the filter stage again" in console
-    assert _our_lines(console) == []
+    assert our_lines(console) == []
     assert run_data(run_dir, UNTIL) == reference
     # every flow run final: the pipeline and one Completed subflow per stage, and the filter
     # subflow the restart cut off Crashed, next to the one that ran the stage again
-    runs = _flow_runs_of(server, run_dir.name)
+    runs = flow_runs_of(server, run_dir.name)
     assert runs == {"pipeline-restarted": ["COMPLETED"], "extract-restarted": ["COMPLETED"],
                     "filter-restarted": runs["filter-restarted"], "dedup-restarted": ["COMPLETED"]}, runs
     assert sorted(runs["filter-restarted"]) in ((["COMPLETED"], ["COMPLETED", "CRASHED"]) if again else (["COMPLETED"],)), runs
@@ -161,14 +75,14 @@ def test_a_server_gone_past_the_retries_stops_with_one_message_and_a_rerun_finis
     run_dir = tmp_path / "lost"
     env = {**server.env, "PREFECT_CLIENT_MAX_RETRIES": "1"}
     cli = Cli(run_dir, sample_warc, env)
-    cli.wait_for_line(_subflow_begins("filter", run_dir.name))  # its first API calls are behind it, not its part
+    cli.wait_for_line(subflow_begins("filter", run_dir.name))  # its first API calls are behind it, not its part
     server.stop()
     stopped = time.time()
     code, console = cli.wait(timeout=120)
     seconds_to_message = time.time() - stopped
     try:
         assert code == 2, console[-3000:]
-        ours = _our_lines(console)
+        ours = our_lines(console)
         assert len(ours) == 2 and ours[0].startswith("crawl2gpt: PrefectServerLostError"), ours
         assert ours[1] == (
             f"crawl2gpt: error: the Prefect server at {server.api} stopped answering during the filter stage; "
@@ -190,6 +104,6 @@ def test_a_server_gone_past_the_retries_stops_with_one_message_and_a_rerun_finis
     assert run_data(run_dir, UNTIL) == reference
     assert read_manifest(run_dir / "extract")["finished_at"] == extract_finished  # skipped, not redone
     # the rerun's runs Completed; the interrupted ones, which could not report, marked Crashed by it
-    runs = _flow_runs_of(server, run_dir.name)
+    runs = flow_runs_of(server, run_dir.name)
     assert sorted(runs["pipeline-lost"]) == sorted(runs["filter-lost"]) == ["COMPLETED", "CRASHED"], runs
     assert runs["extract-lost"] == ["COMPLETED", "COMPLETED"] and runs["dedup-lost"] == ["COMPLETED"], runs

@@ -106,6 +106,13 @@ class PrefectServer:
             self.process.wait(timeout=30)
         self.process = None
 
+    def pause(self) -> None:
+        """SIGSTOP the server's processes: a hung server, whose port still accepts connections."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def call(self, path: str, body: dict | None = None):
         return api_call(self.api, path, body)
 
