@@ -23,7 +23,8 @@ Who deletes what (delete_attempt):
     (no sign of life for dedup.redis_ttl_h hours, 72 by default);
   - `crawl2gpt dedup-clean FOLDER` (a folder that will not be rerun) and `--expired`.
 Keys written before owner records existed (crawl2gpt before issue 24) have none and are not
-found: delete them once with `redis-cli --scan --pattern 'crawl2gpt:*' | xargs redis-cli unlink`.
+found: delete them once, while no dedup uses that Redis, with
+`redis-cli --scan --pattern 'crawl2gpt:*' | xargs redis-cli unlink`.
 """
 from __future__ import annotations
 
