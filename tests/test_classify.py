@@ -92,18 +92,18 @@ def test_filter_stage_gives_keep_drop_labels(run):
 def test_tsv_and_jsonl_lines_are_counted(run, tmp_path):
     texts, labels, _ = read_labelled(run["filter"])
     tsv = tmp_path / "d.tsv"
-    tsv.write_text("label\ttext\n" + "\n".join(f"{l}\t{t.splitlines()[0]}" for l, t in zip(labels[:3], texts[:3]))
+    tsv.write_text("label\ttext\n" + "\n".join(f"{label}\t{t.splitlines()[0]}" for label, t in zip(labels[:3], texts[:3]))
                    + "\nno tab here\nkeep\t   \n")
-    t, l, counts = read_labelled(tsv)
-    assert l == labels[:3] and counts == Counter(missing_fields=1, empty_text=1)
+    _, got, counts = read_labelled(tsv)
+    assert got == labels[:3] and counts == Counter(missing_fields=1, empty_text=1)
     jsonl = tmp_path / "d.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"text": t, "label": l}) for t, l in zip(texts[:2], labels[:2])) + '\n{"text": "x"}\n{oops\n')
-    t, l, counts = read_labelled(jsonl)
-    assert t == texts[:2] and counts == Counter(missing_fields=2)
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": label}) for t, label in zip(texts[:2], labels[:2])) + '\n{"text": "x"}\n{oops\n')
+    got, _, counts = read_labelled(jsonl)
+    assert got == texts[:2] and counts == Counter(missing_fields=2)
     cfg = RunConfig().with_overrides(["finetune.classify.labels=[keep]", "finetune.classify.max_examples_per_class=2"])
     counts = Counter()
-    t, l = select(texts, labels, cfg.finetune.classify, counts)
-    assert l == ["keep", "keep"] and counts["other_label"] == labels.count("drop")
+    _, chosen = select(texts, labels, cfg.finetune.classify, counts)
+    assert chosen == ["keep", "keep"] and counts["other_label"] == labels.count("drop")
 
 
 def classify_config(*extra: str) -> RunConfig:

@@ -107,7 +107,7 @@ def test_every_set_example_in_the_help_is_a_real_config_key():
     examples = {(prog, m) for prog, text in texts.items()
                 for m in re.findall(r"--set\s+([a-z][\w.]*=[^\s,;)\]]+)", re.sub(r"\s+", " ", text))}  # not KEY=VALUE
     assert ("crawl2gpt finetune", "finetune.method=lora") in examples  # the sft line of `finetune --help`
-    for prog, example in sorted(examples):
+    for _, example in sorted(examples):
         RunConfig().with_overrides([example])  # raises ConfigError on an unknown key or a bad value
     assert not any("lora.enabled" in text for text in texts.values())
 

@@ -101,7 +101,7 @@ def test_ranks_partition_the_single_process_stream(shards, block, batch, world, 
     ranks = [TokenWindows(shards, "train", block, batch, rank=r, world_size=world, seed=seed, verify=False)
              for r in range(world)]
     steps = 5
-    for step in range(steps):
+    for _ in range(steps):
         for rank in ranks:
             expected_x, expected_y = single.next_batch()
             x, y = rank.next_batch()

@@ -57,7 +57,7 @@ def test_shards_and_training_outputs(demo_run):
     assert {s["split"] for s in manifest["shards"]} == {"train", "val"}
     assert sum(s["tokens"] for s in manifest["shards"]) > 10_000
     assert (workdir / "shards" / "report.html").is_file()
-    metrics = [json.loads(l) for l in (workdir / "train" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (workdir / "train" / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     assert losses[-1] < losses[0], "the tiny GPT learns something in 30 steps"
     assert results["train"]["extra"]["sample"]

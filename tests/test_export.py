@@ -7,7 +7,6 @@ GPT-2-shaped and a Llama-shaped GPT trained briefly on those shards, exported by
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import sentencepiece as spm
