@@ -1,8 +1,8 @@
 """The filters' fast paths equal plain-Python readings of the rules, value for value, on real
 pages and on crafted text: Gopher repetition (rolling hashes, numpy sorts, a scan over repeats
 only), the word splitting every rule starts from (chunk by chunk between spaces), Gopher
-quality's per-distinct-word counts, C4's single pass and PII's pre-check for IP addresses. The optimisations may change the
-speed, never a signal or a decision."""
+quality's per-distinct-word counts, C4's single pass and PII's pre-check for IP addresses. The
+optimisations may change the speed, never a signal or a decision."""
 from __future__ import annotations
 
 import random

@@ -29,7 +29,8 @@ def test_model_is_the_bundled_file():
 def test_clear_text_is_decided_by_fasttext_alone():
     language.lingua_detector.cache_clear()
     got = language.detect([
-        "The results of the study were published in the journal last week, and the authors said that they would continue their research.",
+        "The results of the study were published in the journal last week, and the authors said that they would "
+        "continue their research.",
         "Der Ausschuss hat heute über den Haushalt für das kommende Jahr beraten.",
         "Le comité s'est réuni mardi pour discuter du budget de l'année prochaine.",
     ])

@@ -55,7 +55,10 @@ def unsafe_calls(source: str, rel: str) -> list[str]:
 
 
 def test_the_scanner_catches_what_it_looks_for():
-    bad = "import torch, pickle, yaml, numpy as np\ntorch.load(f)\ntorch.load(f, weights_only=False)\npickle.load(f)\nyaml.load(s)\nnp.load(f, allow_pickle=True)\neval(s)\n"
+    bad = (
+        "import torch, pickle, yaml, numpy as np\ntorch.load(f)\ntorch.load(f, weights_only=False)\npickle.load(f)\n"
+        "yaml.load(s)\nnp.load(f, allow_pickle=True)\neval(s)\n"
+    )
     assert len(unsafe_calls(bad, "x.py")) == 6
     assert unsafe_calls("import torch, yaml\ntorch.load(f, weights_only=True)\nyaml.safe_load(s)\n", "x.py") == []
 

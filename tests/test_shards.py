@@ -162,6 +162,7 @@ def test_readable_by_duckdb(run):
                              [str(shards / "train-00000.parquet")]).fetchall())
     assert types["tokens"] == "USMALLINT[]" and types["n_tokens"] == "INTEGER"
     by_split = dict(con.execute(
-        f"SELECT split, sum(n_tokens) FROM (SELECT n_tokens, 'train' AS split FROM read_parquet('{shards}/train-*.parquet') "
+        "SELECT split, sum(n_tokens) FROM ("
+        f"SELECT n_tokens, 'train' AS split FROM read_parquet('{shards}/train-*.parquet') "
         f"UNION ALL SELECT n_tokens, 'val' FROM read_parquet('{shards}/val-*.parquet')) GROUP BY split").fetchall())
     assert by_split == {s: manifest["totals"][s]["tokens"] for s in ("train", "val")}
