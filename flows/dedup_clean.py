@@ -6,6 +6,7 @@ hours. With neither: list the attempts that have keys, deleting nothing. Where R
 from --config/--set, else from the first FOLDER's config.yaml (what `crawl2gpt run` wrote there).
 No Prefect: this is bookkeeping of a Redis server, not a run. The work is pipeline/dedup/redis_clean.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,16 +14,32 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folders", nargs="*", metavar="FOLDER",
-                        help="a run folder or a dedup output folder: delete the keys of every dedup attempt that wrote "
-                        "it or a folder inside it")
-    parser.add_argument("--expired", action="store_true",
-                        help="delete the keys of every attempt silent for over dedup.redis_ttl_h hours, any folder")
-    parser.add_argument("--force", action="store_true",
-                        help="also delete FOLDER's keys of a run on another machine whose lease has not run out")
+    parser.add_argument(
+        "folders",
+        nargs="*",
+        metavar="FOLDER",
+        help="a run folder or a dedup output folder: delete the keys of every dedup attempt that wrote "
+        "it or a folder inside it",
+    )
+    parser.add_argument(
+        "--expired",
+        action="store_true",
+        help="delete the keys of every attempt silent for over dedup.redis_ttl_h hours, any folder",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="also delete FOLDER's keys of a run on another machine whose lease has not run out",
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML config naming the Redis (default: FOLDER/config.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="e.g. --set dedup.redis_port=6380 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. --set dedup.redis_port=6380 (repeatable)",
+    )
 
 
 def _config_file(args: argparse.Namespace) -> str | None:
@@ -49,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"no dedup keys of {' '.join(args.folders) or 'an expired attempt'} in {where}")
         return 0
     folders = sorted({record.folder or record.basename.decode(errors="replace") for record in attempts})
-    print(f"deleted {sum(result.keys for result in cleaned)} keys of {len(attempts)} dedup attempt(s) in {where}: "
-          + ", ".join(folders))
+    print(
+        f"deleted {sum(result.keys for result in cleaned)} keys of {len(attempts)} dedup attempt(s) in {where}: "
+        + ", ".join(folders)
+    )
     return 0
 
 
@@ -60,7 +79,10 @@ def _print_list(attempts: list, where: str) -> None:
         return
     print(f"dedup attempts with keys in {where}:")
     for record, keys, lease_left_s in attempts:
-        lease = (f"lease runs out in {lease_left_s / 3600:.1f} h" if lease_left_s > 0
-                 else f"lease ran out {-lease_left_s / 3600:.1f} h ago")
+        lease = (
+            f"lease runs out in {lease_left_s / 3600:.1f} h"
+            if lease_left_s > 0
+            else f"lease ran out {-lease_left_s / 3600:.1f} h ago"
+        )
         print(f"  {record.folder or '(no folder)'}  {keys} keys  pid {record.pid} on {record.host}  {lease}")
     print("delete them with: crawl2gpt dedup-clean FOLDER (or --expired)")

@@ -33,6 +33,7 @@ folder that the rerun removes, and the rerun marks the flow runs that could not 
 (flows/interrupted.py). Before the message the watchdog kills this process's children (part
 workers, a Dask cluster), so nothing writes after it; the run folder's lock goes with the process.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
@@ -69,7 +70,7 @@ class HungServerWatchdog:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="prefect-server-watchdog", daemon=True)
 
-    def start(self) -> "HungServerWatchdog":
+    def start(self) -> HungServerWatchdog:
         self._thread.start()
         return self
 

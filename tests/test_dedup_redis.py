@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from crawl2gpt.config import RunConfig
 from helpers.dedup import filter_folder, read_folder, sample_texts, serial
 from helpers.redis_server import RedisServer
-from crawl2gpt.config import RunConfig
 from pipeline.dedup.stage import DEDUP
 from pipeline.stage import run_stage
 

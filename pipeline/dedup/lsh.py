@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from datasketch import MinHashLSH
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.minhash import estimated_jaccard, from_bytes
-from pipeline.dedup.redis_keys import (attempt_basename, connection, redis_calls, register_attempt, remove_attempt,
-                                       remove_dead_attempts, renew_attempt)
+from pipeline.dedup.redis_keys import (
+    attempt_basename,
+    connection,
+    redis_calls,
+    register_attempt,
+    remove_attempt,
+    remove_dead_attempts,
+    renew_attempt,
+)
 from pipeline.dedup.settings import check_redis
 from pipeline.errors import RedisIndexError
 

@@ -10,13 +10,14 @@ A run still writing a folder is never cleaned under it: the run folder's lock (p
 is held while deleting, so a run on this machine makes this RunLockedError with nothing deleted;
 an attempt on another machine whose lease is still running is refused unless forced.
 """
+
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.redis_keys import client
@@ -49,8 +50,10 @@ def list_attempts(cfg: DedupConfig) -> list[tuple[OwnerRecord, int, float]]:
     """Every attempt with keys under the prefix: (record, how many keys, seconds left on its lease)."""
     with _redis(cfg) as redis_client:
         now = redis_clock(redis_client)
-        return [(record, _count_keys(redis_client, record), record.expires - now)
-                for record in read_records(redis_client, cfg.redis_prefix)]
+        return [
+            (record, _count_keys(redis_client, record), record.expires - now)
+            for record in read_records(redis_client, cfg.redis_prefix)
+        ]
 
 
 def _count_keys(redis_client, record: OwnerRecord) -> int:
@@ -84,8 +87,9 @@ def _refuse_live_elsewhere(records: list[OwnerRecord], now: float) -> None:
     here = socket.gethostname()
     live = [r for r in records if r.host != here and r.expires > now]
     if live:
-        described = "; ".join(f"{r.folder} by pid {r.pid} on {r.host}, last alive {(now - r.renewed) / 60:.0f} min ago"
-                              for r in live)
+        described = "; ".join(
+            f"{r.folder} by pid {r.pid} on {r.host}, last alive {(now - r.renewed) / 60:.0f} min ago" for r in live
+        )
         raise ConfigError(
             f"dedup keys of a run on another machine whose lease (dedup.redis_ttl_h) has not run out: {described}. "
             "That run may still be indexing, and this machine cannot check its lock. If it is gone, rerun with --force"

@@ -21,14 +21,15 @@ clean_stale), and the CLI holds the run folder's lock.
 Redis failing mid-stage (killed, restarted, out of memory) surfaces as one RedisIndexError that
 names the server and what to do, with the redis-py exception as its __cause__.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from pipeline.atomic import target_of
 from pipeline.config import DedupConfig
@@ -61,8 +62,12 @@ def client(cfg: DedupConfig):
 
 def connection(cfg: DedupConfig) -> dict:
     """redis.Redis arguments: where, and how long to wait (no timeout would wait for ever on a hung server)."""
-    return {"host": cfg.redis_host, "port": cfg.redis_port, "socket_timeout": cfg.redis_timeout_s,
-            "socket_connect_timeout": cfg.redis_timeout_s}
+    return {
+        "host": cfg.redis_host,
+        "port": cfg.redis_port,
+        "socket_timeout": cfg.redis_timeout_s,
+        "socket_connect_timeout": cfg.redis_timeout_s,
+    }
 
 
 @contextmanager
@@ -99,9 +104,15 @@ def remove_dead_attempts(cfg: DedupConfig, folder: str) -> None:
     if deleted_same:
         log.warning("deleted %d Redis keys an interrupted dedup of the same folder left at %s", deleted_same, where)
     if abandoned:
-        log.warning("deleted %d Redis keys at %s of %d dedup attempt(s) whose lease ran out (silent for longer than the "
-                    "dedup.redis_ttl_h they ran with): %s", deleted_abandoned, where, len(abandoned),
-                    ", ".join(sorted({r.folder or r.basename.decode(errors="replace") for r in abandoned})))
+        folders = sorted({r.folder or r.basename.decode(errors="replace") for r in abandoned})
+        log.warning(
+            "deleted %d Redis keys at %s of %d dedup attempt(s) whose lease ran out (silent for longer than "
+            "the dedup.redis_ttl_h they ran with): %s",
+            deleted_abandoned,
+            where,
+            len(abandoned),
+            ", ".join(folders),
+        )
 
 
 def register_attempt(cfg: DedupConfig, basename: bytes, folder: str, tables: list[bytes]) -> OwnerRecord:
@@ -125,6 +136,11 @@ def remove_attempt(cfg: DedupConfig, record: OwnerRecord) -> None:
     try:
         delete_attempt(client(cfg), cfg.redis_prefix, record)
     except redis.RedisError as err:
-        log.warning("could not delete this dedup run's keys in Redis at %s:%s (%s); the next run on the same "
-                    "folder or `crawl2gpt dedup-clean %s` deletes them", cfg.redis_host, cfg.redis_port, err,
-                    record.folder or "FOLDER")
+        log.warning(
+            "could not delete this dedup run's keys in Redis at %s:%s (%s); the next run on the same "
+            "folder or `crawl2gpt dedup-clean %s` deletes them",
+            cfg.redis_host,
+            cfg.redis_port,
+            err,
+            record.folder or "FOLDER",
+        )

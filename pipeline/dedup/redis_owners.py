@@ -26,6 +26,7 @@ Keys written before owner records existed (crawl2gpt before issue 24) have none 
 found: delete them once, while no dedup uses that Redis, with
 `redis-cli --scan --pattern 'crawl2gpt:*' | xargs redis-cli unlink`.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,7 @@ class OwnerRecord:
         return json.dumps(record, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, basename: bytes, value: bytes) -> "OwnerRecord":
+    def from_json(cls, basename: bytes, value: bytes) -> OwnerRecord:
         record = json.loads(value)
         record["tables"] = [bytes.fromhex(t) for t in record["tables"]]
         return cls(basename=basename, **record)
@@ -97,8 +98,9 @@ def read_records(redis_client, prefix: str) -> list[OwnerRecord]:
         try:
             records.append(OwnerRecord.from_json(basename, value))
         except (ValueError, TypeError, KeyError) as err:
-            log.warning("unreadable dedup owner record %r in %s (%s): left alone", basename,
-                        registry_key(prefix).decode(), err)
+            log.warning(
+                "unreadable dedup owner record %r in %s (%s): left alone", basename, registry_key(prefix).decode(), err
+            )
     return records
 
 

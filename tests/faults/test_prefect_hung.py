@@ -16,17 +16,18 @@ Promise checked (docs/reliability.md, flows/server_hung.py):
     once the server is resumed, the same command completes, removes the killed stage's temporary
     folder, skips what was finished and writes the undisturbed run's data.
 """
+
 from __future__ import annotations
 
 import re
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from helpers.fault_runs import split_warc
-from helpers.prefect_cli import SETTINGS, Cli, UNTIL, flow_runs_of, our_lines
+from helpers.prefect_cli import SETTINGS, UNTIL, Cli, flow_runs_of, our_lines
 from helpers.prefect_cli import server_and_reference as start_server_and_reference
 from helpers.prefect_server import PrefectServer
 from helpers.run_data import leftovers, run_data, stage_data
@@ -92,7 +93,8 @@ def test_a_server_that_wakes_within_the_window_costs_nothing(server_and_referenc
 
 
 def test_a_server_hung_past_the_window_ends_the_run_with_one_message_and_a_rerun_finishes(
-        server_and_reference, warcs, tmp_path):
+    server_and_reference, warcs, tmp_path
+):
     server, reference = server_and_reference
     run_dir = tmp_path / "hung"
     cli = Cli(run_dir, warcs, hung_env(server), RUN_SETTINGS)
@@ -110,7 +112,9 @@ def test_a_server_hung_past_the_window_ends_the_run_with_one_message_and_a_rerun
             rf"crawl2gpt: error: the Prefect server at {re.escape(server.api)} accepted connections but answered "
             r"nothing for \d+ s during the filter stage \(its process is stopped or hung\); finished stages are kept\. "
             r"Restart the server \(or resume its process: kill -CONT\) and rerun the same command: "
-            r"up-to-date stages are skipped\.", ours[1]), ours[1]
+            r"up-to-date stages are skipped\.",
+            ours[1],
+        ), ours[1]
         assert console.rstrip().splitlines()[-1] == ours[1]  # the last thing the user reads
         assert "Traceback" not in console
         assert WINDOW_S <= seconds_to_exit <= WINDOW_S + WATCHDOG_SLACK_S + EXIT_SLACK_S, seconds_to_exit
@@ -132,6 +136,8 @@ def test_a_server_hung_past_the_window_ends_the_run_with_one_message_and_a_rerun
     assert leftovers(run_dir) == []
     runs = flow_runs_of(server, run_dir.name)
     assert runs["dedup-hung"] == ["COMPLETED"] and sorted(runs["pipeline-hung"])[0] == "COMPLETED", runs
-    print(f"\nhung server: exit 2 {seconds_to_exit:.1f} s after SIGSTOP (window {WINDOW_S} s); "
-          f"{len(children)} worker(s) killed; left {killed_stage_leftovers} for the rerun to remove; "
-          f"flow runs after the rerun: {runs}")
+    print(
+        f"\nhung server: exit 2 {seconds_to_exit:.1f} s after SIGSTOP (window {WINDOW_S} s); "
+        f"{len(children)} worker(s) killed; left {killed_stage_leftovers} for the rerun to remove; "
+        f"flow runs after the rerun: {runs}"
+    )

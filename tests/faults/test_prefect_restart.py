@@ -21,11 +21,11 @@ Promise checked (docs/reliability.md):
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from helpers.prefect_cli import Cli, UNTIL, flow_runs_of, our_lines, subflow_begins
+from helpers.prefect_cli import UNTIL, Cli, flow_runs_of, our_lines, subflow_begins
 from helpers.prefect_cli import server_and_reference as start_server_and_reference
 from helpers.prefect_server import PrefectServer
 from helpers.run_data import leftovers, run_data, stage_data

@@ -13,6 +13,7 @@ Promise checked (docs/reliability.md, pipeline/dedup/redis_owners.py):
   - an attempt silent past its lease (dedup.redis_ttl_h) is deleted by the next dedup on any
     folder, and one whose lease still runs is left alone and listed by `crawl2gpt dedup-clean`.
 """
+
 from __future__ import annotations
 
 import signal
@@ -69,14 +70,26 @@ class Attempt:
         self.run_dir = run_dir
         self.relay = FreezingRelay(server.port, first_write_of_second_part())
         self.process = subprocess.Popen(
-            [sys.executable, "-c", STAGE_PROCESS, str(source), str(run_dir / "dedup"),
-             f"dedup.redis_port={self.relay.port}", *settings],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-c",
+                STAGE_PROCESS,
+                str(source),
+                str(run_dir / "dedup"),
+                f"dedup.redis_port={self.relay.port}",
+                *settings,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
-    def wait_frozen(self) -> "Attempt":
+    def wait_frozen(self) -> Attempt:
         deadline = time.monotonic() + 120
         while not self.relay.frozen.wait(0.2):
-            assert self.process.poll() is None, f"the attempt ended before its second part:\n{self.process.stdout.read()}"
+            ended = self.process.poll() is not None
+            assert not ended, f"the attempt ended before its second part:\n{self.process.stdout.read()}"
             assert time.monotonic() < deadline, "the attempt never reached its second part"
         return self
 
@@ -143,7 +156,8 @@ def test_dedup_clean_deletes_a_killed_runs_keys_and_nothing_of_a_live_run(source
         assert cleaned.returncode == 0, cleaned.stderr
         assert cleaned.stdout.strip() == (
             f"deleted {len(dead_keys)} keys of 1 dedup attempt(s) in Redis at 127.0.0.1:{server.port} "
-            f"(prefix crawl2gpt): {(abandoned.run_dir / 'dedup').resolve()}")
+            f"(prefix crawl2gpt): {(abandoned.run_dir / 'dedup').resolve()}"
+        )
         commands = client.info("commandstats")
         assert "cmdstat_scan" not in commands and "cmdstat_keys" not in commands, sorted(commands)
         assert commands["cmdstat_hscan"]["calls"] >= RunConfig().dedup.bands + 1  # the attempt's own tables
@@ -157,9 +171,11 @@ def test_dedup_clean_deletes_a_killed_runs_keys_and_nothing_of_a_live_run(source
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "RunLockedError" in refused.stderr and f"pid {live.process.pid}" in refused.stderr, refused.stderr
         assert snapshot(client) == after
-        print(f"\ndedup-clean: {len(dead_keys)} keys of the killed attempt deleted in {clean_s:.1f} s (CLI start "
-              f"included), {len(live_keys)} keys of the live run untouched; Redis ran "
-              f"{commands['cmdstat_hscan']['calls']} HSCAN, no SCAN, no KEYS")
+        print(
+            f"\ndedup-clean: {len(dead_keys)} keys of the killed attempt deleted in {clean_s:.1f} s (CLI start "
+            f"included), {len(live_keys)} keys of the live run untouched; Redis ran "
+            f"{commands['cmdstat_hscan']['calls']} HSCAN, no SCAN, no KEYS"
+        )
     finally:
         abandoned.kill()
         live.kill()
@@ -189,8 +205,10 @@ def test_an_attempt_silent_past_its_lease_is_deleted_by_the_next_dedup_on_any_fo
         assert owned_by(snapshot(client), expired_name) == {}
         assert owned_by(snapshot(client), kept_name) == kept
         assert set(client.hkeys(REGISTRY)) == {kept_name}
-        assert f"whose lease ran out (silent for longer than the dedup.redis_ttl_h they ran with): " \
-               f"{(short_lease.run_dir / 'dedup').resolve()}" in caplog.text, caplog.text
+        assert (
+            f"whose lease ran out (silent for longer than the dedup.redis_ttl_h they ran with): "
+            f"{(short_lease.run_dir / 'dedup').resolve()}" in caplog.text
+        ), caplog.text
     finally:
         short_lease.kill()
         default_lease.kill()

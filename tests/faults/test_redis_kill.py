@@ -24,8 +24,17 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
-from helpers.fault_runs import (SAMPLE_SETTINGS, cli_env, finish_cli, leftovers, run_cli, run_snapshot,
-                                split_warc, stage_snapshot, start_cli)
+from helpers.fault_runs import (
+    SAMPLE_SETTINGS,
+    cli_env,
+    finish_cli,
+    leftovers,
+    run_cli,
+    run_snapshot,
+    split_warc,
+    stage_snapshot,
+    start_cli,
+)
 from helpers.programs import require_program
 from helpers.redis_server import FreezingRelay, RedisServer
 from pipeline.dedup.stage import DEDUP

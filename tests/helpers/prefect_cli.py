@@ -2,6 +2,7 @@
 (tests/faults/test_prefect_restart.py, test_prefect_hung.py): the run's console read as it comes,
 to see where the run is, and what the server recorded of it.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,8 +28,9 @@ UNTIL = "dedup"  # the stages that talk to the server like every other; the late
 SETTINGS = ["filter.language.languages=[en, de]", "workers=1"]
 
 
-def server_and_reference(inputs: Path | list[Path], tmp_path_factory,
-                         settings: list[str] = SETTINGS) -> Iterator[tuple[PrefectServer, dict]]:
+def server_and_reference(
+    inputs: Path | list[Path], tmp_path_factory, settings: list[str] = SETTINGS
+) -> Iterator[tuple[PrefectServer, dict]]:
     """A server, and the same run with no server at all (the plain runner: same stages, byte-
     identical output), computed while the server starts. The body of a module-scoped fixture."""
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).launch()
@@ -55,8 +57,9 @@ class Cli:
         # fixture may have set PREFECT_LOGGING_LEVEL=WARNING in this process's environment)
         self.env = {**env, "PREFECT_LOGGING_LEVEL": "INFO"}
         self.lines: list[str] = []
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            self.args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 

@@ -8,6 +8,7 @@ FreezingRelay: the clients' bytes pass until the Nth EXEC (datasketch commits ea
 buffer with its own MULTI/EXEC, so N picks a point inside the index writes); from then on they are
 held back, so the client waits as on a hung server, alive and mid-index.
 """
+
 from __future__ import annotations
 
 import signal
@@ -39,9 +40,22 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> "RedisServer":
-        args = [require_program("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
-                "--save", "", "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always"]
+    def start(self) -> RedisServer:
+        args = [
+            require_program("redis-server"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "always",
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -120,7 +134,7 @@ class FreezingRelay:
             while data := src.recv(1 << 16):
                 if from_client and self._freezes(data, tail):
                     continue  # held back: never reaches the server
-                tail = data[-(len(self.EXEC) - 1):]
+                tail = data[-(len(self.EXEC) - 1) :]
                 dst.sendall(data)
         except OSError:
             pass
