@@ -185,6 +185,21 @@ class PIIConfig(Section):
     only_public_ips: bool = Field(True, description="FineWeb/datatrove mask only global IPs (private ones are not PII).")
 
 
+class QualityModelConfig(Section):
+    """A fastText classifier trained by `crawl2gpt quality train` (the DCLM / FineWeb-Edu idea):
+    a document whose score (the probability of the positive class) is below `threshold` is dropped.
+    Off while `path` is unset."""
+
+    path: str | None = Field(None, description="The .bin `crawl2gpt quality train` wrote; unset: no model filter.")
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="Keep documents scored >= this (0.5: the classifier's own decision line)."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+
 class FilterConfig(Section):
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
     gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
@@ -192,6 +207,7 @@ class FilterConfig(Section):
     fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     pii: PIIConfig = Field(default_factory=PIIConfig)
+    quality_model: QualityModelConfig = Field(default_factory=QualityModelConfig)
 
 
 # --------------------------------------------------------------------------- dedup

@@ -1,5 +1,5 @@
-"""The `filter` stage (stage.py): quality filters (Gopher, C4, FineWeb), language ID and PII masking,
-one rule family per file.
+"""The `filter` stage (stage.py): quality filters (Gopher, C4, FineWeb), language ID, a fastText
+quality model (quality_model.py; trained by quality_train.py) and PII masking, one rule family per file.
 
 Every family exposes `signals(text, cfg) -> dict[str, float]` (pure, never raises on odd text)
 and `check(signals, cfg) -> str | None` (the first failing threshold). `pipeline.filter.stage`

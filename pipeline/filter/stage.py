@@ -1,4 +1,5 @@
-"""The `filter` stage: language ID, Gopher repetition + quality, C4, FineWeb rules, PII masking.
+"""The `filter` stage: language ID, Gopher repetition + quality, C4, FineWeb rules, a quality model
+(when one is configured), PII masking.
 
 One part per input `extract` part. Rules run in FineWeb's order (language first), each on every
 document, so a document's row holds every signal (thresholds can be re-tuned from the columns
@@ -25,7 +26,7 @@ from pipeline.atomic import fsync_dir
 from pipeline.config import FilterConfig, PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
-from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language, pii
+from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language, pii, quality_model
 from pipeline.stage import PartResult, Stage, StageStats, merge_counts, stage_parts
 
 BATCH_DOCS = 256  # language ID is batched; bounded memory per batch
@@ -73,6 +74,9 @@ def evaluate(text: str | None, lang: tuple[str, float], cfg: FilterConfig) -> De
     if cfg.fineweb.enabled:
         values = fineweb.signals(kept_text, cfg.fineweb)
         apply("fineweb", values, fineweb.check(values, cfg.fineweb))
+    if cfg.quality_model.enabled:  # last, on the text the corpus would keep (as FineWeb's rules are)
+        values = quality_model.signals(kept_text, cfg.quality_model)
+        apply("quality_model", values, quality_model.check(values, cfg.quality_model))
     emails = ips = 0
     if not failing and cfg.pii.enabled:
         kept_text, emails, ips = pii.mask(kept_text, cfg.pii)
@@ -152,11 +156,21 @@ def check_config(cfg: FilterConfig) -> None:
         if cfg.language.second_opinion:
             language.lingua_languages()
         language.check_languages(cfg.language)
+    quality_model.check_config(cfg.quality_model)
 
 
 class FilterStage(Stage):
     name = "filter"
     config_sections = ("filter",)
+
+    def config_slice(self, cfg: PipelineConfig) -> dict[str, Any]:
+        """The filter section, and the quality model's sha256 while it is on: a retrained model at
+        the same path reruns the filter (a file's size and time, what config_files keys on, could
+        both survive a retraining)."""
+        sliced = super().config_slice(cfg)
+        if cfg.filter.quality_model.enabled:
+            sliced["filter.quality_model.sha256"] = quality_model.model_sha256(cfg.filter.quality_model.path)
+        return sliced
 
     def config_files(self, cfg: PipelineConfig) -> list[str]:
         """An edited badwords list must rerun the filter, as a changed threshold does."""

@@ -115,4 +115,6 @@ def thresholds(cfg: FilterConfig) -> list[Threshold]:
             Threshold("fineweb.char_dup_ratio", "fw_char_dup_ratio", ">", f.char_duplicates_ratio),
             Threshold("fineweb.newline_word_ratio", "fw_newline_word_ratio", ">", f.new_line_ratio),
         ]
+    if cfg.quality_model.enabled:
+        out.append(Threshold("quality_model.below_threshold", "quality_model_score", "<", cfg.quality_model.threshold))
     return out
