@@ -23,9 +23,9 @@ from pathlib import Path
 from benchmarks.extraction_scoring import FOLDS, cv_summary, fold_of, wins
 from benchmarks.harness import SHARED, print_result, timed
 from pipeline.config import ExtractConfig
+from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.main_text import decode_html, extract_main_text
 from pipeline.extract.normalize import normalize_text
-from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.warc import iter_warc_records
 
 DEFAULT_DIR = SHARED / "warc"
