@@ -81,6 +81,22 @@ def test_schema_and_tokens_decode_to_the_documents(run):
         assert sp.DecodeIds(tokens[:-1].tolist()) == texts[doc_id]
 
 
+def test_text_bytes_per_document_shard_and_split(run):
+    """n_bytes is the UTF-8 length of the text that was encoded; the manifest sums it per shard and
+    split (what training's bits per byte divides by)."""
+    shards = run / "shards"
+    manifest = load_manifest(shards)
+    texts = {r["doc_id"]: r["text"] for r in extract_warc()}
+    rows = all_rows(shards)
+    assert pq.read_schema(shards / "train-00000.parquet").field("n_bytes").type == pa.int64()
+    assert [len(texts[d].encode("utf-8")) for d in rows["doc_id"]] == rows["n_bytes"].tolist()
+    for entry in manifest["shards"]:
+        assert entry["bytes"] == int(rows.loc[rows["split"] == entry["split"]].set_index("doc_id").loc[
+            pq.read_table(shards / entry["path"], columns=["doc_id"]).column(0).to_pylist(), "n_bytes"].sum())
+    for split in ("train", "val"):
+        assert manifest["totals"][split]["bytes"] == rows.loc[rows["split"] == split, "n_bytes"].sum() > 0
+
+
 def test_split_by_doc_hash(run):
     rows = all_rows(run / "shards")
     expect_val = stable_fractions(list(rows["doc_id"])) < 0.2

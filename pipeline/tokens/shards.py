@@ -4,14 +4,20 @@ One part per dedup parquet part, encoded in its own process (the SentencePiece m
 loaded once per process). A shard row is one document:
 
   doc_id string | tokens list<uint16|uint32> (ends with <|endoftext|> when append_eot) |
-  n_tokens int32 | url, domain, language, language_score and the float quality signals
-  the filter stage wrote (whichever exist upstream; the report reads them)
+  n_tokens int32 | n_bytes int64 (the document text's UTF-8 bytes) | url, domain, language,
+  language_score and the float quality signals the filter stage wrote (whichever exist upstream;
+  the report reads them)
 
 Documents go to `val` when their doc-id hash is below `val_fraction`, else to `train`, so the
 split is stable across reruns and tokenizers. A part's output is cut into a new file past
 `target_shard_tokens`; shards never span parts, so a failed part reruns alone. finish() numbers
-the files `train-00000.parquet`, `val-00000.parquet`, ... and writes `manifest.json` with row
-and token counts and a sha256 per shard; readers refuse a shard whose bytes do not match.
+the files `train-00000.parquet`, `val-00000.parquet`, ... and writes `manifest.json` with row,
+token and text-byte counts and a sha256 per shard; readers refuse a shard whose bytes do not match.
+
+The text bytes are counted here, from the text that was encoded, because nothing downstream can
+recover them: SentencePiece normalizes (whitespace runs collapse), so decoding the tokens gives
+other bytes. Training divides its validation loss by them (bits per byte: a loss that compares runs
+with different tokenizers, model/ablation.py).
 """
 from __future__ import annotations
 
@@ -112,7 +118,7 @@ class ShardWriter:
         self.workdir, self.split, self.part_index, self.schema = workdir, split, part_index, schema
         self.target_tokens, self.files, self._writer = target_tokens, [], None
         self._pending: list[pa.Table] = []
-        self._pending_rows = self._rows = self._tokens = 0
+        self._pending_rows = self._rows = self._tokens = self._bytes = 0
 
     def write(self, table: pa.Table) -> None:
         """Append rows; a file closes at the first row that brings it to `target_tokens`."""
@@ -128,6 +134,7 @@ class ShardWriter:
         self._pending_rows += table.num_rows
         self._rows += table.num_rows
         self._tokens += int(pc.sum(table.column("n_tokens")).as_py())
+        self._bytes += int(pc.sum(table.column("n_bytes")).as_py() or 0)
         if self._tokens >= self.target_tokens:
             self.close()
         elif self._pending_rows >= ROW_GROUP_DOCS:
@@ -151,9 +158,9 @@ class ShardWriter:
             os.fsync(fh.fileno())
         self.files.append({
             "tmp": self._path.name, "split": self.split, "part": self.part_index, "seq": len(self.files),
-            "rows": self._rows, "tokens": self._tokens, "sha256": sha256_file(self._path),
+            "rows": self._rows, "tokens": self._tokens, "bytes": self._bytes, "sha256": sha256_file(self._path),
         })
-        self._writer, self._rows, self._tokens = None, 0, 0
+        self._writer, self._rows, self._tokens, self._bytes = None, 0, 0, 0
 
 
 def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tuple[list[dict], dict[str, int]]:
@@ -162,13 +169,13 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tup
     source_schema = pq.read_schema(part["path"])
     extra = carried_columns(source_schema)
     schema = pa.schema(
-        [("doc_id", pa.string()), ("tokens", pa.list_(dtype)), ("n_tokens", pa.int32())]
+        [("doc_id", pa.string()), ("tokens", pa.list_(dtype)), ("n_tokens", pa.int32()), ("n_bytes", pa.int64())]
         + [source_schema.field(c) for c in extra]
     )
     for stale in workdir.glob(f".*-p{part['index']:05d}-*.parquet"):  # left by a failed attempt of this part
         stale.unlink()
     writers = {s: ShardWriter(workdir, s, part["index"], schema, cfg.shards.target_shard_tokens) for s in SPLITS}
-    counts = {"docs_in": 0, "docs_out": 0, "empty_text": 0, "tokens": 0}
+    counts = {"docs_in": 0, "docs_out": 0, "empty_text": 0, "tokens": 0, "bytes": 0}
     for batch in iter_batches(part["path"], columns=["doc_id", "text", *extra]):
         counts["docs_in"] += batch.num_rows
         has_text = pc.fill_null(pc.greater(pc.utf8_length(batch.column("text")), 0), False)
@@ -179,14 +186,16 @@ def encode_part(part: dict[str, Any], workdir: Path, cfg: PipelineConfig) -> tup
             continue
         tokens = encode_batch(sp, batch.column("text").to_pylist(), dtype, cfg.shards.append_eot, part["threads"])
         n_tokens = pc.list_value_length(tokens).cast(pa.int32())
+        n_bytes = pc.binary_length(batch.column("text")).cast(pa.int64())  # UTF-8 bytes of the encoded text
         table = pa.Table.from_arrays(
-            [batch.column("doc_id"), tokens, n_tokens] + [batch.column(c) for c in extra], schema=schema
+            [batch.column("doc_id"), tokens, n_tokens, n_bytes] + [batch.column(c) for c in extra], schema=schema
         )
         is_val = pa.array(stable_fractions(batch.column("doc_id").to_pylist()) < cfg.shards.val_fraction)
         writers["val"].write(table.filter(is_val))
         writers["train"].write(table.filter(pc.invert(is_val)))
         counts["docs_out"] += batch.num_rows
         counts["tokens"] += int(pc.sum(n_tokens).as_py())
+        counts["bytes"] += int(pc.sum(n_bytes).as_py())
     for writer in writers.values():
         writer.close()
     return writers["train"].files + writers["val"].files, counts
@@ -277,14 +286,16 @@ def number_shards(workdir: Path, files: list[dict[str, Any]]) -> list[dict[str, 
         for i, f in enumerate(ordered):
             name = f"{split}-{i:05d}.parquet"
             os.replace(workdir / f["tmp"], workdir / name)
-            entries.append({"path": name, "split": split, "rows": f["rows"], "tokens": f["tokens"], "sha256": f["sha256"]})
+            entries.append({"path": name, "split": split, "rows": f["rows"], "tokens": f["tokens"], "bytes": f["bytes"],
+                            "sha256": f["sha256"]})
     fsync_dir(workdir)
     return entries
 
 
 def split_totals(entries: list[dict[str, Any]], split: str) -> dict[str, int]:
     mine = [e for e in entries if e["split"] == split]
-    return {"shards": len(mine), "rows": sum(e["rows"] for e in mine), "tokens": sum(e["tokens"] for e in mine)}
+    return {"shards": len(mine), "rows": sum(e["rows"] for e in mine), "tokens": sum(e["tokens"] for e in mine),
+            "bytes": sum(e["bytes"] for e in mine)}
 
 
 SHARDS = ShardsStage()
