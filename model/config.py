@@ -60,6 +60,16 @@ class TrainConfig(OptimizerSection, ArchitectureSection):
     checkpoint_interval: int = Field(500, ge=1)
     sample_tokens: int = Field(64, ge=0)
     sample_prompt: str = ""
+    optimizer: Literal["adamw", "muon"] = Field(
+        "adamw", description="'adamw' for every weight, or 'muon': torch.optim.Muon for the transformer blocks' "
+        "2-D weights and AdamW (train.learning_rate, weight_decay, beta1/2) for the embedding, tied head, norms and "
+        "biases, as modded-nanogpt splits them (model/optimizers.py). Not with FSDP2, which shards the matrices.")
+    muon_lr: float = Field(
+        0.02, gt=0, description="Muon's peak rate (Keller Jordan's Muon and modded-nanogpt's GPT-2 124M runs use "
+        "0.02-0.05), scaled per matrix by sqrt(max(1, rows / cols)); it follows the same warmup and cosine decay.")
+    muon_momentum: float = Field(0.95, ge=0, lt=1, description="Muon's Nesterov momentum (its published default).")
+    muon_weight_decay: float = Field(
+        0.0, ge=0, description="Decoupled weight decay on the Muon matrices (modded-nanogpt's first Muon records: 0).")
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     compile: Literal["auto"] | bool = Field(
         "auto", description="torch.compile the model: 'auto' compiles on CUDA (GPT-2 124M on an H200: 625k tokens/s "

@@ -157,8 +157,8 @@ def train_step(run: Run, model: torch.nn.Module) -> Step:
     """Queue one optimizer step over grad_accum_steps micro-batches; nothing here waits for the device."""
     cfg, device = run.cfg, run.world.device
     lr = cosine_lr(run.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
+    for group in run.optimizer.param_groups:  # each group at its own peak (Muon's, AdamW's) times the schedule
+        group["lr"] = lr * group["lr_scale"]
     model.train()
     total = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum_steps):

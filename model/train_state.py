@@ -22,8 +22,9 @@ from model import distributed, preflight
 from model.config import TrainConfig
 from model.data import TokenWindows, shard_paths
 from model.gpt_config import GPTConfig
+from model.optimizers import OptimizerSet, build_optimizer
 from model.tokenizer import shards_tokenizer
-from model.training import build_model, make_optimizer, precision_setup, use_compile
+from model.training import build_model, precision_setup, use_compile
 from pipeline.stage import sha256_file
 
 log = logging.getLogger("crawl2gpt.train")
@@ -40,7 +41,7 @@ class Run:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.raw = build_model(self.config, cfg.arch).to(world.device)
         self.fp8_layers = fp8_convert(self.raw) if cfg.fp8 else []
-        self.optimizer: torch.optim.Optimizer | None = None  # made by make_optimizer(), after wrapping
+        self.optimizer: OptimizerSet | None = None  # made by make_optimizer(), after wrapping
         self.pending_optimizer: dict[str, Any] | None = None
         self.autocast, self.scaler, self.precision = precision_setup(cfg.precision, world.device, cfg.tf32)
         if distributed.fsdp_casts_params(cfg, world, self.precision):  # FSDP2 hands the blocks bf16 weights
@@ -110,9 +111,12 @@ class Run:
 
     def make_optimizer(self) -> None:
         """After wrapping (FSDP2 swaps in sharded parameters), so the optimizer steps the real ones."""
-        self.optimizer = make_optimizer(self.raw, self.cfg, self.cfg.learning_rate, self.world.device)
+        self.optimizer = build_optimizer(self.raw, self.cfg, self.world.device)
         if self.pending_optimizer is not None:
+            scales = [group["lr_scale"] for group in self.optimizer.param_groups]
             distributed.load_optimizer_state(self.raw, self.optimizer, self.pending_optimizer)
+            for group, scale in zip(self.optimizer.param_groups, scales):  # from this run's config (older
+                group["lr_scale"] = scale  # checkpoints have none; muon_lr may have been changed since)
             self.pending_optimizer = None
 
     def _incompatible(self, state: dict[str, Any]) -> str | None:
@@ -123,6 +127,9 @@ class Run:
         tok = self.shards_dir / "tokenizer.model"
         if state.get("tokenizer_sha256") and tok.is_file() and state["tokenizer_sha256"] != sha256_file(tok):
             return "the shards' tokenizer differs from the one the checkpoint was trained with"
+        saved_optimizer = state.get("train_config", {}).get("optimizer", "adamw")
+        if saved_optimizer != self.cfg.optimizer:  # AdamW's moments are no Muon momentum, nor the other way
+            return f"trained with train.optimizer={saved_optimizer}, now {self.cfg.optimizer}"
         if state.get("world_size") != self.world.world_size:
             return f"saved with {state.get('world_size')} ranks, now {self.world.world_size}"
         try:

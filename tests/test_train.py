@@ -52,9 +52,12 @@ def test_training_learns_and_writes_its_outputs(shards, tmp_path):
     assert state["step"] == 30 and state["loader"]["chunk_pos"] > 0
 
 
-def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path):
-    """Kill after step 7 (checkpoint at 6), resume: every loss equals the uninterrupted run's."""
-    settings = cfg(max_steps=12, eval_interval=4, checkpoint_interval=3, dropout=0.1)  # dropout: RNG must be restored
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path, optimizer):
+    """Kill after step 7 (checkpoint at 6), resume: every loss equals the uninterrupted run's
+    (with Muon too: its momentum buffers are in the checkpoint beside AdamW's moments)."""
+    settings = cfg(max_steps=12, eval_interval=4, checkpoint_interval=3, dropout=0.1,  # dropout: RNG must be restored
+                   optimizer=optimizer)
     train(shards, tmp_path / "straight", settings, progress=False)
 
     class Killed(Exception):
@@ -73,6 +76,14 @@ def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path):
     assert [r["step"] for r in resumed] == list(range(1, 13))  # the lost step 7 line was dropped, then rewritten
     assert [r["loss"] for r in resumed] == [r["loss"] for r in straight]
     assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in straight]
+
+
+def test_changed_optimizer_does_not_resume(shards, tmp_path):
+    train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3), progress=False)
+    summary = train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, optimizer="muon"),
+                    progress=False)
+    assert summary["resumed_from"] is None and summary["steps"] == 3
+    assert list(tmp_path.glob("checkpoints.incompatible-*"))
 
 
 def test_changed_architecture_does_not_resume(shards, tmp_path):
