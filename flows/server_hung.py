@@ -135,7 +135,7 @@ def end_run(report: Callable[[BaseException], int], stage: str | None, silent_s:
 
 
 def stop_children() -> None:
-    """SIGKILL every process this one started, and theirs (psutil comes with prefect-dask's distributed)."""
+    """SIGKILL every process this one started, and theirs."""
     import psutil
 
     for child in psutil.Process().children(recursive=True):
