@@ -33,7 +33,8 @@ def publish_training(train_dir: Path, config_name: str) -> None:
     parts = [f"## Training `{run}` (config `{config_name}`)", ""]
     if evals:
         last = evals[-1]
-        parts.append(f"- last eval: step {last.get('step')}, val loss {last.get('val_loss'):.4f}")
+        bpb = f", {last['val_bpb']:.4f} bits per byte" if last.get("val_bpb") is not None else ""
+        parts.append(f"- last eval: step {last.get('step')}, val loss {last.get('val_loss'):.4f}{bpb}")
     samples = train_dir / "samples.txt"
     if samples.is_file():
         parts += ["", "Last sample:", "", "```", samples.read_text()[-1500:], "```"]

@@ -77,6 +77,7 @@ def loss_curve_lines(metrics_path: Path, points: int = 6) -> list[str]:
     return [
         f"step {r['step']:>6}  train loss {r.get('loss', float('nan')):.3f}  val loss {r['val_loss']:.3f}"
         f"  val perplexity {r.get('val_perplexity', float('nan')):.1f}"
+        + (f"  val bits/byte {r['val_bpb']:.3f}" if r.get("val_bpb") is not None else "")
         for r in chosen
     ]
 

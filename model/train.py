@@ -5,7 +5,8 @@ warmup then cosine decay to min_lr, gradient accumulation, clipping, BF16 autoca
 (FP16 + GradScaler as an option; CPU always runs FP32), TF32, torch.compile on CUDA by default,
 FP8 linear layers as an option (model/fp8.py). Everything that can be checked without a model is
 checked before step 1 (model/preflight.py).
-Every eval_interval steps: validation loss and perplexity, and a generated sample.
+Every eval_interval steps: validation loss, perplexity and bits per byte (model/bits_per_byte.py),
+and a generated sample.
 A step's loss and gradient norm are read one step late on a GPU: the host queues step n + 1
 before it waits for step n's numbers, so the GPU never idles while the host logs (tokens/s per
 row and in the summary count training steps only, not evaluation or checkpoint time).
@@ -36,6 +37,7 @@ from typing import Any
 import torch
 
 from model import distributed
+from model.bits_per_byte import from_mean_loss
 from model.config import TrainConfig
 from model.generate import sample
 from model.profiling import StepProfiler
@@ -99,7 +101,8 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
                     val_loss = evaluate(run, model)
                     recorder.sample(done.number, generate_sample(run) if world.is_main else None)
                 if val_loss is not None:  # no val shards: no eval columns (readers take their presence as an eval)
-                    row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss))
+                    row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss),
+                               val_bpb=from_mean_loss(val_loss, run.val_tokens_per_byte))
             recorder.write(row)
             if done.number % cfg.checkpoint_interval == 0 or last:
                 with clock.paused():

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from model import distributed
+from model.bits_per_byte import from_mean_loss
 from model.training import MetricsLog, peak_memory_mb, read_metrics
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ def summary(run: Run, recorder: Recorder, clock: StepClock) -> dict[str, Any]:
         "final_train_loss": loss,
         "val_loss": val_loss,
         "val_perplexity": math.exp(val_loss) if val_loss is not None else None,
+        "val_bpb": from_mean_loss(val_loss, run.val_tokens_per_byte),
         "tokens_per_s": run.tokens_per_step * clock.steps / clock.seconds if clock.seconds else None,
         "first_step_s": clock.first_seconds,
         "steps": run.step,

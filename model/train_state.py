@@ -19,6 +19,7 @@ import torch
 
 from model import checkpoint as ckpt_io
 from model import distributed, preflight
+from model.bits_per_byte import tokens_per_byte
 from model.config import TrainConfig
 from model.data import TokenWindows, shard_paths
 from model.gpt_config import GPTConfig
@@ -52,6 +53,7 @@ class Run:
         self.train_loader = TokenWindows(shards_dir, "train", **loader_args)
         self.val_loader = TokenWindows(shards_dir, "val", **loader_args) if shard_paths(shards_dir, "val") else None
         self.val_start = self.val_loader.state_dict() if self.val_loader else None
+        self.val_tokens_per_byte = tokens_per_byte(self.manifest, "val")  # for validation bits per byte
         self.tokenizer = shards_tokenizer(shards_dir, self.manifest)
         if self.tokenizer is None:
             log.warning("%s has no tokenizer.model: samples are skipped", shards_dir)

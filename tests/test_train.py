@@ -44,6 +44,9 @@ def test_training_learns_and_writes_its_outputs(shards, tmp_path):
     assert [r["step"] for r in evals] == [10, 20, 30]
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
     assert summary["val_perplexity"] == pytest.approx(math.exp(summary["val_loss"]))
+    totals = json.loads((shards / "manifest.json").read_text())["totals"]["val"]  # bits per byte: the val text's
+    for r in evals + [summary]:  # tokens per UTF-8 byte, counted from its documents, times nats / ln 2
+        assert r["val_bpb"] == pytest.approx(r["val_loss"] * totals["tokens"] / totals["bytes"] / math.log(2))
     assert summary["precision"] == "fp32" and summary["steps"] == 30 and summary["params"] > 0
     assert (tmp_path / "samples.txt").read_text().count("--- step") == 3
     assert (tmp_path / "loss.png").stat().st_size > 1000
@@ -178,7 +181,7 @@ def test_without_validation_shards_training_runs_and_says_so(shards, tmp_path):
     manifest["shards"] = [e for e in manifest["shards"] if e["split"] != "val"]
     (copy / "manifest.json").write_text(json.dumps(manifest))
     summary = train(copy, tmp_path / "out", cfg(max_steps=2, eval_interval=1, checkpoint_interval=2), progress=False)
-    assert summary["val_loss"] is None and summary["val_perplexity"] is None
+    assert summary["val_loss"] is None and summary["val_perplexity"] is None and summary["val_bpb"] is None
     assert all("val_loss" not in r for r in read_metrics(tmp_path / "out"))
 
 

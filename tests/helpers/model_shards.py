@@ -30,15 +30,17 @@ def sample_texts() -> list[str]:
     return texts
 
 
-def _write_shard(folder: Path, name: str, docs: list[tuple[str, list[int]]], dtype) -> dict:
+def _write_shard(folder: Path, name: str, docs: list[tuple[str, list[int], str]], dtype) -> dict:
     table = pa.table({
-        "doc_id": [d for d, _ in docs],
-        "tokens": pa.array([t for _, t in docs], type=pa.list_(dtype)),
-        "n_tokens": pa.array([len(t) for _, t in docs], type=pa.int32()),
+        "doc_id": [d for d, _, _ in docs],
+        "tokens": pa.array([t for _, t, _ in docs], type=pa.list_(dtype)),
+        "n_tokens": pa.array([len(t) for _, t, _ in docs], type=pa.int32()),
+        "n_bytes": pa.array([len(text.encode()) for _, _, text in docs], type=pa.int64()),
     })
     pq.write_table(table, folder / name)
     digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    return {"path": name, "rows": len(docs), "tokens": sum(len(t) for _, t in docs), "sha256": digest}
+    return {"path": name, "rows": len(docs), "tokens": sum(len(t) for _, t, _ in docs),
+            "bytes": sum(len(text.encode()) for _, _, text in docs), "sha256": digest}
 
 
 def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> Path:
@@ -56,15 +58,18 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
     )
     sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
     eot_id = sp.piece_to_id(EOT)
-    docs = [(f"doc-{i:04d}", sp.encode(t) + [eot_id]) for i, t in enumerate(texts)]
+    docs = [(f"doc-{i:04d}", sp.encode(t) + [eot_id], t) for i, t in enumerate(texts)]
     val, train = docs[:8], docs[8:]
     per = -(-len(train) // train_shards)
     entries = [dict(_write_shard(folder, f"train-{i:05d}.parquet", train[i * per:(i + 1) * per], pa.uint16()), split="train")
                for i in range(train_shards)]
     entries.append(dict(_write_shard(folder, "val-00000.parquet", val, pa.uint16()), split="val"))
     tok_sha = hashlib.sha256((folder / "tokenizer.model").read_bytes()).hexdigest()
+    totals = {split: {key: sum(e[key] for e in entries if e["split"] == split) for key in ("rows", "tokens", "bytes")}
+              for split in ("train", "val")}
     manifest = {"format": "crawl2gpt-shards/1", "vocab_size": vocab_size, "dtype": "uint16", "eot_id": eot_id,
-                "pad_id": PAD_ID, "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha}, "shards": entries}
+                "pad_id": PAD_ID, "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha}, "shards": entries,
+                "totals": totals}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return folder
 
