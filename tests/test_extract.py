@@ -19,13 +19,18 @@ from pipeline.extract.main_text import (
     sniff_html,
 )
 
-ARTICLE = """<html><head><title>Die Füchse von Wien</title><meta name="date" content="2021-03-04"></head><body>
-<nav><a href="/">Home</a> <a href="/a">Archiv</a></nav>
-<article><h1>Die Füchse von Wien</h1>
-<p>In den Parks der Stadt leben mehr Füchse, als die meisten Bewohner vermuten. Forscher zählen seit Jahren die Tiere.</p>
-<p>Die Füchse haben gelernt, sich tagsüber in Gärten zu verstecken und nachts auf Nahrungssuche zu gehen, erklärt die Biologin.</p>
-<p>Ein Fuchs braucht ein Revier von etwa einem Quadratkilometer, in der Stadt reicht oft weniger, weil es genug Futter gibt.</p>
-</article><footer>Impressum | Datenschutz</footer></body></html>"""
+ARTICLE = (
+    '<html><head><title>Die Füchse von Wien</title><meta name="date" content="2021-03-04"></head><body>\n'
+    '<nav><a href="/">Home</a> <a href="/a">Archiv</a></nav>\n'
+    "<article><h1>Die Füchse von Wien</h1>\n"
+    "<p>In den Parks der Stadt leben mehr Füchse, als die meisten Bewohner vermuten. Forscher zählen "
+    "seit Jahren die Tiere.</p>\n"
+    "<p>Die Füchse haben gelernt, sich tagsüber in Gärten zu verstecken und nachts auf Nahrungssuche zu "
+    "gehen, erklärt die Biologin.</p>\n"
+    "<p>Ein Fuchs braucht ein Revier von etwa einem Quadratkilometer, in der Stadt reicht oft weniger, "
+    "weil es genug Futter gibt.</p>\n"
+    "</article><footer>Impressum | Datenschutz</footer></body></html>"
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,12 +106,17 @@ def test_time_limit_in_main_thread_and_in_a_worker_thread():
     assert isinstance(outcome.get("err"), ExtractionTimeout)
 
 
-LINKY = """<html><body><article>
-<p>In den Parks der Stadt leben mehr Füchse, als die meisten Bewohner vermuten. Forscher zählen seit Jahren die Tiere.</p>
-<p>Die Füchse haben gelernt, sich tagsüber in Gärten zu verstecken und nachts auf Nahrungssuche zu gehen, erklärt die Biologin.</p>
-<p>Mehr dazu: <a href="/a">Wildschweine im Grunewald</a> und <a href="/b">Waschbären in Kassel</a></p>
-<p>Ein Fuchs braucht ein Revier von etwa einem Quadratkilometer, sagt <a href="/c">die Biologin</a> in ihrem neuen Buch.</p>
-</article></body></html>"""
+LINKY = (
+    "<html><body><article>\n"
+    "<p>In den Parks der Stadt leben mehr Füchse, als die meisten Bewohner vermuten. Forscher zählen "
+    "seit Jahren die Tiere.</p>\n"
+    "<p>Die Füchse haben gelernt, sich tagsüber in Gärten zu verstecken und nachts auf Nahrungssuche zu "
+    "gehen, erklärt die Biologin.</p>\n"
+    '<p>Mehr dazu: <a href="/a">Wildschweine im Grunewald</a> und <a href="/b">Waschbären in Kassel</a></p>\n'
+    '<p>Ein Fuchs braucht ein Revier von etwa einem Quadratkilometer, sagt <a href="/c">die Biologin</a> '
+    "in ihrem neuen Buch.</p>\n"
+    "</article></body></html>"
+)
 
 
 def test_lines_that_are_mostly_links_are_dropped():
