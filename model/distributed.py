@@ -23,7 +23,9 @@ Entry: `torchrun --nproc_per_node=2 -m model.train --shards DIR --out DIR [train
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,6 +33,8 @@ import torch
 import torch.distributed as dist
 
 from model.training import pick_device
+from pipeline import errors
+from pipeline.errors import Crawl2GPTError
 
 
 @dataclass
@@ -242,3 +246,31 @@ def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+# --------------------------------------------------------------------------- a rank's error, to the launcher
+
+# How a rank under torchrun hands one of our errors (a damaged shard, a full disk, ...) to the
+# launcher (model/train_stage.py), which raises it again as itself: the user reads its message,
+# not torchrun's traceback of every rank.
+RANK_ERROR = "crawl2gpt-rank-error: "
+
+
+def tell_launcher(err: Crawl2GPTError) -> None:
+    """On stderr, one line the launcher's `rank_error` reads back."""
+    print(RANK_ERROR + json.dumps({"type": type(err).__name__, "message": str(err)}), file=sys.stderr, flush=True)
+
+
+def rank_error(stderr: str) -> Crawl2GPTError | None:
+    """The first of our errors a rank reported on stderr (`tell_launcher`), as an exception of its type."""
+    for line in stderr.splitlines():
+        if RANK_ERROR not in line:
+            continue
+        try:  # ranks write at once: another rank's line may follow on the same line
+            reported, _ = json.JSONDecoder().raw_decode(line.split(RANK_ERROR, 1)[1])
+        except json.JSONDecodeError:
+            continue
+        kind = getattr(errors, reported.get("type", ""), None)
+        if isinstance(kind, type) and issubclass(kind, Crawl2GPTError):
+            return kind(reported["message"])
+    return None

@@ -20,15 +20,17 @@ after a resume equal those of an uninterrupted run (tests/test_train.py, tests/t
 The rest of the trainer, one idea a module (as torchtitan lays it out):
   model/train_state.py    Run: model, optimizer, loaders, step; checkpoints saved and resumed
   model/train_metrics.py  Recorder (metrics.jsonl, samples, TensorBoard, progress bar), StepClock, summary
-  model/train_stage.py    the `train` stage, the torchrun launcher, and this module's command line
+  model/train_stage.py    the `train` stage and its torchrun launcher (ranks run this module's `main`)
 
 Run alone: `python -m model.train --shards runs/x/shards --out runs/x/train train.max_steps=300`
 or under torchrun for DDP/FSDP (model/distributed.py).
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -38,12 +40,14 @@ import torch
 
 from model import distributed
 from model.bits_per_byte import from_mean_loss
-from model.config import TrainConfig
+from model.config import ModelSections, TrainConfig
 from model.generate import sample
 from model.profiling import StepProfiler
 from model.train_metrics import Recorder, StepClock, summary
 from model.train_state import Run
 from model.training import attention_kernels, cosine_lr, plot_losses
+from pipeline.disk_full import as_disk_full
+from pipeline.errors import Crawl2GPTError
 
 log = logging.getLogger("crawl2gpt.train")
 
@@ -236,7 +240,37 @@ def eager():
     return set_stance("force_eager") if set_stance else nullcontext()
 
 
-if __name__ == "__main__":
-    from model.train_stage import main
+# --------------------------------------------------------------------------- the command line
 
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m model.train`: one process, or a rank under torchrun (as the train stage's
+    launcher starts it). Rank 0 prints the summary as its last line; our errors go to the launcher."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train a GPT (or the LSTM baseline) on a shards folder.")
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default=None, help="run config YAML (its train section is used)")
+    parser.add_argument("overrides", nargs="*", help="train.field=value pairs")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = ModelSections.load(args.config, args.overrides).train
+    try:
+        summary = train(args.shards, args.out, cfg, progress=not args.quiet)
+    except Exception as err:
+        # A write that found no room is told as one process tells it (the folder, the free space
+        # there, the fix): the DiskFullError the stage runner makes of it, made here on the rank
+        # ("train" is the stage's name, TrainStage.name).
+        ours = err if isinstance(err, Crawl2GPTError) else as_disk_full(err, "train", Path(args.out), atomic=False)
+        if ours is None:
+            raise
+        distributed.tell_launcher(ours)
+        raise SystemExit(2) from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
     main()

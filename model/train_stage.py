@@ -1,16 +1,15 @@
-"""The `train` stage, its torchrun launcher, and `python -m model.train`'s command line.
+"""The `train` stage and its torchrun launcher.
 
   TrainStage      inputs = [a shards folder]; one part, the run; writes in place (atomic=False)
                   so that a crashed run resumes from its checkpoints
-  launch_torchrun train.nproc_per_node > 1: `python -m model.train` under torchrun (DDP/FSDP2)
-  rank_error      how a rank's error (a damaged shard, a full disk, ...) reaches the launcher as
-                  itself, so the user reads one message, not torchrun's traceback of every rank
-  main            the command line of `python -m model.train`, alone or as a rank under torchrun
+  launch_torchrun train.nproc_per_node > 1: `python -m model.train` (its `main`) under torchrun,
+                  DDP or FSDP2; a rank's error (a damaged shard, a full disk, ...) is raised here
+                  as itself (model/distributed.py rank_error), so the user reads one message, not
+                  torchrun's traceback of every rank
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -19,12 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from model import preflight
-from model.config import ModelRun, ModelSections
+from model import distributed, preflight
+from model.config import ModelRun
 from model.train import train
-from pipeline import errors
-from pipeline.disk_full import as_disk_full
-from pipeline.errors import Crawl2GPTError, InputError
+from pipeline.errors import InputError
 from pipeline.stage import PartResult, Stage, StageStats
 
 
@@ -87,51 +84,5 @@ def launch_torchrun(shards_dir: str, out_dir: Path, cfg: ModelRun) -> dict[str, 
     if done.returncode != 0:
         failed = (f"torchrun with {cfg.train.nproc_per_node} processes failed (exit {done.returncode}):\n"
                   f"{done.stderr[-4000:]}")
-        raise rank_error(done.stderr) or RuntimeError(failed)
+        raise distributed.rank_error(done.stderr) or RuntimeError(failed)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# How a rank under torchrun hands one of our errors (a damaged shard, ...) to the launcher, which
-# raises it again as itself: the user reads its message, not torchrun's traceback of every rank.
-RANK_ERROR = "crawl2gpt-rank-error: "
-
-
-def rank_error(stderr: str) -> Crawl2GPTError | None:
-    """The first of our errors a rank reported on stderr (see `main`), as an exception of its type."""
-    for line in stderr.splitlines():
-        if RANK_ERROR not in line:
-            continue
-        try:  # ranks write at once: another rank's line may follow on the same line
-            reported, _ = json.JSONDecoder().raw_decode(line.split(RANK_ERROR, 1)[1])
-        except json.JSONDecodeError:
-            continue
-        kind = getattr(errors, reported.get("type", ""), None)
-        if isinstance(kind, type) and issubclass(kind, Crawl2GPTError):
-            return kind(reported["message"])
-    return None
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Train a GPT (or the LSTM baseline) on a shards folder.")
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--config", default=None, help="run config YAML (its train section is used)")
-    parser.add_argument("overrides", nargs="*", help="train.field=value pairs")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = ModelSections.load(args.config, args.overrides).train
-    try:
-        summary = train(args.shards, args.out, cfg, progress=not args.quiet)
-    except Exception as err:
-        # A write that found no room is told as one process tells it (the folder, the free space
-        # there, the fix): the DiskFullError the stage runner makes of it, made here on the rank.
-        ours = err if isinstance(err, Crawl2GPTError) else as_disk_full(err, TRAIN.name, Path(args.out), atomic=False)
-        if ours is None:
-            raise
-        print(RANK_ERROR + json.dumps({"type": type(ours).__name__, "message": str(ours)}), file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary))
