@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
 from model import generate_args
-from flows import dedup_clean, quality
+from flows import ablate_cli, dedup_clean, quality
 from flows.failures import prepare_environment, report_error
 
 VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dedup_clean.add_arguments(sub.add_parser(
         "dedup-clean", help="delete the Redis keys (dedup.backend=redis) of dedup runs that were killed and will not be rerun"))
+    ablate_cli.add_arguments(sub.add_parser(
+        "ablate", help="train the same GPT on each run's shards (same tokens, seeds) and compare them in bits per byte"))
     quality.add_arguments(sub.add_parser(
         "quality", help="train a fastText quality classifier for filter.quality_model (quality train --positive --negative --out)"))
 
@@ -205,6 +207,8 @@ def error_log_folder(args: argparse.Namespace) -> Path | None:
         return Path(args.workdir)
     if args.command in ("stage", "train"):
         return Path(args.output).parent
+    if args.command == "ablate":
+        return Path(args.out)
     return None
 
 
@@ -230,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             return dedup_clean.run(args)
         if args.command == "quality":
             return quality.run(args)
+        if args.command == "ablate":
+            return ablate_cli.run(args)
         if args.command == "export":
             return cmd_export(args)
         if args.command == "finetune":
@@ -260,7 +266,7 @@ def _watch_server(args: argparse.Namespace, argv: list[str]):
     """For the commands that run flows: a watchdog of the Prefect server (when PREFECT_API_URL names one)."""
     from flows.server_hung import NotWatching, watch_prefect_server
 
-    if args.command not in ("run", "stage", "train", "finetune"):
+    if args.command not in ("run", "stage", "train", "finetune", "ablate"):
         return NotWatching()
     from flows.server_lost import stage_running
 

@@ -1,4 +1,4 @@
-"""Deployments for the Prefect UI: the pipeline on a schedule, every stage, training.
+"""Deployments for the Prefect UI: the pipeline on a schedule, every stage, training, fine-tuning, ablation.
 
 `crawl2gpt serve` registers them with the server at PREFECT_API_URL and executes the runs
 started from the UI in this process (Prefect's `serve`, no work pool needed). For work pools
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect import serve
 
+from flows.ablate import ablate_flow
 from flows.finetune import finetune_classify_flow, finetune_sft_flow
 from flows.dag import pipeline_flow
 from flows.stages import STAGE_FLOWS
@@ -20,6 +21,7 @@ from pipeline.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+ABLATE_DEMO = ROOT / "runs" / "ablate-demo"  # what `make ablate-demo` writes
 
 
 def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None):
@@ -61,6 +63,17 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
         deployments.append(
             finetune_flow.to_deployment(name=name, parameters=parameters, description=description, tags=["crawl2gpt", "finetune"])
         )
+    deployments.append(
+        ablate_flow.to_deployment(
+            name="ablate",
+            parameters={"runs": [str(ABLATE_DEMO / "filters-on"), str(ABLATE_DEMO / "filters-off")],
+                        "output": str(ABLATE_DEMO / "ablation"), "config_path": str(ROOT / "configs" / "ablate-demo.yaml"),
+                        "tokens": 512_000},
+            description="Train the same small GPT on each run's shards (same tokens and seeds) and compare them in bits "
+            "per byte on one evaluation text. Put your run folders in `runs`; rerun to resume.",
+            tags=["crawl2gpt", "ablation"],
+        )
+    )
     return deployments
 
 

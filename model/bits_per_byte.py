@@ -13,6 +13,7 @@ encoded, counted by the shards stage (`n_bytes`, manifest totals). The trainer's
 takes its mean loss over the evaluation windows and the val split's tokens per byte; an ablation
 (model/ablation_eval.py) sums the loss over every token of its texts.
 """
+
 from __future__ import annotations
 
 import math

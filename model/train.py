@@ -56,13 +56,16 @@ log = logging.getLogger("crawl2gpt.train")
 
 
 def train(shards_dir, out_dir, train_cfg: TrainConfig, progress: bool = True,
-          on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+          on_step: Callable[[int, float], None] | None = None,
+          on_eval: Callable[[int, torch.nn.Module], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Train (or resume) in out_dir; returns the run's summary (what the stage reports).
 
-    `on_step(step, loss)` is called after each optimizer step (tests use it to interrupt a run).
+    `on_step(step, loss)` is called after each optimizer step (tests use it to interrupt a run);
+    `on_eval(step, model)` at each evaluation, its figures added to that step's row of
+    metrics.jsonl (an ablation measures its common text there, model/ablation.py).
     """
     world = distributed.init(train_cfg.device)
-    summary = _train(Path(shards_dir), Path(out_dir), train_cfg, world, progress, on_step)
+    summary = _train(Path(shards_dir), Path(out_dir), train_cfg, world, progress, on_step, on_eval)
     # Only a rank that finished leaves the group together with the others. After an error it does
     # not: another rank may be waiting in a collective this one never joins (a barrier would then
     # wait out the 30-minute timeout), and torchrun stops the others once this one has exited.
@@ -71,7 +74,8 @@ def train(shards_dir, out_dir, train_cfg: TrainConfig, progress: bool = True,
 
 
 def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed.World, progress: bool,
-           on_step: Callable[[int, float], None] | None) -> dict[str, Any]:
+           on_step: Callable[[int, float], None] | None,
+           on_eval: Callable[[int, torch.nn.Module], dict[str, Any]] | None = None) -> dict[str, Any]:
     run = Run(shards_dir, out_dir, cfg, world)
     run.try_resume()
     run.open_shards()
@@ -104,9 +108,11 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
                 with clock.paused():
                     val_loss = evaluate(run, model)
                     recorder.sample(done.number, generate_sample(run) if world.is_main else None)
+                    extra = on_eval(done.number, run.raw) if on_eval else {}
                 if val_loss is not None:  # no val shards: no eval columns (readers take their presence as an eval)
                     row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss),
                                val_bpb=from_mean_loss(val_loss, run.val_tokens_per_byte))
+                row.update(extra)
             recorder.write(row)
             if done.number % cfg.checkpoint_interval == 0 or last:
                 with clock.paused():
