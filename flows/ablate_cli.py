@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flows.watch import checks_passed
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     plan_ablation(
         args.runs, args.out, cfg, eval_path=args.eval_path, seeds=args.seeds, tokens=args.tokens, explicit=explicit
     )
-    args.checked = True  # from here on an error's traceback goes to the ablation's folder
+    checks_passed(args)  # from here on an error's traceback goes to the ablation's folder
     from flows.ablate import ablate_flow
 
     ablation = ablate_flow(

@@ -15,6 +15,7 @@ from crawl2gpt.stages import STAGES
 from model import generate_args
 from flows import ablate_cli, dedup_clean, quality
 from flows.failures import prepare_environment, report_error
+from flows.watch import WATCHED_COMMANDS, ServerWatch, checks_passed
 
 VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
                 "once their checks before the first stage have passed)")
@@ -128,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit("crawl2gpt run: give --input PATH_OR_URL... or --crawl CRAWL_ID")
     inputs = resolve_inputs(args.input, crawl=args.crawl, max_files=args.max_files, base_url=args.base_url)
     check_run(inputs, args.workdir, cfg, args.until)  # bad paths and settings fail here, before Prefect starts
-    args.checked = True  # from here on an error's traceback goes to the run folder
+    checks_passed(args)  # from here on an error's traceback goes to the run folder
 
     from flows.dag import pipeline_flow
     from flows.summary import print_run_summary
@@ -148,7 +149,7 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
     from crawl2gpt.runner import check_stage
 
     check_stage(name, inputs, output, RunConfig.load(args.config, args.overrides))  # before Prefect starts
-    args.checked = True
+    checks_passed(args)
 
     from flows.stages import STAGE_FLOWS
     from flows.summary import print_stage_summary
@@ -166,6 +167,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from crawl2gpt.config import RunConfig
 
     RunConfig.load(args.config, args.overrides)
+    checks_passed(args)
     common = dict(base=args.base, data=args.data, output=args.output, config_path=args.config, overrides=args.overrides)
     if args.mode == "sft":
         summary = finetune_sft_flow(**common)
@@ -216,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     prepare_environment(args.verbose)  # before anything imports Prefect
-    watchdog = _watch_server(args, argv)  # a hung Prefect server ends the run within a bound (flows/server_hung.py)
+    # a hung Prefect server ends the run within a bound (flows/server_hung.py); watched from checks_passed() on
+    args.server_watch = ServerWatch(lambda: _watch_server(args, argv))
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         lost.__cause__ = lost.__cause__ or err  # the first failed request, else what reached us
         return report_error(lost, error_log_folder(args), args.verbose, argv)
     finally:
-        watchdog.stop()
+        args.server_watch.stop()
     return 1
 
 
@@ -266,7 +269,7 @@ def _watch_server(args: argparse.Namespace, argv: list[str]):
     """For the commands that run flows: a watchdog of the Prefect server (when PREFECT_API_URL names one)."""
     from flows.server_hung import NotWatching, watch_prefect_server
 
-    if args.command not in ("run", "stage", "train", "finetune", "ablate"):
+    if args.command not in WATCHED_COMMANDS:
         return NotWatching()
     from flows.server_lost import stage_running
 
