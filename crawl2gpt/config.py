@@ -3,6 +3,7 @@
 `crawl2gpt run` writes it to RUN_DIR/config.yaml; every stage reads the sections it depends on
 (a stage's manifest fingerprints only those, see `pipeline.stage.stage_config`).
 """
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -5,10 +5,11 @@ driver), and flows/dag.py passes a function that runs each stage as a Prefect su
 the loop holds the run folder's lock (pipeline/run_lock.py): a second run on the same folder
 stops at once with RunLockedError, before it writes anything.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage, stage_inputs, stage_options, stages_to_force, stages_until
@@ -83,8 +84,10 @@ def write_config(cfg: RunConfig, path: Path) -> None:
     except OSError as err:
         if out_of_room(err) is None:
             raise
-        raise DiskFullError(f"no room to write {path} ({err.strerror}) before the first stage. Free space there and "
-                            "rerun the same command: finished stages are kept") from err
+        raise DiskFullError(
+            f"no room to write {path} ({err.strerror}) before the first stage. Free space there and "
+            "rerun the same command: finished stages are kept"
+        ) from err
 
 
 def run_pipeline(

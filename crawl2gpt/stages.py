@@ -3,11 +3,13 @@
 The one list of stages (train included): the runner, the CLI's choices and the Prefect flows
 all read it from here.
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.stage import Stage

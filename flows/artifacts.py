@@ -1,4 +1,5 @@
 """Stage stats as Prefect artifacts: a table of counts, a markdown summary, report links."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,10 @@ def stats_table(stats: StageStats) -> list[dict]:
         {"measure": "documents in", "value": stats.docs_in},
         {"measure": "documents out", "value": stats.docs_out},
     ]
-    rows += [{"measure": f"dropped: {reason}", "value": n} for reason, n in sorted(stats.drops.items(), key=lambda kv: -kv[1])]
+    rows += [
+        {"measure": f"dropped: {reason}", "value": n}
+        for reason, n in sorted(stats.drops.items(), key=lambda kv: -kv[1])
+    ]
     rows += scalar_rows(stats.extra, nested=False)
     rows.append({"measure": "seconds", "value": stats.seconds})
     return rows

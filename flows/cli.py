@@ -3,6 +3,7 @@
 Every command that does work goes through a Prefect flow, so it shows up in the UI when
 PREFECT_API_URL points at a server (an ephemeral local API is used otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,21 +11,29 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.errors import Crawl2GPTError, RunLockedError
 from crawl2gpt.stages import STAGES
-from model import generate_args
 from flows import ablate_cli, dedup_clean, quality
 from flows.failures import prepare_environment, report_error
 from flows.watch import WATCHED_COMMANDS, ServerWatch, checks_passed
+from model import generate_args
+from pipeline.errors import Crawl2GPTError, RunLockedError
 
-VERBOSE_HELP = ("print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
-                "once their checks before the first stage have passed)")
+VERBOSE_HELP = (
+    "print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
+    "once their checks before the first stage have passed)"
+)
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML config (defaults: the published FineWeb/Gopher/C4 choices)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--config", metavar="FILE", help="YAML config (defaults: the published FineWeb/Gopher/C4 choices)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one config value, e.g. --set filter.language.min_score=0.7 (repeatable)",
     )
 
@@ -35,18 +44,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole DAG: extract -> filter -> dedup -> tokenizer -> shards -> train")
-    run.add_argument("--input", nargs="*", default=[], metavar="PATH_OR_URL", help="WARC files, folders, globs, http(s):// or s3:// URLs")
-    run.add_argument("--crawl", metavar="CRAWL_ID", help="a Common Crawl crawl id, e.g. CC-MAIN-2024-22 (reads its warc.paths.gz)")
+    run.add_argument(
+        "--input",
+        nargs="*",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="WARC files, folders, globs, http(s):// or s3:// URLs",
+    )
+    run.add_argument(
+        "--crawl", metavar="CRAWL_ID", help="a Common Crawl crawl id, e.g. CC-MAIN-2024-22 (reads its warc.paths.gz)"
+    )
     run.add_argument("--max-files", type=int, metavar="N", help="with --crawl: how many WARC files to take")
-    run.add_argument("--base-url", default="https://data.commoncrawl.org/", help="with --crawl: where crawl-data/ lives")
+    run.add_argument(
+        "--base-url", default="https://data.commoncrawl.org/", help="with --crawl: where crawl-data/ lives"
+    )
     run.add_argument("--workdir", required=True, metavar="DIR", help="the run folder (one sub-folder per stage)")
-    run.add_argument("--force", metavar="STAGE", choices=[*STAGES, "all"], help="rerun this stage and every stage after it")
+    run.add_argument(
+        "--force", metavar="STAGE", choices=[*STAGES, "all"], help="rerun this stage and every stage after it"
+    )
     run.add_argument("--until", metavar="STAGE", choices=STAGES, default="train", help="stop after this stage")
     _config_args(run)
 
     stage = sub.add_parser("stage", help="run one stage on an existing input folder")
     stage.add_argument("name", choices=STAGES)
-    stage.add_argument("--input", nargs="+", required=True, metavar="PATH", help="the previous stage's folder(s); WARC inputs for extract")
+    stage.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="the previous stage's folder(s); WARC inputs for extract",
+    )
     stage.add_argument("--output", required=True, metavar="DIR")
     stage.add_argument("--force", action="store_true", help="rerun even if the output's manifest is up to date")
     _config_args(stage)
@@ -59,51 +86,104 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate_args.add_arguments(sub.add_parser("generate", help="generate text from a checkpoint"))
 
-    ft = sub.add_parser("finetune", help="fine-tune a checkpoint: instructions (sft) or a classification head (classify)")
+    ft = sub.add_parser(
+        "finetune", help="fine-tune a checkpoint: instructions (sft) or a classification head (classify)"
+    )
     ft_sub = ft.add_subparsers(dest="mode", required=True)
-    sft = ft_sub.add_parser("sft", help="instruction tuning with the prompt masked out of the loss (LoRA adapters with --set finetune.method=lora)")
+    sft = ft_sub.add_parser(
+        "sft",
+        help="instruction tuning with the prompt masked out of the loss (LoRA adapters with --set finetune.method=lora)",
+    )
     sft.add_argument("--base", required=True, help="our train folder/checkpoint, or a local GPT-2 folder")
-    sft.add_argument("--data", required=True, help="JSONL (Alpaca instruction/input/output or chat messages), or a document stage folder to derive pairs from")
+    sft.add_argument(
+        "--data",
+        required=True,
+        help="JSONL (Alpaca instruction/input/output or chat messages), or a document stage folder to derive pairs from",
+    )
     sft.add_argument("--output", required=True, metavar="DIR")
     _config_args(sft)
     cls = ft_sub.add_parser("classify", help="replace the LM head by a classification head")
     cls.add_argument("--base", required=True, help="our train folder/checkpoint")
-    cls.add_argument("--data", required=True, help='TSV (label<TAB>text), JSONL ({"text": ..., "label": ...}), or a filter folder (keep/drop labels)')
+    cls.add_argument(
+        "--data",
+        required=True,
+        help='TSV (label<TAB>text), JSONL ({"text": ..., "label": ...}), or a filter folder (keep/drop labels)',
+    )
     cls.add_argument("--output", required=True, metavar="DIR")
     cls.add_argument(
-        "--label-column", default="keep_drop", metavar="COLUMN",
+        "--label-column",
+        default="keep_drop",
+        metavar="COLUMN",
         help="with a filter folder as --data: keep_drop labels kept documents 'keep' and rejects 'drop'; "
         "another column (e.g. language) labels every document, kept or rejected, by its value. "
         "TSV and JSONL carry their own labels",
     )
     _config_args(cls)
 
-    srv = sub.add_parser("serve", help="register deployments (pipeline on a schedule, each stage) and run what the UI starts")
-    srv.add_argument("--workdir", default="runs/scheduled", metavar="DIR", help="the run folder the deployments use by default")
-    srv.add_argument("--cron", default="0 3 * * *", help="schedule of the pipeline deployment ('' for none)")
-    srv.add_argument("--input", nargs="*", default=None, metavar="PATH_OR_URL", help="default inputs (the bundled sample)")
+    srv = sub.add_parser(
+        "serve", help="register deployments (pipeline on a schedule, each stage) and run what the UI starts"
+    )
     srv.add_argument(
-        "--limit", type=int, default=None, metavar="N",
+        "--workdir", default="runs/scheduled", metavar="DIR", help="the run folder the deployments use by default"
+    )
+    srv.add_argument("--cron", default="0 3 * * *", help="schedule of the pipeline deployment ('' for none)")
+    srv.add_argument(
+        "--input", nargs="*", default=None, metavar="PATH_OR_URL", help="default inputs (the bundled sample)"
+    )
+    srv.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
         help="run at most N flow runs at once; the others wait, Scheduled, for a free slot (default: one per CPU "
         "core, which fits runs of workers=1; for large runs whose stages use every core, 1)",
     )
 
-    report = sub.add_parser("report", help="print a run's quality summary and the report page's path, or compare two runs")
+    report = sub.add_parser(
+        "report", help="print a run's quality summary and the report page's path, or compare two runs"
+    )
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
-    report.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
-                        help="write a page of the documents one run kept and the other dropped, per stage, with both reasons")
-    report.add_argument("--output", metavar="DIR", help="with --compare: where the page goes (default RUN_B/compare-<RUN_A>)")
+    report.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="write a page of the documents one run kept and the other dropped, per stage, with both reasons",
+    )
+    report.add_argument(
+        "--output", metavar="DIR", help="with --compare: where the page goes (default RUN_B/compare-<RUN_A>)"
+    )
 
-    dedup_clean.add_arguments(sub.add_parser(
-        "dedup-clean", help="delete the Redis keys (dedup.backend=redis) of dedup runs that were killed and will not be rerun"))
-    ablate_cli.add_arguments(sub.add_parser(
-        "ablate", help="train the same GPT on each run's shards (same tokens, seeds) and compare them in bits per byte"))
-    quality.add_arguments(sub.add_parser(
-        "quality", help="train a fastText quality classifier for filter.quality_model (quality train --positive --negative --out)"))
+    dedup_clean.add_arguments(
+        sub.add_parser(
+            "dedup-clean",
+            help="delete the Redis keys (dedup.backend=redis) of dedup runs that were killed and will not be rerun",
+        )
+    )
+    ablate_cli.add_arguments(
+        sub.add_parser(
+            "ablate",
+            help="train the same GPT on each run's shards (same tokens, seeds) and compare them in bits per byte",
+        )
+    )
+    quality.add_arguments(
+        sub.add_parser(
+            "quality",
+            help="train a fastText quality classifier for filter.quality_model (quality train --positive --negative --out)",
+        )
+    )
 
-    exp = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (GPT-2 or Llama shape) that transformers loads")
-    exp.add_argument("--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint")
-    exp.add_argument("--output", required=True, metavar="DIR", help="folder to write: config.json, model.safetensors, tokenizer.json, ...")
+    exp = sub.add_parser(
+        "export", help="write a checkpoint as a Hugging Face folder (GPT-2 or Llama shape) that transformers loads"
+    )
+    exp.add_argument(
+        "--ckpt", required=True, metavar="PATH", help="a train folder, its checkpoints/ folder or one checkpoint"
+    )
+    exp.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="folder to write: config.json, model.safetensors, tokenizer.json, ...",
+    )
     exp.add_argument("--force", action="store_true", help="replace DIR if it exists")
     _verbose_everywhere(sub)
     return parser
@@ -135,10 +215,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.summary import print_run_summary
     from pipeline.run_lock import run_lock
 
-    with run_lock(args.workdir):  # a second run on this folder stops here, before Prefect starts (the flow re-enters it)
+    with run_lock(
+        args.workdir
+    ):  # a second run on this folder stops here, before Prefect starts (the flow re-enters it)
         results = pipeline_flow(
-            inputs=inputs, workdir=args.workdir, config_path=args.config, overrides=args.overrides,
-            force=args.force, until=args.until,
+            inputs=inputs,
+            workdir=args.workdir,
+            config_path=args.config,
+            overrides=args.overrides,
+            force=args.force,
+            until=args.until,
         )
     print_run_summary(Path(args.workdir), results)
     return 0
@@ -156,15 +242,16 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
     from pipeline.run_lock import run_lock
 
     with run_lock(Path(output).parent):  # the run folder a `crawl2gpt run` on it would lock
-        stats = STAGE_FLOWS[name](inputs=inputs, output=output, config_path=args.config, overrides=args.overrides,
-                                  force=args.force)
+        stats = STAGE_FLOWS[name](
+            inputs=inputs, output=output, config_path=args.config, overrides=args.overrides, force=args.force
+        )
     print_stage_summary(stats)
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from flows.finetune import finetune_classify_flow, finetune_sft_flow
     from crawl2gpt.config import RunConfig
+    from flows.finetune import finetune_classify_flow, finetune_sft_flow
 
     RunConfig.load(args.config, args.overrides)
     checks_passed(args)
@@ -274,8 +361,9 @@ def _watch_server(args: argparse.Namespace, argv: list[str]):
     from flows.server_lost import stage_running
 
     named = getattr(args, "name", None) or ("train" if args.command == "train" else None)
-    return watch_prefect_server(lambda err: report_error(err, error_log_folder(args), args.verbose, argv),
-                                lambda: stage_running() or named)
+    return watch_prefect_server(
+        lambda err: report_error(err, error_log_folder(args), args.verbose, argv), lambda: stage_running() or named
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ The CLI installs it through Prefect's documented override of any logging.yml val
 PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS=flows.console.OwnErrorsConsoleHandler, unless the user
 set that variable or passed --verbose.
 """
+
 from __future__ import annotations
 
 import copy

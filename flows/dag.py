@@ -3,6 +3,7 @@
 Each stage runs as its own subflow (visible and rerunnable on its own in the UI) over the
 run folder's sub-folders; stages whose manifest matches are skipped.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,11 +42,19 @@ def pipeline_flow(
 
     def run_subflow(name: str, stage_inputs: list[str], output: Path, force_stage: bool) -> StageStats:
         def stage_flow() -> dict:
-            return STAGE_FLOWS[name](inputs=stage_inputs, output=str(output), config_path=config_file, force=force_stage)
+            return STAGE_FLOWS[name](
+                inputs=stage_inputs, output=str(output), config_path=config_file, force=force_stage
+            )
 
         # a Prefect server restart: the stage again once the server is back (flows/server_lost.py)
         stats = through_restarts(name, stage_flow, on_back=crash_dead_subflows)
-        logger.info("%s done: %s in, %s out%s", name, stats["docs_in"], stats["docs_out"], " (skipped)" if stats["skipped"] else "")
+        logger.info(
+            "%s done: %s in, %s out%s",
+            name,
+            stats["docs_in"],
+            stats["docs_out"],
+            " (skipped)" if stats["skipped"] else "",
+        )
         return StageStats.from_dict(stats)
 
     for name in crash_interrupted_runs(workdir):  # the UI would show them Running for ever

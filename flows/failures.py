@@ -7,6 +7,7 @@ with --verbose), and the temporary Prefect server is stopped before the message,
 Nothing here imports Prefect at module level: the CLI calls `prepare_environment` before
 Prefect is imported, since Prefect reads its settings and logging config at import time.
 """
+
 from __future__ import annotations
 
 import os

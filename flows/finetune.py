@@ -1,5 +1,6 @@
 """Prefect flows `finetune-sft` and `finetune-classify`: thin wrappers over model/finetune.py and
 model/classify.py that publish each run's figures, plots and sample answers as artifacts."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.artifacts import artifact_key, png_markdown, run_label, scalar_rows
 from crawl2gpt.config import RunConfig
-
+from flows.artifacts import artifact_key, png_markdown, run_label, scalar_rows
 
 
 @task(name="sft", retries=0)
@@ -33,37 +33,65 @@ def _loss(value: float | None) -> str:
 
 
 def publish_sft(summary: dict, run_name: str) -> None:
-    create_table_artifact(key=artifact_key(run_name, "finetune-sft", "summary"), table=scalar_rows(summary),
-                          description="SFT: counts (with skip reasons), parameters, losses, memory")
+    create_table_artifact(
+        key=artifact_key(run_name, "finetune-sft", "summary"),
+        table=scalar_rows(summary),
+        description="SFT: counts (with skip reasons), parameters, losses, memory",
+    )
     answers = [json.loads(line) for line in Path(summary["answers"]).read_text().splitlines()]
-    parts = [f"## SFT of `{summary['base']}` ({summary['method']})", "",
-             f"- held-out loss: {_loss(summary['base_val_loss'])} before, {_loss(summary['val_loss'])} after",
-             f"- trainable parameters: {summary['params']['trainable']:,} of {summary['params']['total']:,}", "",
-             png_markdown(Path(summary["loss_plot"]), "loss"), "", "| prompt | reference | base | fine-tuned |", "|---|---|---|---|"]
+    parts = [
+        f"## SFT of `{summary['base']}` ({summary['method']})",
+        "",
+        f"- held-out loss: {_loss(summary['base_val_loss'])} before, {_loss(summary['val_loss'])} after",
+        f"- trainable parameters: {summary['params']['trainable']:,} of {summary['params']['total']:,}",
+        "",
+        png_markdown(Path(summary["loss_plot"]), "loss"),
+        "",
+        "| prompt | reference | base | fine-tuned |",
+        "|---|---|---|---|",
+    ]
     cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")[:300]  # noqa: E731
-    parts += [f"| {cell(a['prompt'][-1][1])} | {cell(a['reference'])} | {cell(a['base_answer'])} | {cell(a['finetuned_answer'])} |"
-              for a in answers]
-    create_markdown_artifact(key=artifact_key(run_name, "finetune-sft", "report"), markdown="\n".join(parts),
-                             description="SFT loss curve and held-out answers")
+    parts += [
+        f"| {cell(a['prompt'][-1][1])} | {cell(a['reference'])} | {cell(a['base_answer'])} | {cell(a['finetuned_answer'])} |"
+        for a in answers
+    ]
+    create_markdown_artifact(
+        key=artifact_key(run_name, "finetune-sft", "report"),
+        markdown="\n".join(parts),
+        description="SFT loss curve and held-out answers",
+    )
 
 
 def publish_classify(summary: dict, run_name: str) -> None:
-    create_table_artifact(key=artifact_key(run_name, "finetune-classify", "summary"), table=scalar_rows(summary),
-                          description="classifier: accuracy, macro F1, counts, parameters")
+    create_table_artifact(
+        key=artifact_key(run_name, "finetune-classify", "summary"),
+        table=scalar_rows(summary),
+        description="classifier: accuracy, macro F1, counts, parameters",
+    )
     report = json.loads(Path(summary["eval"]).read_text())
-    create_table_artifact(key=artifact_key(run_name, "finetune-classify", "per-class"),
-                          table=[dict(label=k, **v) for k, v in report["per_class"].items()],
-                          description="held-out precision / recall / F1 per label")
-    markdown = (f"## Classifier on `{summary['data']}`\n\naccuracy {summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f} "
-                f"(majority-class baseline {summary['majority_baseline_accuracy']:.4f})\n\n"
-                + png_markdown(Path(summary["confusion_plot"]), "confusion matrix") + "\n" + png_markdown(Path(summary["loss_plot"]), "loss"))
-    create_markdown_artifact(key=artifact_key(run_name, "finetune-classify", "report"), markdown=markdown,
-                             description="confusion matrix and loss curve")
+    create_table_artifact(
+        key=artifact_key(run_name, "finetune-classify", "per-class"),
+        table=[dict(label=k, **v) for k, v in report["per_class"].items()],
+        description="held-out precision / recall / F1 per label",
+    )
+    markdown = (
+        f"## Classifier on `{summary['data']}`\n\naccuracy {summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f} "
+        f"(majority-class baseline {summary['majority_baseline_accuracy']:.4f})\n\n"
+        + png_markdown(Path(summary["confusion_plot"]), "confusion matrix")
+        + "\n"
+        + png_markdown(Path(summary["loss_plot"]), "loss")
+    )
+    create_markdown_artifact(
+        key=artifact_key(run_name, "finetune-classify", "report"),
+        markdown=markdown,
+        description="confusion matrix and loss curve",
+    )
 
 
 @flow(name="finetune-sft", flow_run_name="finetune-sft-{output}", log_prints=True)
-def finetune_sft_flow(base: str, data: str, output: str, config_path: str | None = None,
-                      overrides: list[str] | None = None) -> dict:
+def finetune_sft_flow(
+    base: str, data: str, output: str, config_path: str | None = None, overrides: list[str] | None = None
+) -> dict:
     """Instruction-tune a checkpoint (or GPT-2) on JSONL data.
 
     Args:
@@ -81,8 +109,14 @@ def finetune_sft_flow(base: str, data: str, output: str, config_path: str | None
 
 
 @flow(name="finetune-classify", flow_run_name="finetune-classify-{output}", log_prints=True)
-def finetune_classify_flow(base: str, data: str, output: str, config_path: str | None = None,
-                           overrides: list[str] | None = None, label_column: str = "keep_drop") -> dict:
+def finetune_classify_flow(
+    base: str,
+    data: str,
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    label_column: str = "keep_drop",
+) -> dict:
     """Fine-tune a checkpoint as a text classifier and evaluate it on a held-out split.
 
     Args:

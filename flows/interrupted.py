@@ -10,6 +10,7 @@ know such a run is dead:
 - a pipeline run that waited out a server restart, before it runs the cut-off stage again: its
   own subflows still unfinished are the one the restart cut off (`crash_dead_subflows`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,10 +19,14 @@ from crawl2gpt.stages import STAGES
 from pipeline.run_lock import run_lock
 
 PIPELINE_FLOW = "crawl2gpt-pipeline"
-MESSAGE = ("Its process ended without reporting (the Prefect server stopped answering, or the process was "
-           "killed); found by flow run {by} of the same run folder, which holds the folder's lock.")
-RERUN_MESSAGE = ("The Prefect server stopped answering during this stage; once it answered again, flow run {by} "
-                 "ran the stage again in a new subflow.")
+MESSAGE = (
+    "Its process ended without reporting (the Prefect server stopped answering, or the process was "
+    "killed); found by flow run {by} of the same run folder, which holds the folder's lock."
+)
+RERUN_MESSAGE = (
+    "The Prefect server stopped answering during this stage; once it answered again, flow run {by} "
+    "ran the stage again in a new subflow."
+)
 
 
 def crash_interrupted_runs(workdir: str | Path) -> list[str]:
@@ -39,12 +44,17 @@ def crash_interrupted_runs(workdir: str | Path) -> list[str]:
 
     crashed: list[str] = []
     with run_lock(folder), get_client(sync_client=True) as client:
-        pipelines = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
-                                          flow_run_filter=FlowRunFilter(state=unfinished(StateType.RUNNING)))
+        pipelines = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
+            flow_run_filter=FlowRunFilter(state=unfinished(StateType.RUNNING)),
+        )
         subflows = client.read_flow_runs(  # a subflow may have died before it ran: Pending too
             flow_filter=FlowFilter(name=FlowFilterName(any_=list(STAGES))),
-            flow_run_filter=FlowRunFilter(state=unfinished(StateType.PENDING, StateType.RUNNING),
-                                          parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=False)))
+            flow_run_filter=FlowRunFilter(
+                state=unfinished(StateType.PENDING, StateType.RUNNING),
+                parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=False),
+            ),
+        )
         dead = [run for run in subflows if _folder_of(run, "output", up=1) == folder]
         dead += [run for run in pipelines if str(run.id) != flow_run.id and _folder_of(run, "workdir") == folder]
         for run in dead:
@@ -79,9 +89,12 @@ def crash_dead_subflows() -> list[str]:
     from prefect.states import Crashed
 
     with get_client(sync_client=True) as client:
-        dead = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=unfinished(StateType.PENDING, StateType.RUNNING),
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run.id])))
+        dead = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=unfinished(StateType.PENDING, StateType.RUNNING),
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run.id]),
+            )
+        )
         for run in dead:
             client.set_flow_run_state(run.id, Crashed(message=RERUN_MESSAGE.format(by=flow_run.name)), force=True)
     return [run.name for run in dead]

@@ -9,12 +9,14 @@ Where parts run is the config's `task_runner`:
 Caching is off on purpose: skipping finished work is the stage manifests' job (one
 mechanism, not two).
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -73,8 +75,11 @@ def task_runner_for(cfg: PipelineConfig, n_parts: int):
         # Loopback only: distributed's default dashboard address ':8787' listens on every interface.
         return DaskTaskRunner(
             cluster_kwargs={
-                "n_workers": workers, "threads_per_worker": 1, "processes": True,
-                "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
+                "n_workers": workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "host": "127.0.0.1",
+                "dashboard_address": "127.0.0.1:0",
             }
         )
     from prefect_ray import RayTaskRunner
@@ -96,7 +101,7 @@ class PrefectMap:
         self.stack: ExitStack | None = None
         self.runner = None
 
-    def __enter__(self) -> "PrefectMap":
+    def __enter__(self) -> PrefectMap:
         self.stack = ExitStack()
         return self
 

@@ -1,4 +1,5 @@
 """Artifacts for the two stages whose output is best seen as pictures: shards and train."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,11 +16,16 @@ def publish_shard_report(shards_dir: Path, config_name: str) -> None:
 
     run = run_label(shards_dir, "shards")
     rows, _ = report_tables(shards_dir)
-    create_table_artifact(key=artifact_key(run, "shards", "quality"), table=rows, description="shard quality per shard and in total")
+    create_table_artifact(
+        key=artifact_key(run, "shards", "quality"), table=rows, description="shard quality per shard and in total"
+    )
     where = f"\n\nThe whole report (config `{config_name}`): `{Path(shards_dir).resolve() / REPORT_HTML}`"
     for section, markdown in report_markdown(shards_dir).items():
-        create_markdown_artifact(key=artifact_key(run, "report", section), markdown=markdown + where,
-                                 description=f"quality report: {section}")
+        create_markdown_artifact(
+            key=artifact_key(run, "report", section),
+            markdown=markdown + where,
+            description=f"quality report: {section}",
+        )
 
 
 def publish_training(train_dir: Path, config_name: str) -> None:
@@ -29,7 +35,9 @@ def publish_training(train_dir: Path, config_name: str) -> None:
     run = run_label(train_dir, "train")
     evals = MetricsLog.of(train_dir).evals()
     if evals:
-        create_table_artifact(key=artifact_key(run, "train", "evals"), table=evals, description="evaluations during training")
+        create_table_artifact(
+            key=artifact_key(run, "train", "evals"), table=evals, description="evaluations during training"
+        )
     parts = [f"## Training `{run}` (config `{config_name}`)", ""]
     if evals:
         last = evals[-1]
@@ -41,4 +49,6 @@ def publish_training(train_dir: Path, config_name: str) -> None:
     loss_png = train_dir / "loss.png"
     if loss_png.is_file():
         parts.append(png_markdown(loss_png, "loss curve"))
-    create_markdown_artifact(key=artifact_key(run, "train", "summary"), markdown="\n".join(parts), description="training summary")
+    create_markdown_artifact(
+        key=artifact_key(run, "train", "summary"), markdown="\n".join(parts), description="training summary"
+    )

@@ -4,6 +4,7 @@
 started from the UI in this process (Prefect's `serve`, no work pool needed). For work pools
 and several machines, see deployments/prefect.yaml.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,11 @@ from pathlib import Path
 
 from prefect import serve
 
-from flows.ablate import ablate_flow
-from flows.finetune import finetune_classify_flow, finetune_sft_flow
-from flows.dag import pipeline_flow
-from flows.stages import STAGE_FLOWS
 from crawl2gpt.stages import STAGES, stage_inputs
+from flows.ablate import ablate_flow
+from flows.dag import pipeline_flow
+from flows.finetune import finetune_classify_flow, finetune_sft_flow
+from flows.stages import STAGE_FLOWS
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,23 +53,40 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
             )
         )
     finetune = [  # (flow, deployment, the run folder it reads as data, description)
-        (finetune_sft_flow, "sft", "dedup",
-         "Instruction-tune the run's GPT on pairs derived from its deduplicated documents (or your JSONL)."),
-        (finetune_classify_flow, "classify", "filter",
-         "Train a keep/drop classifier from the run's filter decisions (or your TSV/JSONL labels)."),
+        (
+            finetune_sft_flow,
+            "sft",
+            "dedup",
+            "Instruction-tune the run's GPT on pairs derived from its deduplicated documents (or your JSONL).",
+        ),
+        (
+            finetune_classify_flow,
+            "classify",
+            "filter",
+            "Train a keep/drop classifier from the run's filter decisions (or your TSV/JSONL labels).",
+        ),
     ]
     for finetune_flow, name, data, description in finetune:
-        parameters = {"config_path": str(DEMO_CONFIG), "base": str(run_dir / "train"),
-                      "data": str(run_dir / data), "output": str(run_dir / name)}
+        parameters = {
+            "config_path": str(DEMO_CONFIG),
+            "base": str(run_dir / "train"),
+            "data": str(run_dir / data),
+            "output": str(run_dir / name),
+        }
         deployments.append(
-            finetune_flow.to_deployment(name=name, parameters=parameters, description=description, tags=["crawl2gpt", "finetune"])
+            finetune_flow.to_deployment(
+                name=name, parameters=parameters, description=description, tags=["crawl2gpt", "finetune"]
+            )
         )
     deployments.append(
         ablate_flow.to_deployment(
             name="ablate",
-            parameters={"runs": [str(ABLATE_DEMO / "filters-on"), str(ABLATE_DEMO / "filters-off")],
-                        "output": str(ABLATE_DEMO / "ablation"), "config_path": str(ROOT / "configs" / "ablate-demo.yaml"),
-                        "tokens": 512_000},
+            parameters={
+                "runs": [str(ABLATE_DEMO / "filters-on"), str(ABLATE_DEMO / "filters-off")],
+                "output": str(ABLATE_DEMO / "ablation"),
+                "config_path": str(ROOT / "configs" / "ablate-demo.yaml"),
+                "tokens": 512_000,
+            },
             description="Train the same small GPT on each run's shards (same tokens and seeds) and compare them in bits "
             "per byte on one evaluation text. Put your run folders in `runs`; rerun to resume.",
             tags=["crawl2gpt", "ablation"],
@@ -77,8 +95,9 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
     return deployments
 
 
-def serve_all(run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None,
-              limit: int | None = None) -> None:
+def serve_all(
+    run_dir: Path, cron: str | None = "0 3 * * *", inputs: list[str] | None = None, limit: int | None = None
+) -> None:
     """Register the deployments and execute their runs here, at most `limit` at once (default: one
     per CPU core). Runs past the limit wait as Scheduled and start as slots free up, so a burst of
     runs (a backfill, many users) queues instead of oversubscribing the machine."""

@@ -22,6 +22,7 @@ Here:
   both resume if the server comes back in time. Finished stages are complete on disk, so
   rerunning the same command once the server is back skips what is up to date.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,7 +53,9 @@ def _means_no_server(err: BaseException) -> bool:
         no_answer = True
     else:  # httpx.HTTPStatusError and Prefect's subclass: a proxy answering for a server that is down
         response = getattr(err, "response", None)
-        no_answer = isinstance(err, httpx.HTTPStatusError) and response is not None and response.status_code in GATEWAY_CODES
+        no_answer = (
+            isinstance(err, httpx.HTTPStatusError) and response is not None and response.status_code in GATEWAY_CODES
+        )
     return no_answer and _raised_in_prefect_client(err)
 
 
@@ -101,8 +104,11 @@ def stop_retrying() -> None:
 
     settings = get_current_settings()
     if not _paused:
-        _paused.update(retries=settings.client.max_retries, to_api=settings.logging.to_api.enabled,
-                       raise_exceptions=logging.raiseExceptions)
+        _paused.update(
+            retries=settings.client.max_retries,
+            to_api=settings.logging.to_api.enabled,
+            raise_exceptions=logging.raiseExceptions,
+        )
     settings.client.max_retries = 0
     settings.logging.to_api.enabled = False
     logging.raiseExceptions = False

@@ -3,17 +3,18 @@
 `crawl2gpt stage filter --input runs/x/extract --output runs/x/filter` and a UI run of the
 `filter` deployment both land here; the end-to-end flow calls these same flows as subflows.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from crawl2gpt.config import RunConfig
+from crawl2gpt.stages import load_stage, stage_options
 from flows.artifacts import publish_stage
 from flows.parts import prefect_map
 from flows.server_lost import reported_as_server_lost
-from crawl2gpt.config import RunConfig
-from crawl2gpt.stages import load_stage, stage_options
 from pipeline.empty_output import describe_empty, empty_cause
 from pipeline.run_lock import run_lock
 from pipeline.stage import StageStats, run_stage
@@ -30,8 +31,9 @@ def execute_stage(name: str, inputs: list[str], output: str, cfg: RunConfig, for
     # under the pipeline flow this process already holds that lock and takes it again.
     with reported_as_server_lost(name), run_lock(Path(output).parent):
         with prefect_map(name, cfg) as map_parts:  # one task runner for all of the stage's map phases
-            stats = run_stage(load_stage(name), inputs, Path(output), cfg, force=force, map_parts=map_parts,
-                              **stage_options(name))
+            stats = run_stage(
+                load_stage(name), inputs, Path(output), cfg, force=force, map_parts=map_parts, **stage_options(name)
+            )
         logger.info(stats.summary())
         if stats.docs_out == 0 and name != "train":
             # Valid (the next stage reads it as 0 documents), but rarely what the user wanted:
@@ -71,10 +73,19 @@ def run_name(prefix: str, parameter: str, up: int = 0):
 # reading its module's source, and the UI's form takes each parameter's text from the docstring.
 
 
-@flow(name="extract", flow_run_name=run_name("extract", "output", up=1), log_prints=True,
-      description="WARC files -> extracted, normalized documents (Parquet, one part per file).")
-def extract_flow(inputs: list[str], output: str, config_path: str | None = None,
-                 overrides: list[str] | None = None, force: bool = False) -> dict:
+@flow(
+    name="extract",
+    flow_run_name=run_name("extract", "output", up=1),
+    log_prints=True,
+    description="WARC files -> extracted, normalized documents (Parquet, one part per file).",
+)
+def extract_flow(
+    inputs: list[str],
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> dict:
     """Run the extract stage on existing inputs.
 
     Args:
@@ -87,10 +98,19 @@ def extract_flow(inputs: list[str], output: str, config_path: str | None = None,
     return execute_stage("extract", inputs, output, load_config(config_path, overrides), force).to_dict()
 
 
-@flow(name="filter", flow_run_name=run_name("filter", "output", up=1), log_prints=True,
-      description="Documents -> documents kept by language, Gopher, C4 and FineWeb rules (+ rejects/).")
-def filter_flow(inputs: list[str], output: str, config_path: str | None = None,
-                overrides: list[str] | None = None, force: bool = False) -> dict:
+@flow(
+    name="filter",
+    flow_run_name=run_name("filter", "output", up=1),
+    log_prints=True,
+    description="Documents -> documents kept by language, Gopher, C4 and FineWeb rules (+ rejects/).",
+)
+def filter_flow(
+    inputs: list[str],
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> dict:
     """Run the filter stage on existing inputs.
 
     Args:
@@ -103,10 +123,19 @@ def filter_flow(inputs: list[str], output: str, config_path: str | None = None,
     return execute_stage("filter", inputs, output, load_config(config_path, overrides), force).to_dict()
 
 
-@flow(name="dedup", flow_run_name=run_name("dedup", "output", up=1), log_prints=True,
-      description="Documents -> exact and MinHash-LSH near-duplicates removed (+ rejects/).")
-def dedup_flow(inputs: list[str], output: str, config_path: str | None = None,
-               overrides: list[str] | None = None, force: bool = False) -> dict:
+@flow(
+    name="dedup",
+    flow_run_name=run_name("dedup", "output", up=1),
+    log_prints=True,
+    description="Documents -> exact and MinHash-LSH near-duplicates removed (+ rejects/).",
+)
+def dedup_flow(
+    inputs: list[str],
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> dict:
     """Run the dedup stage on existing inputs.
 
     Args:
@@ -119,10 +148,19 @@ def dedup_flow(inputs: list[str], output: str, config_path: str | None = None,
     return execute_stage("dedup", inputs, output, load_config(config_path, overrides), force).to_dict()
 
 
-@flow(name="tokenizer", flow_run_name=run_name("tokenizer", "output", up=1), log_prints=True,
-      description="Deduplicated documents -> a SentencePiece BPE tokenizer.")
-def tokenizer_flow(inputs: list[str], output: str, config_path: str | None = None,
-                   overrides: list[str] | None = None, force: bool = False) -> dict:
+@flow(
+    name="tokenizer",
+    flow_run_name=run_name("tokenizer", "output", up=1),
+    log_prints=True,
+    description="Deduplicated documents -> a SentencePiece BPE tokenizer.",
+)
+def tokenizer_flow(
+    inputs: list[str],
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> dict:
     """Run the tokenizer stage on existing inputs.
 
     Args:
@@ -135,10 +173,19 @@ def tokenizer_flow(inputs: list[str], output: str, config_path: str | None = Non
     return execute_stage("tokenizer", inputs, output, load_config(config_path, overrides), force).to_dict()
 
 
-@flow(name="shards", flow_run_name=run_name("shards", "output", up=1), log_prints=True,
-      description="Documents + tokenizer -> Parquet token shards, manifest and quality report.")
-def shards_flow(inputs: list[str], output: str, config_path: str | None = None,
-                overrides: list[str] | None = None, force: bool = False) -> dict:
+@flow(
+    name="shards",
+    flow_run_name=run_name("shards", "output", up=1),
+    log_prints=True,
+    description="Documents + tokenizer -> Parquet token shards, manifest and quality report.",
+)
+def shards_flow(
+    inputs: list[str],
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> dict:
     """Run the shards stage on existing inputs.
 
     Args:
@@ -151,10 +198,19 @@ def shards_flow(inputs: list[str], output: str, config_path: str | None = None,
     return execute_stage("shards", inputs, output, load_config(config_path, overrides), force).to_dict()
 
 
-@flow(name="train", flow_run_name=run_name("train", "output", up=1), log_prints=True,
-      description="Token shards -> a GPT trained from scratch (checkpoints, metrics, samples).")
-def train_flow(inputs: list[str], output: str, config_path: str | None = None,
-               overrides: list[str] | None = None, force: bool = False) -> dict:
+@flow(
+    name="train",
+    flow_run_name=run_name("train", "output", up=1),
+    log_prints=True,
+    description="Token shards -> a GPT trained from scratch (checkpoints, metrics, samples).",
+)
+def train_flow(
+    inputs: list[str],
+    output: str,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> dict:
     """Run the train stage on existing inputs.
 
     Args:

@@ -6,6 +6,7 @@ Prefect, 1-2 s on a 2-core machine; a typo in a setting must be reported before 
 a bad setting fails in under 3 s). Every command that runs flows calls `checks_passed(args)`
 where its checks end; `main` stops whatever was started.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ A checkpoint is a folder `checkpoints/step-000300/` holding
 It is written into a temporary folder and renamed into place, so a crash mid-save never
 leaves a checkpoint that looks complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ def resolve(path: str | Path) -> Path:
         found = latest_checkpoint(root)
         if found:
             return found
-    raise CheckpointError(f"no checkpoint in {path}: expected a step-* folder with {STATE} (train writes them under checkpoints/)")
+    raise CheckpointError(
+        f"no checkpoint in {path}: expected a step-* folder with {STATE} (train writes them under checkpoints/)"
+    )
 
 
 def tied_names(module: torch.nn.Module) -> dict[str, str]:
@@ -69,13 +72,22 @@ def _optimizer_tensors(optimizer_state: dict[str, Any]) -> dict[str, torch.Tenso
     tensors = {}
     for param, moments in optimizer_state["state"].items():
         for name, value in moments.items():
-            tensors[f"{param}|{name}"] = value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{param}|{name}"] = (
+                value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
+            )
     return tensors
 
 
-def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, torch.Tensor],
-                    optimizer_state: dict[str, Any] | None, state: dict[str, Any], tied: dict[str, str] | None = None,
-                    rng: dict[str, torch.Tensor] | None = None, keep: int = 2) -> Path:
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: torch.nn.Module | dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None,
+    state: dict[str, Any],
+    tied: dict[str, str] | None = None,
+    rng: dict[str, torch.Tensor] | None = None,
+    keep: int = 2,
+) -> Path:
     """Write checkpoint `root/step-<step>`; keep the newest `keep`.
 
     `model` is a plain module, or a full state dict with its `tied` aliases (what FSDP gathers);
@@ -92,7 +104,9 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, to
     tmp.mkdir(parents=True)
     try:
         _write_checkpoint_files(tmp, model_state, tied, optimizer_state, state, step, rng)
-    except BaseException:  # a full disk, a kill signal: the half-written folder would hold its space until the next save
+    except (
+        BaseException
+    ):  # a full disk, a kill signal: the half-written folder would hold its space until the next save
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():
@@ -106,8 +120,15 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module | dict[str, to
     return final
 
 
-def _write_checkpoint_files(tmp: Path, model_state: dict, tied: dict[str, str], optimizer_state: dict[str, Any] | None,
-                            state: dict[str, Any], step: int, rng: dict[str, torch.Tensor]) -> None:
+def _write_checkpoint_files(
+    tmp: Path,
+    model_state: dict,
+    tied: dict[str, str],
+    optimizer_state: dict[str, Any] | None,
+    state: dict[str, Any],
+    step: int,
+    rng: dict[str, torch.Tensor],
+) -> None:
     weights = {k: v.detach().cpu().contiguous() for k, v in model_state.items() if k not in tied}
     save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     body = dict(state, step=step, tied=tied)
@@ -122,7 +143,9 @@ def read_state(ckpt: Path) -> dict[str, Any]:
     try:
         return json.loads((Path(ckpt) / STATE).read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{ckpt}/{STATE} cannot be read ({err}); delete that checkpoint folder to fall back to an older one") from None
+        raise CheckpointError(
+            f"{ckpt}/{STATE} cannot be read ({err}); delete that checkpoint folder to fall back to an older one"
+        ) from None
 
 
 def load_model_state(ckpt: Path) -> dict[str, torch.Tensor]:

@@ -20,25 +20,27 @@ Outputs in out_dir: metrics.jsonl, loss.png, confusion.png, eval.json (accuracy,
 per-class precision/recall/F1, confusion matrix on the held-out split), classifier.safetensors +
 classifier.json + tokenizer.model (load_classifier / predict read them back).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from model.config import ClassifyConfig, FinetuneConfig, ModelRun
 from model.finetune import fit, load_base
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
 from model.tokenizer import Tokenizer, load_tokenizer
 from model.training import build_model, peak_memory_mb, pick_device, plot_losses
-from model.config import ClassifyConfig, FinetuneConfig, ModelRun, ModelSections
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fraction
@@ -55,7 +57,9 @@ def read_labelled(source: str | Path, label_column: str = "keep_drop") -> tuple[
     if source.is_dir():
         return _from_filter_stage(source, label_column)
     if not source.is_file():
-        raise InputError(f"labelled data {source} not found; give a TSV (label<TAB>text), a JSONL or a filter stage folder")
+        raise InputError(
+            f"labelled data {source} not found; give a TSV (label<TAB>text), a JSONL or a filter stage folder"
+        )
     texts, labels, counts = [], [], Counter()
     jsonl = source.suffix in (".jsonl", ".json")
     with open(source, encoding="utf-8") as fh:
@@ -100,11 +104,15 @@ def _from_filter_stage(folder: Path, label_column: str) -> tuple[list[str], list
     if stage != "filter":
         raise InputError(f"{folder} is a {stage!r} stage folder; keep/drop labels come from a finished filter folder")
     texts, labels, counts = [], [], Counter()
-    sources = [(p, "keep") for p in stage_parts(folder)] + [(p, "drop") for p in sorted((folder / "rejects").glob("*.parquet"))]
+    sources = [(p, "keep") for p in stage_parts(folder)] + [
+        (p, "drop") for p in sorted((folder / "rejects").glob("*.parquet"))
+    ]
     for part, decision in sources:
         columns = ["text"] + ([label_column] if label_column != "keep_drop" else [])
         for batch in iter_batches(part, columns=columns):
-            column = batch.column(label_column).to_pylist() if label_column != "keep_drop" else [decision] * batch.num_rows
+            column = (
+                batch.column(label_column).to_pylist() if label_column != "keep_drop" else [decision] * batch.num_rows
+            )
             for text, label in zip(batch.column("text").to_pylist(), column):
                 _add(texts, labels, counts, label, text)
     return texts, labels, counts
@@ -151,7 +159,9 @@ class GPTClassifier(nn.Module):
         if self.pooling == "last":
             pooled = h[torch.arange(B, device=idx.device), lengths - 1]  # (B, C)
         else:
-            real = (torch.arange(T, device=idx.device)[None, :] < lengths[:, None]).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            real = (
+                (torch.arange(T, device=idx.device)[None, :] < lengths[:, None]).unsqueeze(-1).to(h.dtype)
+            )  # (B, T, 1)
             pooled = (h * real).sum(1) / lengths[:, None].to(h.dtype)
         return self.head(pooled)
 
@@ -182,7 +192,7 @@ class ClassBatch:
     lengths: torch.Tensor  # (B,)
     labels: torch.Tensor  # (B,)
 
-    def to(self, device) -> "ClassBatch":
+    def to(self, device) -> ClassBatch:
         return ClassBatch(self.idx.to(device), self.lengths.to(device), self.labels.to(device))
 
 
@@ -218,7 +228,9 @@ def train_batches(ids: list[list[int]], labels: list[int], batch_size: int, pad_
 
 
 @torch.no_grad()
-def predict_ids(clf: GPTClassifier, ids: list[list[int]], pad_id: int, device: str, batch_size: int = 64) -> torch.Tensor:
+def predict_ids(
+    clf: GPTClassifier, ids: list[list[int]], pad_id: int, device: str, batch_size: int = 64
+) -> torch.Tensor:
     """Logits (N, classes) for token id lists, in batches sorted by length (less padding)."""
     clf.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -239,10 +251,18 @@ def classification_report(gold: list[int], pred: list[int], names: list[str]) ->
     recall = tp / cm.sum(1).clamp(min=1)
     f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
     present = cm.sum(1) > 0  # macro F1 over the classes that occur in the held-out split
-    per_class = {n: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
-                     "support": int(s)} for n, p, r, f, s in zip(names, precision, recall, f1, cm.sum(1))}
-    return {"accuracy": float(tp.sum() / max(len(gold), 1)), "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-            "per_class": per_class, "confusion": cm.tolist(), "labels": names, "n": len(gold)}
+    per_class = {
+        n: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4), "support": int(s)}
+        for n, p, r, f, s in zip(names, precision, recall, f1, cm.sum(1))
+    }
+    return {
+        "accuracy": float(tp.sum() / max(len(gold), 1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": per_class,
+        "confusion": cm.tolist(),
+        "labels": names,
+        "n": len(gold),
+    }
 
 
 def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
@@ -264,7 +284,11 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title=title or f"accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}")
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=title or f"accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}",
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -295,11 +319,18 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     train = [(i, c) for i, c, h in zip(ids, y, held) if not h]
     val = [(i, c) for i, c, h in zip(ids, y, held) if h]
     if not train or not val:
-        raise InputError(f"{data}: {len(train)} training and {len(val)} held-out examples; need both (lower/raise classify.val_fraction)")
+        raise InputError(
+            f"{data}: {len(train)} training and {len(val)} held-out examples; need both (lower/raise classify.val_fraction)"
+        )
     counts.update(examples=len(texts), train_examples=len(train), val_examples=len(val))
     clf = GPTClassifier(gpt, len(names), cc.pooling)
     params = choose_trainable(clf, ft)
-    log.info("classifier: %d of %d parameters trainable (%.3f%%)", params["trainable"], params["total"], params["trainable_pct"])
+    log.info(
+        "classifier: %d of %d parameters trainable (%.3f%%)",
+        params["trainable"],
+        params["total"],
+        params["trainable_pct"],
+    )
     clf.to(device)
     out.mkdir(parents=True, exist_ok=True)
     val_ids, val_y = [i for i, _ in val], [c for _, c in val]
@@ -307,15 +338,28 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     def evaluate() -> dict[str, float]:
         logits = predict_ids(clf, val_ids, tok.pad_id, device)
         gold = torch.tensor(val_y)
-        return {"val_loss": float(F.cross_entropy(logits, gold)), "val_accuracy": float((logits.argmax(-1) == gold).float().mean())}
+        return {
+            "val_loss": float(F.cross_entropy(logits, gold)),
+            "val_accuracy": float((logits.argmax(-1) == gold).float().mean()),
+        }
 
     def loss_fn(batch: ClassBatch) -> torch.Tensor:
         return F.cross_entropy(clf(batch.idx, batch.lengths).float(), batch.labels)
 
     lr = ft.lora.learning_rate if ft.method == "lora" else cc.learning_rate
     batches = train_batches([i for i, _ in train], [c for _, c in train], cc.batch_size, tok.pad_id, ft.seed)
-    run = fit(clf, loss_fn, batches, steps=cc.max_steps, lr=lr, ft=ft, device=device, evaluate=evaluate,
-              eval_interval=ft.eval_interval, metrics_path=out / "metrics.jsonl")
+    run = fit(
+        clf,
+        loss_fn,
+        batches,
+        steps=cc.max_steps,
+        lr=lr,
+        ft=ft,
+        device=device,
+        evaluate=evaluate,
+        eval_interval=ft.eval_interval,
+        metrics_path=out / "metrics.jsonl",
+    )
     pred = predict_ids(clf, val_ids, tok.pad_id, device).argmax(-1).tolist()
     report = classification_report(val_y, pred, names)
     majority = Counter(c for _, c in train).most_common(1)[0][0]
@@ -326,25 +370,46 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     loss_plot = plot_losses(out, f"classifier ({ft.method}, {cc.pooling} pooling)")
     save_classifier(clf, names, info, tok, out, ft)
     summary = {
-        "base": info["base"], "data": str(data), "method": ft.method, "pooling": cc.pooling, "train_blocks": cc.train_blocks,
-        "device": device, "labels": names, "counts": dict(counts), "params": params, "learning_rate": lr,
-        "steps": run["steps"], "seconds": run["seconds"], "final_train_loss": run["last"].get("loss"),
-        "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-        "majority_baseline_accuracy": report["majority_baseline_accuracy"], **memory,
-        "confusion_plot": str(confusion), "loss_plot": str(loss_plot), "eval": str(out / "eval.json"),
+        "base": info["base"],
+        "data": str(data),
+        "method": ft.method,
+        "pooling": cc.pooling,
+        "train_blocks": cc.train_blocks,
+        "device": device,
+        "labels": names,
+        "counts": dict(counts),
+        "params": params,
+        "learning_rate": lr,
+        "steps": run["steps"],
+        "seconds": run["seconds"],
+        "final_train_loss": run["last"].get("loss"),
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "majority_baseline_accuracy": report["majority_baseline_accuracy"],
+        **memory,
+        "confusion_plot": str(confusion),
+        "loss_plot": str(loss_plot),
+        "eval": str(out / "eval.json"),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
-def save_classifier(clf: GPTClassifier, names: list[str], info: dict, tok: Tokenizer, out: Path, ft: FinetuneConfig) -> None:
+def save_classifier(
+    clf: GPTClassifier, names: list[str], info: dict, tok: Tokenizer, out: Path, ft: FinetuneConfig
+) -> None:
     from safetensors.torch import save_model
 
     if ft.method == "lora":
         remove_lora(clf.gpt)
     save_model(clf.cpu(), str(out / "classifier.safetensors"))
-    meta = {"labels": names, "pooling": clf.pooling, "model_config": clf.gpt.config.to_dict(), "base": info["base"],
-            "max_tokens": ft.classify.max_tokens}
+    meta = {
+        "labels": names,
+        "pooling": clf.pooling,
+        "model_config": clf.gpt.config.to_dict(),
+        "base": info["base"],
+        "max_tokens": ft.classify.max_tokens,
+    }
     atomic_write_text(out / "classifier.json", json.dumps(meta, indent=1))
     tok.save(out)
 

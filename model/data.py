@@ -14,6 +14,7 @@ as they are read (pipeline/shard_format.py's `read_shard`): in a fresh run, afte
 after a restart alike, a damaged shard stops training with its name and the command that
 rebuilds it, and no shard is hashed before it is needed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 
 from pipeline.errors import InputError
 from pipeline.shard_format import load_manifest, read_shard, shard_path
+
 
 def read_shards_manifest(shards_dir: str | Path) -> dict:
     """manifest.json of a shards folder (pipeline/tokens/shards.py owns the format)."""
@@ -53,8 +55,17 @@ def load_tokens(source: Path | pa.Buffer) -> np.ndarray:
 
 
 class TokenWindows:
-    def __init__(self, shards_dir, split: str, block_size: int, batch_size: int, rank: int = 0,
-                 world_size: int = 1, seed: int = 1337, verify: bool = True):
+    def __init__(
+        self,
+        shards_dir,
+        split: str,
+        block_size: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 1337,
+        verify: bool = True,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.shards_dir = Path(shards_dir)
@@ -65,7 +76,9 @@ class TokenWindows:
         if not self.paths:
             raise InputError(f"{self.shards_dir}/manifest.json lists no {split!r} shards")
         self.epoch, self.shard_pos, self.chunk_pos = 0, 0, 0
-        self._loaded: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None  # ((epoch, shard), tokens, window order)
+        self._loaded: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = (
+            None  # ((epoch, shard), tokens, window order)
+        )
 
     # -- order ------------------------------------------------------------------------------
 
@@ -118,13 +131,26 @@ class TokenWindows:
     # -- position ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "shard_pos": self.shard_pos, "chunk_pos": self.chunk_pos, "seed": self.seed,
-                "split": self.split, "block_size": self.block_size, "batch_size": self.batch_size,
-                "rank": self.rank, "world_size": self.world_size, "shards": [p.name for p in self.paths]}
+        return {
+            "epoch": self.epoch,
+            "shard_pos": self.shard_pos,
+            "chunk_pos": self.chunk_pos,
+            "seed": self.seed,
+            "split": self.split,
+            "block_size": self.block_size,
+            "batch_size": self.batch_size,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "shards": [p.name for p in self.paths],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         mine = self.state_dict()
         for key in ("seed", "split", "block_size", "batch_size", "world_size", "shards"):
             if state.get(key) != mine[key]:
                 raise ValueError(f"loader state was saved with {key}={state.get(key)!r}, this loader has {mine[key]!r}")
-        self.epoch, self.shard_pos, self.chunk_pos = int(state["epoch"]), int(state["shard_pos"]), int(state["chunk_pos"])
+        self.epoch, self.shard_pos, self.chunk_pos = (
+            int(state["epoch"]),
+            int(state["shard_pos"]),
+            int(state["chunk_pos"]),
+        )

@@ -21,6 +21,7 @@ forward and backward. What makes it fast (train.fsdp_* fields, measured in docs/
 
 Entry: `torchrun --nproc_per_node=2 -m model.train --shards DIR --out DIR [train.x=y ...]`.
 """
+
 from __future__ import annotations
 
 import json
@@ -119,8 +120,13 @@ def blocks_of(model: torch.nn.Module) -> list[torch.nn.Module]:
 def fsdp_casts_params(cfg, world: World, precision: str) -> bool:
     """Does FSDP2's MixedPrecisionPolicy give the blocks bf16 weights (so autocast stays off)?
     Only with bf16 precision and a bf16 residual stream: an fp32 residual needs autocast's fp32 norms."""
-    return world.distributed and cfg.parallel == "fsdp" and precision == "bf16" and cfg.fsdp_param_dtype == "bf16" \
+    return (
+        world.distributed
+        and cfg.parallel == "fsdp"
+        and precision == "bf16"
+        and cfg.fsdp_param_dtype == "bf16"
         and getattr(cfg, "residual", "bf16") == "bf16"
+    )
 
 
 def reshard_after_forward(cfg, model: torch.nn.Module) -> bool:
@@ -152,8 +158,11 @@ def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
     FSDPModule whose parameters are DTensor shards."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params \
+    policy = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if bf16_params
         else MixedPrecisionPolicy()
+    )
     if fsdp_unit(cfg, model) == "model":  # one group: gathered once, kept until backward ends
         fully_shard(model, mp_policy=policy, reshard_after_forward=False)
         return

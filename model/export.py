@@ -22,6 +22,7 @@ The folder is written into a temporary folder beside the output and renamed into
 that, the tokenizer is checked against SentencePiece (model/hf_tokenizer.py) and, when
 transformers is installed, the folder is loaded back and its logits compared with ours.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,11 +53,13 @@ def _shape_text(shape: dict[str, str]) -> str:
 
 
 def target_architecture(config: GPTConfig, arch: str = "gpt") -> str:
-    """"gpt2" or "llama"; ExportError naming the options that have no transformers equivalent.
+    """ "gpt2" or "llama"; ExportError naming the options that have no transformers equivalent.
     The positions decide which of the two the model is closest to; the other options must follow."""
     if arch != "gpt":
         raise ExportError(f"train.arch={arch} has no transformers equivalent; only the GPT exports")
-    name, family, shape = ("Llama", "llama", LLAMA_ARCH) if config.positions == "rope" else ("GPT-2", "gpt2", GPT2_SHAPE)
+    name, family, shape = (
+        ("Llama", "llama", LLAMA_ARCH) if config.positions == "rope" else ("GPT-2", "gpt2", GPT2_SHAPE)
+    )
     off = [f"train.{key}={getattr(config, key)}" for key, want in shape.items() if getattr(config, key) != want]
     if off:
         raise ExportError(
@@ -99,7 +102,10 @@ def to_llama_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     C = cfg.n_embd
     order = rotate_half_order(cfg.n_head, C // cfg.n_head)
     ours = {k: v.detach() for k, v in model.state_dict().items()}
-    out = {"model.embed_tokens.weight": ours["transformer.wte.weight"], "model.norm.weight": ours["transformer.ln_f.weight"]}
+    out = {
+        "model.embed_tokens.weight": ours["transformer.wte.weight"],
+        "model.norm.weight": ours["transformer.ln_f.weight"],
+    }
     kinds = ("weight", "bias") if cfg.bias else ("weight",)
     for i in range(cfg.n_layer):
         src, dst = f"transformer.h.{i}.", f"model.layers.{i}."
@@ -123,14 +129,26 @@ def llama_config(model: GPT) -> dict[str, Any]:
     cfg = model.config
     hidden = model.transformer.h[0].mlp.c_proj.weight.shape[1]
     return {
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.n_embd, "intermediate_size": hidden, "num_hidden_layers": cfg.n_layer,
-        "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_head, "head_dim": cfg.n_embd // cfg.n_head,
-        "hidden_act": "silu", "max_position_embeddings": cfg.block_size, "rms_norm_eps": model.transformer.ln_f.eps,
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.n_embd,
+        "intermediate_size": hidden,
+        "num_hidden_layers": cfg.n_layer,
+        "num_attention_heads": cfg.n_head,
+        "num_key_value_heads": cfg.n_head,
+        "head_dim": cfg.n_embd // cfg.n_head,
+        "hidden_act": "silu",
+        "max_position_embeddings": cfg.block_size,
+        "rms_norm_eps": model.transformer.ln_f.eps,
         # transformers 5 reads rope_parameters, 4.x rope_theta; both say the same
-        "rope_theta": cfg.rope_base, "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_base},
-        "attention_bias": cfg.bias, "mlp_bias": cfg.bias, "attention_dropout": 0.0,
-        "tie_word_embeddings": True, "initializer_range": 0.02,
+        "rope_theta": cfg.rope_base,
+        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_base},
+        "attention_bias": cfg.bias,
+        "mlp_bias": cfg.bias,
+        "attention_dropout": 0.0,
+        "tie_word_embeddings": True,
+        "initializer_range": 0.02,
     }
 
 
@@ -149,8 +167,14 @@ def special_ids(state: dict[str, Any], tokenizer: dict[str, Any], where: Path) -
     it as our sampler does (it separates documents in training); pad is the tokenizer's."""
     eot = state.get("eot_id")
     if eot is None or eot != tokenizer["eos_id"]:
-        raise CheckpointError(f"{where}: state.json's eot_id {eot} is not the tokenizer's end-of-text id {tokenizer['eos_id']}")
-    return {"bos_token_id": eot, "eos_token_id": eot, "pad_token_id": tokenizer["pad_id"] if tokenizer["pad_id"] >= 0 else eot}
+        raise CheckpointError(
+            f"{where}: state.json's eot_id {eot} is not the tokenizer's end-of-text id {tokenizer['eos_id']}"
+        )
+    return {
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "pad_token_id": tokenizer["pad_id"] if tokenizer["pad_id"] >= 0 else eot,
+    }
 
 
 def _write_model(model: GPT, family: str, folder: Path, ids: dict[str, int]) -> None:
@@ -185,8 +209,10 @@ def check_with_transformers(model: GPT, folder: Path) -> float | None:
         ours, _ = model.eval()(ids)
         diff = (theirs(ids).logits.float() - ours).abs().max().item() / max(1.0, ours.abs().max().item())
     if not diff <= LOGIT_TOLERANCE:
-        raise ExportError(f"transformers' {type(theirs).__name__} loaded from {folder} gives logits {diff:.3g} (relative) "
-                          f"away from ours, more than {LOGIT_TOLERANCE}; not exported (please report this checkpoint)")
+        raise ExportError(
+            f"transformers' {type(theirs).__name__} loaded from {folder} gives logits {diff:.3g} (relative) "
+            f"away from ours, more than {LOGIT_TOLERANCE}; not exported (please report this checkpoint)"
+        )
     return diff
 
 
@@ -198,13 +224,16 @@ def _model_card(ckpt: Path, state: dict[str, Any], family: str, summary: dict[st
         f"vocabulary {cfg['vocab_size']} (SentencePiece BPE with byte fallback, converted to tokenizer.json).\n\n"
         "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
         "tok = AutoTokenizer.from_pretrained(PATH)\nmodel = AutoModelForCausalLM.from_pretrained(PATH)\n"
-        "ids = tok(\"The \", return_tensors=\"pt\").input_ids\n"
+        'ids = tok("The ", return_tensors="pt").input_ids\n'
         "print(tok.decode(model.generate(ids, max_new_tokens=40, do_sample=False)[0]))\n```\n\n"
         "No BOS token is added; documents were separated by `<|endoftext|>` in training, which is also where\n"
-        "generation stops. A literal \"<|endoftext|>\" in text is encoded as text (split_special_tokens).\n\n"
+        'generation stops. A literal "<|endoftext|>" in text is encoded as text (split_special_tokens).\n\n'
         f"Checked at export: tokenizer ids equal SentencePiece's on {summary['tokenizer']['texts_checked']} texts; "
-        + (f"largest logit difference from crawl2gpt's own forward pass {summary['max_logit_diff']:.2g} (relative).\n"
-           if summary["max_logit_diff"] is not None else "logits not compared (transformers was not installed).\n")
+        + (
+            f"largest logit difference from crawl2gpt's own forward pass {summary['max_logit_diff']:.2g} (relative).\n"
+            if summary["max_logit_diff"] is not None
+            else "logits not compared (transformers was not installed).\n"
+        )
     )
 
 
@@ -229,8 +258,10 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
     family = target_architecture(model.config, state.get("arch", "gpt"))
     tokenizer = load_tokenizer(folder, state.get("tokenizer_sha256"))
     if not isinstance(tokenizer, SentencePieceTokenizer):
-        raise ExportError(f"{folder} holds GPT-2's tokenizer: it was fine-tuned from GPT-2, and its fine-tuning run "
-                          "already wrote a folder transformers loads (gpt2/ beside checkpoints/)")
+        raise ExportError(
+            f"{folder} holds GPT-2's tokenizer: it was fine-tuned from GPT-2, and its fine-tuning run "
+            "already wrote a folder transformers loads (gpt2/ beside checkpoints/)"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(output)
     tmp.mkdir()
@@ -238,8 +269,10 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
         summary: dict[str, Any] = {"checkpoint": str(folder), "step": state.get("step"), "architecture": family}
         summary["tokenizer"] = write_hf_tokenizer(tokenizer, tmp, model.config.block_size)
         if summary["tokenizer"]["vocab_size"] > model.config.vocab_size:
-            raise CheckpointError(f"{tokenizer.path} has {summary['tokenizer']['vocab_size']} pieces, more than the "
-                                  f"model's vocab_size {model.config.vocab_size}")
+            raise CheckpointError(
+                f"{tokenizer.path} has {summary['tokenizer']['vocab_size']} pieces, more than the "
+                f"model's vocab_size {model.config.vocab_size}"
+            )
         _write_model(model, family, tmp, special_ids(state, summary["tokenizer"], folder))
         summary["max_logit_diff"] = check_with_transformers(model, tmp) if check else None
         (tmp / "README.md").write_text(_model_card(folder, state, family, summary))
@@ -256,7 +289,12 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
 def summary_text(summary: dict[str, Any]) -> str:
     """One line for the CLI: what was written and what was checked."""
     diff = summary["max_logit_diff"]
-    checked = (f"transformers' logits within {diff:.1e} (relative) of ours" if diff is not None
-               else "logits not compared (install transformers to check them)")
-    return (f"{summary['output']}: {summary['architecture']} from {summary['checkpoint']} (step {summary['step']}); "
-            f"tokenizer ids equal SentencePiece's on {summary['tokenizer']['texts_checked']} texts; {checked}")
+    checked = (
+        f"transformers' logits within {diff:.1e} (relative) of ours"
+        if diff is not None
+        else "logits not compared (install transformers to check them)"
+    )
+    return (
+        f"{summary['output']}: {summary['architecture']} from {summary['checkpoint']} (step {summary['step']}); "
+        f"tokenizer ids equal SentencePiece's on {summary['tokenizer']['texts_checked']} texts; {checked}"
+    )

@@ -15,25 +15,45 @@ example: GPT.hidden_states takes both (segment ids and positions), the same forw
 runs, so fine-tuning trains the model pretraining made (bf16 residual stream, attention option
 and all). tests/test_finetune.py checks packed = unpacked for every attention and residual option.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
+from model.config import FinetuneConfig, ModelRun, ModelSections
 from model.fused_loss import linear_cross_entropy, logits_cross_entropy
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, lora_state_dict, remove_lora
-from model.sft_data import IGNORE, Batch, encode_prompt, iter_batches, make_rows, prompt_turns, read_jsonl, split_of, to_example
+from model.sft_data import (
+    IGNORE,
+    Batch,
+    encode_prompt,
+    iter_batches,
+    make_rows,
+    prompt_turns,
+    read_jsonl,
+    split_of,
+    to_example,
+)
 from model.sft_pairs import derive_pairs
 from model.tokenizer import GPT2Tokenizer, Tokenizer, load_tokenizer
-from model.training import MetricsLog, cosine_lr, make_optimizer, peak_memory_mb, pick_device, plot_losses, precision_setup
-from model.config import FinetuneConfig, ModelRun, ModelSections
+from model.training import (
+    MetricsLog,
+    cosine_lr,
+    make_optimizer,
+    peak_memory_mb,
+    pick_device,
+    plot_losses,
+    precision_setup,
+)
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import CheckpointError, InputError
 
@@ -74,8 +94,10 @@ def _load_gpt2(base: str, device: str) -> tuple[GPT, Tokenizer, dict[str, Any]]:
         try:
             folder = Path(snapshot_download(base, local_files_only=True))
         except Exception as err:  # huggingface_hub raises several types for "not cached"
-            raise CheckpointError(f"{base!r} is neither a local GPT-2 folder nor in the Hugging Face cache ({type(err).__name__}); "
-                                  f"fetch it once with `huggingface-cli download {base}` or pass its folder") from None
+            raise CheckpointError(
+                f"{base!r} is neither a local GPT-2 folder nor in the Hugging Face cache ({type(err).__name__}); "
+                f"fetch it once with `huggingface-cli download {base}` or pass its folder"
+            ) from None
     model = load_gpt2(folder)
     info = {"base": str(folder), "kind": "gpt2", "model_config": model.config.to_dict(), "tokenizer_dir": str(folder)}
     return model.to(device), GPT2Tokenizer(folder), info
@@ -99,9 +121,19 @@ def lm_loss(model: GPT, batch: Batch, reduction: str = "mean") -> torch.Tensor:
 # --------------------------------------------------------------------------- the shared loop
 
 
-def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches: Iterator, *, steps: int, lr: float,
-        ft: FinetuneConfig, device: str, evaluate: Callable[[], dict[str, float]], eval_interval: int,
-        metrics_path: Path) -> dict[str, Any]:
+def fit(
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any], torch.Tensor],
+    batches: Iterator,
+    *,
+    steps: int,
+    lr: float,
+    ft: FinetuneConfig,
+    device: str,
+    evaluate: Callable[[], dict[str, float]],
+    eval_interval: int,
+    metrics_path: Path,
+) -> dict[str, Any]:
     """AdamW on the trainable parameters (ft's betas and weight decay, as pretraining reads its own);
     eval every eval_interval steps and at the end; rows to metrics.jsonl."""
     opt = make_optimizer(model, ft, lr, device)
@@ -124,7 +156,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches:
         norm = torch.nn.utils.clip_grad_norm_(trainable, ft.grad_clip) if ft.grad_clip > 0 else torch.zeros(())
         opt.step()
         opt.zero_grad(set_to_none=True)
-        row = {"step": step + 1, "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"], "grad_norm": float(norm)}
+        row = {
+            "step": step + 1,
+            "loss": float(loss.detach()),
+            "lr": opt.param_groups[0]["lr"],
+            "grad_norm": float(norm),
+        }
         if (step + 1) % eval_interval == 0 or step + 1 == steps:
             with autocast():
                 row.update(evaluate())
@@ -154,7 +191,9 @@ def answer(model: GPT, tok: Tokenizer, turns, max_new_tokens: int) -> str:
     from model.generate import sample
 
     block = model.config.block_size
-    ids = encode_prompt(turns, tok)[-(block - max_new_tokens):] if max_new_tokens < block else encode_prompt(turns, tok)
+    ids = (
+        encode_prompt(turns, tok)[-(block - max_new_tokens) :] if max_new_tokens < block else encode_prompt(turns, tok)
+    )
     return tok.decode(sample(model, ids, max_new_tokens, temperature=0.0, eot_id=tok.eot_id))
 
 
@@ -187,8 +226,13 @@ def setup_method(model: GPT, ft: FinetuneConfig) -> tuple[float, dict[str, int]]
             p.requires_grad_(True)
         lr = ft.learning_rate
     params = count_params(model)
-    log.info("%s fine-tuning: %d of %d parameters trainable (%.3f%%)", ft.method, params["trainable"], params["total"],
-             params["trainable_pct"])
+    log.info(
+        "%s fine-tuning: %d of %d parameters trainable (%.3f%%)",
+        ft.method,
+        params["trainable"],
+        params["total"],
+        params["trainable_pct"],
+    )
     return lr, params
 
 
@@ -201,8 +245,13 @@ def save_finetuned(model: GPT, tok: Tokenizer, info: dict, out_dir: Path, step: 
     if ft.method == "lora":
         save_file(lora_state_dict(model), str(out_dir / "lora.safetensors"))
         remove_lora(model)
-    state = {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": tok.eot_id, "finetuned_from": info["base"],
-             "finetune_config": ft.model_dump(mode="json")}
+    state = {
+        "model_config": model.config.to_dict(),
+        "arch": "gpt",
+        "eot_id": tok.eot_id,
+        "finetuned_from": info["base"],
+        "finetune_config": ft.model_dump(mode="json"),
+    }
     path = save_checkpoint(out_dir / "checkpoints", step, model, None, state, keep=1)
     tok.save(path)
     if info["kind"] == "gpt2":  # also as a GPT-2 folder that transformers (and run_sft) load
@@ -228,7 +277,9 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str
     conversations, counts = read_jsonl(data_jsonl)
     train, val, val_turns = prepare_sft(conversations, tok, block, ft, counts)
     if not train:
-        raise InputError(f"{data_jsonl}: no usable training example (counts: {dict(counts)}); see model/sft_data.py for the formats")
+        raise InputError(
+            f"{data_jsonl}: no usable training example (counts: {dict(counts)}); see model/sft_data.py for the formats"
+        )
     out.mkdir(parents=True, exist_ok=True)
     shown = val_turns[: ft.eval_prompts]
     before = answers_for(model, tok, shown, ft.max_new_tokens)
@@ -239,19 +290,44 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str
     batches = iter_batches(train_rows, ft.batch_size, generator, tok.pad_id)
     evaluate = lambda: {"val_loss": eval_loss(model, val_rows, tok.pad_id, ft.batch_size, device)}  # noqa: E731
     base_val = evaluate()["val_loss"]
-    run = fit(model, lambda b: lm_loss(model, b), batches, steps=ft.max_steps, lr=lr, ft=ft, device=device,
-              evaluate=evaluate, eval_interval=ft.eval_interval, metrics_path=out / "metrics.jsonl")
+    run = fit(
+        model,
+        lambda b: lm_loss(model, b),
+        batches,
+        steps=ft.max_steps,
+        lr=lr,
+        ft=ft,
+        device=device,
+        evaluate=evaluate,
+        eval_interval=ft.eval_interval,
+        metrics_path=out / "metrics.jsonl",
+    )
     after = answers_for(model, tok, shown, ft.max_new_tokens)
     write_answers(out / "answers.jsonl", shown, before, after)
     memory = peak_memory_mb(device)
     ckpt = save_finetuned(model, tok, info, out, ft.max_steps, ft)
     plot = plot_losses(out, f"SFT ({ft.method}) from {Path(str(info['base'])).name}")
     summary = {
-        "base": info["base"], "method": ft.method, "device": device, "packing": ft.packing, "block_size": block,
-        "counts": dict(counts), "params": params, "learning_rate": lr, "steps": run["steps"], "seconds": run["seconds"],
-        "train_rows": len(train_rows), "final_train_loss": run["last"].get("loss"), "base_val_loss": base_val,
-        "val_loss": run["last"].get("val_loss"), **memory, "checkpoint": str(ckpt), "loss_plot": str(plot),
-        "answers": str(out / "answers.jsonl"), "data": data_jsonl, "derived_pairs": derived,
+        "base": info["base"],
+        "method": ft.method,
+        "device": device,
+        "packing": ft.packing,
+        "block_size": block,
+        "counts": dict(counts),
+        "params": params,
+        "learning_rate": lr,
+        "steps": run["steps"],
+        "seconds": run["seconds"],
+        "train_rows": len(train_rows),
+        "final_train_loss": run["last"].get("loss"),
+        "base_val_loss": base_val,
+        "val_loss": run["last"].get("val_loss"),
+        **memory,
+        "checkpoint": str(ckpt),
+        "loss_plot": str(plot),
+        "answers": str(out / "answers.jsonl"),
+        "data": data_jsonl,
+        "derived_pairs": derived,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary

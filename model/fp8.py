@@ -14,6 +14,7 @@ and any layer whose dimensions are not multiples of 16 (the FP8 matmul's require
 torchao is optional: `pip install torchao` (0.18 pairs with PyTorch 2.11). It is imported only
 when train.fp8 is on, and a missing one is a ConfigError that says so before any step runs.
 """
+
 from __future__ import annotations
 
 import torch

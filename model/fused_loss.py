@@ -12,6 +12,7 @@ written over the logits; backward is then two matmuls scaled by the incoming sca
 is Liger-Kernel's fused linear cross-entropy (Hsu et al. 2024); this is our own short kernel.
 Loss and gradients equal the plain path's (tests/test_fused_loss.py, on a GPU).
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,9 @@ BLOCK = 16384  # vocabulary entries a program reads at once (50304 = 3.1 blocks)
 NUM_WARPS = 16
 
 
-def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1,
-                         fused: bool = True) -> torch.Tensor:
+def linear_cross_entropy(
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1, fused: bool = True
+) -> torch.Tensor:
     """Mean cross-entropy of the logits x @ weight^T against targets; ignore_index targets skipped.
 
     x (..., C), weight (V, C), targets (...). The fused path runs when asked for, on CUDA,
@@ -39,11 +41,13 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
     return logits_cross_entropy(F.linear(x, weight), targets, ignore_index)
 
 
-def logits_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1,
-                         reduction: str = "mean") -> torch.Tensor:
+def logits_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1, reduction: str = "mean"
+) -> torch.Tensor:
     """The plain loss: cross-entropy of (..., V) logits in fp32 (nanoGPT's upcast) against targets (...)."""
-    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index,
-                           reduction=reduction)
+    return F.cross_entropy(
+        logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index, reduction=reduction
+    )
 
 
 def fused_available(x: torch.Tensor) -> bool:
@@ -90,8 +94,9 @@ def softmax_cross_entropy_grad_(logits: torch.Tensor, targets: torch.Tensor, ign
     assert logits.is_contiguous() and logits.dim() == 2
     n_rows, n_cols = logits.shape
     row_losses = torch.empty(n_rows, device=logits.device, dtype=torch.float32)
-    _cross_entropy_rows[(n_rows,)](logits, logits.stride(0), targets, row_losses, n_cols, ignore_index,
-                                   BLOCK=BLOCK, num_warps=NUM_WARPS)
+    _cross_entropy_rows[(n_rows,)](
+        logits, logits.stride(0), targets, row_losses, n_cols, ignore_index, BLOCK=BLOCK, num_warps=NUM_WARPS
+    )
     return row_losses
 
 
@@ -105,8 +110,9 @@ if triton is not None:
         if target == ignore_index:
             for start in range(0, n_cols, BLOCK):
                 cols = start + tl.arange(0, BLOCK)
-                tl.store(row_ptr + cols, tl.zeros([BLOCK], dtype=tl.float32).to(row_ptr.dtype.element_ty),
-                         mask=cols < n_cols)
+                tl.store(
+                    row_ptr + cols, tl.zeros([BLOCK], dtype=tl.float32).to(row_ptr.dtype.element_ty), mask=cols < n_cols
+                )
             tl.store(losses_ptr + row, 0.0)
         else:
             # pass 1: running max and sum of exp (one rescale per block, not per element)

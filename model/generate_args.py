@@ -25,6 +25,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--top-p", type=float, default=TOP_P, help="then among the fewest covering this probability (1: all)"
     )
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument(
-        "--device", default=DEVICE, help="auto (the GPU if there is one, in bf16), cpu, cuda or cuda:N"
-    )
+    parser.add_argument("--device", default=DEVICE, help="auto (the GPU if there is one, in bf16), cpu, cuda or cuda:N")

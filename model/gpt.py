@@ -16,6 +16,7 @@ mask is built and the pretraining path is unchanged.
 
 Shapes in comments: B batch, T time, C channels (n_embd), nh heads, hs head size.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,7 +107,9 @@ class CausalSelfAttention(nn.Module):
             # cache (queries are the last T of Tk keys) the mask is given explicitly
             if mask is None and Tk != T:
                 mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(Tk - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None and T > 1)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None and T > 1
+            )
         else:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, Tk)
             if mask is None:  # query i sees keys <= its position
@@ -261,7 +264,11 @@ class GPT(nn.Module):
     def _residual_dtype(self, x: torch.Tensor) -> torch.Tensor:
         """The residual stream's dtype: fp32 (nanoGPT, transformers) or, with residual="bf16", bf16."""
         kind = x.device.type
-        if self.config.residual == "bf16" and torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16:
+        if (
+            self.config.residual == "bf16"
+            and torch.is_autocast_enabled(kind)
+            and torch.get_autocast_dtype(kind) == torch.bfloat16
+        ):
             return x.to(torch.bfloat16)
         return x
 

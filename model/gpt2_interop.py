@@ -5,6 +5,7 @@ and uses its parameter names (nanoGPT's choice); the only difference is that GPT
 stores linear weights as (in, out) where nn.Linear stores (out, in), so those are transposed.
 Hub safetensors files name keys without the `transformer.` prefix; both spellings are read.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,14 @@ def _canonical(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def config_from_state(state: dict[str, torch.Tensor], n_head: int) -> GPTConfig:
     vocab, n_embd = state["transformer.wte.weight"].shape
     n_layer = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.h."))
-    return GPTConfig(vocab_size=vocab, block_size=state["transformer.wpe.weight"].shape[0], n_layer=n_layer,
-                     n_head=n_head, n_embd=n_embd, **GPT2_ARCH)
+    return GPTConfig(
+        vocab_size=vocab,
+        block_size=state["transformer.wpe.weight"].shape[0],
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        **GPT2_ARCH,
+    )
 
 
 def from_gpt2_state_dict(state: dict[str, torch.Tensor], n_head: int) -> GPT:
@@ -44,13 +51,17 @@ def from_gpt2_state_dict(state: dict[str, torch.Tensor], n_head: int) -> GPT:
     model = GPT(config_from_state(state, n_head))
     ours = model.state_dict()
     if set(ours) != set(state):
-        raise CheckpointError(f"not a GPT-2 state dict: missing {sorted(set(ours) - set(state))[:5]}, "
-                              f"unexpected {sorted(set(state) - set(ours))[:5]}")
+        raise CheckpointError(
+            f"not a GPT-2 state dict: missing {sorted(set(ours) - set(state))[:5]}, "
+            f"unexpected {sorted(set(state) - set(ours))[:5]}"
+        )
     with torch.no_grad():
         for key, target in ours.items():
             value = state[key].t() if key.endswith(CONV1D) else state[key]
             if value.shape != target.shape:
-                raise CheckpointError(f"GPT-2 weight {key} has shape {tuple(value.shape)}, expected {tuple(target.shape)}")
+                raise CheckpointError(
+                    f"GPT-2 weight {key} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
+                )
             target.copy_(value)
     return model
 
@@ -59,18 +70,33 @@ def to_gpt2_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     """transformers `GPT2LMHeadModel` state dict (Conv1D layout) of our GPT."""
     cfg = model.config
     if any(getattr(cfg, k) != v for k, v in GPT2_ARCH.items()):
-        raise CheckpointError(f"only the GPT-2 architecture exports to GPT-2 ({GPT2_ARCH}); this model has "
-                              f"norm={cfg.norm}, mlp={cfg.mlp}, positions={cfg.positions}, bias={cfg.bias}")
-    return {k: (v.t() if k.endswith(CONV1D) else v).detach().clone().contiguous() for k, v in model.state_dict().items()}
+        raise CheckpointError(
+            f"only the GPT-2 architecture exports to GPT-2 ({GPT2_ARCH}); this model has "
+            f"norm={cfg.norm}, mlp={cfg.mlp}, positions={cfg.positions}, bias={cfg.bias}"
+        )
+    return {
+        k: (v.t() if k.endswith(CONV1D) else v).detach().clone().contiguous() for k, v in model.state_dict().items()
+    }
 
 
 def hf_config(config: GPTConfig) -> dict:
     """config.json for transformers' GPT2Config (GELU 'gelu_new' is the tanh approximation we use)."""
-    return {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": config.vocab_size,
-            "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": config.n_embd,
-            "n_layer": config.n_layer, "n_head": config.n_head, "activation_function": "gelu_new",
-            "layer_norm_epsilon": 1e-5, "resid_pdrop": config.dropout, "embd_pdrop": config.dropout,
-            "attn_pdrop": config.dropout, "tie_word_embeddings": True}
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": config.vocab_size,
+        "n_positions": config.block_size,
+        "n_ctx": config.block_size,
+        "n_embd": config.n_embd,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "tie_word_embeddings": True,
+    }
 
 
 def load_gpt2(source) -> GPT:

@@ -4,6 +4,7 @@ bad setting in under 3 s). model/gpt.py builds the model from it; the train conf
 generates its `train.*` architecture keys from these fields, with their bounds and descriptions;
 a checkpoint stores it as `model_config`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -28,16 +29,28 @@ class GPTConfig:
     positions: Literal["learned", "rope"] = "learned"
     attention: Literal["fused", "manual"] = "fused"
     rope_base: Annotated[float, Gt(0)] = field(
-        default=10000.0, metadata={"description": "RoPE's frequency base theta (RoFormer section 3.2.2); "
-                                   "Llama 3 uses 500000. Only read with positions=rope."})
+        default=10000.0,
+        metadata={
+            "description": "RoPE's frequency base theta (RoFormer section 3.2.2); "
+            "Llama 3 uses 500000. Only read with positions=rope."
+        },
+    )
     residual: Literal["fp32", "bf16"] = field(
-        default="bf16", metadata={"description": "Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's "
-        "default, fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
-        "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
-        "(docs/benchmarks-train.md). Ignored when autocast is off or not bf16 (CPU fp32, fp16 + GradScaler)."})
+        default="bf16",
+        metadata={
+            "description": "Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's "
+            "default, fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
+            "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
+            "(docs/benchmarks-train.md). Ignored when autocast is off or not bf16 (CPU fp32, fp16 + GradScaler)."
+        },
+    )
     fused_loss: bool = field(
-        default=True, metadata={"description": "On a GPU, fuse the un-embedding matmul and cross-entropy so the "
-        "logits are read once and never kept (model/fused_loss.py); CPU and evaluation use F.cross_entropy."})
+        default=True,
+        metadata={
+            "description": "On a GPU, fuse the un-embedding matmul and cross-entropy so the "
+            "logits are read once and never kept (model/fused_loss.py); CPU and evaluation use F.cross_entropy."
+        },
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)

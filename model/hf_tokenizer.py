@@ -19,13 +19,14 @@ The model file is read with a small protobuf reader (the fields below, from Sent
 sentencepiece_model.proto): sentencepiece's own `sentencepiece_model_pb2` needs the protobuf
 package at the exact major version it was generated with.
 """
+
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import sentencepiece as spm
 
@@ -44,10 +45,28 @@ SPACE = "\u2581"  # "▁", SentencePiece's visible space
 
 # strings where a converted tokenizer is most likely to part ways with SentencePiece
 AWKWARD_TEXTS = (
-    "", " ", "  ", "a", " a", "a ", "a  b", "   indented\tline\n\nnext", "\n", "\t\t", SPACE, f"a {SPACE}{SPACE} b",
-    "2024-05-31 12:00, 3.14159 and 1,000,000", "0123456789", "ünïcödé Ünïcödé straße ÆØÅ", "中文字符 日本語 한국어",
-    "emoji 🙂👍🏽 and \U0001f9ea", "\u00a0non-breaking\u200bzero-width\ufeff", "ﬁ ligature, Ａ full width, ① circled",
-    "<|endoftext|> <unk> <|pad|> <s></s>", "x" * 300, "Die Straße 12 in Berlin, den 3.10.",
+    "",
+    " ",
+    "  ",
+    "a",
+    " a",
+    "a ",
+    "a  b",
+    "   indented\tline\n\nnext",
+    "\n",
+    "\t\t",
+    SPACE,
+    f"a {SPACE}{SPACE} b",
+    "2024-05-31 12:00, 3.14159 and 1,000,000",
+    "0123456789",
+    "ünïcödé Ünïcödé straße ÆØÅ",
+    "中文字符 日本語 한국어",
+    "emoji 🙂👍🏽 and \U0001f9ea",
+    "\u00a0non-breaking\u200bzero-width\ufeff",
+    "ﬁ ligature, Ａ full width, ① circled",
+    "<|endoftext|> <unk> <|pad|> <s></s>",
+    "x" * 300,
+    "Die Straße 12 in Berlin, den 3.10.",
 )
 
 
@@ -87,12 +106,12 @@ def _fields(buf: bytes) -> Iterable[tuple[int, int | bytes]]:
         if wire == 0:
             value, i = _varint(buf, i)
         elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
+            value, i = buf[i : i + 8], i + 8
         elif wire == 2:
             size, i = _varint(buf, i)
-            value, i = buf[i:i + size], i + size
+            value, i = buf[i : i + size], i + size
         elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
+            value, i = buf[i : i + 4], i + 4
         else:
             raise ValueError(f"protobuf wire type {wire} is not used by SentencePiece models")
         yield number, value
@@ -127,7 +146,10 @@ def _refuse_unsupported(model: SentencePieceModel, path: Path) -> None:
     """Options whose behaviour `tokenizers` cannot reproduce exactly; our tokenizer stage sets none."""
     types = {t for _, _, t in model.pieces}
     problems = [
-        (model.model_type != MODEL_TYPE_BPE, f"model_type={MODEL_TYPES.get(model.model_type, model.model_type)} (only bpe converts)"),
+        (
+            model.model_type != MODEL_TYPE_BPE,
+            f"model_type={MODEL_TYPES.get(model.model_type, model.model_type)} (only bpe converts)",
+        ),
         (USER_DEFINED in types, "user-defined symbols (SentencePiece matches them before merging)"),
         (UNUSED in types, "unused pieces (SentencePiece re-splits them after merging)"),
         (bool(model.charsmap), f"normalization rule {model.normalizer!r} (only 'identity' converts exactly)"),
@@ -136,8 +158,10 @@ def _refuse_unsupported(model: SentencePieceModel, path: Path) -> None:
     ]
     found = [what for bad, what in problems if bad]
     if found:
-        raise ExportError(f"{path}: the tokenizer has {', '.join(found)}, which has no exact Hugging Face tokenizers "
-                          "equivalent; retrain it with the tokenizer stage's settings (pipeline/tokens/tokenizer.py)")
+        raise ExportError(
+            f"{path}: the tokenizer has {', '.join(found)}, which has no exact Hugging Face tokenizers "
+            "equivalent; retrain it with the tokenizer stage's settings (pipeline/tokens/tokenizer.py)"
+        )
 
 
 def merges_of(pieces: list[tuple[str, float, int]]) -> list[tuple[str, str]]:
@@ -154,14 +178,19 @@ def build_tokenizer(path: str | Path):
     try:
         from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
     except ImportError:
-        raise ExportError("exporting the tokenizer needs the `tokenizers` package: pip install 'crawl2gpt[export]'") from None
+        raise ExportError(
+            "exporting the tokenizer needs the `tokenizers` package: pip install 'crawl2gpt[export]'"
+        ) from None
     path = Path(path)
     model = read_model(path)
     _refuse_unsupported(model, path)
     vocab = {piece: i for i, (piece, _, _) in enumerate(model.pieces)}
     unk = next((p for p, _, t in model.pieces if t == UNKNOWN), None)
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges_of(model.pieces), unk_token=unk,
-                                     byte_fallback=model.byte_fallback, fuse_unk=True))
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab=vocab, merges=merges_of(model.pieces), unk_token=unk, byte_fallback=model.byte_fallback, fuse_unk=True
+        )
+    )
     steps = [normalizers.Prepend(SPACE)] if model.add_dummy_prefix else []
     steps += [normalizers.Replace(" ", SPACE)] if model.escape_whitespaces else []
     if steps:
@@ -174,7 +203,9 @@ def build_tokenizer(path: str | Path):
     tokenizer.decoder = decoders.Sequence(undo)
     # control pieces (pad, end of text) are never made from text by SentencePiece; registering them
     # lets decode(skip_special_tokens=True) drop them, and split_special_tokens keeps text as text
-    tokenizer.add_special_tokens([AddedToken(p, special=True, normalized=False) for p, _, t in model.pieces if t in (CONTROL, UNKNOWN)])
+    tokenizer.add_special_tokens(
+        [AddedToken(p, special=True, normalized=False) for p, _, t in model.pieces if t in (CONTROL, UNKNOWN)]
+    )
     tokenizer.encode_special_tokens = True
     return tokenizer
 
@@ -185,16 +216,22 @@ def check_same_ids(sp: spm.SentencePieceProcessor, tokenizer, texts: Iterable[st
     for text, encoding in zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False)):
         want, got = sp.encode(text), encoding.ids
         if got != want:
-            raise ExportError(f"{where}: the converted tokenizer encodes {text[:60]!r} as {got[:12]}..., SentencePiece as "
-                              f"{want[:12]}...; not exported (please report this text)")
+            raise ExportError(
+                f"{where}: the converted tokenizer encodes {text[:60]!r} as {got[:12]}..., SentencePiece as "
+                f"{want[:12]}...; not exported (please report this text)"
+            )
         if tokenizer.decode(want, skip_special_tokens=False) != sp.decode(want):
-            raise ExportError(f"{where}: the converted tokenizer decodes the ids of {text[:60]!r} differently from SentencePiece")
+            raise ExportError(
+                f"{where}: the converted tokenizer decodes the ids of {text[:60]!r} differently from SentencePiece"
+            )
     return len(texts)
 
 
 def probe_texts(sp: spm.SentencePieceProcessor) -> list[str]:
     """Every normal piece's text (each must come back as that piece or its own split), and AWKWARD_TEXTS."""
-    pieces = [sp.IdToPiece(i) for i in range(sp.GetPieceSize()) if not (sp.IsControl(i) or sp.IsUnknown(i) or sp.IsByte(i))]
+    pieces = [
+        sp.IdToPiece(i) for i in range(sp.GetPieceSize()) if not (sp.IsControl(i) or sp.IsUnknown(i) or sp.IsByte(i))
+    ]
     return [p.replace(SPACE, " ") for p in pieces] + list(AWKWARD_TEXTS)
 
 
@@ -234,5 +271,10 @@ def write_hf_tokenizer(ours: SentencePieceTokenizer, folder: str | Path, max_len
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1, ensure_ascii=False))
     (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=1, ensure_ascii=False))
-    return {"vocab_size": sp.GetPieceSize(), "texts_checked": checked, "special_tokens": specials,
-            "pad_id": sp.pad_id(), "eos_id": sp.eos_id()}
+    return {
+        "vocab_size": sp.GetPieceSize(),
+        "texts_checked": checked,
+        "special_tokens": specials,
+        "pad_id": sp.pad_id(),
+        "eos_id": sp.eos_id(),
+    }

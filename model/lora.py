@@ -9,6 +9,7 @@ costs nothing extra; `unmerge` takes it out again to continue training.
 Targets are chosen by module-name suffix ("attn.c_attn", "mlp.c_fc", ...): the attention and MLP
 projections of model/gpt.py. Everything that is not an adapter is frozen by `apply_lora`.
 """
+
 from __future__ import annotations
 
 import math

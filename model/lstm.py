@@ -4,11 +4,12 @@ embedding -> LSTM -> dropout -> linear, weights tied like the GPT (Inan et al. 2
 the GPT's interface (forward(idx, targets) -> logits, loss) so the same loop trains it on the
 same shards, and the README can set the two loss curves side by side.
 """
+
 from __future__ import annotations
 
 import torch.nn as nn
-from model.fused_loss import logits_cross_entropy
 
+from model.fused_loss import logits_cross_entropy
 from model.gpt import GPTConfig, param_groups  # noqa: F401  (param_groups: same optimizer groups)
 
 
@@ -17,8 +18,13 @@ class LSTMLM(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = nn.Embedding(config.vocab_size, config.n_embd)
-        self.rnn = nn.LSTM(config.n_embd, config.n_embd, num_layers=config.n_layer, batch_first=True,
-                           dropout=config.dropout if config.n_layer > 1 else 0.0)
+        self.rnn = nn.LSTM(
+            config.n_embd,
+            config.n_embd,
+            num_layers=config.n_layer,
+            batch_first=True,
+            dropout=config.dropout if config.n_layer > 1 else 0.0,
+        )
         self.drop = nn.Dropout(config.dropout)
         self.decoder = nn.Linear(config.n_embd, config.vocab_size)
         self.decoder.weight = self.encoder.weight

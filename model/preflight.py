@@ -10,6 +10,7 @@ first evaluation or checkpoint after minutes of steps.
 
 Each failure is one of pipeline/errors.py's types with the file, the numbers and the fix.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,10 @@ def check_windows(shards_dir: str | Path, manifest: dict[str, Any], cfg: TrainCo
     train at step 1, for validation at the first evaluation (eval_interval steps later)."""
     group = cfg.batch_size * world_size
     ranks = f" x {world_size} ranks" if world_size > 1 else ""
-    for split, fix in (("train", "or give the shards stage more documents"),
-                       ("val", "or hold out more documents for validation (shards.val_fraction)")):
+    for split, fix in (
+        ("train", "or give the shards stage more documents"),
+        ("val", "or hold out more documents for validation (shards.val_fraction)"),
+    ):
         found = largest_shard_windows(manifest, split, cfg.block_size)
         if found is None or found[0] >= group:
             continue

@@ -9,6 +9,7 @@ The trace starts after the first steps (compilation and warm-up would swamp it) 
 
 Profiling slows the traced steps themselves a little; the steps outside the window are untouched.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,12 +60,17 @@ class StepProfiler:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prof.export_chrome_trace(str(self.out_dir / "trace.json.gz"))
         events = self.prof.key_averages()
-        tables = [events.table(sort_by=key, row_limit=40, max_name_column_width=90)
-                  for key in ("self_device_time_total", "self_cpu_time_total")]
+        tables = [
+            events.table(sort_by=key, row_limit=40, max_name_column_width=90)
+            for key in ("self_device_time_total", "self_cpu_time_total")
+        ]
         (self.out_dir / "table.txt").write_text("\n\n".join(tables))
         busy_us = gpu_busy_us(self.prof)
-        summary = {"steps": self.steps, "wall_ms_per_step": 1000 * wall / self.steps,
-                   "gpu_busy_ms_per_step": busy_us / 1000 / self.steps if busy_us is not None else None}
+        summary = {
+            "steps": self.steps,
+            "wall_ms_per_step": 1000 * wall / self.steps,
+            "gpu_busy_ms_per_step": busy_us / 1000 / self.steps if busy_us is not None else None,
+        }
         if summary["gpu_busy_ms_per_step"] is not None:
             summary["gpu_idle_ms_per_step"] = summary["wall_ms_per_step"] - summary["gpu_busy_ms_per_step"]
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -80,7 +86,10 @@ def gpu_busy_us(prof) -> float | None:
     wall time minus this is time the GPU waited for the host or for communication."""
     spans = []
     for event in prof.events():
-        if getattr(event, "device_type", None) == torch.autograd.DeviceType.CUDA and event.time_range.end > event.time_range.start:
+        if (
+            getattr(event, "device_type", None) == torch.autograd.DeviceType.CUDA
+            and event.time_range.end > event.time_range.start
+        ):
             spans.append((event.time_range.start, event.time_range.end))
     if not spans:
         return None

@@ -25,13 +25,14 @@ Packing puts several examples in one row; each row carries segment ids and posit
 restart per example, and GPT.hidden_states turns them into a block-diagonal causal mask, so no
 example attends to another (the packed logits equal the unpacked ones, tests/test_finetune.py).
 """
+
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
@@ -39,7 +40,12 @@ from model.tokenizer import Tokenizer
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fraction
 
-HEADERS = {"system": "### System:\n", "user": "### Instruction:\n", "input": "### Input:\n", "assistant": "### Response:\n"}
+HEADERS = {
+    "system": "### System:\n",
+    "user": "### Instruction:\n",
+    "input": "### Input:\n",
+    "assistant": "### Response:\n",
+}
 TURN_GAP = "\n\n"
 IGNORE = -1  # GPT.forward's cross_entropy ignore_index
 
@@ -92,7 +98,9 @@ def read_jsonl(path: str | Path) -> tuple[list[list[Turn]], Counter]:
     """All usable examples of a JSONL file, and the count of each skip reason."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"instruction data {path} not found; give a JSONL file (Alpaca, chat messages or prompt/completion)")
+        raise InputError(
+            f"instruction data {path} not found; give a JSONL file (Alpaca, chat messages or prompt/completion)"
+        )
     examples, counts = [], Counter()
     with open(path, encoding="utf-8") as fh:
         for line in fh:
@@ -186,7 +194,7 @@ class Batch:
     segments: torch.Tensor  # (B, T) example number within the row; attention stays inside one
     positions: torch.Tensor  # (B, T) position within the example (restarts per example)
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         return Batch(*(t.to(device) for t in (self.idx, self.targets, self.segments, self.positions)))
 
 
@@ -229,8 +237,13 @@ def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
     return Batch(idx, targets, segments, positions)
 
 
-def iter_batches(rows: list[list[Example]], batch_size: int, generator: torch.Generator | None, pad_id: int,
-                 epochs: int | None = None) -> Iterator[Batch]:
+def iter_batches(
+    rows: list[list[Example]],
+    batch_size: int,
+    generator: torch.Generator | None,
+    pad_id: int,
+    epochs: int | None = None,
+) -> Iterator[Batch]:
     """Batches of rows, reshuffled each epoch when a generator is given (forever when epochs is None)."""
     epoch = 0
     while epochs is None or epoch < epochs:

@@ -1,10 +1,11 @@
 """What a training run records: a row per step, samples, the time steps take, and its summary.
 
-  Recorder   metrics.jsonl, samples.txt, TensorBoard and the progress bar (rank 0 writes them);
-             on every rank, the latest loss, validation loss and sample the summary reports
-  StepClock  wall time per training step, evaluation and checkpoints paused out
-  summary    the run's numbers: what the train stage reports and `python -m model.train` prints
+Recorder   metrics.jsonl, samples.txt, TensorBoard and the progress bar (rank 0 writes them);
+           on every rank, the latest loss, validation loss and sample the summary reports
+StepClock  wall time per training step, evaluation and checkpoints paused out
+summary    the run's numbers: what the train stage reports and `python -m model.train` prints
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,13 @@ class Recorder:
         if progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=run.cfg.max_steps, initial=run.step, desc=f"train {run.cfg.arch}", file=sys.stderr,
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=run.cfg.max_steps,
+                initial=run.step,
+                desc=f"train {run.cfg.arch}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
 
     def write(self, row: dict[str, Any]) -> None:
         """One step's row (an evaluation step's has val_loss): to the log, TensorBoard and the bar."""

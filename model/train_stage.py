@@ -1,12 +1,13 @@
 """The `train` stage and its torchrun launcher.
 
-  TrainStage      inputs = [a shards folder]; one part, the run; writes in place (atomic=False)
-                  so that a crashed run resumes from its checkpoints
-  launch_torchrun train.nproc_per_node > 1: `python -m model.train` (its `main`) under torchrun,
-                  DDP or FSDP2; a rank's error (a damaged shard, a full disk, ...) is raised here
-                  as itself (model/distributed.py rank_error), so the user reads one message, not
-                  torchrun's traceback of every rank
+TrainStage      inputs = [a shards folder]; one part, the run; writes in place (atomic=False)
+                so that a crashed run resumes from its checkpoints
+launch_torchrun train.nproc_per_node > 1: `python -m model.train` (its `main`) under torchrun,
+                DDP or FSDP2; a rank's error (a damaged shard, a full disk, ...) is raised here
+                as itself (model/distributed.py rank_error), so the user reads one message, not
+                torchrun's traceback of every rank
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ class TrainStage(Stage):
             summary = train(part, workdir, cfg.train, progress=sys.stderr.isatty())
         outputs = ["metrics.jsonl", "loss.png", "checkpoints"]
         counts = {"steps": summary["steps"], "tokens": summary["tokens_seen"]}
-        return PartResult(part=part, outputs=outputs, counts=counts, seconds=round(time.time() - started, 3),
-                          meta=summary)
+        return PartResult(
+            part=part, outputs=outputs, counts=counts, seconds=round(time.time() - started, 3), meta=summary
+        )
 
     def finish(self, workdir: Path, results: list[PartResult], cfg: ModelRun) -> StageStats:
         summary = results[0].meta
@@ -74,15 +76,28 @@ def launch_torchrun(shards_dir: str, out_dir: Path, cfg: ModelRun) -> dict[str, 
     config_path = out_dir / "train-config.yaml"  # the exact config the ranks use, kept beside the outputs
     cfg.write(config_path)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.train.nproc_per_node}",
-        "-m", "model.train", "--shards", str(shards_dir), "--out", str(out_dir), "--config", str(config_path),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={cfg.train.nproc_per_node}",
+        "-m",
+        "model.train",
+        "--shards",
+        str(shards_dir),
+        "--out",
+        str(out_dir),
+        "--config",
+        str(config_path),
         "--quiet",
     ]
     root = str(Path(__file__).resolve().parents[1])  # the ranks import this checkout's packages
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        failed = (f"torchrun with {cfg.train.nproc_per_node} processes failed (exit {done.returncode}):\n"
-                  f"{done.stderr[-4000:]}")
+        failed = (
+            f"torchrun with {cfg.train.nproc_per_node} processes failed (exit {done.returncode}):\n"
+            f"{done.stderr[-4000:]}"
+        )
         raise distributed.rank_error(done.stderr) or RuntimeError(failed)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -6,6 +6,7 @@ a checkpoint (model/checkpoint.py: weights, optimizer moments, loader position, 
 tokenizer) and resumes from the newest compatible one: a checkpoint of another architecture,
 tokenizer or number of ranks is moved aside, not loaded.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,13 @@ class Run:
         if distributed.fsdp_casts_params(cfg, world, self.precision):  # FSDP2 hands the blocks bf16 weights
             self.autocast = nullcontext
         self.compiled = use_compile(cfg.compile, world.device)
-        loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, rank=world.rank,
-                           world_size=world.world_size, seed=cfg.seed)
+        loader_args = dict(
+            block_size=cfg.block_size,
+            batch_size=cfg.batch_size,
+            rank=world.rank,
+            world_size=world.world_size,
+            seed=cfg.seed,
+        )
         self.train_loader = TokenWindows(shards_dir, "train", **loader_args)
         self.val_loader = TokenWindows(shards_dir, "val", **loader_args) if shard_paths(shards_dir, "val") else None
         self.val_start = self.val_loader.state_dict() if self.val_loader else None
@@ -63,10 +69,17 @@ class Run:
 
     def state(self) -> dict[str, Any]:
         tok = self.shards_dir / "tokenizer.model"
-        return {"model_config": self.config, "arch": self.cfg.arch, "train_config": self.cfg.model_dump(mode="json"),
-                "loader": self.train_loader.state_dict(), "world_size": self.world.world_size, "eot_id": self.eot_id,
-                "tokenizer_sha256": sha256_file(tok) if tok.is_file() else None, "shards_dir": str(self.shards_dir),
-                "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
+        return {
+            "model_config": self.config,
+            "arch": self.cfg.arch,
+            "train_config": self.cfg.model_dump(mode="json"),
+            "loader": self.train_loader.state_dict(),
+            "world_size": self.world.world_size,
+            "eot_id": self.eot_id,
+            "tokenizer_sha256": sha256_file(tok) if tok.is_file() else None,
+            "shards_dir": str(self.shards_dir),
+            "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+        }
 
     def save(self) -> None:
         """Rank 0 writes the checkpoint; under FSDP every rank first helps gather the full tensors."""
@@ -74,8 +87,16 @@ class Run:
         rng = distributed.rng_states(self.world)
         if not self.world.is_main:
             return
-        path = ckpt_io.save_checkpoint(self.out_dir / "checkpoints", self.step, model_state, optimizer_state,
-                                       self.state(), ckpt_io.tied_names(self.raw), rng, keep=self.cfg.keep_checkpoints)
+        path = ckpt_io.save_checkpoint(
+            self.out_dir / "checkpoints",
+            self.step,
+            model_state,
+            optimizer_state,
+            self.state(),
+            ckpt_io.tied_names(self.raw),
+            rng,
+            keep=self.cfg.keep_checkpoints,
+        )
         tok = self.shards_dir / "tokenizer.model"
         if tok.is_file():  # a checkpoint folder is enough to generate text
             shutil.copyfile(tok, path / "tokenizer.model")

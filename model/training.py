@@ -13,6 +13,7 @@
   plot_losses        loss.png from a run's metrics log
   peak_memory_mb     peak CUDA memory, or the process's peak resident set on CPU
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,10 @@ import logging
 import math
 import resource
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -66,7 +68,9 @@ def attention_kernels(device: str):
         return nullcontext()
 
 
-def precision_setup(precision: str, device: str, tf32: bool = False) -> tuple[Callable[[], Any], torch.amp.GradScaler, str]:
+def precision_setup(
+    precision: str, device: str, tf32: bool = False
+) -> tuple[Callable[[], Any], torch.amp.GradScaler, str]:
     """(autocast context factory, GradScaler, precision actually used) for "bf16", "fp16" or "fp32".
 
     Autocast is used on CUDA only: a CPU run is fp32 whatever was asked (said once in the log).
@@ -74,7 +78,9 @@ def precision_setup(precision: str, device: str, tf32: bool = False) -> tuple[Ca
     """
     if not device.startswith("cuda"):
         if precision != "fp32":
-            log.info("precision %s asked for on %s: CPU trains in fp32 (autocast is used on CUDA only)", precision, device)
+            log.info(
+                "precision %s asked for on %s: CPU trains in fp32 (autocast is used on CUDA only)", precision, device
+            )
         return nullcontext, torch.amp.GradScaler("cpu", enabled=False), "fp32"
     if tf32:  # TF32 matmuls on Ampere and later, as nanoGPT enables
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -92,8 +98,12 @@ def precision_setup(precision: str, device: str, tf32: bool = False) -> tuple[Ca
 def make_optimizer(model: torch.nn.Module, settings: OptimizerSection, lr: float, device: str) -> torch.optim.AdamW:
     """AdamW over the trainable parameters with `settings`' betas; weight decay on matrices only
     (param_groups); fused on CUDA. `lr` is the peak rate (the schedule sets each step's)."""
-    return torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=lr, betas=(settings.beta1, settings.beta2),
-                             fused=device.startswith("cuda"))
+    return torch.optim.AdamW(
+        param_groups(model, settings.weight_decay),
+        lr=lr,
+        betas=(settings.beta1, settings.beta2),
+        fused=device.startswith("cuda"),
+    )
 
 
 def cosine_lr(step: int, peak: float, floor: float, warmup_steps: int, total_steps: int) -> float:
@@ -142,7 +152,7 @@ class MetricsLog:
         self.path = Path(path)
 
     @classmethod
-    def of(cls, out_dir: str | Path) -> "MetricsLog":
+    def of(cls, out_dir: str | Path) -> MetricsLog:
         """The log of a run folder: out_dir/metrics.jsonl."""
         return cls(Path(out_dir) / cls.NAME)
 

@@ -2,4 +2,5 @@
 
 Plain Python; nothing here imports Prefect (the flows/ package wraps these functions).
 """
+
 __version__ = "0.1.0"

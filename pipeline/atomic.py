@@ -2,6 +2,7 @@
 
 A reader therefore sees either the old file or the complete new one, never half of one.
 """
+
 from __future__ import annotations
 
 import errno

@@ -1,16 +1,18 @@
 """Tallies whose memory does not grow with the corpus: what the report keeps while it streams.
 
-  Nearest         the k documents closest to a value (ties broken by a stable doc-id hash, so
-                  the pick is fixed and unbiased whatever the file order)
-  BoundedCounter  counts per key (domain, cluster) in at most `capacity` keys; past that the
-                  keys with the smallest counts are let go and the counter says it is no
-                  longer exact (the large keys a report shows are the ones that survive)
+Nearest         the k documents closest to a value (ties broken by a stable doc-id hash, so
+                the pick is fixed and unbiased whatever the file order)
+BoundedCounter  counts per key (domain, cluster) in at most `capacity` keys; past that the
+                keys with the smallest counts are let go and the counter says it is no
+                longer exact (the large keys a report shows are the ones that survive)
 """
+
 from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

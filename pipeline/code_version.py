@@ -5,11 +5,12 @@ else of ours. So an edit to the report reruns no data stage, and an edit to a fi
 filter (and, through their changed inputs, the stages after it) but not extract. Imports inside
 functions count: a module imported lazily still runs.
 """
+
 from __future__ import annotations
 
 import ast
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from pipeline import __version__
@@ -53,7 +54,7 @@ def imports_of(path: Path) -> set[str]:
     return names
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_closure(module: str) -> tuple[Path, ...]:
     """The source files `module` runs: itself and every module of its own package or of pipeline/
     (the shared core every stage builds on) that it imports, transitively."""

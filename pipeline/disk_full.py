@@ -5,6 +5,7 @@ retrying fails again and a traceback helps nobody. `as_disk_full` turns such an 
 DiskFullError naming the stage folder and the fix; `explaining_full_disks` does so inside each
 task, so a flow's task neither retries it nor logs a traceback.
 """
+
 from __future__ import annotations
 
 import errno
@@ -52,6 +53,9 @@ def as_disk_full(err: Exception, stage: str, output: Path, atomic: bool) -> Disk
     room = f" ({free / 2**20:,.1f} MiB free on that file system when it failed)" if free is not None else ""
     fix = "Raise that limit" if full.errno == errno.EFBIG else "Free space there"
     kept = "finished stages are kept" + (
-        ", and this stage resumes from what it completed" if not atomic else ", this one left nothing behind")
-    return DiskFullError(f"{OUT_OF_ROOM[full.errno]} while the {stage} stage wrote {where}{room}. "
-                         f"{fix} and rerun the same command: {kept}")
+        ", and this stage resumes from what it completed" if not atomic else ", this one left nothing behind"
+    )
+    return DiskFullError(
+        f"{OUT_OF_ROOM[full.errno]} while the {stage} stage wrote {where}{room}. "
+        f"{fix} and rerun the same command: {kept}"
+    )

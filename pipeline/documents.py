@@ -3,10 +3,11 @@
 Columns written by extract; filter appends its signal columns and language; dedup keeps the
 columns and drops rows. Readers select the columns they need.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -8,10 +8,12 @@ lost, not its own symptom: "filter kept 0 of 2 documents (top reasons: ...)", no
 The cause is found by walking the manifests back through the stage folders they list as inputs
 and taking the earliest stage that kept nothing.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline.errors import StageIncompleteError
 from pipeline.stage import read_manifest

@@ -7,10 +7,11 @@ changes when the fraction grows: the shards' train/val split (by doc id), the to
 sample and the shard report's examples (smallest doc ids first), the SFT and classifier
 held-out sets (by text).
 """
+
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

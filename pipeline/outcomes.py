@@ -4,6 +4,7 @@ The filter and dedup stages write the documents they keep as top-level parts and
 drop, with the reason, under rejects/ (pipeline/filter/stage.py, pipeline/dedup/stage.py). The
 report and `crawl2gpt report --compare` read both, through the files the manifest lists.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,8 @@ def outcome_files(folder: str | Path, stage: str) -> list[tuple[Path, bool]]:
         raise InputError(f"{folder} holds the {manifest.get('stage')!r} stage, not {stage!r}")
     root = folder.resolve()
     rejects = sorted(
-        (root / rel).resolve() for rel in manifest.get("files", {})
+        (root / rel).resolve()
+        for rel in manifest.get("files", {})
         if rel.startswith(f"{REJECTS}/") and rel.endswith(".parquet")
     )
     outside = [p for p in rejects if p.parent != root / REJECTS]

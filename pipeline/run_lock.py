@@ -25,6 +25,7 @@ Limits:
   two machines can both enter one folder: give each machine its own run folder.
   Where flock fails outright, the run goes on unlocked and logs a warning saying so.
 """
+
 from __future__ import annotations
 
 import errno
@@ -37,9 +38,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from pipeline.errors import InputError, RunLockedError
 

@@ -14,6 +14,7 @@ what is read. A shard that fails names itself and the command that rebuilds it (
 is deterministic, so the rebuilt shards are byte-identical and training resumes from its
 checkpoint).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,13 +44,17 @@ def load_manifest(shards_dir: str | Path, verify: bool = False) -> dict[str, Any
     """manifest.json of a shards folder; `verify=True` also checks every shard's sha256."""
     path = Path(shards_dir) / MANIFEST_JSON
     if not path.is_file():
-        raise StageIncompleteError(f"{path} not found: {shards_dir} is not a finished shards folder; run the shards stage")
+        raise StageIncompleteError(
+            f"{path} not found: {shards_dir} is not a finished shards folder; run the shards stage"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a damaged or foreign file
         raise StageIncompleteError(f"{path} is not valid JSON ({err}); rerun the shards stage with --force") from None
     if manifest.get("format") != FORMAT:
-        raise InputError(f"{path} has format {manifest.get('format')!r}, this code reads {FORMAT!r}; rerun the shards stage")
+        raise InputError(
+            f"{path} has format {manifest.get('format')!r}, this code reads {FORMAT!r}; rerun the shards stage"
+        )
     if verify:
         for entry in manifest["shards"]:
             verify_shard(shards_dir, entry)
@@ -98,10 +103,12 @@ def open_shard(shards_dir: str | Path, entry: dict[str, Any]) -> pq.ParquetFile:
 
 def rebuild_advice(shards_dir: str | Path) -> str:
     """What to do about a damaged shard, ending with the exact command (copy-pasteable last)."""
-    return ("To fix it, rebuild the shards (the stage is deterministic: they come back byte-identical), then start "
-            "training again as before (crawl2gpt run or crawl2gpt train): it resumes from its last checkpoint. "
-            "Adding --force shards to your crawl2gpt run command does both. "
-            f"Rebuild with: {rebuild_command(shards_dir)}")
+    return (
+        "To fix it, rebuild the shards (the stage is deterministic: they come back byte-identical), then start "
+        "training again as before (crawl2gpt run or crawl2gpt train): it resumes from its last checkpoint. "
+        "Adding --force shards to your crawl2gpt run command does both. "
+        f"Rebuild with: {rebuild_command(shards_dir)}"
+    )
 
 
 def rebuild_command(shards_dir: str | Path) -> str:

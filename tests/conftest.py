@@ -1,4 +1,5 @@
 """Shared fixtures: paths to the bundled sample and the shared data, and a Prefect API."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ default config (found in a filter run's rejects/): a police blotter (gopher_repe
 duplicate 5-gram share) and a news page whose words are too often not alphabetic
 (gopher_quality.min_alpha_words_ratio). No mock: the bytes are the crawl's own records.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Classification fine-tuning: metrics, pooling over padding, which blocks train, and runs on
 keep/drop labels from the filter stage (bundled sample) and on langid sentences (shared data)."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from crawl2gpt.config import RunConfig
 from helpers.finetune import SHARED_DATA, sample_run
-from model.classify import (GPTClassifier, choose_trainable, classification_report, collate, predict, read_labelled,
-                            run_classify, select)
+from model.classify import (
+    GPTClassifier,
+    choose_trainable,
+    classification_report,
+    collate,
+    predict,
+    read_labelled,
+    run_classify,
+    select,
+)
 from model.gpt import GPT, GPTConfig
 from model.tokenizer import SentencePieceTokenizer
-from crawl2gpt.config import RunConfig
 from pipeline.errors import InputError
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,7 +44,9 @@ def langid() -> Path:
 
 def tiny_classifier(pooling: str, n_classes: int = 3) -> GPTClassifier:
     torch.manual_seed(0)
-    return GPTClassifier(GPT(GPTConfig(vocab_size=1024, block_size=64, n_layer=2, n_head=2, n_embd=32)), n_classes, pooling).eval()
+    return GPTClassifier(
+        GPT(GPTConfig(vocab_size=1024, block_size=64, n_layer=2, n_head=2, n_embd=32)), n_classes, pooling
+    ).eval()
 
 
 def test_report_matches_hand_computed_figures():
@@ -57,13 +67,17 @@ def test_padding_does_not_change_a_prediction(run, pooling):
     with torch.no_grad():
         alone = collate([short], [0], tok.pad_id)
         padded = collate([short, long], [0, 0], tok.pad_id)
-        torch.testing.assert_close(clf(padded.idx, padded.lengths)[0], clf(alone.idx, alone.lengths)[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            clf(padded.idx, padded.lengths)[0], clf(alone.idx, alone.lengths)[0], atol=1e-5, rtol=1e-5
+        )
 
 
 def test_train_blocks_choose_what_trains():
     def trainable(train_blocks: int, method: str = "full") -> set[str]:
         clf = tiny_classifier("last")
-        cfg = RunConfig().with_overrides([f"finetune.classify.train_blocks={train_blocks}", f"finetune.method={method}"])
+        cfg = RunConfig().with_overrides(
+            [f"finetune.classify.train_blocks={train_blocks}", f"finetune.method={method}"]
+        )
         choose_trainable(clf, cfg.finetune)
         return {n for n, p in clf.named_parameters() if p.requires_grad}
 
@@ -92,12 +106,18 @@ def test_filter_stage_gives_keep_drop_labels(run):
 def test_tsv_and_jsonl_lines_are_counted(run, tmp_path):
     texts, labels, _ = read_labelled(run["filter"])
     tsv = tmp_path / "d.tsv"
-    tsv.write_text("label\ttext\n" + "\n".join(f"{label}\t{t.splitlines()[0]}" for label, t in zip(labels[:3], texts[:3]))
-                   + "\nno tab here\nkeep\t   \n")
+    tsv.write_text(
+        "label\ttext\n"
+        + "\n".join(f"{label}\t{t.splitlines()[0]}" for label, t in zip(labels[:3], texts[:3]))
+        + "\nno tab here\nkeep\t   \n"
+    )
     _, got, counts = read_labelled(tsv)
     assert got == labels[:3] and counts == Counter(missing_fields=1, empty_text=1)
     jsonl = tmp_path / "d.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"text": t, "label": label}) for t, label in zip(texts[:2], labels[:2])) + '\n{"text": "x"}\n{oops\n')
+    jsonl.write_text(
+        "\n".join(json.dumps({"text": t, "label": label}) for t, label in zip(texts[:2], labels[:2]))
+        + '\n{"text": "x"}\n{oops\n'
+    )
     got, _, counts = read_labelled(jsonl)
     assert got == texts[:2] and counts == Counter(missing_fields=2)
     cfg = RunConfig().with_overrides(["finetune.classify.labels=[keep]", "finetune.classify.max_examples_per_class=2"])
@@ -107,13 +127,23 @@ def test_tsv_and_jsonl_lines_are_counted(run, tmp_path):
 
 
 def classify_config(*extra: str) -> RunConfig:
-    return RunConfig().with_overrides([
-        "finetune.classify.max_steps=6", "finetune.eval_interval=3", "finetune.classify.batch_size=8",
-        "finetune.classify.learning_rate=3e-3", "finetune.classify.max_tokens=48", "finetune.warmup_steps=2", *extra])
+    return RunConfig().with_overrides(
+        [
+            "finetune.classify.max_steps=6",
+            "finetune.eval_interval=3",
+            "finetune.classify.batch_size=8",
+            "finetune.classify.learning_rate=3e-3",
+            "finetune.classify.max_tokens=48",
+            "finetune.warmup_steps=2",
+            *extra,
+        ]
+    )
 
 
 def test_keep_drop_classifier_on_the_bundled_sample(run, tmp_path):
-    summary = run_classify(str(run["base"]), str(run["filter"]), str(tmp_path), classify_config("finetune.classify.pooling=mean"))
+    summary = run_classify(
+        str(run["base"]), str(run["filter"]), str(tmp_path), classify_config("finetune.classify.pooling=mean")
+    )
     report = json.loads((tmp_path / "eval.json").read_text())
     cm = torch.tensor(report["confusion"])
     assert report["labels"] == summary["labels"] == ["drop", "keep"]
@@ -125,9 +155,14 @@ def test_keep_drop_classifier_on_the_bundled_sample(run, tmp_path):
 
 
 def test_language_classifier_beats_chance(run, langid, tmp_path):
-    cfg = classify_config("finetune.classify.labels=[de,en,fr,es]", "finetune.classify.max_examples_per_class=60",
-                          "finetune.classify.max_steps=30", "finetune.classify.batch_size=16", "finetune.eval_interval=30",
-                          "finetune.classify.max_tokens=32")
+    cfg = classify_config(
+        "finetune.classify.labels=[de,en,fr,es]",
+        "finetune.classify.max_examples_per_class=60",
+        "finetune.classify.max_steps=30",
+        "finetune.classify.batch_size=16",
+        "finetune.eval_interval=30",
+        "finetune.classify.max_tokens=32",
+    )
     summary = run_classify(str(run["base"]), str(langid), str(tmp_path), cfg)
     assert summary["labels"] == ["de", "en", "es", "fr"]
     assert summary["accuracy"] > 0.5  # chance is 0.25

@@ -5,8 +5,8 @@ import yaml
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.stages import load_stage
-from pipeline.stage import stage_config
 from pipeline.errors import ConfigError
+from pipeline.stage import stage_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

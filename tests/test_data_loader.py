@@ -2,6 +2,7 @@
 
 The shards come from `helpers.model_shards.make_shards`: real web text from the bundled sample.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import torch
 from helpers.model_shards import make_shards
 from model.data import TokenWindows, load_tokens
 from pipeline.errors import InputError, ShardChecksumError, StageIncompleteError
+
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
@@ -28,7 +30,7 @@ def test_windows_are_contiguous_shard_tokens(shards):
     assert torch.equal(x[:, 1:], y[:, :-1])
     for row_x, row_y in zip(x.numpy(), y.numpy()):
         window = np.concatenate([row_x, row_y[-1:]])
-        hits = [s for s in streams if any(np.array_equal(s[o:o + 33], window) for o in range(0, len(s) - 32, 32))]
+        hits = [s for s in streams if any(np.array_equal(s[o : o + 33], window) for o in range(0, len(s) - 32, 32))]
         assert hits, "every window is an aligned slice of some shard's token stream"
 
 
@@ -50,8 +52,8 @@ def test_ranks_are_disjoint_and_interleave_like_accumulation(shards):
     r1 = starts(TokenWindows(shards, "train", 16, 4, rank=1, world_size=2, seed=5), 20)
     assert not set(r0) & set(r1)
     # rank r's n-th batch is the single process's batch 2n + r (same windows, same order)
-    assert r0 == [w for n in range(20) for w in single[(2 * n) * 4:(2 * n + 1) * 4]]
-    assert r1 == [w for n in range(20) for w in single[(2 * n + 1) * 4:(2 * n + 2) * 4]]
+    assert r0 == [w for n in range(20) for w in single[(2 * n) * 4 : (2 * n + 1) * 4]]
+    assert r1 == [w for n in range(20) for w in single[(2 * n + 1) * 4 : (2 * n + 2) * 4]]
 
 
 def test_state_dict_restores_exact_position_across_epochs(shards):
@@ -98,8 +100,10 @@ from hypothesis import strategies as st  # noqa: E402
 def test_ranks_partition_the_single_process_stream(shards, block, batch, world, seed):
     """For any shape: rank r's n-th batch is the single process's batch n * world + r."""
     single = TokenWindows(shards, "train", block, batch, seed=seed, verify=False)
-    ranks = [TokenWindows(shards, "train", block, batch, rank=r, world_size=world, seed=seed, verify=False)
-             for r in range(world)]
+    ranks = [
+        TokenWindows(shards, "train", block, batch, rank=r, world_size=world, seed=seed, verify=False)
+        for r in range(world)
+    ]
     steps = 5
     for _ in range(steps):
         for rank in ranks:

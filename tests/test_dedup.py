@@ -1,12 +1,13 @@
 """The dedup stage: shingles, signatures, S-curve, union-find, and the stage end to end on real text."""
+
 from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from helpers.dedup import filter_folder, read_folder, sample_texts, serial
 from crawl2gpt.config import RunConfig
+from helpers.dedup import filter_folder, read_folder, sample_texts, serial
 from pipeline.dedup.lsh import lsh_threshold, s_curve
 from pipeline.dedup.minhash import estimated_jaccard, lean_minhashes, signature_bytes, signature_matrix
 from pipeline.dedup.shingles import shingle_hashes, simplify_text, text_hash
@@ -27,8 +28,11 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 def with_chrome(text: str) -> str:
     """The planted 'near' kind: same article, a banner before and a footer after."""
-    return "Subscribe now and read every article for free this month!\n" + text + \
-        "\nCopyright 2024 Syndicated Example Media. All rights reserved. Contact us for licensing."
+    return (
+        "Subscribe now and read every article for free this month!\n"
+        + text
+        + "\nCopyright 2024 Syndicated Example Media. All rights reserved. Contact us for licensing."
+    )
 
 
 # ------------------------------------------------------------------ shingles and signatures
@@ -161,26 +165,32 @@ def test_verification_rejects_weak_band_collisions(texts, tmp_path):
     base = texts[3]
     words = base.split()
     half = " ".join(words[: len(words) // 2]) + " " + texts[4]  # Jaccard far below 0.95
-    source = filter_folder(tmp_path, [[{"doc_id": "x", "text": base}, {"doc_id": "y", "text": half},
-                                       {"doc_id": "z", "text": with_chrome(base)}]])
+    source = filter_folder(
+        tmp_path,
+        [[{"doc_id": "x", "text": base}, {"doc_id": "y", "text": half}, {"doc_id": "z", "text": with_chrome(base)}]],
+    )
     cfg = RunConfig().with_overrides(["dedup.verify_threshold=0.95", "dedup.bands=28", "dedup.rows=1"])
     for verify in ("exact", "signature"):
-        stats = run_stage(DEDUP, [str(source)], tmp_path / verify, cfg.with_overrides([f"dedup.verify={verify}"]),
-                          map_parts=serial)
+        stats = run_stage(
+            DEDUP, [str(source)], tmp_path / verify, cfg.with_overrides([f"dedup.verify={verify}"]), map_parts=serial
+        )
         assert read_folder(tmp_path / verify).column("doc_id").to_pylist() == ["x", "y"]
         assert stats.drops["near_duplicate"] == 1
-    loose = run_stage(DEDUP, [str(source)], tmp_path / "loose", cfg.with_overrides(["dedup.verify=none"]),
-                      map_parts=serial)  # 28 bands of 1 row: any shared min-hash merges
+    loose = run_stage(
+        DEDUP, [str(source)], tmp_path / "loose", cfg.with_overrides(["dedup.verify=none"]), map_parts=serial
+    )  # 28 bands of 1 row: any shared min-hash merges
     assert loose.docs_out == 1
 
 
 def test_exact_only_and_near_only(deduped, tmp_path):
     source, _, _ = deduped
-    exact = run_stage(DEDUP, [str(source)], tmp_path / "e", RunConfig().with_overrides(["dedup.near=false"]),
-                      map_parts=serial)
+    exact = run_stage(
+        DEDUP, [str(source)], tmp_path / "e", RunConfig().with_overrides(["dedup.near=false"]), map_parts=serial
+    )
     assert exact.drops == {"exact_duplicate": 2, "near_duplicate": 0, "empty": 2}
-    near = run_stage(DEDUP, [str(source)], tmp_path / "n", RunConfig().with_overrides(["dedup.exact=false"]),
-                     map_parts=serial)
+    near = run_stage(
+        DEDUP, [str(source)], tmp_path / "n", RunConfig().with_overrides(["dedup.exact=false"]), map_parts=serial
+    )
     # identical normalized texts still collide in every band; their reason stays 'exact'
     assert near.drops == {"exact_duplicate": 2, "near_duplicate": 2, "empty": 2}
 

@@ -1,4 +1,5 @@
 """The same dedup through a real Redis server (datasketch's redis storage) gives identical results."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,12 @@ def test_redis_backend_matches_memory(redis_port, tmp_path):
 
     texts = sample_texts(limit=14)
     rows = [{"doc_id": f"d{i}", "text": t} for i, t in enumerate(texts)]
-    rows += [{"doc_id": "copy", "text": texts[0]}, {"doc_id": "near", "text": "Breaking news banner. " + texts[5]},
-             {"doc_id": "short", "text": "ok"}, {"doc_id": "empty", "text": ""}]
+    rows += [
+        {"doc_id": "copy", "text": texts[0]},
+        {"doc_id": "near", "text": "Breaking news banner. " + texts[5]},
+        {"doc_id": "short", "text": "ok"},
+        {"doc_id": "empty", "text": ""},
+    ]
     source = filter_folder(tmp_path, [rows[:9], rows[9:]])
     memory = run_stage(DEDUP, [str(source)], tmp_path / "memory", RunConfig(), map_parts=serial)
     cfg = RunConfig().with_overrides(["dedup.backend=redis", f"dedup.redis_port={redis_port}"])

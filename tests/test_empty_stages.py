@@ -4,22 +4,22 @@ and the first stage that cannot work on nothing names where the documents were l
 Real WARCs cut from the bundled sample (tests/empty_warcs.py), the plain runner (no Prefect);
 the same cases through the `crawl2gpt` CLI are in tests/test_cli_errors.py.
 """
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
 from empty_warcs import GOPHER_DROPPED_URLS, write_not_a_warc, write_sample_subset
-from rich.console import Console
-
 from flows import summary
 from flows.summary import print_run_summary
+from helpers.corpus import extract_warc, write_stage
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import read_manifest, run_stage, stage_parts
 from pipeline.tokens.tokenizer import TOKENIZER
-from helpers.corpus import extract_warc, write_stage
 
 FILTER_CAUSE = (
     "filter kept 0 of 2 documents (top reasons: gopher_quality.min_alpha_words_ratio 1, "
@@ -29,7 +29,9 @@ FILTER_CAUSE = (
 
 @pytest.fixture(scope="module")
 def all_dropped(sample_warc, tmp_path_factory):
-    return write_sample_subset(sample_warc, GOPHER_DROPPED_URLS, tmp_path_factory.mktemp("warc") / "all-dropped.warc.gz")
+    return write_sample_subset(
+        sample_warc, GOPHER_DROPPED_URLS, tmp_path_factory.mktemp("warc") / "all-dropped.warc.gz"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,9 @@ def test_shards_with_a_reused_tokenizer_names_the_cause_too(dropped_run, all_dro
     cannot work on nothing."""
     run, _ = dropped_run
     text = write_stage(tmp_path / "text", "dedup", [list(extract_warc(all_dropped))])
-    run_stage(TOKENIZER, [str(text)], tmp_path / "tok", RunConfig(workers=1).with_overrides(["tokenizer.vocab_size=400"]))
+    run_stage(
+        TOKENIZER, [str(text)], tmp_path / "tok", RunConfig(workers=1).with_overrides(["tokenizer.vocab_size=400"])
+    )
     cfg = RunConfig(workers=1).with_overrides([f"tokenizer.reuse={tmp_path / 'tok' / 'tokenizer.model'}"])
     with pytest.raises(InputError) as err:
         run_pipeline([str(all_dropped)], run, cfg, until="shards")

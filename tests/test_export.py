@@ -4,6 +4,7 @@ what our model computes and tokenizes as our SentencePiece model does.
 Real components throughout: the bundled sample's text through the tokenizer and shards stages, a
 GPT-2-shaped and a Llama-shaped GPT trained briefly on those shards, exported by the CLI.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,24 +16,35 @@ from safetensors.torch import load_file, save_file
 
 from crawl2gpt.config import RunConfig
 from flows.cli import main
+from helpers.corpus import build_run, extract_warc
 from model.config import TrainConfig
 from model.export import check_with_transformers, export_checkpoint, export_llama, target_architecture, with_zero_biases
 from model.generate import load_for_generation, sample
 from model.gpt import GPT, GPTConfig
 from model.gpt2_interop import export_gpt2
-from model.hf_tokenizer import (AWKWARD_TEXTS, BYTE, CONTROL, NORMAL, SPACE, UNKNOWN, build_tokenizer, check_same_ids,
-                                read_model, write_hf_tokenizer)
+from model.hf_tokenizer import (
+    AWKWARD_TEXTS,
+    BYTE,
+    CONTROL,
+    NORMAL,
+    SPACE,
+    UNKNOWN,
+    build_tokenizer,
+    check_same_ids,
+    read_model,
+    write_hf_tokenizer,
+)
 from model.tokenizer import SentencePieceTokenizer
 from model.train import train
 from pipeline.errors import ExportError
 from pipeline.stage import process_map
-from helpers.corpus import build_run, extract_warc
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "offline")
 
-CFG = RunConfig().with_overrides(["tokenizer.vocab_size=600", "tokenizer.character_coverage=0.98", "tokenizer.threads=2",
-                                  "shards.val_fraction=0.2"])
+CFG = RunConfig().with_overrides(
+    ["tokenizer.vocab_size=600", "tokenizer.character_coverage=0.98", "tokenizer.threads=2", "shards.val_fraction=0.2"]
+)
 SHAPES = {"gpt2": {}, "llama": {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu"}}
 BLOCK = 64
 NEW_TOKENS = 24
@@ -53,9 +65,23 @@ def run(tmp_path_factory):
 
 
 def train_briefly(run, out, steps: int = 30, **shape):
-    cfg = TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=BLOCK, batch_size=8, max_steps=steps, eval_interval=steps,
-                      checkpoint_interval=steps, eval_batches=1, warmup_steps=3, learning_rate=3e-3, min_lr=3e-4,
-                      device="cpu", sample_tokens=0, **shape)
+    cfg = TrainConfig(
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        block_size=BLOCK,
+        batch_size=8,
+        max_steps=steps,
+        eval_interval=steps,
+        checkpoint_interval=steps,
+        eval_batches=1,
+        warmup_steps=3,
+        learning_rate=3e-3,
+        min_lr=3e-4,
+        device="cpu",
+        sample_tokens=0,
+        **shape,
+    )
     train(run / "shards", out, cfg, progress=False)
     return out
 
@@ -92,7 +118,7 @@ def test_greedy_generation_through_transformers_equals_ours(exported):
         assert ids == sp.encode(prompt)
         mine = sample(ours, ids, NEW_TOKENS, temperature=0, eot_id=eot)
         start = torch.tensor([ids or [eot]])  # an empty prompt starts from <|endoftext|> in both (bos_token_id)
-        out = theirs.generate(start, max_new_tokens=NEW_TOKENS, do_sample=False)[0, start.size(1):].tolist()
+        out = theirs.generate(start, max_new_tokens=NEW_TOKENS, do_sample=False)[0, start.size(1) :].tolist()
         assert mine == (out[: out.index(eot)] if eot in out else out), prompt
         assert tokenizer.decode(mine) == sp.decode(mine)
 
@@ -102,7 +128,9 @@ def test_next_token_choice_agrees_at_every_position_of_real_text(exported):
     _, steps, trained, folder = exported
     theirs = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     ours, sp, _ = load_for_generation(trained)
-    rows = torch.tensor([sp.encode(row["text"])[:BLOCK] for row in extract_warc()[:8] if len(sp.encode(row["text"])) >= BLOCK])
+    rows = torch.tensor(
+        [sp.encode(row["text"])[:BLOCK] for row in extract_warc()[:8] if len(sp.encode(row["text"])) >= BLOCK]
+    )
     assert len(rows) >= 4
     with torch.no_grad():
         want, _ = ours.eval()(rows)
@@ -116,8 +144,15 @@ def test_next_token_choice_agrees_at_every_position_of_real_text(exported):
 def test_folder_holds_what_transformers_and_serving_tools_read(exported):
     shape, _, _, folder = exported
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "README.md"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "README.md",
+    } <= names
     assert not list(folder.parent.glob(f".{folder.name}.tmp-*"))  # written beside, renamed into place
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == shape and config["vocab_size"] == 600
@@ -127,15 +162,29 @@ def test_folder_holds_what_transformers_and_serving_tools_read(exported):
 
 
 def test_tokenizer_gives_sentencepiece_ids_on_varied_text(run, tmp_path):
-    write_hf_tokenizer(SentencePieceTokenizer(run / "tokenizer/tokenizer.model"), tmp_path, BLOCK)  # what export writes beside the weights
+    write_hf_tokenizer(
+        SentencePieceTokenizer(run / "tokenizer/tokenizer.model"), tmp_path, BLOCK
+    )  # what export writes beside the weights
     folder = tmp_path
     sp = spm.SentencePieceProcessor(model_file=str(run / "tokenizer/tokenizer.model"))
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id) == (0, 1, 2, None)
-    texts = [row["text"] for row in extract_warc()] + list(AWKWARD_TEXTS) + [
-        "Preis: 1.299,00 € (inkl. 19 % MwSt.) – Tel. 030 1234567", "tab\there  two  spaces   three\n\n\nnewlines",
-        "Ελληνικά, русский, עברית, العربية, हिन्दी", "  leading and trailing  ", "<|endoftext|>",
-    ]
+    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id) == (
+        0,
+        1,
+        2,
+        None,
+    )
+    texts = (
+        [row["text"] for row in extract_warc()]
+        + list(AWKWARD_TEXTS)
+        + [
+            "Preis: 1.299,00 € (inkl. 19 % MwSt.) – Tel. 030 1234567",
+            "tab\there  two  spaces   three\n\n\nnewlines",
+            "Ελληνικά, русский, עברית, العربية, हिन्दी",
+            "  leading and trailing  ",
+            "<|endoftext|>",
+        ]
+    )
     for text in texts:
         ids = tokenizer(text)["input_ids"]
         assert ids == sp.encode(text), text
@@ -155,14 +204,32 @@ def test_model_file_reader_agrees_with_sentencepiece(run):
         assert (piece, score) == (sp.IdToPiece(i), sp.GetScore(i))
         expected = CONTROL if sp.IsControl(i) else UNKNOWN if sp.IsUnknown(i) else BYTE if sp.IsByte(i) else NORMAL
         assert kind == expected
-    assert (model.normalizer, model.byte_fallback, model.add_dummy_prefix, model.remove_extra_whitespaces) == ("identity", True, True, False)
+    assert (model.normalizer, model.byte_fallback, model.add_dummy_prefix, model.remove_extra_whitespaces) == (
+        "identity",
+        True,
+        True,
+        False,
+    )
 
 
 def _train_sentencepiece(path, docs: int = 200, **options):
     lines = [line for row in extract_warc()[:docs] for line in row["text"].split("\n") if line.strip()]
-    settings = dict(model_type="bpe", vocab_size=400, character_coverage=0.98, pad_id=0, pad_piece="<|pad|>", unk_id=1,
-                    eos_id=2, eos_piece="<|endoftext|>", bos_id=-1, remove_extra_whitespaces=False,
-                    normalization_rule_name="identity", byte_fallback=True, minloglevel=2, num_threads=1)
+    settings = dict(
+        model_type="bpe",
+        vocab_size=400,
+        character_coverage=0.98,
+        pad_id=0,
+        pad_piece="<|pad|>",
+        unk_id=1,
+        eos_id=2,
+        eos_piece="<|endoftext|>",
+        bos_id=-1,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+        byte_fallback=True,
+        minloglevel=2,
+        num_threads=1,
+    )
     with open(path, "wb") as fh:
         spm.SentencePieceTrainer.Train(sentence_iterator=iter(lines), model_writer=fh, **{**settings, **options})
     return path
@@ -177,24 +244,30 @@ def test_tokenizer_without_byte_fallback_converts_unknowns_exactly(tmp_path):
     assert sp.unk_id() in sp.encode("中文 🙂")
 
 
-@pytest.mark.parametrize("options, named", [
-    (dict(normalization_rule_name="nmt_nfkc"), "normalization rule 'nmt_nfkc'"),
-    (dict(remove_extra_whitespaces=True), "remove_extra_whitespaces=true"),
-    (dict(user_defined_symbols=["<|user|>"]), "user-defined symbols"),
-    (dict(model_type="unigram"), "model_type=unigram"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (dict(normalization_rule_name="nmt_nfkc"), "normalization rule 'nmt_nfkc'"),
+        (dict(remove_extra_whitespaces=True), "remove_extra_whitespaces=true"),
+        (dict(user_defined_symbols=["<|user|>"]), "user-defined symbols"),
+        (dict(model_type="unigram"), "model_type=unigram"),
+    ],
+)
 def test_tokenizer_options_without_an_exact_equivalent_are_refused(tmp_path, options, named):
     path = _train_sentencepiece(tmp_path / "t.model", docs=20, **options)
     with pytest.raises(ExportError, match=named):
         build_tokenizer(path)
 
 
-@pytest.mark.parametrize("shape, named", [
-    (dict(positions="rope"), "train.norm=layernorm and train.mlp=gelu with train.positions=rope"),
-    (dict(positions="rope", norm="rmsnorm"), "train.mlp=gelu with train.positions=rope"),
-    (dict(norm="rmsnorm"), "train.norm=rmsnorm with train.positions=learned"),
-    (dict(mlp="swiglu"), "train.mlp=swiglu with train.positions=learned"),
-])
+@pytest.mark.parametrize(
+    "shape, named",
+    [
+        (dict(positions="rope"), "train.norm=layernorm and train.mlp=gelu with train.positions=rope"),
+        (dict(positions="rope", norm="rmsnorm"), "train.mlp=gelu with train.positions=rope"),
+        (dict(norm="rmsnorm"), "train.norm=rmsnorm with train.positions=learned"),
+        (dict(mlp="swiglu"), "train.mlp=swiglu with train.positions=learned"),
+    ],
+)
 def test_shapes_without_a_transformers_architecture_are_refused(shape, named):
     with pytest.raises(ExportError, match=named):
         target_architecture(GPTConfig(**shape))
@@ -218,14 +291,21 @@ def test_existing_output_is_replaced_only_with_force(run, tmp_path):
         export_checkpoint(trained, out)
     assert (out / "keep.txt").is_file()
     summary = export_checkpoint(trained, out, force=True)
-    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file() and summary["max_logit_diff"] < 1e-5
+    assert (
+        not (out / "keep.txt").exists() and (out / "model.safetensors").is_file() and summary["max_logit_diff"] < 1e-5
+    )
 
 
-@pytest.mark.parametrize("shape", [
-    dict(bias=False),  # GPT-2 with zero biases
-    dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=False, n_head=4, rope_base=500000.0),
-    dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=True, n_embd=40, n_head=5),  # odd head count, hidden 128
-])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        dict(bias=False),  # GPT-2 with zero biases
+        dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=False, n_head=4, rope_base=500000.0),
+        dict(
+            positions="rope", norm="rmsnorm", mlp="swiglu", bias=True, n_embd=40, n_head=5
+        ),  # odd head count, hidden 128
+    ],
+)
 def test_other_shapes_export_with_equal_logits(tmp_path, shape):
     """Random weights (a wrong row order or a missing bias shows at once), through from_pretrained."""
     torch.manual_seed(0)
@@ -259,7 +339,10 @@ def test_the_export_check_catches_a_wrong_mapping(tmp_path, mistake):
             weights[layer + "mlp.gate_proj.weight"], weights[layer + "mlp.up_proj.weight"] = up, gate
         else:
             q, k, _ = model.transformer.h[i].attn.c_attn.weight.detach().split(32)
-            weights[layer + "self_attn.q_proj.weight"], weights[layer + "self_attn.k_proj.weight"] = q.clone(), k.clone()
+            weights[layer + "self_attn.q_proj.weight"], weights[layer + "self_attn.k_proj.weight"] = (
+                q.clone(),
+                k.clone(),
+            )
     save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ExportError, match="logits"):
         check_with_transformers(model, tmp_path)

@@ -1,4 +1,5 @@
 """HTML detection, charset decoding, trafilatura extraction and the per-page time limit."""
+
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,8 @@ import pytest
 from pipeline.config import ExtractConfig
 from pipeline.extract.main_text import (
     ExtractionTimeout,
-    decode_html,
     declared_charsets,
+    decode_html,
     extract_main_text,
     is_html,
     mostly_utf8,
@@ -66,7 +67,7 @@ def test_undecodable_bytes_are_replaced_and_flagged():
         decoded, undecodable = decode_html(damaged, content_type)
         assert undecodable is True
         head = text.encode()[:40].decode()
-        assert decoded == head + "\ufffd" + text[len(head):]
+        assert decoded == head + "\ufffd" + text[len(head) :]
 
 
 def test_a_clean_page_is_not_flagged():
@@ -82,7 +83,10 @@ def test_extracts_main_text_title_and_date():
 
 
 def test_empty_page_gives_none():
-    assert extract_main_text("<html><head><script>var x = 1;</script></head><body> </body></html>", None, ExtractConfig()) is None
+    assert (
+        extract_main_text("<html><head><script>var x = 1;</script></head><body> </body></html>", None, ExtractConfig())
+        is None
+    )
 
 
 def test_time_limit_in_main_thread_and_in_a_worker_thread():
@@ -146,13 +150,19 @@ def test_our_parser_gives_trafilaturas_text_title_and_date():
     of the bundled WARC, and on pages trafilatura repairs or rejects, nothing extracted changes."""
     from trafilatura.utils import load_html
 
-    from pipeline.extract.main_text import decode_html, is_html, main_text, title_and_date
     from pipeline.extract.html_tree import parse_html
     from pipeline.extract.http_response import parse_http_response
+    from pipeline.extract.main_text import decode_html, is_html, main_text, title_and_date
     from pipeline.extract.warc import iter_warc_records
 
-    pages = ["", "   ", "<p>x</p>", "not html at all", "<html/><body><p>a</p></body>",
-             "<?xml version='1.0' encoding='iso-8859-1'?><html><body><p>declared</p></body></html>"]
+    pages = [
+        "",
+        "   ",
+        "<p>x</p>",
+        "not html at all",
+        "<html/><body><p>a</p></body>",
+        "<?xml version='1.0' encoding='iso-8859-1'?><html><body><p>declared</p></body></html>",
+    ]
     with open(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz", "rb") as fh:
         for record in iter_warc_records(fh, "sample", {}, []):
             http = parse_http_response(record.read_block()) if record.rec_type == "response" else None
@@ -164,4 +174,7 @@ def test_our_parser_gives_trafilaturas_text_title_and_date():
         ours, theirs = parse_html(page), load_html(page)
         assert (ours is None) == (theirs is None)
         if ours is not None:
-            assert (title_and_date(ours, None), main_text(ours, cfg)) == (title_and_date(theirs, None), main_text(theirs, cfg))
+            assert (title_and_date(ours, None), main_text(ours, cfg)) == (
+                title_and_date(theirs, None),
+                main_text(theirs, cfg),
+            )

@@ -1,6 +1,7 @@
 """The filter stage on the bundled sample: every document is either kept or in rejects/, counts
 add up, signals in the columns are the rules' values, German survives the demo config, PII is
 masked, language partitions mirror the kept parts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 from crawl2gpt.config import RunConfig
 from pipeline.documents import DOCUMENT_SCHEMA, write_parquet
 from pipeline.errors import ConfigError, InputError
-from pipeline.filter.stage import FILTER, evaluate, signal_names
 from pipeline.filter import gopher_quality, gopher_repetition
+from pipeline.filter.stage import FILTER, evaluate, signal_names
 from pipeline.stage import PartResult, Stage, StageStats, run_stage, stage_parts
 
 DEMO = ["filter.language.languages=[en, de]", "workers=1"]
@@ -41,8 +42,17 @@ class _Docs(Stage):
 
 
 def _row(i: int, text: str) -> dict:
-    return {"doc_id": f"d{i}", "url": f"https://example.org/{i}", "domain": "example.org", "warc_date": "", "title": "",
-            "date": "", "source": "test", "offset": i, "text": text}
+    return {
+        "doc_id": f"d{i}",
+        "url": f"https://example.org/{i}",
+        "domain": "example.org",
+        "warc_date": "",
+        "title": "",
+        "date": "",
+        "source": "test",
+        "offset": i,
+        "text": text,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +88,13 @@ def test_rejects_name_first_and_all_failing_rules(filtered):
     rejects = pq.read_table(out / "rejects" / "part-00000.parquet").to_pylist()
     for row in rejects:
         assert row["failing_rules"] and row["first_failing_rule"] == row["failing_rules"][0]
-        assert row["first_failing_rule"].split(".")[0] in ("language", "gopher_repetition", "gopher_quality", "c4", "fineweb")
+        assert row["first_failing_rule"].split(".")[0] in (
+            "language",
+            "gopher_repetition",
+            "gopher_quality",
+            "c4",
+            "fineweb",
+        )
     firsts = {}
     for row in rejects:
         firsts[row["first_failing_rule"]] = firsts.get(row["first_failing_rule"], 0) + 1
@@ -96,8 +112,10 @@ def test_stored_signals_are_the_rules_values(filtered):
     rejects = pq.read_table(out / "rejects" / "part-00000.parquet").to_pylist()
     assert set(signal_names(cfg)) <= set(rejects[0])
     for row in rejects[:10]:  # rejects keep their original text, so signals can be recomputed
-        expect = {**gopher_repetition.signals(row["text"], cfg.gopher_repetition),
-                  **gopher_quality.signals(row["text"], cfg.gopher_quality, row["language"])}
+        expect = {
+            **gopher_repetition.signals(row["text"], cfg.gopher_repetition),
+            **gopher_quality.signals(row["text"], cfg.gopher_quality, row["language"]),
+        }
         assert {k: row[k] for k in expect} == pytest.approx(expect)
 
 
@@ -116,7 +134,10 @@ def test_demo_languages_are_kept_with_their_scores(filtered):
 def test_pii_is_masked_in_kept_text_and_counted(tmp_path, filtered):
     out, _ = filtered
     english = next(r["text"] for r in pq.read_table(out / "part-00000.parquet").to_pylist() if r["language"] == "en")
-    text = english + "\nQuestions can be sent to the editor at jane.doe@example.org, or posted to our server at 8.8.4.4 today."
+    text = (
+        english
+        + "\nQuestions can be sent to the editor at jane.doe@example.org, or posted to our server at 8.8.4.4 today."
+    )
     rows = [_row(0, text), _row(1, ""), _row(2, "😀" * 100), _row(3, None)]
     cfg = RunConfig().with_overrides(DEMO)
     run_stage(_Docs(rows), ["docs"], tmp_path / "extract", cfg)
@@ -133,7 +154,12 @@ def test_bad_settings_and_inputs_fail_before_work(tmp_path, extracted):
     with pytest.raises(ConfigError, match="badwords_file"):
         run_stage(FILTER, [str(extracted)], tmp_path / "f1", RunConfig().with_overrides(["filter.c4.badwords=true"]))
     with pytest.raises(ConfigError, match="cannot name"):
-        run_stage(FILTER, [str(extracted)], tmp_path / "f2", RunConfig().with_overrides(["filter.language.languages=[english]"]))
+        run_stage(
+            FILTER,
+            [str(extracted)],
+            tmp_path / "f2",
+            RunConfig().with_overrides(["filter.language.languages=[english]"]),
+        )
     (tmp_path / "half").mkdir()
     with pytest.raises(Exception, match="_stage.json"):
         run_stage(FILTER, [str(tmp_path / "half")], tmp_path / "f3", RunConfig())

@@ -3,6 +3,7 @@ pages and on crafted text: Gopher repetition (rolling hashes, numpy sorts, a sca
 only), the word splitting every rule starts from (chunk by chunk between spaces), Gopher
 quality's per-distinct-word counts, C4's single pass and PII's pre-check for IP addresses. The
 optimisations may change the speed, never a signal or a decision."""
+
 from __future__ import annotations
 
 import random
@@ -13,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 from pipeline.config import C4Config, ExtractConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
 from pipeline.filter import c4, gopher_quality, gopher_repetition, pii
 from pipeline.filter.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words
-from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 
 CFG = GopherRepetitionConfig()
 
@@ -67,7 +68,9 @@ def sample_pages(sample_warc, tmp_path_factory) -> list[str]:
 
 def test_signals_equal_the_reference_on_sample_pages(sample_pages):
     assert len(sample_pages) >= 20
-    differ = [i for i, text in enumerate(sample_pages) if gopher_repetition.signals(text, CFG) != reference_signals(text)]
+    differ = [
+        i for i, text in enumerate(sample_pages) if gopher_repetition.signals(text, CFG) != reference_signals(text)
+    ]
     assert differ == []
     # the pages exercise the scan: some repeat 5-grams, some do not
     dup5 = [gopher_repetition.signals(t, CFG)["rep_dup_5gram_char_frac"] for t in sample_pages]
@@ -115,9 +118,28 @@ def test_repeated_ngrams():
 # Characters where the tokenizer's rules meet: spaces of several kinds (\x1c and \x85 are spaces
 # to both re and str.split), joiners, URL and e-mail parts, digits, punctuation, "_", emoji,
 # a combining mark, CJK.
-ALPHABET = list("ab Z9 0:,.'’/_-+@#()[]\"<>!?…") + ["\n", "\t", "\xa0", "\u3000", "\x1c", "\x85", "\x00",
-                                                  "😀", "\u0301", "世", "é", "http://", "www.", "https://x.org/a?b=1",
-                                                  "word", "42", "www", "http", " ", " "]
+ALPHABET = list("ab Z9 0:,.'’/_-+@#()[]\"<>!?…") + [
+    "\n",
+    "\t",
+    "\xa0",
+    "\u3000",
+    "\x1c",
+    "\x85",
+    "\x00",
+    "😀",
+    "\u0301",
+    "世",
+    "é",
+    "http://",
+    "www.",
+    "https://x.org/a?b=1",
+    "word",
+    "42",
+    "www",
+    "http",
+    " ",
+    " ",
+]
 # Chunks next to the shortcuts: a word then "_", a word then a mark, a URL or e-mail cut short.
 EDGES = "snake_ www. http: https://x.org. mail@ a@b.co, (word dogs' end... 10:21, 3.5. x\x00 é\u0301. 世界。"
 
@@ -172,11 +194,19 @@ def reference_mask(text: str) -> tuple[str, int, int]:
     """E-mails, then every IPV4_RE match that parses as a public address (no pre-check)."""
     text, emails = pii.EMAIL_RE.subn("email@example.com", text)
     found = [m for m in pii.IPV4_RE.findall(text) if pii.is_public_ip(m)]
-    return pii.IPV4_RE.sub(lambda m: "0.0.0.0" if pii.is_public_ip(m.group(0)) else m.group(0), text), emails, len(found)
+    return (
+        pii.IPV4_RE.sub(lambda m: "0.0.0.0" if pii.is_public_ip(m.group(0)) else m.group(0), text),
+        emails,
+        len(found),
+    )
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from(list("0123456789.. ..a") + ["255", "8.8.8.8", "192.168.1.1", "x@y.org"]), max_size=40).map("".join))
+@given(
+    st.lists(st.sampled_from(list("0123456789.. ..a") + ["255", "8.8.8.8", "192.168.1.1", "x@y.org"]), max_size=40).map(
+        "".join
+    )
+)
 def test_ip_masking_equals_the_unconditional_scan(text):
     assert pii.mask(text, PIIConfig()) == reference_mask(text)
 

@@ -1,6 +1,7 @@
 """Every rule family: hand-computed signal values, the first failing threshold, and property
 tests that odd text (empty, whitespace, one enormous line, emoji only, mixed scripts) always
 gets a decision and never an exception."""
+
 from __future__ import annotations
 
 import math
@@ -10,10 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import C4Config, FilterConfig, FineWebConfig, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
+from helpers.gopher_reference import reference_dup_chars, reference_top_chars
+from pipeline.config import (
+    C4Config,
+    FilterConfig,
+    FineWebConfig,
+    GopherQualityConfig,
+    GopherRepetitionConfig,
+    PIIConfig,
+)
 from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, pii
 from pipeline.filter.text import count_sentences, split_words
-from helpers.gopher_reference import reference_dup_chars, reference_top_chars
 
 ENGLISH = (
     "The committee met on Tuesday to discuss the budget for the coming year. Members agreed that the "
@@ -47,7 +55,18 @@ RULES = [
 
 
 def test_words_keep_punctuation_as_tokens_and_numbers_whole():
-    assert list(split_words("Don't stop... 3.5 well-known #tag.")) == ["Don't", "stop", "...", "3.5", "well", "-", "known", "#", "tag", "."]
+    assert list(split_words("Don't stop... 3.5 well-known #tag.")) == [
+        "Don't",
+        "stop",
+        "...",
+        "3.5",
+        "well",
+        "-",
+        "known",
+        "#",
+        "tag",
+        ".",
+    ]
 
 
 def test_sentences_end_at_terminal_punctuation_followed_by_space():
@@ -114,8 +133,12 @@ def test_vectorized_ngrams_equal_the_plain_definition(words, n):
     ends = np.concatenate(([0], np.cumsum([len(w) for w in words])))
     hashes = gopher_repetition.ngram_hashes(arr, n)[n]
     repeats, firsts = gopher_repetition.repeated_ngrams(hashes)
-    assert gopher_repetition.duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n) == reference_dup_chars(words, n)
-    assert gopher_repetition.top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + n - 1) == reference_top_chars(words, n)
+    assert gopher_repetition.duplicated_ngram_chars(repeats, firsts, ends[n:] - ends[:-n], n) == reference_dup_chars(
+        words, n
+    )
+    assert gopher_repetition.top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + n - 1) == reference_top_chars(
+        words, n
+    )
 
 
 # --------------------------------------------------------------------------- C4
@@ -123,14 +146,16 @@ def test_vectorized_ngrams_equal_the_plain_definition(words, n):
 
 def test_c4_line_rules_and_page_rules():
     cfg = C4Config()
-    page = "\n".join([
-        "Menu",  # no terminal punctuation
-        "Please enable JavaScript to view this page.",
-        "This site uses cookies to improve your experience.",
-        "Too short.",
-        "The river rose two metres overnight. Residents were moved to safety. Roads stayed closed.",
-        "Officials said the water would fall by Friday. Schools reopen next week.",
-    ])
+    page = "\n".join(
+        [
+            "Menu",  # no terminal punctuation
+            "Please enable JavaScript to view this page.",
+            "This site uses cookies to improve your experience.",
+            "Too short.",
+            "The river rose two metres overnight. Residents were moved to safety. Roads stayed closed.",
+            "Officials said the water would fall by Friday. Schools reopen next week.",
+        ]
+    )
     assert c4.clean_text(page, cfg).splitlines() == page.splitlines()[4:]
     sig = c4.signals(page, cfg)
     assert (sig["c4_lines"], sig["c4_kept_lines"], sig["c4_sentences"]) == (6, 2, 5)
@@ -213,14 +238,16 @@ def test_any_text_gets_a_decision(text):
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzäöüéß", min_size=1, max_size=12).map(lambda w: (w, w))
 OCTET = st.integers(0, 255).map(str)
 PUBLIC_IPS = st.tuples(st.sampled_from([n for n in range(1, 100) if n != 10]), OCTET, OCTET, OCTET).map(
-    lambda o: (".".join(map(str, o)), "0.0.0.0"))  # 1-99 except 10 are globally routable
+    lambda o: (".".join(map(str, o)), "0.0.0.0")
+)  # 1-99 except 10 are globally routable
 PRIVATE_IPS = st.one_of(
     st.tuples(OCTET, OCTET, OCTET).map(lambda o: "10." + ".".join(o)),
     st.tuples(OCTET, OCTET).map(lambda o: "192.168." + ".".join(o)),
     OCTET.map(lambda o: "127.0.0." + o),
 ).map(lambda ip: (ip, ip))
 EMAILS = st.tuples(  # a local part starts with a letter: FineWeb's pattern anchors on a word boundary
-    st.tuples(st.sampled_from("abxyz"), st.text(alphabet="abcxyz019_+-.", max_size=10)).map("".join)
+    st.tuples(st.sampled_from("abxyz"), st.text(alphabet="abcxyz019_+-.", max_size=10))
+    .map("".join)
     .filter(lambda local: ".." not in local and not local.endswith(".")),
     st.lists(st.text(alphabet="abcxyz019", min_size=1, max_size=8), min_size=1, max_size=3),
     st.sampled_from(["org", "com", "de", "co.uk"]),
@@ -228,8 +255,15 @@ EMAILS = st.tuples(  # a local part starts with a letter: FineWeb's pattern anch
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.one_of(WORDS, WORDS, PUBLIC_IPS, PRIVATE_IPS, EMAILS), st.sampled_from([" ", "\n", ", ", "; ", " (", ") "])),
-                max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(WORDS, WORDS, PUBLIC_IPS, PRIVATE_IPS, EMAILS),
+            st.sampled_from([" ", "\n", ", ", "; ", " (", ") "]),
+        ),
+        max_size=40,
+    )
+)
 def test_masking_a_generated_document_gives_exactly_the_expected_text(pieces):
     text = "".join(original + sep for (original, _), sep in pieces)
     expected = "".join(masked + sep for (_, masked), sep in pieces)

@@ -1,5 +1,6 @@
 """SFT: JSONL formats and bad-input rules, response-only loss, packing without cross-example
 attention, pairs derived from real documents, and short end-to-end runs (full and LoRA)."""
+
 from __future__ import annotations
 
 import json
@@ -10,18 +11,27 @@ from pathlib import Path
 import pytest
 import torch
 
+from crawl2gpt.config import RunConfig
 from helpers.finetune import sample_run
 from model.finetune import lm_loss, load_base, run_sft
 from model.gpt import GPT, GPTConfig
-from model.sft_data import IGNORE, collate, encode, encode_prompt, make_rows, parse_example, read_jsonl, render, to_example
+from model.sft_data import (
+    IGNORE,
+    collate,
+    encode,
+    encode_prompt,
+    make_rows,
+    parse_example,
+    read_jsonl,
+    render,
+    to_example,
+)
 from model.sft_pairs import CONTINUE_INSTRUCTION, TITLE_INSTRUCTION, derive_pairs
 from model.tokenizer import SentencePieceTokenizer
 from model.training import cosine_lr
-from crawl2gpt.config import RunConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import CheckpointError, InputError
 from pipeline.stage import stage_parts
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,8 +90,9 @@ def test_derive_pairs_counts_every_document(run, tmp_path):
 def test_formats_map_to_the_same_turns(pairs):
     p = real_pairs(pairs, 1)[0]
     alpaca, _ = parse_example(p)
-    chat, _ = parse_example({"messages": [{"role": "user", "content": p["instruction"]},
-                                          {"role": "assistant", "content": p["output"]}]})
+    chat, _ = parse_example(
+        {"messages": [{"role": "user", "content": p["instruction"]}, {"role": "assistant", "content": p["output"]}]}
+    )
     prompt, _ = parse_example({"prompt": p["instruction"], "completion": p["output"]})
     assert alpaca == [("user", p["instruction"]), ("input", p["input"]), ("assistant", p["output"])]
     assert chat == prompt == [("user", p["instruction"]), ("assistant", p["output"])]
@@ -97,14 +108,18 @@ def test_bad_lines_are_counted_by_rule(pairs, tmp_path):
         json.dumps([good[3]["instruction"]]),  # not_an_object
         json.dumps({"instruction": good[3]["instruction"]}),  # missing_fields
         json.dumps(dict(good[4], output="  ")),  # empty_response
-        json.dumps({"messages": [{"role": "user", "content": good[5]["input"]}, {"role": "bot", "content": good[5]["output"]}]}),
+        json.dumps(
+            {"messages": [{"role": "user", "content": good[5]["input"]}, {"role": "bot", "content": good[5]["output"]}]}
+        ),
         json.dumps({"messages": [{"role": "user", "content": good[5]["input"]}]}),  # no response: empty_response
     ]
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(lines) + "\n\n")
     examples, counts = read_jsonl(path)
     assert len(examples) == 2
-    assert counts == Counter(lines=8, examples=2, invalid_json=1, not_an_object=1, missing_fields=1, empty_response=2, bad_role=1)
+    assert counts == Counter(
+        lines=8, examples=2, invalid_json=1, not_an_object=1, missing_fields=1, empty_response=2, bad_role=1
+    )
     with pytest.raises(InputError, match="not found"):
         read_jsonl(tmp_path / "absent.jsonl")
 
@@ -144,7 +159,9 @@ def test_overlong_rule_drops_or_truncates(pairs, tok):
 def examples_of(pairs: Path, tok, n: int, block: int):
     out = []
     for p in real_pairs(pairs, 40):
-        ex = to_example(parse_example(dict(p, input=p["input"][:60], output=p["output"][:40]))[0], tok, block, "drop", Counter())
+        ex = to_example(
+            parse_example(dict(p, input=p["input"][:60], output=p["output"][:40]))[0], tok, block, "drop", Counter()
+        )
         if ex:
             out.append(ex)
     return out[:n]
@@ -174,8 +191,18 @@ def test_packed_logits_equal_unpacked(pairs, tok, positions, attention, residual
     """Several examples packed in one row (segment mask, positions restarting) give each example the
     logits GPT.forward gives it alone, for every attention and residual option."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=2, n_head=2, n_embd=32, positions=positions,
-                          attention=attention, residual=residual)).eval()
+    model = GPT(
+        GPTConfig(
+            vocab_size=tok.vocab_size,
+            block_size=512,
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            positions=positions,
+            attention=attention,
+            residual=residual,
+        )
+    ).eval()
     examples = examples_of(pairs, tok, 3, 512)
     assert len(make_rows(examples, 512, packing=True)) == 1
     packed = collate([examples], tok.pad_id)
@@ -225,8 +252,18 @@ def test_finetune_loss_equals_pretraining_loss_on_the_gpu(attention, residual, p
 
     torch.manual_seed(0)
     B, T, V = 4, 256, 1024
-    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=4, n_head=4, n_embd=128, attention=attention,
-                          residual=residual, positions=positions)).cuda()
+    model = GPT(
+        GPTConfig(
+            vocab_size=V,
+            block_size=T,
+            n_layer=4,
+            n_head=4,
+            n_embd=128,
+            attention=attention,
+            residual=residual,
+            positions=positions,
+        )
+    ).cuda()
     idx = torch.randint(0, V, (B, T), device="cuda")
     targets = torch.randint(0, V, (B, T), device="cuda")
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -245,7 +282,9 @@ def test_finetune_loss_equals_pretraining_loss_on_the_gpu(attention, residual, p
     with torch.autocast("cuda", dtype=torch.bfloat16):  # gradients on, as in training (fused loss path)
         pre = model(idx, targets)[1].float()
         ft = lm_loss(model, whole).float()
-        pre_halves = (model(idx[:, :half], targets[:, :half])[1].float() + model(idx[:, half:], targets[:, half:])[1].float()) / 2
+        pre_halves = (
+            model(idx[:, :half], targets[:, :half])[1].float() + model(idx[:, half:], targets[:, half:])[1].float()
+        ) / 2
         ft_packed = lm_loss(model, packed).float()
         ft_leaky = lm_loss(model, leaky).float()
     assert abs(ft.item() - pre.item()) <= 1e-3, (ft.item(), pre.item())
@@ -259,10 +298,21 @@ def test_finetune_loss_equals_pretraining_loss_on_the_gpu(attention, residual, p
 
 
 def sft_config(*extra: str) -> RunConfig:
-    return RunConfig().with_overrides([
-        "finetune.max_steps=8", "finetune.eval_interval=4", "finetune.batch_size=4", "finetune.learning_rate=2e-3",
-        "finetune.lora.learning_rate=1e-2", "finetune.warmup_steps=2", "finetune.val_fraction=0.15",
-        "finetune.eval_prompts=2", "finetune.max_new_tokens=8", "finetune.overlong=truncate", *extra])
+    return RunConfig().with_overrides(
+        [
+            "finetune.max_steps=8",
+            "finetune.eval_interval=4",
+            "finetune.batch_size=4",
+            "finetune.learning_rate=2e-3",
+            "finetune.lora.learning_rate=1e-2",
+            "finetune.warmup_steps=2",
+            "finetune.val_fraction=0.15",
+            "finetune.eval_prompts=2",
+            "finetune.max_new_tokens=8",
+            "finetune.overlong=truncate",
+            *extra,
+        ]
+    )
 
 
 def test_sft_full_run_writes_its_outputs(run, pairs, tmp_path):
@@ -276,14 +326,18 @@ def test_sft_full_run_writes_its_outputs(run, pairs, tmp_path):
     # the shared schedule: warmup 2, cosine from finetune.learning_rate down to min_lr_ratio (0.1) of it
     assert [r["lr"] for r in rows] == [cosine_lr(s, 2e-3, 2e-3 * 0.1, 2, 8) for s in range(8)]
     answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
-    assert len(answers) == 2 and all({"prompt", "reference", "base_answer", "finetuned_answer"} <= a.keys() for a in answers)
+    assert len(answers) == 2 and all(
+        {"prompt", "reference", "base_answer", "finetuned_answer"} <= a.keys() for a in answers
+    )
     assert (tmp_path / "loss.png").stat().st_size > 0
     model, tok, info = load_base(summary["checkpoint"])  # the output is a checkpoint run_sft and generate.py read
     assert info["kind"] == "checkpoint" and summary["params"]["trainable"] == summary["params"]["total"]
 
 
 def test_sft_lora_trains_only_adapters_and_saves_merged_weights(run, pairs, tmp_path):
-    summary = run_sft(str(run["base"]), str(pairs), str(tmp_path), sft_config("finetune.method=lora", "finetune.lora.rank=4"))
+    summary = run_sft(
+        str(run["base"]), str(pairs), str(tmp_path), sft_config("finetune.method=lora", "finetune.lora.rank=4")
+    )
     params = summary["params"]
     assert 0 < params["trainable"] < params["total"] / 4
     assert (tmp_path / "lora.safetensors").is_file()
@@ -304,7 +358,12 @@ def test_sft_without_usable_examples_is_a_clear_error(run, tmp_path):
 def test_sft_from_gpt2_weights_through_the_interop_path(run, pairs, tmp_path):
     from helpers.finetune import make_gpt2_folder
 
-    texts = [t for part in stage_parts(run["extract"]) for b in iter_batches(part, columns=["text"]) for t in b.column("text").to_pylist()]
+    texts = [
+        t
+        for part in stage_parts(run["extract"])
+        for b in iter_batches(part, columns=["text"])
+        for t in b.column("text").to_pylist()
+    ]
     folder = make_gpt2_folder(tmp_path / "gpt2", texts)
     model, tok, info = load_base(str(folder))
     assert info["kind"] == "gpt2" and tok.decode([tok.eot_id]) == "<|endoftext|>"

@@ -4,6 +4,7 @@ Without a GPU the Triton kernel runs in Triton's interpreter (TRITON_INTERPRET=1
 conftest.py), so CI checks the kernel's arithmetic; the `gpu` tests check it compiled, under
 autocast and torch.compile, inside the GPT.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -111,7 +112,11 @@ def test_gpt_fused_loss_under_autocast_matches_plain(compiled):
             logits, loss = run(idx, targets)
         assert (logits is None) == fused
         loss.backward()
-        results[fused] = (loss.detach().float(), model.lm_head.weight.grad.float(), model.transformer.h[0].attn.c_attn.weight.grad.float())
+        results[fused] = (
+            loss.detach().float(),
+            model.lm_head.weight.grad.float(),
+            model.transformer.h[0].attn.c_attn.weight.grad.float(),
+        )
     (loss_p, head_p, attn_p), (loss_f, head_f, attn_f) = results[False], results[True]
     assert abs(loss_p.item() - loss_f.item()) < 2e-3
     for plain, fused in ((head_p, head_f), (attn_p, attn_f)):

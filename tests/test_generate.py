@@ -1,5 +1,6 @@
 """Generation: sampling filters, KV-cache decoding = full recomputation, stop at <|endoftext|>, CLI entry;
 the static-cache decoder (model/decode.py) = the plain path, greedy and sampled, alone and in padded batches."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,8 +77,20 @@ def test_generation_stops_at_end_of_text():
 def test_generate_text_from_a_training_run(tmp_path_factory, capsys):
     shards = make_shards(tmp_path_factory.getbasetemp() / "model-shards")
     out = tmp_path_factory.mktemp("gen-run")
-    cfg = TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, max_steps=4, eval_interval=4,
-                      checkpoint_interval=4, eval_batches=1, warmup_steps=1, device="cpu", sample_tokens=4)
+    cfg = TrainConfig(
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        block_size=32,
+        batch_size=4,
+        max_steps=4,
+        eval_interval=4,
+        checkpoint_interval=4,
+        eval_batches=1,
+        warmup_steps=1,
+        device="cpu",
+        sample_tokens=4,
+    )
     train(shards, out, cfg, progress=False)
     a = generate_text(out, "The", max_new_tokens=12, seed=7)
     b = generate_text(out / "checkpoints", "The", max_new_tokens=12, seed=7)

@@ -1,5 +1,6 @@
 """The one stable hash-to-fraction: pinned values (train/val splits must not move between
 versions), the array form equals the scalar one, and the values spread uniformly."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The extract stage end to end: counts by skip reason, document rows, bad inputs, stage contract."""
+
 from __future__ import annotations
 
 import io
@@ -9,13 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-
 from pipeline.config import ExtractConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.errors import InputError
 from pipeline.extract.stage import EXTRACT, WarcPart, doc_id, domain_of, extract_file
-from pipeline.stage import run_stage, stage_parts
 from pipeline.extract.warc import iter_warc_records
+from pipeline.stage import run_stage, stage_parts
 
 
 def first_members(path: Path, n: int) -> bytes:
@@ -35,13 +35,25 @@ def test_every_record_kind_is_counted(sample_result):
     result, _ = sample_result
     c = result.counts
     assert c["records"] == 380 and c["docs_in"] == 126
-    for reason in ("skip_request", "skip_metadata", "skip_warcinfo", "skip_revisit", "skip_redirect",
-                   "skip_status", "skip_not_html", "skip_empty_body", "skip_truncated"):
+    for reason in (
+        "skip_request",
+        "skip_metadata",
+        "skip_warcinfo",
+        "skip_revisit",
+        "skip_redirect",
+        "skip_status",
+        "skip_not_html",
+        "skip_empty_body",
+        "skip_truncated",
+    ):
         assert c.get(reason, 0) >= 1, reason
     non_response = c["skip_request"] + c["skip_metadata"] + c["skip_warcinfo"] + c["skip_revisit"]
     assert non_response + c["docs_in"] == c["records"]
-    response_skips = sum(v for k, v in c.items() if k.startswith("skip_") and k not in
-                         ("skip_request", "skip_metadata", "skip_warcinfo", "skip_revisit"))
+    response_skips = sum(
+        v
+        for k, v in c.items()
+        if k.startswith("skip_") and k not in ("skip_request", "skip_metadata", "skip_warcinfo", "skip_revisit")
+    )
     assert c["docs_out"] + response_skips == c["docs_in"]
     assert c["docs_out"] >= 95 and result.errors == []
 
@@ -59,7 +71,7 @@ def test_document_rows(sample_result, sample_warc):
     assert sum(1 for r in rows if r["title"]) > len(rows) * 0.8
     # the offset leads back to the record
     row = rows[3]
-    data = sample_warc.read_bytes()[row["offset"]:]
+    data = sample_warc.read_bytes()[row["offset"] :]
     record = next(iter_warc_records(io.BytesIO(data), "x", {}, []))
     assert doc_id(record.headers["warc-record-id"]) == row["doc_id"]
 
@@ -151,8 +163,8 @@ def test_shared_whirlwind_over_http(shared_data, tmp_path):
 def filter_keeps(rows: list[dict], languages: list[str]) -> set[str]:
     """doc_ids the filter stage's rules keep (language ID batched as the stage does)."""
     from pipeline.config import FilterConfig
-    from pipeline.filter.stage import evaluate
     from pipeline.filter import language
+    from pipeline.filter.stage import evaluate
 
     cfg = FilterConfig()
     cfg.language.languages = languages

@@ -1,4 +1,5 @@
 """Language ID: offline lid.176, labels and scores, lingua only when fastText is unsure."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,12 +29,14 @@ def test_model_is_the_bundled_file():
 
 def test_clear_text_is_decided_by_fasttext_alone():
     language.lingua_detector.cache_clear()
-    got = language.detect([
-        "The results of the study were published in the journal last week, and the authors said that they would "
-        "continue their research.",
-        "Der Ausschuss hat heute über den Haushalt für das kommende Jahr beraten.",
-        "Le comité s'est réuni mardi pour discuter du budget de l'année prochaine.",
-    ])
+    got = language.detect(
+        [
+            "The results of the study were published in the journal last week, and the authors said that they would "
+            "continue their research.",
+            "Der Ausschuss hat heute über den Haushalt für das kommende Jahr beraten.",
+            "Le comité s'est réuni mardi pour discuter du budget de l'année prochaine.",
+        ]
+    )
     assert [label for label, _ in got] == ["en", "de", "fr"]
     assert all(LanguageConfig().second_opinion_below <= score <= 1 for _, score in got)
     assert language.lingua_detector.cache_info().currsize == 0  # lingua never loaded
@@ -80,10 +83,14 @@ def test_any_text_gets_a_label_and_a_score(texts):
 
 # --------------------------------------------------------------------------- the extract stage's pre-screen
 
-GERMAN = ("Die Stadtverwaltung hat am Dienstag nach einer langen Debatte den neuen Haushalt beschlossen. "
-          "Viele Bürgerinnen und Bürger hatten sich zuvor in einer Versammlung über die geplanten Ausgaben informiert. ")
-ENGLISH = ("The council approved the new budget on Tuesday after a long debate that lasted well into the night. "
-           "Many residents had come to the town hall meeting to hear how the money would be spent next year. ")
+GERMAN = (
+    "Die Stadtverwaltung hat am Dienstag nach einer langen Debatte den neuen Haushalt beschlossen. "
+    "Viele Bürgerinnen und Bürger hatten sich zuvor in einer Versammlung über die geplanten Ausgaben informiert. "
+)
+ENGLISH = (
+    "The council approved the new budget on Tuesday after a long debate that lasted well into the night. "
+    "Many residents had come to the town hall meeting to hear how the money would be spent next year. "
+)
 
 
 def page(body: str, lang: str = "") -> str:
@@ -93,8 +100,11 @@ def page(body: str, lang: str = "") -> str:
 def test_prescreen_visible_text_leaves_out_links_scripts_and_the_head():
     from pipeline.extract.prescreen import declared_languages, visible_text
 
-    html = page('<nav><a href="/">Startseite</a></nav><p>Hallo <a href="/w">Welt</a> und <b>alle</b> &amp; '
-                "<SCRIPT type='text/javascript'>var x = '<p>no</p>';</script><!-- <p>note</p> --> Ende</p>", lang="de-AT")
+    html = page(
+        '<nav><a href="/">Startseite</a></nav><p>Hallo <a href="/w">Welt</a> und <b>alle</b> &amp; '
+        "<SCRIPT type='text/javascript'>var x = '<p>no</p>';</script><!-- <p>note</p> --> Ende</p>",
+        lang="de-AT",
+    )
     assert visible_text(html) == "Hallo und alle & Ende"
     assert declared_languages(html, "en-US, fr") == {"de", "en", "fr"}
     assert declared_languages(page("<p>x</p>"), None) == set()
@@ -104,9 +114,11 @@ def test_prescreen_declared_languages_read_the_head_as_a_parser_would():
     """<meta> declarations count; an <html lang> inside IE's conditional comments does not."""
     from pipeline.extract.prescreen import declared_languages
 
-    head = ('<!DOCTYPE html><!--[if IE]><html lang="en" class="ie"><![endif]--><html class=x lang=\'es-MX\'>'
-            '<head><meta http-equiv="Content-Language" content="ca, gl"><meta property="og:locale" content="pt_BR">'
-            '<meta property="og:locale:alternate" content="fr_FR"></head><body><p lang="de">Hallo</p></body></html>')
+    head = (
+        '<!DOCTYPE html><!--[if IE]><html lang="en" class="ie"><![endif]--><html class=x lang=\'es-MX\'>'
+        '<head><meta http-equiv="Content-Language" content="ca, gl"><meta property="og:locale" content="pt_BR">'
+        '<meta property="og:locale:alternate" content="fr_FR"></head><body><p lang="de">Hallo</p></body></html>'
+    )
     assert declared_languages(head, None) == {"es", "ca", "gl", "pt"}
 
 
@@ -134,8 +146,8 @@ def test_prescreen_skips_a_page_no_kept_language_can_pass():
 
 def test_prescreen_keeps_an_article_among_foreign_menus():
     """Whole-page fastText says German; one window of the English article is enough to keep it."""
-    from pipeline.filter.language import fasttext_model
     from pipeline.extract.prescreen import screen, visible_text
+    from pipeline.filter.language import fasttext_model
 
     html = page(f"<div>{GERMAN * 12}</div><article><p>{ENGLISH * 6}</p></article><div>{GERMAN * 12}</div>")
     labels, _ = fasttext_model().predict(visible_text(html))
@@ -145,10 +157,14 @@ def test_prescreen_keeps_an_article_among_foreign_menus():
 
 def test_prescreen_keeps_pages_fasttext_is_lost_on(langid_tsv):
     """Below fastText's LOST score the filter's lingua considers every language, so such a page is never skipped."""
-    from pipeline.filter.language import LOST, fasttext_model
     from pipeline.extract.prescreen import screen
+    from pipeline.filter.language import LOST, fasttext_model
 
-    yoruba = [line.split("\t", 1)[1].strip() for line in langid_tsv.read_text(encoding="utf-8").splitlines() if line.startswith("yo\t")]
+    yoruba = [
+        line.split("\t", 1)[1].strip()
+        for line in langid_tsv.read_text(encoding="utf-8").splitlines()
+        if line.startswith("yo\t")
+    ]
     lost = [s for s in yoruba if fasttext_model().predict(s)[1][0] < LOST][:3]
     assert len(lost) == 3
     for sentence in lost:
@@ -163,8 +179,17 @@ def test_prescreen_reads_a_hostile_page_in_linear_time():
 
     from pipeline.extract.prescreen import declared_languages, visible_text
 
-    hostile = ("<html><head>" + "<meta x " * 20_000 + "<!-- c " * 2 + "</head><body>" + "<a href=x>link " * 20_000
-               + "<option>o " * 20_000 + "<svg><svg>" * 5_000 + "a < b " * 20_000 + "<script>x" * 3)
+    hostile = (
+        "<html><head>"
+        + "<meta x " * 20_000
+        + "<!-- c " * 2
+        + "</head><body>"
+        + "<a href=x>link " * 20_000
+        + "<option>o " * 20_000
+        + "<svg><svg>" * 5_000
+        + "a < b " * 20_000
+        + "<script>x" * 3
+    )
     started = time.process_time()
     visible_text(hostile)
     declared_languages(hostile, None)

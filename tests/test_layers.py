@@ -3,6 +3,7 @@
 Every `import` counts, also those inside functions (a cycle held apart by a local import is still
 a cycle: the two modules cannot be understood, tested or moved apart).
 """
+
 import ast
 from pathlib import Path
 
@@ -49,8 +50,10 @@ def test_the_walk_sees_the_project():
 def test_each_package_imports_only_the_layers_below(package):
     wrong = sorted(
         f"{name} imports {target}"
-        for name, targets in GRAPH.items() if name.split(".")[0] == package
-        for target in targets if target.split(".")[0] not in ALLOWED[package]
+        for name, targets in GRAPH.items()
+        if name.split(".")[0] == package
+        for target in targets
+        if target.split(".")[0] not in ALLOWED[package]
     )
     assert not wrong, wrong
 
@@ -59,8 +62,10 @@ def test_each_package_imports_only_the_layers_below(package):
 def test_libraries_do_not_import_an_orchestrator(package):
     wrong = sorted(
         f"{name} imports {imported}"
-        for name, path in MODULES.items() if name.split(".")[0] == package
-        for imported in imported_names(path) if imported.split(".")[0] in ORCHESTRATORS
+        for name, path in MODULES.items()
+        if name.split(".")[0] == package
+        for imported in imported_names(path)
+        if imported.split(".")[0] in ORCHESTRATORS
     )
     assert not wrong, wrong
 
@@ -70,7 +75,8 @@ def test_pipeline_does_not_name_the_model():
     # it lives in crawl2gpt/stages.py.
     wrong = sorted(
         f"{name}: {node.value!r}"
-        for name, path in MODULES.items() if name.startswith("pipeline")
+        for name, path in MODULES.items()
+        if name.startswith("pipeline")
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("model.")
     )
@@ -87,7 +93,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         path.pop()
@@ -115,6 +121,7 @@ def test_test_modules_import_helpers_not_each_other():
     wrong = sorted(
         f"{path.relative_to(ROOT)} imports {name}"
         for path in tests.rglob("test_*.py")
-        for name in imported_names(path) if name.split(".")[0].startswith("test_")
+        for name in imported_names(path)
+        if name.split(".")[0].startswith("test_")
     )
     assert not wrong, wrong

@@ -1,14 +1,22 @@
 """LoRA from scratch: starts as the base model, merge and unmerge agree, only adapters train."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn as nn
 
-
 from model.gpt import GPT, GPTConfig
-from model.lora import (LoRALinear, apply_lora, count_params, lora_layers, lora_state_dict, merge_lora, remove_lora,
-                        unmerge_lora)
+from model.lora import (
+    LoRALinear,
+    apply_lora,
+    count_params,
+    lora_layers,
+    lora_state_dict,
+    merge_lora,
+    remove_lora,
+    unmerge_lora,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

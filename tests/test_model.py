@@ -1,4 +1,5 @@
 """The GPT: the two attention paths agree, causality holds, the cache is exact, options work."""
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,7 @@ def test_kv_cache_matches_full_forward(variant, attention):
     full, _ = model(idx)
     caches = model.new_caches()
     prefix, _ = model(idx[:, :10], caches=caches, start=0)
-    steps = [model(idx[:, t:t + 1], caches=caches, start=t)[0] for t in range(10, 24)]
+    steps = [model(idx[:, t : t + 1], caches=caches, start=t)[0] for t in range(10, 24)]
     assert torch.allclose(torch.cat([prefix] + steps, dim=1), full, atol=1e-5)
 
 
@@ -91,8 +92,14 @@ def test_too_long_input_is_refused():
         GPT(tiny())(torch.zeros(1, 33, dtype=torch.long))
 
 
-@pytest.mark.parametrize("make, lr", [(lambda: GPT(tiny()), 3e-3), (lambda: GPT(tiny(positions="rope", mlp="swiglu")), 3e-3),
-                                      (lambda: LSTMLM(tiny(n_layer=1)), 2e-2)])
+@pytest.mark.parametrize(
+    "make, lr",
+    [
+        (lambda: GPT(tiny()), 3e-3),
+        (lambda: GPT(tiny(positions="rope", mlp="swiglu")), 3e-3),
+        (lambda: LSTMLM(tiny(n_layer=1)), 2e-2),
+    ],
+)
 def test_models_learn_a_repeating_sequence(make, lr):
     """A few dozen AdamW steps drive loss on a memorisable sequence far below chance."""
     torch.manual_seed(5)

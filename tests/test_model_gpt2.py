@@ -1,4 +1,5 @@
 """GPT-2 interoperability: transformers' GPT2LMHeadModel and ours give the same logits."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ transformers = pytest.importorskip("transformers")
 
 def hf_model(seed: int = 0):
     torch.manual_seed(seed)
-    config = transformers.GPT2Config(vocab_size=101, n_positions=64, n_embd=48, n_layer=3, n_head=4,
-                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = transformers.GPT2Config(
+        vocab_size=101, n_positions=64, n_embd=48, n_layer=3, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
+    )
     return transformers.GPT2LMHeadModel(config).eval()
 
 

@@ -1,4 +1,5 @@
 """Normalization: NFC, mojibake, controls, whitespace, calls to action; content is never cut."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -23,17 +24,19 @@ def test_mojibake_is_repaired():
 
 
 def test_calls_to_action_go_content_stays():
-    page = "\n".join([
-        "The council approved the new budget on Tuesday after a long debate.",
-        "Follow us on Facebook, Twitter and Instagram",
-        "Subscribe to our newsletter for the week's best stories.",
-        "We use cookies to improve your experience.",
-        "Many residents said the cookies at the bake sale were the best part of the day.",
-        # navigation labels, credits and date stamps are no longer removed by phrase (they did not
-        # win under cross-validation); link-heavy lines go by pipeline/extract/link_density.py
-        "Foto: dpa / Max Mustermann",
-        "Aktualisiert am 19.02.2020",
-    ])
+    page = "\n".join(
+        [
+            "The council approved the new budget on Tuesday after a long debate.",
+            "Follow us on Facebook, Twitter and Instagram",
+            "Subscribe to our newsletter for the week's best stories.",
+            "We use cookies to improve your experience.",
+            "Many residents said the cookies at the bake sale were the best part of the day.",
+            # navigation labels, credits and date stamps are no longer removed by phrase (they did not
+            # win under cross-validation); link-heavy lines go by pipeline/extract/link_density.py
+            "Foto: dpa / Max Mustermann",
+            "Aktualisiert am 19.02.2020",
+        ]
+    )
     out = normalize_text(page).split("\n")
     assert out == [
         "The council approved the new budget on Tuesday after a long debate.",

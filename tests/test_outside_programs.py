@@ -7,6 +7,7 @@ program is started (the first word of an argv list, an argument of `shutil.which
 `os.exec*`, `os.system`) or given by a fixed path ("/usr/bin/redis-server") is a finding; the
 same name as the argument of `require_program` or `find_program` is the guard.
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,8 +22,18 @@ PROGRAMS = set(KNOWN) | {alias for names in ALIASES.values() for alias in names}
 GUARDS = {"require_program", "find_program"}
 # Calls that find or start a program: shutil.which, subprocess.{run,Popen,call,check_call,check_output},
 # os.{system,popen,exec*,spawn*,posix_spawn*}, asyncio.create_subprocess_{exec,shell}.
-LAUNCHERS = {"which", "run", "Popen", "call", "check_call", "check_output", "system", "popen",
-             "create_subprocess_exec", "create_subprocess_shell"}
+LAUNCHERS = {
+    "which",
+    "run",
+    "Popen",
+    "call",
+    "check_call",
+    "check_output",
+    "system",
+    "popen",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
+}
 LAUNCHER_PREFIXES = ("exec", "spawn", "posix_spawn")
 
 
@@ -75,24 +86,30 @@ def test_no_test_module_starts_an_outside_program_unguarded():
     assert not report, f"start these through helpers.programs.require_program / find_program: {report}"
 
 
-@pytest.mark.parametrize("source", [
-    'REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"',
-    'CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")',
-    'subprocess.run(["mount", "-t", "tmpfs", "tmpfs", folder], capture_output=True)',
-    'proc = subprocess.Popen(("redis-server", "--port", port))',
-    'os.system("ip netns add test")',
-    'os.execvp("chromedriver", ["chromedriver"])',
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        'REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"',
+        'CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")',
+        'subprocess.run(["mount", "-t", "tmpfs", "tmpfs", folder], capture_output=True)',
+        'proc = subprocess.Popen(("redis-server", "--port", port))',
+        'os.system("ip netns add test")',
+        'os.execvp("chromedriver", ["chromedriver"])',
+    ],
+)
 def test_the_check_finds_an_unguarded_start(source):
     assert findings(source)
 
 
-@pytest.mark.parametrize("source", [
-    'REDIS_SERVER = require_program("redis-server")',
-    'mount = find_program("mount")\nsubprocess.run([mount, "-t", "tmpfs", "tmpfs", folder])',
-    'pytest.fail("redis-server did not answer")',  # a message, not a start
-    'row = {"ip": "10.0.0.1", "names": ["mount point", "x"]}',
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        'REDIS_SERVER = require_program("redis-server")',
+        'mount = find_program("mount")\nsubprocess.run([mount, "-t", "tmpfs", "tmpfs", folder])',
+        'pytest.fail("redis-server did not answer")',  # a message, not a start
+        'row = {"ip": "10.0.0.1", "names": ["mount point", "x"]}',
+    ],
+)
 def test_the_check_leaves_guarded_starts_and_mere_mentions(source):
     assert findings(source) == []
 

@@ -1,4 +1,5 @@
 """train.profile_steps: a torch.profiler trace of a few real training steps, and no retraining for it."""
+
 from __future__ import annotations
 
 import gzip

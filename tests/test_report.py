@@ -1,4 +1,5 @@
 """Shard quality report: figures checked against an independent pandas read of the shards."""
+
 from __future__ import annotations
 
 import json
@@ -11,17 +12,22 @@ import pandas as pd
 import pytest
 
 from crawl2gpt.config import RunConfig
+from helpers.corpus import build_run, extract_warc
 from pipeline.errors import InputError, ShardChecksumError
 from pipeline.report.build import REPORT_HTML, REPORT_JSON, build_report, plot_files, report_tables
 from pipeline.shard_format import load_manifest
 from pipeline.stage import process_map
 from pipeline.tokens.tokenizer import load
-from helpers.corpus import build_run, extract_warc
 
-CFG = RunConfig().with_overrides([
-    "tokenizer.vocab_size=500", "tokenizer.character_coverage=0.98", "tokenizer.threads=2",
-    "shards.target_shard_tokens=100000", "shards.val_fraction=0.1",
-])
+CFG = RunConfig().with_overrides(
+    [
+        "tokenizer.vocab_size=500",
+        "tokenizer.character_coverage=0.98",
+        "tokenizer.threads=2",
+        "shards.target_shard_tokens=100000",
+        "shards.val_fraction=0.1",
+    ]
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,8 +164,9 @@ def outcome_frame(folder: Path) -> pd.DataFrame:
     """Every document a filter or dedup stage saw, kept parts then rejects, with `dropped`."""
     from pipeline.outcomes import outcome_files
 
-    return pd.concat([pd.read_parquet(p).assign(dropped=d) for p, d in outcome_files(folder, folder.name)],
-                     ignore_index=True)
+    return pd.concat(
+        [pd.read_parquet(p).assign(dropped=d) for p, d in outcome_files(folder, folder.name)], ignore_index=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -195,16 +202,22 @@ def test_threshold_table_matches_each_check_at_the_boundaries(filtered):
     from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language
     from pipeline.report.thresholds import thresholds
 
-    cfg = FilterConfig.model_validate({"fineweb": {"line_punct_exclude_zero": True},
-                                       "language": {"languages": ["en", "de"]}})
-    checks = {"gopher_quality": lambda sig: gopher_quality.check(sig, cfg.gopher_quality),
-              "gopher_repetition": lambda sig: gopher_repetition.check(sig, cfg.gopher_repetition),
-              "c4": lambda sig: c4.check(sig, cfg.c4), "fineweb": lambda sig: fineweb.check(sig, cfg.fineweb),
-              "language": lambda sig: language.check(sig["language"], sig["language_score"], cfg.language)}
+    cfg = FilterConfig.model_validate(
+        {"fineweb": {"line_punct_exclude_zero": True}, "language": {"languages": ["en", "de"]}}
+    )
+    checks = {
+        "gopher_quality": lambda sig: gopher_quality.check(sig, cfg.gopher_quality),
+        "gopher_repetition": lambda sig: gopher_repetition.check(sig, cfg.gopher_repetition),
+        "c4": lambda sig: c4.check(sig, cfg.c4),
+        "fineweb": lambda sig: fineweb.check(sig, cfg.fineweb),
+        "language": lambda sig: language.check(sig["language"], sig["language_score"], cfg.language),
+    }
     rules = thresholds(cfg)
     kept = filtered[~filtered["dropped"]].iloc[0].to_dict()
     for t in rules:
-        probes = ["fr", "en"] if not t.numeric else [v for x in (t.value, 0.0, -1.0, 1.0) for v in (x - 1e-9, x, x + 1e-9)]
+        probes = (
+            ["fr", "en"] if not t.numeric else [v for x in (t.value, 0.0, -1.0, 1.0) for v in (x - 1e-9, x, x + 1e-9)]
+        )
         for probe in probes:
             row = {**kept, t.signal: probe}
             expected = checks[t.family](row)
@@ -237,8 +250,8 @@ def test_rule_counts_recheck_the_stored_signals(report_v2, filtered):
 
 def stored_rules(filter_folder: Path):
     from pipeline.report.filter import filter_config
-    from pipeline.stage import read_manifest
     from pipeline.report.thresholds import thresholds
+    from pipeline.stage import read_manifest
 
     return thresholds(filter_config(read_manifest(filter_folder)))
 
@@ -248,16 +261,26 @@ def test_histograms_split_kept_and_dropped(report_v2, filtered):
         for side, dropped in (("kept", False), ("dropped", True)):
             values = filtered.loc[filtered["dropped"] == dropped, s["signal"]].dropna()
             assert s[side] == np.histogram(values, bins=s["edges"])[0].tolist(), (s["signal"], side)
-        assert s["edges"][0] <= min(line["value"] for line in s["lines"]) <= max(line["value"] for line in s["lines"]) <= s["edges"][-1]
+        assert (
+            s["edges"][0]
+            <= min(line["value"] for line in s["lines"])
+            <= max(line["value"] for line in s["lines"])
+            <= s["edges"][-1]
+        )
     words = next(s for s in report_v2["filter"]["signals"] if s["signal"] == "gopher_word_count")
     assert words["log_x"] and [line["rule"] for line in words["lines"]] == [
-        "gopher_quality.min_doc_words", "gopher_quality.max_doc_words"]
+        "gopher_quality.min_doc_words",
+        "gopher_quality.max_doc_words",
+    ]
 
 
 def test_examples_are_the_nearest_documents_on_each_side(report_v2, filtered):
     examples = report_v2["filter"]["examples"]["gopher_quality.min_alpha_words_ratio"]
     distance = (filtered["gopher_alpha_words_ratio"] - 0.8).abs()
-    for side, mask in (("fails", filtered["gopher_alpha_words_ratio"] < 0.8), ("passes", filtered["gopher_alpha_words_ratio"] >= 0.8)):
+    for side, mask in (
+        ("fails", filtered["gopher_alpha_words_ratio"] < 0.8),
+        ("passes", filtered["gopher_alpha_words_ratio"] >= 0.8),
+    ):
         shown = examples[side]
         assert len(shown) == 5
         assert sorted(distance[mask].nsmallest(5).round(12)) == sorted(round(abs(e["value"] - 0.8), 12) for e in shown)
@@ -271,7 +294,8 @@ def test_drops_by_language_and_domain(report_v2, filtered):
     f = report_v2["filter"]
     by_lang = filtered.groupby("language")["dropped"].agg(["size", "sum"])
     assert {r["language"]: (r["documents"], r["dropped"]) for r in f["languages"]} == {
-        k: (int(v["size"]), int(v["sum"])) for k, v in by_lang.iterrows()}
+        k: (int(v["size"]), int(v["sum"])) for k, v in by_lang.iterrows()
+    }
     top = filtered.groupby("domain")["dropped"].sum().max()
     assert f["domains"][0]["dropped"] == top and f["domains_exact"]
 
@@ -286,7 +310,9 @@ def test_largest_dedup_clusters_name_the_kept_document(runs, report_v2):
     texts = dedup.set_index("doc_id")["text"]
     for c in d["largest"]:
         member = removed[removed["cluster_id"] == c["cluster_id"]]
-        assert c["kept"]["doc_id"] == member["kept_doc_id"].iloc[0] and c["removed_example"]["doc_id"] in set(member["doc_id"])
+        assert c["kept"]["doc_id"] == member["kept_doc_id"].iloc[0] and c["removed_example"]["doc_id"] in set(
+            member["doc_id"]
+        )
         for doc in (c["kept"], c["removed_example"]):
             assert " ".join(texts[doc["doc_id"]].split()).startswith(doc["excerpt"].rstrip("…"))
 
@@ -296,8 +322,14 @@ def test_page_and_markdown_hold_every_section(runs, report_v2):
 
     shards = runs[0] / "shards"
     page = (shards / REPORT_HTML).read_text()
-    for heading in ("Filter: what each threshold does", "Signals:", "Examples nearest each threshold",
-                    "Dedup: the largest clusters", "Drops by language", "Top domains by drops"):
+    for heading in (
+        "Filter: what each threshold does",
+        "Signals:",
+        "Examples nearest each threshold",
+        "Dedup: the largest clusters",
+        "Drops by language",
+        "Top domains by drops",
+    ):
         assert heading in page
     assert page.count("data:image/png;base64,") == len(plot_files(report_v2))
     assert len(report_v2["filter"]["plots"]["signals"]) == len(report_v2["filter"]["signals"]) > 20

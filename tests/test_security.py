@@ -1,5 +1,6 @@
 """Security: nothing unpickled from files, manifests cannot point outside their folder,
 servers listen on loopback by default. See SECURITY.md for what is trusted and what is not."""
+
 from __future__ import annotations
 
 import ast
@@ -20,9 +21,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("pipeline", "model", "flows", "benchmarks", "deployments")
 # (file, call) pairs allowed on purpose, each with its reason in SECURITY.md.
 ALLOWED = {("pipeline/dedup/lsh.py", "pickle.loads")}  # datasketch's own Redis members, written by this run
-FORBIDDEN = {"pickle.load", "pickle.loads", "pickle.Unpickler", "dill.load", "dill.loads", "joblib.load", "marshal.load",
-             "marshal.loads", "shelve.open", "yaml.load", "yaml.unsafe_load", "yaml.full_load", "pd.read_pickle",
-             "pandas.read_pickle", "eval", "exec"}
+FORBIDDEN = {
+    "pickle.load",
+    "pickle.loads",
+    "pickle.Unpickler",
+    "dill.load",
+    "dill.loads",
+    "joblib.load",
+    "marshal.load",
+    "marshal.loads",
+    "shelve.open",
+    "yaml.load",
+    "yaml.unsafe_load",
+    "yaml.full_load",
+    "pd.read_pickle",
+    "pandas.read_pickle",
+    "eval",
+    "exec",
+}
 
 
 def _name(node: ast.AST) -> str:
@@ -134,15 +150,17 @@ def test_prefect_server_and_redis_default_to_loopback():
     assert RunConfig().dedup.redis_host == "127.0.0.1"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_API_HOST")}
     code = "from prefect.settings import get_current_settings; print(get_current_settings().server.api.host)"
-    host = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    host = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert host == "127.0.0.1"
     script = (ROOT / "deployments" / "ui.sh").read_text()
     assert "HOST=${PREFECT_HOST:-127.0.0.1}" in script and '--host "$HOST"' in script
 
 
 def test_dask_local_cluster_dashboard_binds_loopback():
-    from flows.parts import task_runner_for
     from crawl2gpt.config import RunConfig
+    from flows.parts import task_runner_for
 
     runner = task_runner_for(RunConfig(task_runner="dask"), 2)
     kwargs = runner.cluster_kwargs

@@ -1,4 +1,5 @@
 """Shards stage on real extracted text: format, round trip, split, checksums, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -12,19 +13,25 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-from pipeline.errors import InputError, ShardChecksumError
-from pipeline.shard_format import load_manifest, token_dtype, verify_shard
-from pipeline.tokens.shards import SHARDS, encode_batch
-from pipeline.stage import process_map, run_stage, sha256_file, stage_parts
-from pipeline.tokens.tokenizer import EOT_ID, load
-from pipeline.hashing import stable_fractions
 from helpers.corpus import build_run, extract_warc, write_stage
+from pipeline.errors import InputError, ShardChecksumError
+from pipeline.hashing import stable_fractions
+from pipeline.shard_format import load_manifest, token_dtype, verify_shard
+from pipeline.stage import process_map, run_stage, sha256_file, stage_parts
+from pipeline.tokens.shards import SHARDS, encode_batch
+from pipeline.tokens.tokenizer import EOT_ID, load
 
 SERIAL = process_map(1)
-CFG = RunConfig().with_overrides([
-    "tokenizer.vocab_size=600", "tokenizer.character_coverage=0.98", "tokenizer.threads=2",
-    "shards.target_shard_tokens=40000", "shards.val_fraction=0.2", "workers=2",
-])
+CFG = RunConfig().with_overrides(
+    [
+        "tokenizer.vocab_size=600",
+        "tokenizer.character_coverage=0.98",
+        "tokenizer.threads=2",
+        "shards.target_shard_tokens=40000",
+        "shards.val_fraction=0.2",
+        "workers=2",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +50,10 @@ def test_manifest_describes_self_contained_folder(run):
     manifest = json.loads((shards / "manifest.json").read_text())
     assert manifest["format"] == "crawl2gpt-shards/1"
     assert (manifest["vocab_size"], manifest["dtype"], manifest["eot_id"], manifest["pad_id"]) == (600, "uint16", 2, 0)
-    assert manifest["tokenizer"] == {"path": "tokenizer.model", "sha256": sha256_file(run / "tokenizer/tokenizer.model")}
+    assert manifest["tokenizer"] == {
+        "path": "tokenizer.model",
+        "sha256": sha256_file(run / "tokenizer/tokenizer.model"),
+    }
     assert manifest["config"]["shards"]["target_shard_tokens"] == 40000
     names = sorted(p.name for p in shards.glob("*.parquet"))
     assert names == sorted(e["path"] for e in manifest["shards"])
@@ -91,8 +101,12 @@ def test_text_bytes_per_document_shard_and_split(run):
     assert pq.read_schema(shards / "train-00000.parquet").field("n_bytes").type == pa.int64()
     assert [len(texts[d].encode("utf-8")) for d in rows["doc_id"]] == rows["n_bytes"].tolist()
     for entry in manifest["shards"]:
-        assert entry["bytes"] == int(rows.loc[rows["split"] == entry["split"]].set_index("doc_id").loc[
-            pq.read_table(shards / entry["path"], columns=["doc_id"]).column(0).to_pylist(), "n_bytes"].sum())
+        assert entry["bytes"] == int(
+            rows.loc[rows["split"] == entry["split"]]
+            .set_index("doc_id")
+            .loc[pq.read_table(shards / entry["path"], columns=["doc_id"]).column(0).to_pylist(), "n_bytes"]
+            .sum()
+        )
     for split in ("train", "val"):
         assert manifest["totals"][split]["bytes"] == rows.loc[rows["split"] == split, "n_bytes"].sum() > 0
 
@@ -142,8 +156,10 @@ def test_wide_vocabularies_use_uint32(run):
     wide = encode_batch(sp, texts, pa.uint32(), True, 1)
     assert wide.type == pa.list_(pa.uint32())
     assert [list(x)[:-1] for x in wide.to_pylist()] == sp.encode(texts)
-    assert np.array_equal(pa.compute.list_flatten(wide).to_numpy(), pa.compute.list_flatten(
-        encode_batch(sp, texts, pa.uint16(), True, 1)).to_numpy())
+    assert np.array_equal(
+        pa.compute.list_flatten(wide).to_numpy(),
+        pa.compute.list_flatten(encode_batch(sp, texts, pa.uint16(), True, 1)).to_numpy(),
+    )
 
 
 def test_needs_dedup_and_tokenizer_folders(run, tmp_path):
@@ -174,11 +190,18 @@ def test_readable_by_duckdb(run):
             "SELECT count(*), sum(n_tokens), sum(len(tokens)), min(tokens[len(tokens)]) FROM read_parquet(?)", [path]
         ).fetchone()
         assert (rows, tokens, listed, last) == (entry["rows"], entry["tokens"], entry["tokens"], EOT_ID)
-    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
-                             [str(shards / "train-00000.parquet")]).fetchall())
+    types = dict(
+        con.execute(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+            [str(shards / "train-00000.parquet")],
+        ).fetchall()
+    )
     assert types["tokens"] == "USMALLINT[]" and types["n_tokens"] == "INTEGER"
-    by_split = dict(con.execute(
-        "SELECT split, sum(n_tokens) FROM ("
-        f"SELECT n_tokens, 'train' AS split FROM read_parquet('{shards}/train-*.parquet') "
-        f"UNION ALL SELECT n_tokens, 'val' FROM read_parquet('{shards}/val-*.parquet')) GROUP BY split").fetchall())
+    by_split = dict(
+        con.execute(
+            "SELECT split, sum(n_tokens) FROM ("
+            f"SELECT n_tokens, 'train' AS split FROM read_parquet('{shards}/train-*.parquet') "
+            f"UNION ALL SELECT n_tokens, 'val' FROM read_parquet('{shards}/val-*.parquet')) GROUP BY split"
+        ).fetchall()
+    )
     assert by_split == {s: manifest["totals"][s]["tokens"] for s in ("train", "val")}

@@ -1,4 +1,5 @@
 """Input resolution: files, globs, folders, HTTP URLs and a Common Crawl crawl id (local server)."""
+
 from __future__ import annotations
 
 import functools

@@ -3,6 +3,7 @@
 The same code path reads Common Crawl's own bucket or any S3-compatible store (MinIO, R2):
 credentials from the usual AWS variables or profile, the endpoint from AWS_ENDPOINT_URL.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,12 @@ def s3_bucket(monkeypatch, sample_warc):
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }.items():
         monkeypatch.setenv(key, value)  # child processes of the stage's pool inherit these
     s3fs.S3FileSystem.clear_instance_cache()  # an earlier test's filesystem would keep its endpoint
     client = boto3.client("s3")
@@ -43,7 +48,10 @@ def s3_bucket(monkeypatch, sample_warc):
 
 def test_s3_glob_lists_and_streams_the_same_bytes(s3_bucket, sample_warc):
     urls = resolve_inputs([f"{s3_bucket}/segments/*/*.warc.gz"])
-    assert urls == [f"{s3_bucket}/segments/a/CC-SAMPLE-A-00002.warc.gz", f"{s3_bucket}/segments/b/CC-SAMPLE-A-00002.warc.gz"]
+    assert urls == [
+        f"{s3_bucket}/segments/a/CC-SAMPLE-A-00002.warc.gz",
+        f"{s3_bucket}/segments/b/CC-SAMPLE-A-00002.warc.gz",
+    ]
     with open_input(urls[0]) as fh:
         assert fh.read() == sample_warc.read_bytes()
     with pytest.raises(FileNotFoundError):
@@ -57,7 +65,11 @@ def test_extract_from_s3_equals_extract_from_the_local_file(s3_bucket, sample_wa
     assert remote.docs_out == local.docs_out > 0
 
     def documents(folder):
-        rows = [r for part in sorted(folder.glob("*.parquet")) for r in pq.read_table(part, columns=["doc_id", "text"]).to_pylist()]
+        rows = [
+            r
+            for part in sorted(folder.glob("*.parquet"))
+            for r in pq.read_table(part, columns=["doc_id", "text"]).to_pylist()
+        ]
         return sorted((r["doc_id"], r["text"]) for r in rows)
 
     assert documents(tmp_path / "s3" / "extract") == documents(tmp_path / "local" / "extract")

@@ -1,5 +1,6 @@
 """The stage contract on its own: temp folder + rename, manifest last, skip when unchanged,
 rerun when inputs, config or --force change, nothing readable after an interruption."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,13 @@ class LineCountStage(Stage):
         if self.crash_after is not None and index >= self.crash_after:
             raise KeyboardInterrupt("simulated kill")
         lines = Path(path).read_text().splitlines()
-        write_parquet(pa.table({"doc_id": [f"{index}-{i}" for i in range(len(lines))], "text": lines}), workdir / f"part-{index:05d}.parquet")
-        return PartResult(part=path, outputs=[f"part-{index:05d}.parquet"], counts={"docs_in": len(lines), "docs_out": len(lines)})
+        write_parquet(
+            pa.table({"doc_id": [f"{index}-{i}" for i in range(len(lines))], "text": lines}),
+            workdir / f"part-{index:05d}.parquet",
+        )
+        return PartResult(
+            part=path, outputs=[f"part-{index:05d}.parquet"], counts={"docs_in": len(lines), "docs_out": len(lines)}
+        )
 
     def finish(self, workdir, results, cfg):
         counts = merge_counts(results)

@@ -1,4 +1,5 @@
 """Tokenizer stage on real extracted web text: sample, train, special ids, reuse, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -7,16 +8,18 @@ from pathlib import Path
 import pytest
 
 from crawl2gpt.config import RunConfig
+from helpers.corpus import extract_warc, write_stage
 from pipeline.errors import InputError, TokenizerError
 from pipeline.stage import process_map, read_manifest, run_stage, sha256_file, stage_parts
 from pipeline.tokens.tokenizer import EOT, EOT_ID, PAD_ID, TOKENIZER, byte_id_range, load, sample_cutoff
-from helpers.corpus import extract_warc, write_stage
 
 SERIAL = process_map(1)
 
 
 def small_cfg(**tok) -> RunConfig:
-    return RunConfig().with_overrides([f"tokenizer.{k}={v}" for k, v in {"vocab_size": 600, "threads": 2, "character_coverage": 0.98, **tok}.items()])
+    return RunConfig().with_overrides(
+        [f"tokenizer.{k}={v}" for k, v in {"vocab_size": 600, "threads": 2, "character_coverage": 0.98, **tok}.items()]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,9 @@ def test_sample_is_lowest_hashes_up_to_budget(dedup_dir):
 
 def test_small_sample_trains_on_part_of_corpus(dedup_dir, tmp_path):
     out = tmp_path / "tokenizer"
-    stats = run_stage(TOKENIZER, [str(dedup_dir)], out, small_cfg(sample_bytes=200_000, vocab_size=400), map_parts=SERIAL)
+    stats = run_stage(
+        TOKENIZER, [str(dedup_dir)], out, small_cfg(sample_bytes=200_000, vocab_size=400), map_parts=SERIAL
+    )
     info = json.loads((out / "tokenizer.json").read_text())
     assert 200_000 <= info["sample"]["bytes"] < 200_000 + 60_000  # overshoot by at most the last document
     assert stats.docs_out == info["sample"]["docs"] < stats.docs_in
@@ -126,8 +131,13 @@ def test_vocab_too_large_names_the_fix(tmp_path):
 
 def test_vocab_below_character_set_names_the_fix(dedup_dir, tmp_path):
     with pytest.raises(TokenizerError, match="lower tokenizer.character_coverage"):
-        run_stage(TOKENIZER, [str(dedup_dir)], tmp_path / "tokenizer", small_cfg(vocab_size=300, character_coverage=1.0),
-                  map_parts=SERIAL)
+        run_stage(
+            TOKENIZER,
+            [str(dedup_dir)],
+            tmp_path / "tokenizer",
+            small_cfg(vocab_size=300, character_coverage=1.0),
+            map_parts=SERIAL,
+        )
     assert not (tmp_path / "tokenizer").exists()
 
 

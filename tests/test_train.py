@@ -1,4 +1,5 @@
 """The training loop and the train stage: learning, outputs, exact resume, schedule, LSTM."""
+
 from __future__ import annotations
 
 import json
@@ -6,19 +7,29 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
+from crawl2gpt.config import RunConfig
+from helpers.model_shards import make_shards
 from model.checkpoint import checkpoint_dirs, latest_checkpoint, read_state
+from model.config import TrainConfig
 from model.train import train
 from model.train_stage import TRAIN
 from model.training import cosine_lr, read_metrics
-from crawl2gpt.config import RunConfig
-from model.config import TrainConfig
 from pipeline.stage import read_manifest, run_stage
-from helpers.model_shards import make_shards
 
-TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,
-            learning_rate=3e-3, sample_tokens=8, device="cpu", precision="bf16")
+TINY = dict(
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=32,
+    batch_size=4,
+    eval_batches=2,
+    warmup_steps=2,
+    learning_rate=3e-3,
+    sample_tokens=8,
+    device="cpu",
+    precision="bf16",
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +70,13 @@ def test_training_learns_and_writes_its_outputs(shards, tmp_path):
 def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path, optimizer):
     """Kill after step 7 (checkpoint at 6), resume: every loss equals the uninterrupted run's
     (with Muon too: its momentum buffers are in the checkpoint beside AdamW's moments)."""
-    settings = cfg(max_steps=12, eval_interval=4, checkpoint_interval=3, dropout=0.1,  # dropout: RNG must be restored
-                   optimizer=optimizer)
+    settings = cfg(
+        max_steps=12,
+        eval_interval=4,
+        checkpoint_interval=3,
+        dropout=0.1,  # dropout: RNG must be restored
+        optimizer=optimizer,
+    )
     train(shards, tmp_path / "straight", settings, progress=False)
 
     class Killed(Exception):
@@ -83,15 +99,18 @@ def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path, optimiz
 
 def test_changed_optimizer_does_not_resume(shards, tmp_path):
     train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3), progress=False)
-    summary = train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, optimizer="muon"),
-                    progress=False)
+    summary = train(
+        shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, optimizer="muon"), progress=False
+    )
     assert summary["resumed_from"] is None and summary["steps"] == 3
     assert list(tmp_path.glob("checkpoints.incompatible-*"))
 
 
 def test_changed_architecture_does_not_resume(shards, tmp_path):
     train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3), progress=False)
-    summary = train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, n_embd=48), progress=False)
+    summary = train(
+        shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, n_embd=48), progress=False
+    )
     assert summary["resumed_from"] is None and summary["steps"] == 3
     assert list(tmp_path.glob("checkpoints.incompatible-*"))
 
@@ -112,8 +131,12 @@ def test_checkpoint_from_before_rope_base_was_a_setting_resumes(shards, tmp_path
 
 
 def test_lstm_trains_through_the_same_loop(shards, tmp_path):
-    summary = train(shards, tmp_path, cfg(arch="lstm", n_layer=1, max_steps=15, eval_interval=15, checkpoint_interval=15,
-                                          learning_rate=1e-2), progress=False)
+    summary = train(
+        shards,
+        tmp_path,
+        cfg(arch="lstm", n_layer=1, max_steps=15, eval_interval=15, checkpoint_interval=15, learning_rate=1e-2),
+        progress=False,
+    )
     rows = read_metrics(tmp_path)
     assert summary["arch"] == "lstm" and rows[-1]["loss"] < rows[0]["loss"]
 
@@ -122,7 +145,16 @@ def test_train_stage_runs_in_place_and_reports(shards, tmp_path):
     run_cfg = RunConfig(train=cfg(max_steps=4, eval_interval=2, checkpoint_interval=2))
     out = tmp_path / "train"
     stats = run_stage(TRAIN, [str(shards)], out, run_cfg, atomic=False)
-    for key in ("final_train_loss", "val_loss", "val_perplexity", "tokens_per_s", "steps", "params", "device", "sample"):
+    for key in (
+        "final_train_loss",
+        "val_loss",
+        "val_perplexity",
+        "tokens_per_s",
+        "steps",
+        "params",
+        "device",
+        "sample",
+    ):
         assert key in stats.extra
     assert stats.extra["steps"] == 4 and isinstance(stats.extra["sample"], str)
     assert read_manifest(out)["stats"]["extra"]["steps"] == 4
@@ -145,9 +177,13 @@ def test_sigkilled_process_resumes_with_identical_losses(shards, tmp_path):
     train(shards, tmp_path / "straight", cfg(**settings), progress=False)
     out = tmp_path / "killed"
     overrides = [f"train.{k}={v}" for k, v in settings.items()]
-    proc = subprocess.Popen([sys.executable, "-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet",
-                             *overrides], cwd=Path(__file__).parents[1], env=dict(os.environ, OMP_NUM_THREADS="1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model.train", "--shards", str(shards), "--out", str(out), "--quiet", *overrides],
+        cwd=Path(__file__).parents[1],
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while latest_checkpoint(out / "checkpoints") is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -189,8 +225,9 @@ def test_bf16_on_cpu_falls_back_to_fp32_with_a_note(shards, tmp_path, caplog):
     import logging
 
     with caplog.at_level(logging.INFO, logger="crawl2gpt.train"):
-        summary = train(shards, tmp_path, cfg(max_steps=1, eval_interval=1, checkpoint_interval=1, precision="bf16"),
-                        progress=False)
+        summary = train(
+            shards, tmp_path, cfg(max_steps=1, eval_interval=1, checkpoint_interval=1, precision="bf16"), progress=False
+        )
     assert summary["precision"] == "fp32"
     assert any("CPU trains in fp32" in r.getMessage() for r in caplog.records)
 
@@ -204,7 +241,9 @@ def test_reading_each_step_a_step_late_changes_nothing_but_timing(shards, tmp_pa
     seen_plain, seen_ahead = [], []
     train(shards, tmp_path / "plain", settings, progress=False, on_step=lambda s, loss: seen_plain.append((s, loss)))
     monkeypatch.setattr(train_module, "reads_a_step_late", lambda device: True)
-    summary = train(shards, tmp_path / "ahead", settings, progress=False, on_step=lambda s, loss: seen_ahead.append((s, loss)))
+    summary = train(
+        shards, tmp_path / "ahead", settings, progress=False, on_step=lambda s, loss: seen_ahead.append((s, loss))
+    )
     plain, ahead = read_metrics(tmp_path / "plain"), read_metrics(tmp_path / "ahead")
     assert seen_ahead == seen_plain and [s for s, _ in seen_ahead] == list(range(1, 10))
     for key in ("step", "loss", "lr", "grad_norm", "val_loss"):

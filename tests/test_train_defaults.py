@@ -1,6 +1,7 @@
 """Training defaults and the checks made before step 1 (issue 15): compile "auto", a validation
 split that cannot fill one batch, a tokenizer that is not the shards' own, batch and block that
 do not fit the data. Each fails before any step runs, with one of pipeline/errors.py's types."""
+
 from __future__ import annotations
 
 import json
@@ -12,16 +13,29 @@ import pytest
 import yaml
 
 from crawl2gpt.config import RunConfig
+from helpers.model_shards import make_shards
 from model.config import ModelSections, TrainConfig
 from model.train import train
 from model.train_stage import TRAIN
 from model.training import read_metrics, use_compile
 from pipeline.errors import ConfigError, InputError, TokenizerError
-from helpers.model_shards import make_shards
 
 ROOT = Path(__file__).parents[1]
-TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,
-            learning_rate=3e-3, sample_tokens=0, device="cpu", max_steps=4, eval_interval=2, checkpoint_interval=4)
+TINY = dict(
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=32,
+    batch_size=4,
+    eval_batches=2,
+    warmup_steps=2,
+    learning_rate=3e-3,
+    sample_tokens=0,
+    device="cpu",
+    max_steps=4,
+    eval_interval=2,
+    checkpoint_interval=4,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -89,14 +103,18 @@ def test_validation_split_that_cannot_fill_a_batch_fails_before_step_1(shards, t
 
 def test_batch_that_no_train_shard_holds_fails_before_step_1(shards, tmp_path):
     cfg = TrainConfig(**dict(TINY, block_size=1024, batch_size=windows(shards, "train", 1024) + 1))
-    with pytest.raises(InputError, match=r"'train' shards .* cannot fill one batch.*Lower train.batch_size or train.block_size"):
+    with pytest.raises(
+        InputError, match=r"'train' shards .* cannot fill one batch.*Lower train.batch_size or train.block_size"
+    ):
         train(shards, tmp_path, cfg, progress=False, on_step=never_steps)
 
 
 def test_the_train_stage_checks_for_the_ranks_it_will_launch(shards, tmp_path):
     """Two ranks need twice the windows: the stage's plan refuses before torchrun starts any."""
     val = windows(shards, "val", 32)
-    fits_one = RunConfig().with_overrides([f"train.{k}={v}" for k, v in TINY.items()] + [f"train.batch_size={val // 2 + 1}"])
+    fits_one = RunConfig().with_overrides(
+        [f"train.{k}={v}" for k, v in TINY.items()] + [f"train.batch_size={val // 2 + 1}"]
+    )
     assert TRAIN.plan([str(shards)], fits_one) == [str(shards)]
     two = fits_one.with_overrides(["train.nproc_per_node=2"])
     with pytest.raises(InputError, match="x 2 ranks"):
@@ -158,7 +176,9 @@ def test_tokens_per_s_leave_out_checkpoint_and_evaluation_time(shards, tmp_path,
 # --------------------------------------------------------------------------- bigger shapes
 
 
-@pytest.mark.parametrize("name, layers, width, params", [("gpt2-medium", 24, 1024, 353.8e6), ("gpt2-large", 36, 1280, 772.8e6)])
+@pytest.mark.parametrize(
+    "name, layers, width, params", [("gpt2-medium", 24, 1024, 353.8e6), ("gpt2-large", 36, 1280, 772.8e6)]
+)
 def test_gpt2_medium_and_large_configs(name, layers, width, params):
     """Train sections alone: the model's own loader and the full run config read them alike, and the
     shapes are GPT-2's (parameters counted with its 50304-entry vocabulary, position table left out)."""

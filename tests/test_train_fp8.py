@@ -2,6 +2,7 @@
 through the real loop, and that its checkpoint is a plain GPT's. On CPU the FP8 casts and
 matmuls run through PyTorch's reference kernels; speed is measured on an H200
 (benchmarks/train_throughput.py --fp8, docs/benchmarks-train.md)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,18 @@ from model.gpt import GPT, GPTConfig  # noqa: E402
 from model.train import train  # noqa: E402
 from model.training import load_model, read_metrics  # noqa: E402
 
-TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_batches=2, warmup_steps=2,
-            learning_rate=3e-3, sample_tokens=8, device="cpu")
+TINY = dict(
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=32,
+    batch_size=4,
+    eval_batches=2,
+    warmup_steps=2,
+    learning_rate=3e-3,
+    sample_tokens=8,
+    device="cpu",
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

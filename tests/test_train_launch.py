@@ -1,13 +1,11 @@
 """The train stage launches torchrun itself when train.nproc_per_node > 1 (here: 2 CPU
 processes with gloo) and gives the losses of one process with the equivalent accumulation."""
-from __future__ import annotations
 
-import json
+from __future__ import annotations
 
 import pytest
 
-from helpers.model_shards import make_shards
-from helpers.model_shards import SETTINGS
+from helpers.model_shards import SETTINGS, make_shards
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +14,10 @@ def shards(tmp_path_factory):
 
 
 def test_train_stage_with_two_processes_matches_accumulation(shards, tmp_path, monkeypatch):
+    from crawl2gpt.config import RunConfig
     from model.train import train
     from model.train_stage import TRAIN
     from model.training import read_metrics
-    from crawl2gpt.config import RunConfig
     from pipeline.stage import run_stage
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -1,5 +1,6 @@
 """The shared training utilities (model/training.py): schedule values, the metrics log, model
 build + checkpoint round trip, device and precision choice."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,16 @@ import torch
 
 from model.checkpoint import save_checkpoint
 from model.gpt import GPT, GPTConfig
-from model.training import (MetricsLog, build_model, cosine_lr, load_model, make_optimizer, pick_device,
-                            precision_setup, read_metrics)
+from model.training import (
+    MetricsLog,
+    build_model,
+    cosine_lr,
+    load_model,
+    make_optimizer,
+    pick_device,
+    precision_setup,
+    read_metrics,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -19,18 +28,23 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # --------------------------------------------------------------------------- schedule
 
 
-@pytest.mark.parametrize("step, expected", [
-    (0, 1e-3 / 11),  # warmup: (step + 1) / (warmup + 1) of the peak
-    (4, 5e-3 / 11),
-    (9, 1e-2 / 11),
-    (10, 1e-3),  # warmup done: the peak
-    (60, 5.5e-4),  # half way down the cosine: the mean of peak and floor
-    (35, 1e-4 + 0.5 * (1 + math.cos(math.pi / 4)) * 9e-4),
-    (110, 1e-4),  # the end: the floor
-    (500, 1e-4),  # past the end: stays at the floor
-])
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        (0, 1e-3 / 11),  # warmup: (step + 1) / (warmup + 1) of the peak
+        (4, 5e-3 / 11),
+        (9, 1e-2 / 11),
+        (10, 1e-3),  # warmup done: the peak
+        (60, 5.5e-4),  # half way down the cosine: the mean of peak and floor
+        (35, 1e-4 + 0.5 * (1 + math.cos(math.pi / 4)) * 9e-4),
+        (110, 1e-4),  # the end: the floor
+        (500, 1e-4),  # past the end: stays at the floor
+    ],
+)
 def test_schedule_values_at_known_steps(step, expected):
-    assert cosine_lr(step, peak=1e-3, floor=1e-4, warmup_steps=10, total_steps=110) == pytest.approx(expected, rel=1e-12)
+    assert cosine_lr(step, peak=1e-3, floor=1e-4, warmup_steps=10, total_steps=110) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_schedule_rises_then_falls():
@@ -95,11 +109,14 @@ def test_damaged_line_in_the_middle_is_an_error(tmp_path):
 # --------------------------------------------------------------------------- models and checkpoints
 
 
-@pytest.mark.parametrize("arch, config", [
-    ("gpt", dict(positions="rope", mlp="swiglu", norm="rmsnorm", bias=False)),
-    ("gpt", dict()),
-    ("lstm", dict(n_layer=1)),
-])
+@pytest.mark.parametrize(
+    "arch, config",
+    [
+        ("gpt", dict(positions="rope", mlp="swiglu", norm="rmsnorm", bias=False)),
+        ("gpt", dict()),
+        ("lstm", dict(n_layer=1)),
+    ],
+)
 def test_checkpoint_round_trip(tmp_path, arch, config):
     """build -> save -> load_model from the run folder: same class, same weights, same outputs."""
     model_config = dict(dict(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32), **config)
@@ -131,8 +148,9 @@ def test_device_and_precision_choice():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("precision, dtype, scaled", [("bf16", torch.bfloat16, False), ("fp16", torch.float16, True),
-                                                       ("fp32", None, False)])
+@pytest.mark.parametrize(
+    "precision, dtype, scaled", [("bf16", torch.bfloat16, False), ("fp16", torch.float16, True), ("fp32", None, False)]
+)
 def test_precision_on_the_gpu(precision, dtype, scaled):
     autocast, scaler, used = precision_setup(precision, "cuda")
     assert used == precision and scaler.is_enabled() == scaled

@@ -1,4 +1,5 @@
 """The WARC reader: same records and offsets as warcio, and damage is counted, not fatal."""
+
 from __future__ import annotations
 
 import gzip
@@ -182,7 +183,9 @@ def test_zlib_tail_quirk_regression(sample_bytes):
     bodies = [b"small one", b"a" * (READ_CHUNK * 9 + 7), b"small two", bytes(range(256)) * (READ_CHUNK // 16), b"end"]
     blocks = [
         f"WARC/1.0\r\nWARC-Type: resource\r\nWARC-Record-ID: <urn:uuid:{i}>\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n".encode() + body + b"\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+        + b"\r\n\r\n"
         for i, body in enumerate(bodies)
     ]
     members = [gzip.compress(block) for block in blocks]

@@ -10,6 +10,7 @@ A record is two uint64: [hash, document index]. Document indices number the rows
 order, so within one hash the lowest index is the earliest document, as the in-memory backend
 keeps it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -124,7 +125,9 @@ def candidate_pairs(keys: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return unique_pairs(np.concatenate(pairs))
 
 
-def _subset(keys: np.ndarray, starts: np.ndarray, sizes: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _subset(
+    keys: np.ndarray, starts: np.ndarray, sizes: np.ndarray, chosen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The keys and starts of the chosen buckets only."""
     return keys[np.repeat(chosen, sizes)], starts_of(sizes[chosen])
 

@@ -16,6 +16,7 @@ plain function of a small picklable description, so `map_parts` can send it to a
 Prefect tasks or a Dask cluster; results are files, written beside their final name and renamed,
 so a task killed and run again leaves no torn file.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,16 @@ import numpy as np
 
 from pipeline.atomic import temp_path
 from pipeline.config import DedupConfig
-from pipeline.dedup.buckets import (band_hashes, buckets, candidate_pairs, in_sorted, read_range, sorted_records,
-                                    star_pairs, unique_pairs)
+from pipeline.dedup.buckets import (
+    band_hashes,
+    buckets,
+    candidate_pairs,
+    in_sorted,
+    read_range,
+    sorted_records,
+    star_pairs,
+    unique_pairs,
+)
 from pipeline.dedup.lsh import shingle_jaccard
 from pipeline.dedup.minhash import estimated_jaccard
 from pipeline.dedup.rowstore import RowReader, RowWriter, save_npy
@@ -65,8 +74,14 @@ class PartSpill:
         verify_rows = d.near and d.verify in ("exact", "signature")
         self.rows = RowWriter(self.root / "rows", index) if verify_rows else None
 
-    def add(self, keys: np.ndarray, text_hashes: np.ndarray, signatures: np.ndarray, shingles: list[np.ndarray],
-            present: np.ndarray) -> None:
+    def add(
+        self,
+        keys: np.ndarray,
+        text_hashes: np.ndarray,
+        signatures: np.ndarray,
+        shingles: list[np.ndarray],
+        present: np.ndarray,
+    ) -> None:
         """One batch: global indices, hashes and (n, num_perm) signatures of its non-empty documents;
         `shingles` and `present` cover every row (empty documents store nothing)."""
         self.keys.append(keys)
@@ -129,24 +144,30 @@ def exact_range(task: RangeTask, workdir: Path, d: DedupConfig) -> PartResult:
     edges = star_pairs(*buckets(records))
     save_npy(root / "exact-edges" / f"{task.label}.npy", edges)
     save_npy(root / "exact-copies" / f"{task.label}.npy", np.sort(edges[:, 1]))
-    return PartResult(part=task.label, counts={"exact_copies": len(edges), "records": len(records)},
-                      seconds=time.time() - started)
+    return PartResult(
+        part=task.label, counts={"exact_copies": len(edges), "records": len(records)}, seconds=time.time() - started
+    )
 
 
 def band_range(task: RangeTask, workdir: Path, d: DedupConfig, exact_ranges: int) -> PartResult:
     """Buckets of >= 2 documents of one band's hash range -> candidate pairs (or FineWeb's star edges)."""
     started, root = time.time(), scratch_dir(workdir)
-    records = read_range([_part_file(root / "bands", i) for i in range(task.parts)], task.k, task.ranges, band=task.band)
+    records = read_range(
+        [_part_file(root / "bands", i) for i in range(task.parts)], task.k, task.ranges, band=task.band
+    )
     keep = None
     if d.exact:  # the in-memory index holds the first of each text hash only; so do the buckets
-        copies = [np.load(root / "exact-copies" / f"{RangeTask(-1, k, exact_ranges, task.parts).label}.npy", mmap_mode="r")
-                  for k in range(exact_ranges)]
+        copies = [
+            np.load(root / "exact-copies" / f"{RangeTask(-1, k, exact_ranges, task.parts).label}.npy", mmap_mode="r")
+            for k in range(exact_ranges)
+        ]
         keep = ~in_sorted(records[:, 1], copies)
     keys, starts = buckets(records, keep)
     pairs = star_pairs(keys, starts) if d.verify == "none" else candidate_pairs(keys, starts)
     save_npy(root / "pairs" / f"{task.label}.npy", pairs)
-    return PartResult(part=task.label, counts={"pairs": len(pairs), "records": len(records)},
-                      seconds=time.time() - started)
+    return PartResult(
+        part=task.label, counts={"pairs": len(pairs), "records": len(records)}, seconds=time.time() - started
+    )
 
 
 # ------------------------------------------------------------------ verification
@@ -188,8 +209,11 @@ def verify_part(task: VerifyTask, workdir: Path, d: DedupConfig) -> PartResult:
     finally:
         reader.close()
     save_npy(root / "verified" / f"{task.label}.npy", pairs[passed])
-    return PartResult(part=task.label, counts={"candidate_pairs": len(pairs), "pairs_verified": int(passed.sum())},
-                      seconds=time.time() - started)
+    return PartResult(
+        part=task.label,
+        counts={"candidate_pairs": len(pairs), "pairs_verified": int(passed.sum())},
+        seconds=time.time() - started,
+    )
 
 
 # ------------------------------------------------------------------ the backend, phase by phase
@@ -200,7 +224,9 @@ def _load_all(folder: Path) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros((0, 2), np.uint64)
 
 
-def disk_clusters(workdir: Path, starts: list[int], d: DedupConfig, map_parts, timings: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+def disk_clusters(
+    workdir: Path, starts: list[int], d: DedupConfig, map_parts, timings: dict
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Run the bucket phases through `map_parts`; returns (removed documents, their roots, counts)."""
     root, parts, total = scratch_dir(workdir), len(starts) - 1, starts[-1]
     ranges = hash_ranges(total, d.bucket_docs)
@@ -216,13 +242,16 @@ def disk_clusters(workdir: Path, starts: list[int], d: DedupConfig, map_parts, t
         timings["bands_s"] = round(time.time() - started, 3)
         if d.verify != "none":
             started = time.time()
-            results = map_parts(partial(verify_part, workdir=workdir, d=d),
-                                [VerifyTask(i, tuple(starts)) for i in range(parts)])
+            results = map_parts(
+                partial(verify_part, workdir=workdir, d=d), [VerifyTask(i, tuple(starts)) for i in range(parts)]
+            )
             counts["candidate_pairs"] = sum(r.counts["candidate_pairs"] for r in results)
             timings["verify_s"] = round(time.time() - started, 3)
     started = time.time()
     exact_edges = _load_all(root / "exact-edges")
-    near_edges = _load_all(root / ("pairs" if d.verify == "none" else "verified")) if d.near else np.zeros((0, 2), np.uint64)
+    near_edges = (
+        _load_all(root / ("pairs" if d.verify == "none" else "verified")) if d.near else np.zeros((0, 2), np.uint64)
+    )
     nodes, roots, merged = components(exact_edges.astype(np.int64), near_edges.astype(np.int64))
     if d.near and d.verify != "none":
         counts["pairs_merged"] = merged

@@ -3,6 +3,7 @@
 Only the first document of each hash goes on to the LSH index; its exact copies would collide
 with it in every band anyway, so indexing them would only cost memory.
 """
+
 from __future__ import annotations
 
 

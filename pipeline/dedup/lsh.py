@@ -11,6 +11,7 @@ machine's memory (key names, clean-up and failures: redis_keys.py). Candidates a
 bucket by bucket (only buckets with >= 2 members), which costs one pass per band instead of one
 query per document.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -115,8 +116,9 @@ class BandIndex:
             check_redis(cfg)  # also checked before the run's first stage, with a shorter wait
             remove_dead_attempts(cfg, folder)
         # Creating the index writes nothing to Redis; the record goes first, then the keys it leads to.
-        self.lsh = MinHashLSH(num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows), storage_config=self.storage,
-                              hashfunc=_band_key)
+        self.lsh = MinHashLSH(
+            num_perm=cfg.num_perm, params=(cfg.bands, cfg.rows), storage_config=self.storage, hashfunc=_band_key
+        )
         if self.storage["type"] == "redis":
             with self._calls():
                 self.owner = register_attempt(cfg, self.basename, folder, redis_tables(self.lsh))

@@ -5,6 +5,7 @@ memory, docs/benchmarks-dedup.md), which is quick and simple for small runs; the
 (disk.py) gives the same answer in bounded memory. With dedup.backend=redis the band tables
 live in a Redis server instead (datasketch storage).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,7 +24,9 @@ from pipeline.dedup.output import OutputPart
 from pipeline.dedup.union_find import UnionFind
 
 
-def memory_clusters(workdir: Path, parts: list[OutputPart], d: DedupConfig, timings: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+def memory_clusters(
+    workdir: Path, parts: list[OutputPart], d: DedupConfig, timings: dict
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Union exact copies and LSH candidates of all parts; returns (removed documents, their roots, counts)."""
     total = parts[-1].offset + parts[-1].rows if parts else 0
     clusters = UnionFind(total)
@@ -40,8 +43,9 @@ def memory_clusters(workdir: Path, parts: list[OutputPart], d: DedupConfig, timi
         for part in parts:
             table = pq.read_table(workdir / part.minhash, columns=["text_hash", "signature"])
             keys, sigs = [], []
-            for row, (h, sig) in enumerate(zip(table.column("text_hash").to_numpy().tolist(),
-                                               table.column("signature").to_pylist())):
+            for row, (h, sig) in enumerate(
+                zip(table.column("text_hash").to_numpy().tolist(), table.column("signature").to_pylist())
+            ):
                 g = part.offset + row
                 if sig is None:  # empty document: dropped by the writer, never clustered
                     continue
@@ -82,8 +86,9 @@ def memory_clusters(workdir: Path, parts: list[OutputPart], d: DedupConfig, timi
     return removed, roots[removed], counts
 
 
-def verify_exact(workdir: Path, parts: list[OutputPart], candidates: set[tuple[int, int]], clusters: UnionFind,
-                 threshold: float) -> dict[str, int]:
+def verify_exact(
+    workdir: Path, parts: list[OutputPart], candidates: set[tuple[int, int]], clusters: UnionFind, threshold: float
+) -> dict[str, int]:
     """Merge candidate pairs whose stored shingle sets have Jaccard >= threshold."""
     pairs = sorted(candidates)  # deterministic order: lowest pair first
     needed = np.unique(np.array(pairs, dtype=np.int64))

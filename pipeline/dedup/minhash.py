@@ -8,9 +8,10 @@ mixes inputs with the MurmurHash3 finalizer first, which is what makes that safe
 
 A signature is `num_perm` little-endian uint32 values (448 bytes at FineWeb's 112).
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash

@@ -7,6 +7,7 @@ batches, splitting it into part-i.parquet (kept rows, input columns as they were
 rejects/part-i.parquet. Both run the same way whichever backend found the clusters, so the files
 are byte for byte the same.
 """
+
 from __future__ import annotations
 
 import os
@@ -99,7 +100,9 @@ def column_at(workdir: Path, parts: list[OutputPart], keys: np.ndarray, column: 
     return pa.concat_arrays([c.combine_chunks() for c in chunks]) if chunks else pa.array([], pa.null())
 
 
-def removed_tables(workdir: Path, scratch: Path, parts: list[OutputPart], removed: np.ndarray, roots: np.ndarray) -> None:
+def removed_tables(
+    workdir: Path, scratch: Path, parts: list[OutputPart], removed: np.ndarray, roots: np.ndarray
+) -> None:
     """Write scratch/removed/part-i.parquet: the removed rows of part i with cluster, kept id and reason."""
     if not len(removed):
         return
@@ -115,12 +118,14 @@ def removed_tables(workdir: Path, scratch: Path, parts: list[OutputPart], remove
         lo, hi = np.searchsorted(removed, [part.offset, part.offset + part.rows])
         if hi == lo:
             continue
-        table = pa.table({
-            "row": pa.array(removed[lo:hi] - part.offset),
-            "cluster_id": pa.array(roots[lo:hi]),
-            "kept_doc_id": kept_ids.take(pa.array(at[lo:hi])),
-            "reason": pa.array(reason[lo:hi].tolist(), pa.string()),
-        })
+        table = pa.table(
+            {
+                "row": pa.array(removed[lo:hi] - part.offset),
+                "cluster_id": pa.array(roots[lo:hi]),
+                "kept_doc_id": kept_ids.take(pa.array(at[lo:hi])),
+                "reason": pa.array(reason[lo:hi].tolist(), pa.string()),
+            }
+        )
         path = scratch / "removed" / part_name(part.index)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(path)
@@ -152,11 +157,18 @@ def write_part(part: OutputPart, workdir: Path, scratch: Path, batch_size: int =
         kept_out.add(batch.filter(pa.array(~is_removed & ~is_empty)))
         dropped = np.flatnonzero(is_removed | is_empty)
         if len(dropped):
-            rejects = _rejects(batch, dropped, is_empty, removed.slice(lo, hi - lo) if removed is not None else None,
-                               removed_rows[lo:hi] - start)
+            rejects = _rejects(
+                batch,
+                dropped,
+                is_empty,
+                removed.slice(lo, hi - lo) if removed is not None else None,
+                removed_rows[lo:hi] - start,
+            )
             for reason in rejects.column("reason").to_pylist():
                 drops[{"exact": "exact_duplicate", "near": "near_duplicate", "empty": "empty"}[reason]] += 1
-            rejects_out = rejects_out or PartWriter(workdir / "rejects" / part_name(part.index), reject_schema, scratch / "tmp")
+            rejects_out = rejects_out or PartWriter(
+                workdir / "rejects" / part_name(part.index), reject_schema, scratch / "tmp"
+            )
             rejects_out.add(rejects)
         start += batch.num_rows
     kept_out.close()
@@ -166,8 +178,13 @@ def write_part(part: OutputPart, workdir: Path, scratch: Path, batch_size: int =
     return PartResult(part=part.label, outputs=outputs, counts=drops, seconds=time.time() - started)
 
 
-def _rejects(batch: pa.RecordBatch, dropped: np.ndarray, is_empty: np.ndarray, removed: pa.Table | None,
-             removed_local: np.ndarray) -> pa.Table:
+def _rejects(
+    batch: pa.RecordBatch,
+    dropped: np.ndarray,
+    is_empty: np.ndarray,
+    removed: pa.Table | None,
+    removed_local: np.ndarray,
+) -> pa.Table:
     """The dropped rows of a batch (in row order) with cluster_id, kept_doc_id and reason."""
     table = pa.Table.from_batches([batch]).take(pa.array(dropped))
     cluster = np.full(len(dropped), -1, dtype=np.int64)
@@ -176,7 +193,9 @@ def _rejects(batch: pa.RecordBatch, dropped: np.ndarray, is_empty: np.ndarray, r
     if removed is not None and len(removed_local):
         at = np.searchsorted(dropped, removed_local)  # where each removed row sits among the dropped
         cluster[at] = removed.column("cluster_id").to_numpy()
-        for i, kid, why in zip(at.tolist(), removed.column("kept_doc_id").to_pylist(), removed.column("reason").to_pylist()):
+        for i, kid, why in zip(
+            at.tolist(), removed.column("kept_doc_id").to_pylist(), removed.column("reason").to_pylist()
+        ):
             kept_id[i], reason[i] = kid, why
     table = table.append_column(pa.field(*REJECT_FIELDS[0]), pa.array(cluster))
     table = table.append_column(pa.field(*REJECT_FIELDS[1]), pa.array(kept_id, pa.string()))

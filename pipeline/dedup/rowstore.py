@@ -6,6 +6,7 @@ A part writes them as it computes them: `part-i.u4` holds every document's value
 with a single `os.pread`, so its memory is one document, not a part, and nothing is mapped into
 the process (a memory map would count every page it touched as resident).
 """
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ finalizer) before permuting, so an arithmetic hash is safe as its input.
 Short documents (fewer than n words) are one shingle of all their words; a document with no
 word after normalization has no shingles (the stage drops it as 'empty').
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,18 @@ _WORD_CACHE: dict[str, int] = {}
 _WORD_CACHE_MAX = 2_000_000  # ~200 MB at worst; a corpus vocabulary is mostly far smaller
 # odd 64-bit multipliers (splitmix64 constants and friends), one per position in the n-gram
 _POSITION_MULT = np.array(
-    [0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F,
-     0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3, 0x589965CC75374CC3, 0x1D8E4E27C47D124F, 0xC2B2AE3D27D4EB4F],
+    [
+        0x9E3779B97F4A7C15,
+        0xBF58476D1CE4E5B9,
+        0x94D049BB133111EB,
+        0xD6E8FEB86659FD93,
+        0xA0761D6478BD642F,
+        0xE7037ED1A0B428DB,
+        0x8EBC6AF09C88C6E3,
+        0x589965CC75374CC3,
+        0x1D8E4E27C47D124F,
+        0xC2B2AE3D27D4EB4F,
+    ],
     dtype=np.uint64,
 )
 

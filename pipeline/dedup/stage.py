@@ -25,14 +25,15 @@ Rules, all deterministic (no dependence on worker count, task runner or backend)
   - short: fewer words than one shingle -> the whole text is one shingle (counted 'short_docs');
     exact dedup applies as usual, near dedup then only matches the same short text.
 """
+
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -116,8 +117,16 @@ class DedupStage(Stage):
     def config_slice(self, cfg: PipelineConfig) -> dict:
         # Where the indexes live does not change which documents survive (tests/test_dedup_disk.py
         # checks it), so switching backends must not invalidate a finished dedup stage.
-        not_output_relevant = {"backend", "redis_host", "redis_port", "redis_prefix", "redis_timeout_s", "redis_ttl_h",
-                               "disk_above_docs", "bucket_docs"}
+        not_output_relevant = {
+            "backend",
+            "redis_host",
+            "redis_port",
+            "redis_prefix",
+            "redis_timeout_s",
+            "redis_ttl_h",
+            "disk_above_docs",
+            "bucket_docs",
+        }
         return {"dedup": cfg.dedup.model_dump(mode="json", exclude=not_output_relevant)}
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[SignaturePart]:
@@ -155,19 +164,28 @@ class DedupStage(Stage):
         out.close()
         if spill is not None:
             spill.close()
-        meta = {"index": part.index, "source": part.path, "offset": part.offset, "rows": counts["docs_in"],
-                "minhash": rel, "backend": part.backend}
+        meta = {
+            "index": part.index,
+            "source": part.path,
+            "offset": part.offset,
+            "rows": counts["docs_in"],
+            "minhash": rel,
+            "backend": part.backend,
+        }
         return PartResult(part=part.path, outputs=[rel], counts=counts, seconds=time.time() - started, meta=meta)
 
     # ------------------------------------------------------------------ finish: clusters across all parts
 
-    def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig,
-               map_parts: MapParts | None = None) -> StageStats:
+    def finish(
+        self, workdir: Path, results: list[PartResult], cfg: PipelineConfig, map_parts: MapParts | None = None
+    ) -> StageStats:
         d, timings = cfg.dedup, {}
         map_parts = map_parts or process_map(1)
         results = sorted(results, key=lambda r: r.meta["index"])
-        parts = [OutputPart(r.meta["index"], r.meta["source"], r.meta["minhash"], r.meta["offset"], r.meta["rows"])
-                 for r in results]
+        parts = [
+            OutputPart(r.meta["index"], r.meta["source"], r.meta["minhash"], r.meta["offset"], r.meta["rows"])
+            for r in results
+        ]
         total = parts[-1].offset + parts[-1].rows if parts else 0
         backend = results[0].meta["backend"] if results else resolve_backend(d, 0)
         scratch = scratch_dir(workdir)
@@ -197,14 +215,28 @@ class DedupStage(Stage):
             "largest_cluster": int(sizes.max()) + 1 if len(sizes) else int(non_empty > 0),
             "docs_in_clusters": len(removed) + len(roots_of_clusters),
             "short_docs": sum(r.counts.get("short_docs", 0) for r in results),
-            "ngram": d.ngram, "bands": d.bands, "rows": d.rows, "num_perm": d.num_perm,
+            "ngram": d.ngram,
+            "bands": d.bands,
+            "rows": d.rows,
+            "num_perm": d.num_perm,
             "lsh_threshold": round(lsh_threshold(d.bands, d.rows), 4),
-            "verify": d.verify, "verify_threshold": d.verify_threshold, "backend": backend, "keep_rule": KEEP_RULE,
-            **counts, "signature_s": round(sum(r.seconds for r in results), 3), **timings,
+            "verify": d.verify,
+            "verify_threshold": d.verify_threshold,
+            "backend": backend,
+            "keep_rule": KEEP_RULE,
+            **counts,
+            "signature_s": round(sum(r.seconds for r in results), 3),
+            **timings,
         }
         errors = [e for r in results for e in r.errors]
-        return StageStats(stage=self.name, docs_in=total, docs_out=total - sum(drops.values()), drops=drops,
-                          extra=extra, errors=errors)
+        return StageStats(
+            stage=self.name,
+            docs_in=total,
+            docs_out=total - sum(drops.values()),
+            drops=drops,
+            extra=extra,
+            errors=errors,
+        )
 
 
 DEDUP = DedupStage()

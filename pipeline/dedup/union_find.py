@@ -4,6 +4,7 @@ Union always hangs the larger root under the smaller one, so every component's r
 lowest index: with indices assigned in (part, row) order, the root is the earliest document,
 which is the one the stage keeps (the same rule as datatrove's MinhashDedupCluster).
 """
+
 from __future__ import annotations
 
 import numpy as np

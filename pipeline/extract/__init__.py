@@ -1,12 +1,12 @@
 """The `extract` stage: WARC files -> Parquet documents (main text, title, date, language pre-screen).
 
-  stage.py         the stage (EXTRACT): per record, cheapest test first; one part per input file
-  sources.py       where WARC files come from: paths, globs, folders, URLs, s3://, a crawl id
-  warc.py          WARC records out of a (gzipped) WARC file, surviving damage
-  http_response.py the HTTP status, headers and body of a response record
-  main_text.py     HTML payload -> main text, title and date (trafilatura), charset, time limit
-  html_tree.py     the lxml tree trafilatura reads, with a faster parser
-  link_density.py  elements and extracted lines that are mostly link text
-  prescreen.py     skip full extraction for pages no kept language can pass
-  normalize.py     extracted text -> clean text (mojibake, NFC, controls, whitespace, calls to action)
+stage.py         the stage (EXTRACT): per record, cheapest test first; one part per input file
+sources.py       where WARC files come from: paths, globs, folders, URLs, s3://, a crawl id
+warc.py          WARC records out of a (gzipped) WARC file, surviving damage
+http_response.py the HTTP status, headers and body of a response record
+main_text.py     HTML payload -> main text, title and date (trafilatura), charset, time limit
+html_tree.py     the lxml tree trafilatura reads, with a faster parser
+link_density.py  elements and extracted lines that are mostly link text
+prescreen.py     skip full extraction for pages no kept language can pass
+normalize.py     extracted text -> clean text (mojibake, NFC, controls, whitespace, calls to action)
 """

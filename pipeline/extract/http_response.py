@@ -4,6 +4,7 @@ Bytes in, never an exception out: a block that is not HTTP gives None, a body wh
 `Transfer-Encoding: chunked` header lies (Common Crawl keeps the header but stores most payloads
 already de-chunked) is kept as it is.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ collapsed) and drops it when at least `link_density` of that element's text is l
 element matches is kept. Chosen by 5-fold cross-validation grouped by site
 (benchmarks/extraction_quality.py, docs/benchmarks-ingest.md).
 """
+
 from __future__ import annotations
 
 MAX_ELEMENT_CHARS = 2000  # longer elements are containers of body text, never one extracted line

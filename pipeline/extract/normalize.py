@@ -9,6 +9,7 @@ that mentions a newsletter survives. This rule won in 5 of 5 site-grouped folds
 date stamps that used to sit here each won in at most 3, were fitted to the 300 sample pages, and
 were removed (docs/benchmarks-ingest.md); link-heavy lines go by pipeline/extract/link_density.py instead.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,9 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200d\u2
 _SPACE_RE = re.compile(r"[ \t\x1c-\x1f\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _LINEBREAK_RE = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
 _BLANKS_RE = re.compile(r"\n{3,}")
-_MOJIBAKE_HINT_RE = re.compile("[\u00c2\u00c3\u00c5\u00e2\u00ef\u00d0\u00d1][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u02c6\u02dc\u20ac\u2122]")
+_MOJIBAKE_HINT_RE = re.compile(
+    "[\u00c2\u00c3\u00c5\u00e2\u00ef\u00d0\u00d1][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u02c6\u02dc\u20ac\u2122]"
+)
 MAX_PROMPT_WORDS = 30  # calls to subscribe / follow run longer than navigation labels
 
 # Calls to action: subscribe / newsletter / follow us / affiliate notices / cookies.

@@ -27,6 +27,7 @@ latest, and pages with 4,000 and 7,000 characters of foreign text before their c
 none either. A skipped page is counted and written to extract's rejects as
 `language.prescreen`, with the language fastText guessed and its score.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,8 @@ _COMMENT = r"<!--[^-]*(?:-(?!->)[^-]*)*(?:-->|\Z)"  # an unclosed comment runs t
 _HIDDEN_RE = re.compile(
     r"<(%s)\b[^<>]*>[^<]*(?:<(?!/\1\s*>)[^<]*)*(?:</\1\s*>|\Z)" % "|".join(RAW_TEXT)
     + r"|<(%s)\b[^<>]*>[^<]*(?:<(?!/?\2\b)[^<]*)*</\2\s*>" % "|".join(NESTING)
-    + "|" + _COMMENT,
+    + "|"
+    + _COMMENT,
     re.I,
 )
 _TAG_RE = re.compile(r"<[^<>]*>")
@@ -99,7 +101,7 @@ def visible_text(html: str, max_chars: int = MAX_CHARS) -> str:
     search for its end gives up at the next one), a little more than a parser would show, which
     only makes a skip less likely; an unclosed script or comment hides the rest, as in a browser."""
     body = _BODY_RE.search(html)
-    text = _TAG_RE.sub(" ", _HIDDEN_RE.sub(" ", html[body.start():] if body else html))
+    text = _TAG_RE.sub(" ", _HIDDEN_RE.sub(" ", html[body.start() :] if body else html))
     if "&" in text:
         text = unescape(text)
     return " ".join(text.split())[:max_chars]
@@ -120,7 +122,7 @@ def declared_languages(html: str, content_language: str | None) -> set[str]:
     """Languages the page names for itself: <html lang> / xml:lang, the HTTP Content-Language,
     <meta http-equiv=content-language> and og:locale in the head."""
     body = _BODY_RE.search(html)
-    head = _COMMENT_RE.sub(" ", html[:body.start()] if body else html)
+    head = _COMMENT_RE.sub(" ", html[: body.start()] if body else html)
     tags = (content_language or "").split(",")
     root = _HTML_TAG_RE.search(head)
     if root:
@@ -147,7 +149,7 @@ def split_windows(text: str) -> list[str]:
     starts = list(range(0, max(len(text) - WINDOW, 0) + 1, WINDOW))
     if starts[-1] + WINDOW < len(text):
         starts.append(len(text) - WINDOW)
-    return [text[i:i + WINDOW] for i in starts]
+    return [text[i : i + WINDOW] for i in starts]
 
 
 def screen(html: str, content_language: str | None, kept: frozenset[str], threshold: float) -> Verdict | None:
@@ -164,7 +166,7 @@ def screen(html: str, content_language: str | None, kept: frozenset[str], thresh
     k = min(176, math.ceil(len(wanted) / threshold)) if threshold > 0 else -1
     kept_score, sure, totals = 0.0, False, {}
     for start in range(0, len(windows), BATCH):  # a page with a kept-language window stops early
-        labels, probabilities = language.fasttext_model().predict(windows[start:start + BATCH], k=k)
+        labels, probabilities = language.fasttext_model().predict(windows[start : start + BATCH], k=k)
         for window_labels, window_probs in zip(labels, probabilities):
             kept_here = 0.0
             for label, p in zip(window_labels, window_probs):

@@ -3,6 +3,7 @@
 `resolve_inputs` turns what a user typed into a sorted list of concrete inputs (one task each);
 `open_input` opens one of them as a streaming binary file, local or remote alike.
 """
+
 from __future__ import annotations
 
 import glob
@@ -55,7 +56,8 @@ def resolve_inputs(
     unique = list(dict.fromkeys(resolved))
     if not unique:
         raise InputError(
-            f"no WARC input found in {specs!r}" + (f" (crawl {crawl})" if crawl else "")
+            f"no WARC input found in {specs!r}"
+            + (f" (crawl {crawl})" if crawl else "")
             + "; give .warc/.warc.gz files, a folder holding them, a glob, a URL or --crawl ID"
         )
     return unique
@@ -128,9 +130,10 @@ def open_input(spec: str) -> BinaryIO:
         except FileNotFoundError:
             raise
         except ImportError as err:
-            raise OSError(f"cannot open {spec}: {err} (install the fsspec backend for this scheme, e.g. s3fs)") from None
+            raise OSError(
+                f"cannot open {spec}: {err} (install the fsspec backend for this scheme, e.g. s3fs)"
+            ) from None
         except Exception as err:  # aiohttp and cloud errors do not share a base class
             last = err
             time.sleep(0.5 * 2**attempt)
     raise OSError(f"cannot open {spec} after {OPEN_ATTEMPTS} attempts: {last}")
-

@@ -15,11 +15,13 @@ Counts written into `counts`: `records`, `corrupt_record` (bad gzip member, bad 
 garbage between records), `truncated_file` (the file ends inside a record), `corrupt_file`
 (no WARC record at all). `errors` gets one line per problem, with the file name and offset.
 """
+
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from pipeline.errors import CorruptWarcError
 
@@ -300,7 +302,10 @@ def iter_warc_records(
                 start = line.find(WARC_MAGIC + b"1.") if in_garbage else -1
                 if start <= 0:
                     if not in_garbage:
-                        problem("corrupt_record", f"unexpected bytes at offset {reader.member_offset(reader.pos)}, skipping to the next record")
+                        problem(
+                            "corrupt_record",
+                            f"unexpected bytes at offset {reader.member_offset(reader.pos)}, skipping to the next record",
+                        )
                         in_garbage = True
                     continue
             in_garbage = False

@@ -5,6 +5,7 @@ Line rules remove lines; page rules drop the page. `clean_text` returns the kept
 keeps of a page); `signals` measures the page: how many lines survive, how many sentences they
 hold, and the page-level hits.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,9 @@ def badwords_re(path: str) -> re.Pattern:
     except FileNotFoundError:
         raise ConfigError(f"filter.c4.badwords_file {path!r} does not exist; point it at a word list") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"filter.c4.badwords_file {path!r} cannot be read ({err}); point it at a UTF-8 word list, "
-                          "one word per line") from None
+        raise ConfigError(
+            f"filter.c4.badwords_file {path!r} cannot be read ({err}); point it at a UTF-8 word list, one word per line"
+        ) from None
     # flanked by non-word characters, as C4's reference code does for space-separated languages
     return re.compile(r"(?:\W|^)(?:{})(?:\W|$)".format("|".join(map(re.escape, words))))
 

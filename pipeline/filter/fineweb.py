@@ -2,6 +2,7 @@
 enough lines ending in punctuation, not mostly short lines, few characters in repeated lines,
 and (from the released recipe) not more than 0.3 newlines per word (list-like pages).
 """
+
 from __future__ import annotations
 
 from pipeline.config import FineWebConfig
@@ -15,7 +16,13 @@ _ENDERS = tuple(TERMINAL_PUNCTUATION)
 def signals(text: str, cfg: FineWebConfig) -> dict[str, float]:
     lines = [ln for ln in text.split("\n") if ln.strip()]
     if not lines:  # blank page: fails as 'empty'
-        return {"fw_lines": 0.0, "fw_line_punct_ratio": 0.0, "fw_short_line_ratio": 0.0, "fw_char_dup_ratio": 0.0, "fw_newline_word_ratio": 0.0}
+        return {
+            "fw_lines": 0.0,
+            "fw_line_punct_ratio": 0.0,
+            "fw_short_line_ratio": 0.0,
+            "fw_char_dup_ratio": 0.0,
+            "fw_newline_word_ratio": 0.0,
+        }
     n_words = len(split_words(text))
     return {
         "fw_lines": float(len(lines)),

@@ -6,6 +6,7 @@ document only when its language has a list (`stop_words` for "en", `stop_words_b
 for others); documents in other kept languages skip it, as FineWeb-2 replaced it by
 per-language lists rather than applying the English one (which would drop all German text).
 """
+
 from __future__ import annotations
 
 from collections import Counter

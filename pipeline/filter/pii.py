@@ -4,6 +4,7 @@ Only globally routable IPs are PII: 192.168.x.x or 127.0.0.1 in a tutorial are k
 strings that look like IPs ("1.2.3.4") are masked too when they parse as public addresses; the
 same trade-off FineWeb made.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -18,7 +19,9 @@ EMAIL_RE = re.compile(
     r"|\[(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?|[A-Za-z0-9-]*[A-Za-z0-9]:)])"
 )
 # Dotted quads not glued to other digits or dots ("10.1.2.3.4" is not an IP).
-IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)(?![\d]|\.\d)")
+IPV4_RE = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)(?![\d]|\.\d)"
+)
 # Every IPV4_RE match holds this shape (four runs of 1-3 ASCII digits joined by dots). Most pages
 # have none, and searching for it costs a tenth of IPV4_RE's scan, so the scan runs only then.
 DOTTED_QUAD_RE = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")

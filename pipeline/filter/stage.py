@@ -12,12 +12,14 @@ Rule names are `family.threshold`, e.g. `gopher_quality.min_doc_words`.
 C4 rewrites what it keeps (only lines passing its line rules survive, as in C4 and datatrove's
 C4QualityFilter); the FineWeb rules then measure that rewritten text, as in FineWeb's pipeline.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -131,7 +133,9 @@ def output_schemas(input_schema: pa.Schema, cfg: FilterConfig) -> tuple[pa.Schem
     fields += [pa.field(n, pa.float64()) for n in signals]
     fields += [pa.field("language", pa.string()), pa.field("language_score", pa.float64())]
     kept = pa.schema(fields)
-    rejects = kept.append(pa.field("first_failing_rule", pa.string())).append(pa.field("failing_rules", pa.list_(pa.string())))
+    rejects = kept.append(pa.field("first_failing_rule", pa.string())).append(
+        pa.field("failing_rules", pa.list_(pa.string()))
+    )
     return kept, rejects
 
 
@@ -198,18 +202,29 @@ class FilterStage(Stage):
         for batch in iter_batches(Path(part.path), batch_size=BATCH_DOCS):
             rows = batch.to_pylist()
             texts = [row.get("text") or "" for row in rows]
-            langs = language.detect(texts, fcfg.language) if fcfg.language.enabled else [(language.UNDETERMINED, 0.0)] * len(rows)
+            langs = (
+                language.detect(texts, fcfg.language)
+                if fcfg.language.enabled
+                else [(language.UNDETERMINED, 0.0)] * len(rows)
+            )
             kept_rows, reject_rows = [], []
             for row, lang in zip(rows, langs):
                 decision = evaluate(row.get("text"), lang, fcfg)
                 bump("docs_in")
                 bump(f"lang_{decision.language}")
-                out = {**row, **decision.signals, "language": decision.language, "language_score": decision.language_score}
+                out = {
+                    **row,
+                    **decision.signals,
+                    "language": decision.language,
+                    "language_score": decision.language_score,
+                }
                 if decision.failing:
                     bump(f"drop_{decision.failing[0]}")
                     for rule in decision.failing:
                         bump(f"fail_{rule}")
-                    reject_rows.append({**out, "first_failing_rule": decision.failing[0], "failing_rules": decision.failing})
+                    reject_rows.append(
+                        {**out, "first_failing_rule": decision.failing[0], "failing_rules": decision.failing}
+                    )
                 else:
                     bump("docs_out")
                     bump("pii_emails", decision.emails)
@@ -239,7 +254,9 @@ class FilterStage(Stage):
         extra: dict[str, Any] = {
             "fails": dict(sorted(fails.items())),
             "drops_by_family": families,
-            "languages": dict(sorted(((k[5:], v) for k, v in total.items() if k.startswith("lang_")), key=lambda kv: -kv[1])),
+            "languages": dict(
+                sorted(((k[5:], v) for k, v in total.items() if k.startswith("lang_")), key=lambda kv: -kv[1])
+            ),
             "pii": {"emails": total.get("pii_emails", 0), "ips": total.get("pii_ips", 0)},
             "parts": len(results),
         }

@@ -9,6 +9,7 @@ and counts (measured in benchmarks/filters_throughput.py) at a fraction of its c
   - URLs and e-mail addresses are one token each,
   - every punctuation mark is a token of its own, except "..." which stays whole.
 """
+
 from __future__ import annotations
 
 import re
@@ -84,7 +85,7 @@ def count_sentences(line: str) -> int:
     if not line:
         return 0
     ends = list(SENTENCE_END_RE.finditer(line))
-    tail = line[ends[-1].end():] if ends else line
+    tail = line[ends[-1].end() :] if ends else line
     return len(ends) + (1 if tail.strip() else 0)
 
 

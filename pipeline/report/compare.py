@@ -12,14 +12,16 @@ bucket, never a whole run: two crawl-sized runs compare on one machine.
 Writes into the output folder: compare.html (standalone), compare.json and moved-<stage>.parquet
 (every moved document; the page shows the first SHOWN by doc-id hash).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,8 +51,10 @@ def outcomes(folder: Path, stage: str) -> Iterator[pa.Table]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=wanted):
             n = batch.num_rows
             url = batch.column("url") if "url" in names else pa.nulls(n, pa.string())
-            yield pa.table([batch.column("doc_id"), url, pa.array(np.full(n, not dropped)), _reason(batch, dropped)],
-                           schema=OUTCOME)
+            yield pa.table(
+                [batch.column("doc_id"), url, pa.array(np.full(n, not dropped)), _reason(batch, dropped)],
+                schema=OUTCOME,
+            )
 
 
 def _reason(batch: pa.RecordBatch, dropped: bool) -> pa.Array:
@@ -60,7 +64,11 @@ def _reason(batch: pa.RecordBatch, dropped: bool) -> pa.Array:
     if "first_failing_rule" in names:  # filter
         return batch.column("first_failing_rule")
     if "reason" in names:  # dedup: why, and which document of the cluster stayed
-        kept = pc.fill_null(batch.column("kept_doc_id"), "") if "kept_doc_id" in names else pa.nulls(batch.num_rows, pa.string())
+        kept = (
+            pc.fill_null(batch.column("kept_doc_id"), "")
+            if "kept_doc_id" in names
+            else pa.nulls(batch.num_rows, pa.string())
+        )
         return pc.binary_join_element_wise(batch.column("reason"), pc.fill_null(kept, ""), ", kept ")
     return pa.array(["dropped"] * batch.num_rows, pa.string())
 
@@ -95,8 +103,9 @@ def _outcome_text(kept: pa.ChunkedArray, reason: pa.ChunkedArray) -> list[str]:
     return ["kept" if k else f"dropped: {r}" for k, r in zip(kept.to_pylist(), reason.to_pylist())]
 
 
-def compare_stage(stage: str, folder_a: Path, folder_b: Path, output: Path, workdir: Path,
-                  rows_per_bucket: int = ROWS_PER_BUCKET) -> dict[str, Any]:
+def compare_stage(
+    stage: str, folder_a: Path, folder_b: Path, output: Path, workdir: Path, rows_per_bucket: int = ROWS_PER_BUCKET
+) -> dict[str, Any]:
     """Join one stage's outcomes of two runs by doc id; write moved-<stage>.parquet; return the counts."""
     buckets = max(1, math.ceil(max(_rows(folder_a, stage), _rows(folder_b, stage)) / rows_per_bucket))
     _write_buckets(outcomes(folder_a, stage), buckets, workdir / stage / "a")
@@ -119,26 +128,37 @@ def compare_stage(stage: str, folder_a: Path, folder_b: Path, output: Path, work
             run_a = _outcome_text(moved.column("kept_a"), moved.column("reason_a"))
             run_b = _outcome_text(moved.column("kept_b"), moved.column("reason_b"))
             url = pc.coalesce(moved.column("url_a"), moved.column("url_b"))
-            table = pa.table([moved.column("doc_id"), url, pa.array(run_a, pa.string()), pa.array(run_b, pa.string())],
-                             schema=MOVED)
+            table = pa.table(
+                [moved.column("doc_id"), url, pa.array(run_a, pa.string()), pa.array(run_b, pa.string())], schema=MOVED
+            )
             moved_file.write_table(table)
             transitions.update(zip(run_a, run_b))
             rows = table.to_pylist()
             ids = table.column("doc_id").to_pylist()
             shown.offer(np.zeros(len(ids)), stable_fractions(ids), np.ones(len(ids), bool), lambda i: rows[i])
     return {
-        "stage": stage, "folder_a": str(folder_a), "folder_b": str(folder_b), **counts,
+        "stage": stage,
+        "folder_a": str(folder_a),
+        "folder_b": str(folder_b),
+        **counts,
         "config_changes": config_changes(folder_a, folder_b),
         "transitions": [{"run_a": a, "run_b": b, "documents": n} for (a, b), n in transitions.most_common()],
-        "moved_file": moved_path.name, "shown": shown.items(),
+        "moved_file": moved_path.name,
+        "shown": shown.items(),
     }
 
 
 def config_changes(folder_a: Path, folder_b: Path) -> list[dict[str, Any]]:
     """The settings that differ between two finished stages' recorded config slices."""
-    flat_a, flat_b = _flatten(read_manifest(folder_a).get("config", {})), _flatten(read_manifest(folder_b).get("config", {}))
-    return [{"setting": k, "run_a": flat_a.get(k), "run_b": flat_b.get(k)}
-            for k in sorted(set(flat_a) | set(flat_b)) if flat_a.get(k) != flat_b.get(k)]
+    flat_a, flat_b = (
+        _flatten(read_manifest(folder_a).get("config", {})),
+        _flatten(read_manifest(folder_b).get("config", {})),
+    )
+    return [
+        {"setting": k, "run_a": flat_a.get(k), "run_b": flat_b.get(k)}
+        for k in sorted(set(flat_a) | set(flat_b))
+        if flat_a.get(k) != flat_b.get(k)
+    ]
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -150,8 +170,9 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, output: str | Path | None = None,
-                 rows_per_bucket: int = ROWS_PER_BUCKET) -> tuple[dict[str, Any], Path]:
+def compare_runs(
+    run_a: str | Path, run_b: str | Path, output: str | Path | None = None, rows_per_bucket: int = ROWS_PER_BUCKET
+) -> tuple[dict[str, Any], Path]:
     """Compare every stage both run folders finished; write the page and files; return (summary, page)."""
     run_a, run_b = Path(run_a), Path(run_b)
     for run in (run_a, run_b):
@@ -175,27 +196,37 @@ COUNT_KEYS = ("documents_a", "documents_b", "only_in_a", "only_in_b", "kept_a_dr
 
 
 def render_compare(summary: dict[str, Any]) -> str:
-    parts = [f"<h1>What moved between two runs</h1><p>run A: <code>{summary['run_a']}</code><br>"
-             f"run B: <code>{summary['run_b']}</code></p>"]
-    parts.append("<h2>Per stage</h2>" + html_table([{"stage": s["stage"], **{k: s[k] for k in COUNT_KEYS}}
-                                                   for s in summary["stages"]]))
+    parts = [
+        f"<h1>What moved between two runs</h1><p>run A: <code>{summary['run_a']}</code><br>"
+        f"run B: <code>{summary['run_b']}</code></p>"
+    ]
+    parts.append(
+        "<h2>Per stage</h2>"
+        + html_table([{"stage": s["stage"], **{k: s[k] for k in COUNT_KEYS}} for s in summary["stages"]])
+    )
     for s in summary["stages"]:
         moved = s["kept_a_dropped_b"] + s["dropped_a_kept_b"]
         parts.append(f"<h2>{s['stage']}: {moved:,} documents moved</h2>")
         parts.append("<h3>Settings that differ</h3>" + html_table(s["config_changes"]))
         parts.append("<h3>Outcome in run A → outcome in run B</h3>" + html_table(s["transitions"]))
-        parts.append(f"<h3>Moved documents (first {min(SHOWN, moved):,} of {moved:,}; all in {s['moved_file']})</h3>"
-                     + html_table(s["shown"], ("doc_id", "url", "run_a", "run_b")))
-    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>crawl2gpt compare</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+        parts.append(
+            f"<h3>Moved documents (first {min(SHOWN, moved):,} of {moved:,}; all in {s['moved_file']})</h3>"
+            + html_table(s["shown"], ("doc_id", "url", "run_a", "run_b"))
+        )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>crawl2gpt compare</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
 
 
 def compare_text(summary: dict[str, Any], page: Path) -> str:
     lines = [f"run A: {summary['run_a']}", f"run B: {summary['run_b']}"]
     for s in summary["stages"]:
         changed = ", ".join(f"{c['setting']} {c['run_a']} -> {c['run_b']}" for c in s["config_changes"]) or "no setting"
-        lines.append(f"{s['stage']}: {s['kept_a_dropped_b']:,} kept in A and dropped in B, "
-                     f"{s['dropped_a_kept_b']:,} dropped in A and kept in B ({changed} changed)")
+        lines.append(
+            f"{s['stage']}: {s['kept_a_dropped_b']:,} kept in A and dropped in B, "
+            f"{s['dropped_a_kept_b']:,} dropped in A and kept in B ({changed} changed)"
+        )
         lines += [f"  {t['documents']:>6,}  {t['run_a']}  ->  {t['run_b']}" for t in s["transitions"][:8]]
     lines.append(f"compare page: {page}")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ over those three columns counts cluster sizes in bounded memory; a second finds 
 member of each of the TOP_CLUSTERS largest clusters, and the kept documents are located by
 doc id in the kept parts, so only those few texts are read.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,7 +48,8 @@ def _first_members(rejects: list[Path], clusters: set[int]) -> dict[int, dict[st
     for path in rejects:
         row = 0
         for batch in pq.ParquetFile(path).iter_batches(
-                batch_size=BATCH_DOCS, columns=["doc_id", "cluster_id", "kept_doc_id", "reason"]):
+            batch_size=BATCH_DOCS, columns=["doc_id", "cluster_id", "kept_doc_id", "reason"]
+        ):
             hits = np.flatnonzero(pc.is_in(batch.column("cluster_id"), value_set=wanted).to_numpy(zero_copy_only=False))
             for i in hits:
                 record = batch.slice(int(i), 1).to_pylist()[0]
@@ -74,12 +76,21 @@ def dedup_report(folder: str | Path) -> dict[str, Any]:
         member = members[cluster]
         kept = texts.get(kept_at.get(member["kept_doc_id"]), {})
         shown = texts.get((member["file"], member["row"]), {})
-        largest.append({
-            "cluster_id": cluster, "documents": removed + 1, "removed": removed, **dict(zip(REASONS, by_reason)),
-            "kept": {"doc_id": member["kept_doc_id"], "url": kept.get("url"), "excerpt": kept.get("excerpt", "")},
-            "removed_example": {"doc_id": member["doc_id"], "url": shown.get("url"), "reason": member["reason"],
-                                "excerpt": shown.get("excerpt", "")},
-        })
+        largest.append(
+            {
+                "cluster_id": cluster,
+                "documents": removed + 1,
+                "removed": removed,
+                **dict(zip(REASONS, by_reason)),
+                "kept": {"doc_id": member["kept_doc_id"], "url": kept.get("url"), "excerpt": kept.get("excerpt", "")},
+                "removed_example": {
+                    "doc_id": member["doc_id"],
+                    "url": shown.get("url"),
+                    "reason": member["reason"],
+                    "excerpt": shown.get("excerpt", ""),
+                },
+            }
+        )
     stats = read_manifest(folder).get("stats", {})
     return {
         "folder": str(folder),

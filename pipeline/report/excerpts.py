@@ -3,10 +3,11 @@
 The report picks its examples from signal columns alone; only then does it read the `text`
 column, and only of the row groups that hold a chosen row, a batch at a time.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa

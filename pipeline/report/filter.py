@@ -13,6 +13,7 @@ at the end for the few example rows alone. Every threshold is rechecked on the s
   languages  documents, drops and the commonest drop reason per language
   domains    the domains with the most drops (bounded memory: pipeline/bounded.py)
 """
+
 from __future__ import annotations
 
 import math
@@ -92,8 +93,10 @@ class FilterScan:
         self.docs = self.dropped = self.mismatched = 0
         self.fails, self.only, self.kept_failing = Counter(), Counter(), Counter()
         self.first = Counter()
-        self.hist = {s: {"kept": np.zeros(len(e) - 1, np.int64), "dropped": np.zeros(len(e) - 1, np.int64)}
-                     for s, e in edges.items()}
+        self.hist = {
+            s: {"kept": np.zeros(len(e) - 1, np.int64), "dropped": np.zeros(len(e) - 1, np.int64)}
+            for s, e in edges.items()
+        }
         self.near = {t.rule: {"fails": Nearest(EXAMPLES), "passes": Nearest(EXAMPLES)} for t in rules}
         self.languages = BoundedCounter(2)  # [documents, dropped]
         self.language_reasons: dict[str, Counter] = {}
@@ -124,10 +127,12 @@ class FilterScan:
             def example(i: int, t: Threshold = t, values: np.ndarray = values) -> dict[str, Any]:
                 value = values[i]
                 return {
-                    "doc_id": column["doc_id"][i], "url": column["url"][i] if "url" in column else None,
+                    "doc_id": column["doc_id"][i],
+                    "url": column["url"][i] if "url" in column else None,
                     "value": float(value) if t.numeric else value,
                     "status": f"dropped: {reasons[i]}" if reasons is not None else ("dropped" if dropped else "kept"),
-                    "file": str(path), "row": first_row + i,
+                    "file": str(path),
+                    "row": first_row + i,
                 }
 
             self.near[t.rule]["fails"].offer(distance, hashes, failed, example)
@@ -181,8 +186,9 @@ def filter_report(folder: str | Path) -> dict[str, Any]:
     return _summary(folder, scan, rules, binned)
 
 
-def _summary(folder: Path, scan: FilterScan, rules: list[Threshold],
-             binned: dict[str, tuple[np.ndarray, bool]]) -> dict[str, Any]:
+def _summary(
+    folder: Path, scan: FilterScan, rules: list[Threshold], binned: dict[str, tuple[np.ndarray, bool]]
+) -> dict[str, Any]:
     examples = {rule: {side: near.items() for side, near in sides.items()} for rule, sides in scan.near.items()}
     texts = read_excerpts((e["file"], e["row"]) for sides in examples.values() for side in sides.values() for e in side)
     for sides in examples.values():
@@ -190,13 +196,21 @@ def _summary(folder: Path, scan: FilterScan, rules: list[Threshold],
             for e in side:
                 e["excerpt"] = texts.get((e.pop("file"), e.pop("row")), {}).get("excerpt", "")
     languages = [
-        {"language": lang, "documents": docs, "kept": docs - dropped, "dropped": dropped,
-         "drop_share": round(dropped / docs, 4) if docs else 0.0,
-         "top_reason": (scan.language_reasons.get(lang) or Counter({"": 0})).most_common(1)[0][0]}
+        {
+            "language": lang,
+            "documents": docs,
+            "kept": docs - dropped,
+            "dropped": dropped,
+            "drop_share": round(dropped / docs, 4) if docs else 0.0,
+            "top_reason": (scan.language_reasons.get(lang) or Counter({"": 0})).most_common(1)[0][0],
+        }
         for lang, (docs, dropped) in scan.languages.top(len(scan.languages.counts))
     ]
-    domains = [{"domain": d, "documents": docs, "dropped": dropped, "drop_share": round(dropped / docs, 4) if docs else 0.0}
-               for d, (docs, dropped) in scan.domains.top(TOP_DOMAINS, column=1) if dropped]
+    domains = [
+        {"domain": d, "documents": docs, "dropped": dropped, "drop_share": round(dropped / docs, 4) if docs else 0.0}
+        for d, (docs, dropped) in scan.domains.top(TOP_DOMAINS, column=1)
+        if dropped
+    ]
     return {
         "folder": str(folder),
         "documents": scan.docs,
@@ -204,14 +218,25 @@ def _summary(folder: Path, scan: FilterScan, rules: list[Threshold],
         "dropped": scan.dropped,
         "recheck_mismatches": scan.mismatched,
         "rules": [
-            {"rule": t.rule, "threshold": t.describe(), "fails": scan.fails[t.rule], "dropped_first": scan.first[t.rule],
-             "only_this_rule": scan.only[t.rule], "kept_but_failing": scan.kept_failing[t.rule]}
+            {
+                "rule": t.rule,
+                "threshold": t.describe(),
+                "fails": scan.fails[t.rule],
+                "dropped_first": scan.first[t.rule],
+                "only_this_rule": scan.only[t.rule],
+                "kept_but_failing": scan.kept_failing[t.rule],
+            }
             for t in rules
         ],
         "signals": [
-            {"signal": s, "edges": edges.tolist(), "log_x": log_x, "kept": scan.hist[s]["kept"].tolist(),
-             "dropped": scan.hist[s]["dropped"].tolist(),
-             "lines": [{"rule": t.rule, "value": t.line} for t in rules if t.signal == s]}
+            {
+                "signal": s,
+                "edges": edges.tolist(),
+                "log_x": log_x,
+                "kept": scan.hist[s]["kept"].tolist(),
+                "dropped": scan.hist[s]["dropped"].tolist(),
+                "lines": [{"rule": t.rule, "value": t.line} for t in rules if t.signal == s],
+            }
             for s, (edges, log_x) in binned.items()
         ],
         "examples": examples,

@@ -1,10 +1,11 @@
 """PNG plots for the shard quality report (matplotlib's object API: no pyplot, no display)."""
+
 from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -38,8 +39,14 @@ def histogram(path: Path, edges: Sequence[float], counts: Sequence[int], title: 
     return _save(fig, path)
 
 
-def bars(path: Path, labels: Sequence[str], values: Sequence[float], title: str, xlabel: str,
-         colors: Sequence[str] | None = None) -> Path:
+def bars(
+    path: Path,
+    labels: Sequence[str],
+    values: Sequence[float],
+    title: str,
+    xlabel: str,
+    colors: Sequence[str] | None = None,
+) -> Path:
     """Horizontal bars, largest on top; long labels (domains, rule names) stay readable."""
     fig = Figure(figsize=(7, 0.8 + 0.28 * max(1, len(labels))))
     ax = fig.add_subplot()
@@ -52,8 +59,15 @@ def bars(path: Path, labels: Sequence[str], values: Sequence[float], title: str,
 KEPT, DROPPED, LINE = "#4c72b0", "#c44e52", "#222222"
 
 
-def signal_histogram(path: Path, edges: Sequence[float], kept: Sequence[int], dropped: Sequence[int],
-                     lines: Sequence[tuple[float, str]], title: str, log_x: bool) -> Path:
+def signal_histogram(
+    path: Path,
+    edges: Sequence[float],
+    kept: Sequence[int],
+    dropped: Sequence[int],
+    lines: Sequence[tuple[float, str]],
+    title: str,
+    log_x: bool,
+) -> Path:
     """Kept (blue) and dropped (red) documents stacked per bin, each threshold a dashed line with its rule."""
     fig = Figure(figsize=(5.6, 2.4))
     ax = fig.add_subplot()
@@ -67,14 +81,28 @@ def signal_histogram(path: Path, edges: Sequence[float], kept: Sequence[int], dr
     for value, rule in lines:
         ax.axvline(value, color=LINE, linestyle="--", linewidth=1.2)
         right_half = value > middle  # label on the inner side of the line, so it stays in the plot
-        ax.annotate(rule, (value, 1), xycoords=("data", "axes fraction"), xytext=(-3 if right_half else 3, -10),
-                    textcoords="offset points", fontsize=7, color=LINE, ha="right" if right_half else "left")
+        ax.annotate(
+            rule,
+            (value, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(-3 if right_half else 3, -10),
+            textcoords="offset points",
+            fontsize=7,
+            color=LINE,
+            ha="right" if right_half else "left",
+        )
     ax.set(title=title, ylabel="documents")
     return _save(fig, path)
 
 
-def grouped_bars(path: Path, labels: Sequence[str], series: dict[str, Sequence[float]], colors: Sequence[str],
-                 title: str, xlabel: str) -> Path:
+def grouped_bars(
+    path: Path,
+    labels: Sequence[str],
+    series: dict[str, Sequence[float]],
+    colors: Sequence[str],
+    title: str,
+    xlabel: str,
+) -> Path:
     """Horizontal bars, one group per label (top to bottom in the given order), one bar per series."""
     fig = Figure(figsize=(8, 0.9 + 0.16 * len(series) * max(1, len(labels))))
     ax = fig.add_subplot()
@@ -88,8 +116,7 @@ def grouped_bars(path: Path, labels: Sequence[str], series: dict[str, Sequence[f
     return _save(fig, path)
 
 
-def stacked_bars(path: Path, labels: Sequence[str], kept: Sequence[int], dropped: Sequence[int],
-                 title: str) -> Path:
+def stacked_bars(path: Path, labels: Sequence[str], kept: Sequence[int], dropped: Sequence[int], title: str) -> Path:
     """Horizontal kept + dropped bars per label (languages, domains), first label on top."""
     fig = Figure(figsize=(7, 0.8 + 0.28 * max(1, len(labels))))
     ax = fig.add_subplot()

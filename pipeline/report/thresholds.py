@@ -9,10 +9,11 @@ Each family's list follows the order of that family's `check()`, so the first th
 family that fails is the rule `check()` names; tests/test_report.py holds the two to agreement
 on real documents and on every edge value.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -80,10 +81,14 @@ def thresholds(cfg: FilterConfig) -> list[Threshold]:
             Threshold("gopher_repetition.dup_line_frac", "rep_dup_line_frac", ">", r.dup_line_frac),
             Threshold("gopher_repetition.dup_line_char_frac", "rep_dup_line_char_frac", ">", r.dup_line_char_frac),
         ]
-        out += [Threshold(f"gopher_repetition.top_{n}gram_char_frac", f"rep_top_{n}gram_char_frac", ">", limit)
-                for n, limit in r.top_n_grams]
-        out += [Threshold(f"gopher_repetition.dup_{n}gram_char_frac", f"rep_dup_{n}gram_char_frac", ">", limit)
-                for n, limit in r.dup_n_grams]
+        out += [
+            Threshold(f"gopher_repetition.top_{n}gram_char_frac", f"rep_top_{n}gram_char_frac", ">", limit)
+            for n, limit in r.top_n_grams
+        ]
+        out += [
+            Threshold(f"gopher_repetition.dup_{n}gram_char_frac", f"rep_dup_{n}gram_char_frac", ">", limit)
+            for n, limit in r.dup_n_grams
+        ]
     if cfg.gopher_quality.enabled:
         q = cfg.gopher_quality
         out += [
@@ -92,10 +97,21 @@ def thresholds(cfg: FilterConfig) -> list[Threshold]:
             Threshold("gopher_quality.min_avg_word_length", "gopher_mean_word_length", "<", q.min_avg_word_length),
             Threshold("gopher_quality.max_avg_word_length", "gopher_mean_word_length", ">", q.max_avg_word_length),
             Threshold("gopher_quality.max_hash_word_ratio", "gopher_hash_word_ratio", ">", q.max_symbol_word_ratio),
-            Threshold("gopher_quality.max_ellipsis_word_ratio", "gopher_ellipsis_word_ratio", ">", q.max_symbol_word_ratio),
-            Threshold("gopher_quality.max_bullet_lines_ratio", "gopher_bullet_lines_ratio", ">", q.max_bullet_lines_ratio),
-            Threshold("gopher_quality.max_ellipsis_lines_ratio", "gopher_ellipsis_lines_ratio", ">", q.max_ellipsis_lines_ratio),
-            Threshold("gopher_quality.min_alpha_words_ratio", "gopher_alpha_words_ratio", "<", q.max_non_alpha_words_ratio),
+            Threshold(
+                "gopher_quality.max_ellipsis_word_ratio", "gopher_ellipsis_word_ratio", ">", q.max_symbol_word_ratio
+            ),
+            Threshold(
+                "gopher_quality.max_bullet_lines_ratio", "gopher_bullet_lines_ratio", ">", q.max_bullet_lines_ratio
+            ),
+            Threshold(
+                "gopher_quality.max_ellipsis_lines_ratio",
+                "gopher_ellipsis_lines_ratio",
+                ">",
+                q.max_ellipsis_lines_ratio,
+            ),
+            Threshold(
+                "gopher_quality.min_alpha_words_ratio", "gopher_alpha_words_ratio", "<", q.max_non_alpha_words_ratio
+            ),
             Threshold("gopher_quality.min_stop_words", "gopher_stop_words", "< (-1 = n/a)", q.min_stop_words),
         ]
     if cfg.c4.enabled:
@@ -109,8 +125,12 @@ def thresholds(cfg: FilterConfig) -> list[Threshold]:
         f = cfg.fineweb
         out += [
             Threshold("fineweb.empty", "fw_lines", "== 0", 0.0),
-            Threshold("fineweb.line_punct_ratio", "fw_line_punct_ratio",
-                      "< (0 passes)" if f.line_punct_exclude_zero else "<", f.line_punct_thr),
+            Threshold(
+                "fineweb.line_punct_ratio",
+                "fw_line_punct_ratio",
+                "< (0 passes)" if f.line_punct_exclude_zero else "<",
+                f.line_punct_thr,
+            ),
             Threshold("fineweb.short_line_ratio", "fw_short_line_ratio", ">", f.short_line_thr),
             Threshold("fineweb.char_dup_ratio", "fw_char_dup_ratio", ">", f.char_duplicates_ratio),
             Threshold("fineweb.newline_word_ratio", "fw_newline_word_ratio", ">", f.new_line_ratio),

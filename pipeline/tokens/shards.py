@@ -19,6 +19,7 @@ recover them: SentencePiece normalizes (whitespace runs collapse), so decoding t
 other bytes. Training divides its validation loss by them (bits per byte: a loss that compares runs
 with different tokenizers, model/ablation.py).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +45,14 @@ from pipeline.hashing import stable_fractions
 from pipeline.report.build import write_report
 from pipeline.shard_format import FORMAT, MANIFEST_JSON, SPLITS, token_dtype
 from pipeline.stage import (
-    PartResult, Stage, StageStats, default_workers, merge_counts, read_manifest, sha256_file, stage_parts,
+    PartResult,
+    Stage,
+    StageStats,
+    default_workers,
+    merge_counts,
+    read_manifest,
+    sha256_file,
+    stage_parts,
 )
 from pipeline.tokens.tokenizer import EOT_ID, MODEL, PAD_ID, load
 
@@ -156,10 +165,18 @@ class ShardWriter:
         self._writer.close()
         with open(self._path, "rb+") as fh:
             os.fsync(fh.fileno())
-        self.files.append({
-            "tmp": self._path.name, "split": self.split, "part": self.part_index, "seq": len(self.files),
-            "rows": self._rows, "tokens": self._tokens, "bytes": self._bytes, "sha256": sha256_file(self._path),
-        })
+        self.files.append(
+            {
+                "tmp": self._path.name,
+                "split": self.split,
+                "part": self.part_index,
+                "seq": len(self.files),
+                "rows": self._rows,
+                "tokens": self._tokens,
+                "bytes": self._bytes,
+                "sha256": sha256_file(self._path),
+            }
+        )
         self._writer, self._rows, self._tokens, self._bytes = None, 0, 0, 0
 
 
@@ -229,8 +246,11 @@ class ShardsStage(Stage):
         started = time.time()
         files, counts = encode_part(part, Path(workdir), cfg)
         return PartResult(
-            part=Path(part["path"]).name, outputs=[f["tmp"] for f in files], counts=counts,
-            seconds=time.time() - started, meta={"files": files, "model": part["model"], "dedup": part["dedup"]},
+            part=Path(part["path"]).name,
+            outputs=[f["tmp"] for f in files],
+            counts=counts,
+            seconds=time.time() - started,
+            meta={"files": files, "model": part["model"], "dedup": part["dedup"]},
         )
 
     def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
@@ -257,7 +277,10 @@ class ShardsStage(Stage):
             "tokenizer": {"path": MODEL, "sha256": sha256_file(workdir / MODEL)},
             "shards": entries,
             "totals": {s: split_totals(entries, s) for s in SPLITS},
-            "config": {"shards": cfg.shards.model_dump(mode="json"), "tokenizer": cfg.tokenizer.model_dump(mode="json")},
+            "config": {
+                "shards": cfg.shards.model_dump(mode="json"),
+                "tokenizer": cfg.tokenizer.model_dump(mode="json"),
+            },
         }
         atomic_write_text(workdir / MANIFEST_JSON, json.dumps(manifest, indent=2))
         report = write_report(workdir, upstream=[Path(d) for d in results[0].meta["dedup"]])
@@ -286,16 +309,28 @@ def number_shards(workdir: Path, files: list[dict[str, Any]]) -> list[dict[str, 
         for i, f in enumerate(ordered):
             name = f"{split}-{i:05d}.parquet"
             os.replace(workdir / f["tmp"], workdir / name)
-            entries.append({"path": name, "split": split, "rows": f["rows"], "tokens": f["tokens"], "bytes": f["bytes"],
-                            "sha256": f["sha256"]})
+            entries.append(
+                {
+                    "path": name,
+                    "split": split,
+                    "rows": f["rows"],
+                    "tokens": f["tokens"],
+                    "bytes": f["bytes"],
+                    "sha256": f["sha256"],
+                }
+            )
     fsync_dir(workdir)
     return entries
 
 
 def split_totals(entries: list[dict[str, Any]], split: str) -> dict[str, int]:
     mine = [e for e in entries if e["split"] == split]
-    return {"shards": len(mine), "rows": sum(e["rows"] for e in mine), "tokens": sum(e["tokens"] for e in mine),
-            "bytes": sum(e["bytes"] for e in mine)}
+    return {
+        "shards": len(mine),
+        "rows": sum(e["rows"] for e in mine),
+        "tokens": sum(e["tokens"] for e in mine),
+        "bytes": sum(e["bytes"] for e in mine),
+    }
 
 
 SHARDS = ShardsStage()

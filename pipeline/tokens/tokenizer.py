@@ -16,6 +16,7 @@ keeps decode(encode(text)) == text byte for byte.
 The sample is the documents with the smallest doc-id hashes up to `sample_bytes`: the same
 corpus gives the same sample whatever the part order, and a larger budget is a superset.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
@@ -60,7 +62,9 @@ def load(path: str | Path) -> spm.SentencePieceProcessor:
     try:
         sp.Load(str(path))
     except (OSError, RuntimeError) as err:
-        raise TokenizerError(f"{path} is not a SentencePiece model ({err}); retrain it (crawl2gpt stage tokenizer --force)") from None
+        raise TokenizerError(
+            f"{path} is not a SentencePiece model ({err}); retrain it (crawl2gpt stage tokenizer --force)"
+        ) from None
     for piece, want in ((PAD, PAD_ID), (EOT, EOT_ID)):
         if sp.PieceToId(piece) != want or not sp.IsControl(want):
             raise TokenizerError(
@@ -128,7 +132,9 @@ def sample_cutoff(parts: Sequence[Path], sample_bytes: int) -> tuple[float, int,
     for part in parts:
         for batch in iter_batches(part, columns=["doc_id", "text"]):
             hashes.append(stable_fractions(batch.column("doc_id").to_pylist()))
-            sizes.append(pc.binary_length(pc.cast(batch.column("text"), "binary")).fill_null(0).to_numpy(zero_copy_only=False))
+            sizes.append(
+                pc.binary_length(pc.cast(batch.column("text"), "binary")).fill_null(0).to_numpy(zero_copy_only=False)
+            )
     if not hashes:
         return 0.0, 0, 0
     h, n = np.concatenate(hashes), np.concatenate(sizes).astype(np.int64)
@@ -184,9 +190,12 @@ def train(parts: Sequence[Path], out_dir: Path, cfg: PipelineConfig) -> dict[str
             shuffle_input_sentence=True,
             max_sentence_length=MAX_SENTENCE_BYTES,
             num_threads=tc.threads or os.cpu_count() or 1,
-            pad_id=PAD_ID, pad_piece=PAD,
-            unk_id=UNK_ID, unk_piece=UNK,
-            eos_id=EOT_ID, eos_piece=EOT,
+            pad_id=PAD_ID,
+            pad_piece=PAD,
+            unk_id=UNK_ID,
+            unk_piece=UNK,
+            eos_id=EOT_ID,
+            eos_piece=EOT,
             bos_id=-1,
             split_digits=tc.split_digits,
             allow_whitespace_only_pieces=True,  # keep runs of spaces (indentation) as pieces
@@ -196,7 +205,13 @@ def train(parts: Sequence[Path], out_dir: Path, cfg: PipelineConfig) -> dict[str
     except RuntimeError as err:
         raise TokenizerError(_explain(str(err), tc.vocab_size, stats)) from None
     atomic_write_bytes(out_dir / MODEL, model.getvalue())
-    return {"trained": True, "sample": stats, "corpus_docs": corpus_docs, "corpus_bytes": corpus_bytes, "cutoff": cutoff}
+    return {
+        "trained": True,
+        "sample": stats,
+        "corpus_docs": corpus_docs,
+        "corpus_bytes": corpus_bytes,
+        "cutoff": cutoff,
+    }
 
 
 def _explain(message: str, vocab_size: int, stats: dict[str, int]) -> str:

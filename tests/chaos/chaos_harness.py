@@ -9,6 +9,7 @@ as an OOM kill or a lost machine would. After every kill it checks that no stage
 readable without being complete; at the end `snapshot` of the rerun must equal the
 uninterrupted run's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,17 +26,28 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from crawl2gpt.stages import STAGES
-
 from pipeline.stage import MANIFEST, read_manifest, stage_parts
 
 DRIVER = Path(__file__).resolve().parent / "driver.py"
 ROOT = Path(__file__).resolve().parents[2]
 # A tiny model: the point is the stage contract, not learning (kept small so a CI run is < 90 s).
 SMALL = [
-    "filter.language.languages=[en, de]", "tokenizer.vocab_size=500", "shards.val_fraction=0.1",
-    "train.n_layer=2", "train.n_head=2", "train.n_embd=64", "train.block_size=64", "train.batch_size=16",
-    "train.max_steps=20", "train.warmup_steps=2", "train.eval_interval=10", "train.eval_batches=2",
-    "train.checkpoint_interval=5", "train.precision=fp32", "train.device=cpu", "train.sample_tokens=8",
+    "filter.language.languages=[en, de]",
+    "tokenizer.vocab_size=500",
+    "shards.val_fraction=0.1",
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=64",
+    "train.block_size=64",
+    "train.batch_size=16",
+    "train.max_steps=20",
+    "train.warmup_steps=2",
+    "train.eval_interval=10",
+    "train.eval_batches=2",
+    "train.checkpoint_interval=5",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.sample_tokens=8",
     "workers=2",
 ]
 
@@ -125,11 +137,14 @@ def kill_plan(seed: int, per_stage: int, stage_seconds: dict[str, float], stages
     The fraction stops at 0.8: a stage's recorded time includes its manifest and rename, and
     runs vary, so later points would often land after the stage (still valid, but not inside)."""
     rng = random.Random(seed)
-    return [KillPoint(name, round(rng.random() * 0.8 * stage_seconds[name], 3)) for name in stages for _ in range(per_stage)]
+    return [
+        KillPoint(name, round(rng.random() * 0.8 * stage_seconds[name], 3)) for name in stages for _ in range(per_stage)
+    ]
 
 
-def chaos_run(workdir: Path, inputs: list[str], overrides: list[str], plan: list[KillPoint],
-              timeout: float = 120) -> ChaosLog:
+def chaos_run(
+    workdir: Path, inputs: list[str], overrides: list[str], plan: list[KillPoint], timeout: float = 120
+) -> ChaosLog:
     """Run, kill at every point of `plan`, then run to the end; returns where the kills landed."""
     log = ChaosLog()
     started = time.time()

@@ -5,6 +5,7 @@
 It is exactly `crawl2gpt.runner.run_pipeline` with the config the tests pass; nothing in it knows
 it is being killed. It prints one JSON line (stage -> docs_out, skipped) when it finishes.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -13,6 +13,7 @@ Promise checked (docs/reliability.md):
 Figures (wall time, each run's time and queue wait, peak memory of the server and of serve's
 process tree) are printed and written to test-artifacts/faults-load.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,10 +42,22 @@ RUNS = 20
 LIMIT = 2  # flow runs at once: the machine's two cores
 DEADLINE_S = 30 * 60
 SETTINGS = [
-    "filter.language.languages=[en, de]", "tokenizer.vocab_size=500", "shards.val_fraction=0.1",
-    "train.n_layer=2", "train.n_head=2", "train.n_embd=64", "train.block_size=64", "train.batch_size=16",
-    "train.max_steps=20", "train.warmup_steps=2", "train.eval_interval=10", "train.eval_batches=2",
-    "train.checkpoint_interval=10", "train.precision=fp32", "train.device=cpu", "train.sample_tokens=8",
+    "filter.language.languages=[en, de]",
+    "tokenizer.vocab_size=500",
+    "shards.val_fraction=0.1",
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=64",
+    "train.block_size=64",
+    "train.batch_size=16",
+    "train.max_steps=20",
+    "train.warmup_steps=2",
+    "train.eval_interval=10",
+    "train.eval_batches=2",
+    "train.checkpoint_interval=10",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.sample_tokens=8",
     "workers=1",
 ]
 FIGURES = ROOT / "test-artifacts" / "faults-load.json"
@@ -99,7 +112,8 @@ def _create_at_once(api: str, deployment_id: str, sample: Path, folders: list[Pa
     def create(folder: Path) -> str:
         with SyncPrefectClient(api) as client:
             run = client.create_flow_run_from_deployment(
-                UUID(deployment_id), parameters=_parameters(sample, folder), idempotency_key=folder.name)
+                UUID(deployment_id), parameters=_parameters(sample, folder), idempotency_key=folder.name
+            )
             return str(run.id)
 
     with ThreadPoolExecutor(len(folders)) as pool:
@@ -127,7 +141,11 @@ def test_twenty_runs_at_once_all_complete_with_the_reference_data(sample_warc, t
     serve_log = open(tmp_path / "serve.log", "w")
     serve = subprocess.Popen(
         [str(CLI), "serve", "--workdir", str(tmp_path / "default"), "--cron", "", "--limit", str(LIMIT)],
-        cwd=ROOT, env=server.env, stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=server.env,
+        stdout=serve_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         for _ in range(180):
@@ -157,13 +175,25 @@ def test_twenty_runs_at_once_all_complete_with_the_reference_data(sample_warc, t
         durations = [r["total_run_time"] for r in runs.values() if r["state_type"] == "COMPLETED"]
         waits = [_time(r["start_time"]) - _time(r["created"]) for r in runs.values() if r["start_time"]]
         figures = {
-            "runs": RUNS, "limit": LIMIT, "created_in_s": created_s, "wall_s": wall_s, "one_run_alone_s": alone_s,
+            "runs": RUNS,
+            "limit": LIMIT,
+            "created_in_s": created_s,
+            "wall_s": wall_s,
+            "one_run_alone_s": alone_s,
             "completed": sum(s == "COMPLETED" for s in states.values()),
             "not_completed": {Path(w).name: s for w, s in states.items() if s != "COMPLETED"},
-            "run_s": {"min": _pct(durations, 0), "median": round(statistics.median(durations), 1) if durations else None,
-                      "p90": _pct(durations, 0.9), "max": _pct(durations, 1.0)} if durations else {},
+            "run_s": {
+                "min": _pct(durations, 0),
+                "median": round(statistics.median(durations), 1) if durations else None,
+                "p90": _pct(durations, 0.9),
+                "max": _pct(durations, 1.0),
+            }
+            if durations
+            else {},
             "queue_wait_s": {"median": round(statistics.median(waits), 1), "max": _pct(waits, 1.0)} if waits else {},
-            "peak_rss_mb": peak_mb, "cpus": os.cpu_count(), "load_avg_1m_end": round(os.getloadavg()[0], 2),
+            "peak_rss_mb": peak_mb,
+            "cpus": os.cpu_count(),
+            "load_avg_1m_end": round(os.getloadavg()[0], 2),
         }
         FIGURES.parent.mkdir(exist_ok=True)
         FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
@@ -172,9 +202,14 @@ def test_twenty_runs_at_once_all_complete_with_the_reference_data(sample_warc, t
         assert wall_s < DEADLINE_S and len(runs) == RUNS, figures
         assert figures["completed"] == RUNS, figures
         # none lost and none run twice: one subflow per stage per folder, each Completed
-        subflows = [r for r in server.flow_runs(flow_runs={"parent_task_run_id": {"is_null_": False}})
-                    if r["name"].startswith(tuple(f"{s}-load-" for s in STAGES))]
-        per_folder = {f.name: sorted(r["name"].split("-")[0] for r in subflows if r["name"].endswith(f.name)) for f in folders}
+        subflows = [
+            r
+            for r in server.flow_runs(flow_runs={"parent_task_run_id": {"is_null_": False}})
+            if r["name"].startswith(tuple(f"{s}-load-" for s in STAGES))
+        ]
+        per_folder = {
+            f.name: sorted(r["name"].split("-")[0] for r in subflows if r["name"].endswith(f.name)) for f in folders
+        }
         assert all(names == sorted(STAGES) for names in per_folder.values()), per_folder
         assert all(r["state_type"] == "COMPLETED" for r in subflows)
         for folder in folders:

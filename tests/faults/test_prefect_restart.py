@@ -18,6 +18,7 @@ Promise checked (docs/reliability.md):
     stages unchanged, no half-written stage; after the restart the same command completes,
     skips what was finished, writes the same data, and marks the interrupted runs Crashed.
 """
+
 from __future__ import annotations
 
 import time
@@ -64,13 +65,20 @@ def test_a_restart_within_the_retries_costs_nothing(server_and_reference, sample
     # every flow run final: the pipeline and one Completed subflow per stage, and the filter
     # subflow the restart cut off Crashed, next to the one that ran the stage again
     runs = flow_runs_of(server, run_dir.name)
-    assert runs == {"pipeline-restarted": ["COMPLETED"], "extract-restarted": ["COMPLETED"],
-                    "filter-restarted": runs["filter-restarted"], "dedup-restarted": ["COMPLETED"]}, runs
-    assert sorted(runs["filter-restarted"]) in ((["COMPLETED"], ["COMPLETED", "CRASHED"]) if again else (["COMPLETED"],)), runs
+    assert runs == {
+        "pipeline-restarted": ["COMPLETED"],
+        "extract-restarted": ["COMPLETED"],
+        "filter-restarted": runs["filter-restarted"],
+        "dedup-restarted": ["COMPLETED"],
+    }, runs
+    assert sorted(runs["filter-restarted"]) in (
+        (["COMPLETED"], ["COMPLETED", "CRASHED"]) if again else (["COMPLETED"],)
+    ), runs
 
 
 def test_a_server_gone_past_the_retries_stops_with_one_message_and_a_rerun_finishes(
-        server_and_reference, sample_warc, tmp_path):
+    server_and_reference, sample_warc, tmp_path
+):
     server, reference = server_and_reference
     run_dir = tmp_path / "lost"
     env = {**server.env, "PREFECT_CLIENT_MAX_RETRIES": "1"}

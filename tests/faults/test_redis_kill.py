@@ -12,6 +12,7 @@ Promise checked (docs/reliability.md):
   - after Redis is back (with the dead run's keys from its AOF, or empty), a rerun writes exactly
     the stage folders of an undisturbed run, and Redis holds no key of either run afterwards.
 """
+
 from __future__ import annotations
 
 import re
@@ -100,7 +101,9 @@ def test_cli_redis_killed_mid_index_then_restarted_with_its_aof(prefect_api, war
         assert failed.code == 2, failed.stderr[-3000:]
         assert "Traceback" not in failed.stderr
         message = failed.error_lines[-1]
-        assert re.match(rf"crawl2gpt: error: Redis at 127\.0\.0\.1:{relay.port} stopped answering during dedup", message), failed.stderr[-3000:]
+        assert re.match(
+            rf"crawl2gpt: error: Redis at 127\.0\.0\.1:{relay.port} stopped answering during dedup", message
+        ), failed.stderr[-3000:]
         assert "start it and rerun" in message.lower() and "finished stages are kept" in message
         assert failed.error_lines[0].startswith("crawl2gpt: RedisIndexError")
         assert not (run / "dedup").exists() and leftovers(run) == []
@@ -114,9 +117,11 @@ def test_cli_redis_killed_mid_index_then_restarted_with_its_aof(prefect_api, war
         assert rerun.code == 0, rerun.stderr[-3000:]
         assert run_snapshot(run, STAGES) == undisturbed[1]
         assert server.client().dbsize() == 0  # neither the dead run's keys nor the rerun's are left
-        print(f"\n{failed.error_lines}\nredis kill: detected and reported {detect_s:.1f} s after SIGKILL; {stale} keys of the dead run "
-              f"in Redis after restart, 0 after the rerun; rerun {rerun.seconds} s; "
-              f"dedup {undisturbed[1]['dedup']['manifest']['stats']['docs_out']} docs kept as undisturbed")
+        print(
+            f"\n{failed.error_lines}\nredis kill: detected and reported {detect_s:.1f} s after SIGKILL; {stale} keys of the dead run "
+            f"in Redis after restart, 0 after the rerun; rerun {rerun.seconds} s; "
+            f"dedup {undisturbed[1]['dedup']['manifest']['stats']['docs_out']} docs kept as undisturbed"
+        )
     finally:
         relay.close()
         server.stop()
@@ -131,8 +136,9 @@ def test_redis_killed_mid_index_then_restarted_empty(undisturbed, tmp_path):
     relay = FreezingRelay(server.port, first_write_of_second_part(RunConfig()))
     cfg = RunConfig().with_overrides([*redis_settings(relay.port), "workers=1"])
     killed = []
-    killer = threading.Thread(target=lambda: relay.frozen.wait(120) and (server.kill(), killed.append(time.monotonic())),
-                              daemon=True)
+    killer = threading.Thread(
+        target=lambda: relay.frozen.wait(120) and (server.kill(), killed.append(time.monotonic())), daemon=True
+    )
     killer.start()
     try:
         with pytest.raises(RedisIndexError) as failure:
@@ -147,8 +153,10 @@ def test_redis_killed_mid_index_then_restarted_empty(undisturbed, tmp_path):
         run_stage(DEDUP, [str(filter_folder)], tmp_path / "dedup", cfg)
         assert stage_snapshot(tmp_path / "dedup") == undisturbed[1]["dedup"]
         assert server.client().dbsize() == 0
-        print(f"\nredis kill (stage alone): RedisIndexError {detect_s:.1f} s after SIGKILL; rerun on an empty Redis "
-              f"equals the undisturbed dedup")
+        print(
+            f"\nredis kill (stage alone): RedisIndexError {detect_s:.1f} s after SIGKILL; rerun on an empty Redis "
+            f"equals the undisturbed dedup"
+        )
     finally:
         relay.close()
         server.stop()
@@ -171,7 +179,9 @@ def test_hung_redis_stops_dedup_within_its_timeout(undisturbed, tmp_path):
         assert isinstance(failure.value.__cause__, (redis.TimeoutError, redis.ConnectionError))
         assert hung_s < 60, f"dedup waited {hung_s:.0f} s on a hung Redis"
         assert not (tmp_path / "dedup").exists() and leftovers(tmp_path) == []
-        print(f"\nhung redis: RedisIndexError {hung_s:.1f} s after Redis stopped answering (timeout 0.5 s, redis-py's retries)")
+        print(
+            f"\nhung redis: RedisIndexError {hung_s:.1f} s after Redis stopped answering (timeout 0.5 s, redis-py's retries)"
+        )
     finally:
         relay.close()
         server.stop()

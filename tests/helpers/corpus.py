@@ -3,6 +3,7 @@
 Written as finished stage folders (parquet part + _stage.json) so the stages under test read
 them exactly as they read the real extract/filter/dedup outputs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,7 @@ SAMPLE_WARC = ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz"
 SHARED_DATA = Path(__file__).parents[2] / "../shared/data"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def extract_warc(path: Path = SAMPLE_WARC) -> tuple[dict, ...]:
     """Main text of every HTML response in a WARC (trafilatura), as DOCUMENT_SCHEMA rows."""
     rows = []
@@ -39,22 +40,30 @@ def extract_warc(path: Path = SAMPLE_WARC) -> tuple[dict, ...]:
                 continue
             url = record.rec_headers.get_header("WARC-Target-URI")
             record_id = record.rec_headers.get_header("WARC-Record-ID")
-            rows.append({
-                "doc_id": hashlib.sha1(record_id.encode()).hexdigest()[:16],
-                "url": url,
-                "domain": urlsplit(url).hostname or "",
-                "warc_date": record.rec_headers.get_header("WARC-Date"),
-                "title": None,
-                "date": None,
-                "source": path.name,
-                "offset": offset,
-                "text": text,
-            })
+            rows.append(
+                {
+                    "doc_id": hashlib.sha1(record_id.encode()).hexdigest()[:16],
+                    "url": url,
+                    "domain": urlsplit(url).hostname or "",
+                    "warc_date": record.rec_headers.get_header("WARC-Date"),
+                    "title": None,
+                    "date": None,
+                    "source": path.name,
+                    "offset": offset,
+                    "text": text,
+                }
+            )
     return tuple(rows)
 
 
-def write_stage(folder: Path, stage: str, parts: list[list[dict]], extra_columns: dict | None = None,
-                drops: dict | None = None, inputs: list[dict] | None = None) -> Path:
+def write_stage(
+    folder: Path,
+    stage: str,
+    parts: list[list[dict]],
+    extra_columns: dict | None = None,
+    drops: dict | None = None,
+    inputs: list[dict] | None = None,
+) -> Path:
     """A finished stage folder holding `parts` (one parquet file each), like run_stage leaves it."""
     folder.mkdir(parents=True, exist_ok=True)
     for i, rows in enumerate(parts):
@@ -92,20 +101,28 @@ def quality_signal(row: dict) -> float:
 
 def build_run(root: Path, cfg, map_parts) -> Path:
     """runs/<name>/{filter,dedup,tokenizer,shards} from the sample WARC; returns the run folder."""
-    from pipeline.tokens.shards import SHARDS
     from pipeline.stage import run_stage
+    from pipeline.tokens.shards import SHARDS
     from pipeline.tokens.tokenizer import TOKENIZER
 
     rows = list(extract_warc())
     rows.append({**rows[0], "doc_id": "empty-doc", "text": ""})  # counted as empty_text, never a token row
-    columns = {"language": lambda r: language_of(r)[0] if r["text"] else None,
-               "language_score": lambda r: language_of(r)[1] if r["text"] else None,
-               "avg_word_length": quality_signal}
+    columns = {
+        "language": lambda r: language_of(r)[0] if r["text"] else None,
+        "language_score": lambda r: language_of(r)[1] if r["text"] else None,
+        "avg_word_length": quality_signal,
+    }
     filt = write_stage(root / "filter", "filter", [rows], columns, drops={"gopher_min_words": 7, "c4_lorem_ipsum": 2})
     link = [{"input": str(filt.resolve()), "kind": "stage"}]
     third = len(rows) // 3
-    dedup = write_stage(root / "dedup", "dedup", [rows[:third], rows[third:2 * third], rows[2 * third:]], columns,
-                        drops={"exact_duplicate": 3, "near_duplicate": 4}, inputs=link)
+    dedup = write_stage(
+        root / "dedup",
+        "dedup",
+        [rows[:third], rows[third : 2 * third], rows[2 * third :]],
+        columns,
+        drops={"exact_duplicate": 3, "near_duplicate": 4},
+        inputs=link,
+    )
     run_stage(TOKENIZER, [str(dedup)], root / "tokenizer", cfg, map_parts=map_parts)
     run_stage(SHARDS, [str(dedup), str(root / "tokenizer")], root / "shards", cfg, map_parts=map_parts)
     return root

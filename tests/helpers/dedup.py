@@ -1,4 +1,5 @@
 """Helpers shared by the dedup tests: real page texts and a finished `filter`-shaped stage folder."""
+
 from __future__ import annotations
 
 from pathlib import Path

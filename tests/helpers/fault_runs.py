@@ -6,6 +6,7 @@ server's start-up on every run), provokes the fault, reads the one message the u
 compares the stage folders before and after with `stage_snapshot`: every file's bytes (sha256)
 and the manifest without its timings and without the run folder's own path.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
@@ -34,7 +36,9 @@ def cli_env(home: Path) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_API_URL=PREFECT_API_URL.value(), PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        PREFECT_API_URL=PREFECT_API_URL.value(), PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
     return env
 
 
@@ -52,8 +56,9 @@ class CliRun:
 
 
 def start_cli(args: list[str], env: dict[str, str], preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn)
+    return subprocess.Popen(
+        [str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn
+    )
 
 
 def finish_cli(proc: subprocess.Popen, started: float, timeout: float = 300) -> CliRun:
@@ -61,8 +66,9 @@ def finish_cli(proc: subprocess.Popen, started: float, timeout: float = 300) -> 
     return CliRun(proc.returncode, out, err, round(time.monotonic() - started, 1))
 
 
-def run_cli(args: list[str], env: dict[str, str], preexec_fn: Callable[[], None] | None = None,
-            timeout: float = 300) -> CliRun:
+def run_cli(
+    args: list[str], env: dict[str, str], preexec_fn: Callable[[], None] | None = None, timeout: float = 300
+) -> CliRun:
     started = time.monotonic()
     return finish_cli(start_cli(args, env, preexec_fn), started, timeout)
 
@@ -90,8 +96,11 @@ def split_warc(source: Path, out_dir: Path, pieces: int = 2) -> list[Path]:
 def _without_timings(value: Any, run_dir: str) -> Any:
     """A manifest value with clock readings dropped and the run folder's path replaced by RUN."""
     if isinstance(value, dict):
-        return {k: _without_timings(v, run_dir) for k, v in value.items()
-                if k not in ("seconds", "started_at", "finished_at", "key_digest") and not k.endswith("_s")}
+        return {
+            k: _without_timings(v, run_dir)
+            for k, v in value.items()
+            if k not in ("seconds", "started_at", "finished_at", "key_digest") and not k.endswith("_s")
+        }
     if isinstance(value, list):
         return [_without_timings(v, run_dir) for v in value]
     if isinstance(value, str):
@@ -105,8 +114,11 @@ def stage_snapshot(folder: Path) -> dict[str, Any]:
     `key_digest` is left out because it hashes the input folders' absolute paths; the inputs
     themselves are compared, path-normalized, with their data digests."""
     manifest = json.loads((folder / MANIFEST).read_text())
-    on_disk = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-               for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    on_disk = {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
     listed = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
     assert on_disk == listed, f"{folder}: the files on disk differ from its manifest"
     return {"files": on_disk, "manifest": _without_timings(manifest, str(folder.parent.resolve()))}

@@ -1,6 +1,7 @@
 """Real inputs for the fine-tuning tests: the bundled sample WARC through the extract and filter
 stages, a tokenizer trained on it by pipeline/tokens/tokenizer.py, small GPT checkpoints in
 model/checkpoint.py's format."""
+
 from __future__ import annotations
 
 import atexit
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import torch
 
+from crawl2gpt.config import RunConfig
 from model.checkpoint import save_checkpoint
 from model.gpt import GPT, GPTConfig
-from crawl2gpt.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WARC = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
@@ -38,22 +39,30 @@ def sample_run() -> dict[str, Path]:
     run_stage(load_stage("extract"), [str(SAMPLE_WARC)], root / "extract", cfg)
     run_stage(load_stage("filter"), [str(root / "extract")], root / "filter", cfg)
     tok = train_tokenizer(stage_parts(root / "extract"), root / "tokenizer")
-    _BUILT.update(root=root, extract=root / "extract", filter=root / "filter", tokenizer=tok,
-                  base=make_checkpoint(root / "base", tok))
+    _BUILT.update(
+        root=root,
+        extract=root / "extract",
+        filter=root / "filter",
+        tokenizer=tok,
+        base=make_checkpoint(root / "base", tok),
+    )
     return _BUILT
 
 
 def train_tokenizer(parts: list[Path], out: Path, vocab_size: int = 1024) -> Path:
     from pipeline.tokens import tokenizer
 
-    cfg = RunConfig().with_overrides([f"tokenizer.vocab_size={vocab_size}", "tokenizer.threads=1", "tokenizer.character_coverage=0.99"])
+    cfg = RunConfig().with_overrides(
+        [f"tokenizer.vocab_size={vocab_size}", "tokenizer.threads=1", "tokenizer.character_coverage=0.99"]
+    )
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.train(parts, out, cfg)
     return out / "tokenizer.model"
 
 
-def make_checkpoint(out: Path, tokenizer_model: Path, seed: int = 0, pretrain_text: str | None = None,
-                    pretrain_steps: int = 0, **config) -> Path:
+def make_checkpoint(
+    out: Path, tokenizer_model: Path, seed: int = 0, pretrain_text: str | None = None, pretrain_steps: int = 0, **config
+) -> Path:
     """A small GPT checkpoint with its tokenizer; optionally pretrained briefly on real text."""
     import sentencepiece as spm
 
@@ -64,8 +73,13 @@ def make_checkpoint(out: Path, tokenizer_model: Path, seed: int = 0, pretrain_te
     model = GPT(GPTConfig(**args))
     if pretrain_text and pretrain_steps:
         pretrain(model, sp.encode(pretrain_text), pretrain_steps, seed)
-    path = save_checkpoint(out / "checkpoints", pretrain_steps, model, None,
-                           {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": sp.eos_id()})
+    path = save_checkpoint(
+        out / "checkpoints",
+        pretrain_steps,
+        model,
+        None,
+        {"model_config": model.config.to_dict(), "arch": "gpt", "eot_id": sp.eos_id()},
+    )
     shutil.copyfile(tokenizer_model, path / "tokenizer.model")
     return path
 
@@ -89,8 +103,6 @@ def pretrain(model: GPT, ids: list[int], steps: int, seed: int, batch: int = 16)
     return losses
 
 
-
-
 def make_gpt2_folder(out: Path, texts: list[str], vocab_size: int = 600) -> Path:
     """A Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt) with a
     byte-level BPE trained on real text: GPT-2's own weights cannot be downloaded in tests."""
@@ -102,7 +114,13 @@ def make_gpt2_folder(out: Path, texts: list[str], vocab_size: int = 600) -> Path
     out.mkdir(parents=True, exist_ok=True)
     bpe.save_model(str(out))
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                                     eos_token_id=bpe.token_to_id("<|endoftext|>"))
+    config = transformers.GPT2Config(
+        vocab_size=bpe.get_vocab_size(),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        eos_token_id=bpe.token_to_id("<|endoftext|>"),
+    )
     transformers.GPT2LMHeadModel(config).save_pretrained(out, safe_serialization=True)
     return out

@@ -1,5 +1,6 @@
 """Plain-Python readings of Gopher's n-gram repetition rules, against which the vectorized code
 in pipeline/filter/gopher_repetition.py is checked (datatrove's scan, word tuples, no hashing)."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -1,6 +1,7 @@
 """A shards folder in the format of pipeline/tokens/shards.py from real web text: the bundled sample
 WARC, extracted by trafilatura, tokenized by a small SentencePiece BPE trained on it; and the tiny
 train settings the multi-process tests share."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,16 +32,23 @@ def sample_texts() -> list[str]:
 
 
 def _write_shard(folder: Path, name: str, docs: list[tuple[str, list[int], str]], dtype) -> dict:
-    table = pa.table({
-        "doc_id": [d for d, _, _ in docs],
-        "tokens": pa.array([t for _, t, _ in docs], type=pa.list_(dtype)),
-        "n_tokens": pa.array([len(t) for _, t, _ in docs], type=pa.int32()),
-        "n_bytes": pa.array([len(text.encode()) for _, _, text in docs], type=pa.int64()),
-    })
+    table = pa.table(
+        {
+            "doc_id": [d for d, _, _ in docs],
+            "tokens": pa.array([t for _, t, _ in docs], type=pa.list_(dtype)),
+            "n_tokens": pa.array([len(t) for _, t, _ in docs], type=pa.int32()),
+            "n_bytes": pa.array([len(text.encode()) for _, _, text in docs], type=pa.int64()),
+        }
+    )
     pq.write_table(table, folder / name)
     digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    return {"path": name, "rows": len(docs), "tokens": sum(len(t) for _, t, _ in docs),
-            "bytes": sum(len(text.encode()) for _, _, text in docs), "sha256": digest}
+    return {
+        "path": name,
+        "rows": len(docs),
+        "tokens": sum(len(t) for _, t, _ in docs),
+        "bytes": sum(len(text.encode()) for _, _, text in docs),
+        "sha256": digest,
+    }
 
 
 def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> Path:
@@ -52,8 +60,18 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
     folder.mkdir(parents=True, exist_ok=True)
     texts = sample_texts()
     spm.SentencePieceTrainer.train(  # the special ids our tokenizer stage gives, which every reader checks
-        sentence_iterator=iter(texts), model_prefix=str(folder / "tokenizer"), vocab_size=vocab_size, model_type="bpe",
-        pad_id=PAD_ID, pad_piece=PAD, unk_id=1, eos_id=EOT_ID, eos_piece=EOT, bos_id=-1, byte_fallback=True, minloglevel=2,
+        sentence_iterator=iter(texts),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        pad_id=PAD_ID,
+        pad_piece=PAD,
+        unk_id=1,
+        eos_id=EOT_ID,
+        eos_piece=EOT,
+        bos_id=-1,
+        byte_fallback=True,
+        minloglevel=2,
         num_threads=2,
     )
     sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
@@ -61,20 +79,43 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
     docs = [(f"doc-{i:04d}", sp.encode(t) + [eot_id], t) for i, t in enumerate(texts)]
     val, train = docs[:8], docs[8:]
     per = -(-len(train) // train_shards)
-    entries = [dict(_write_shard(folder, f"train-{i:05d}.parquet", train[i * per:(i + 1) * per], pa.uint16()), split="train")
-               for i in range(train_shards)]
+    entries = [
+        dict(_write_shard(folder, f"train-{i:05d}.parquet", train[i * per : (i + 1) * per], pa.uint16()), split="train")
+        for i in range(train_shards)
+    ]
     entries.append(dict(_write_shard(folder, "val-00000.parquet", val, pa.uint16()), split="val"))
     tok_sha = hashlib.sha256((folder / "tokenizer.model").read_bytes()).hexdigest()
-    totals = {split: {key: sum(e[key] for e in entries if e["split"] == split) for key in ("rows", "tokens", "bytes")}
-              for split in ("train", "val")}
-    manifest = {"format": "crawl2gpt-shards/1", "vocab_size": vocab_size, "dtype": "uint16", "eot_id": eot_id,
-                "pad_id": PAD_ID, "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha}, "shards": entries,
-                "totals": totals}
+    totals = {
+        split: {key: sum(e[key] for e in entries if e["split"] == split) for key in ("rows", "tokens", "bytes")}
+        for split in ("train", "val")
+    }
+    manifest = {
+        "format": "crawl2gpt-shards/1",
+        "vocab_size": vocab_size,
+        "dtype": "uint16",
+        "eot_id": eot_id,
+        "pad_id": PAD_ID,
+        "tokenizer": {"path": "tokenizer.model", "sha256": tok_sha},
+        "shards": entries,
+        "totals": totals,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return folder
 
 
 # A 2-layer GPT that trains in seconds on CPU (DDP, FSDP and torchrun tests).
-SETTINGS = ["train.n_layer=2", "train.n_head=2", "train.n_embd=32", "train.block_size=32", "train.batch_size=4",
-            "train.max_steps=6", "train.eval_interval=3", "train.eval_batches=2", "train.checkpoint_interval=3",
-            "train.warmup_steps=2", "train.learning_rate=3e-3", "train.sample_tokens=8", "train.device=cpu"]
+SETTINGS = [
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=32",
+    "train.block_size=32",
+    "train.batch_size=4",
+    "train.max_steps=6",
+    "train.eval_interval=3",
+    "train.eval_batches=2",
+    "train.checkpoint_interval=3",
+    "train.warmup_steps=2",
+    "train.learning_rate=3e-3",
+    "train.sample_tokens=8",
+    "train.device=cpu",
+]

@@ -4,6 +4,7 @@ PREFECT_HOME (so its own SQLite database), stoppable and restartable on the same
 Used by the UI test (a server the browser reads) and the fault tests (a server stopped while a
 flow runs against it, a server many runs share).
 """
+
 from __future__ import annotations
 
 import json
@@ -61,20 +62,23 @@ class PrefectServer:
         self.log = self.home / "server.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 180) -> "PrefectServer":
+    def start(self, timeout: float = 180) -> PrefectServer:
         return self.launch().wait_ready(timeout)
 
-    def launch(self) -> "PrefectServer":
+    def launch(self) -> PrefectServer:
         """Start the server process without waiting for it (other set-up can run meanwhile)."""
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
-    def wait_ready(self, timeout: float = 180) -> "PrefectServer":
+    def wait_ready(self, timeout: float = 180) -> PrefectServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.healthy():
@@ -130,7 +134,7 @@ class PrefectServer:
             time.sleep(1)
         return state
 
-    def __enter__(self) -> "PrefectServer":
+    def __enter__(self) -> PrefectServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

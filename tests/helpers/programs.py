@@ -20,6 +20,7 @@ CRAWL2GPT_TEST_HIDE (comma-separated), and they are treated as missing:
 `tests/test_outside_programs.py` checks that no test module starts a program of KNOWN without
 going through this file.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ input paths; its counts are compared instead), and in shards/report.json the run
 path. Training is compared by its loss and validation-loss sequence, the last checkpoint's
 weights and the samples it wrote (metrics.jsonl also holds tokens/s, which vary).
 """
+
 from __future__ import annotations
 
 import hashlib
