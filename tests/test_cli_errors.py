@@ -3,7 +3,9 @@
 Real subprocess runs of the installed `crawl2gpt` command, each with the temporary Prefect server
 a user gets (PREFECT_API_URL unset) in a PREFECT_HOME of this module, and no PREFECT_* variable
 from the calling shell (so the CLI's own defaults are what is tested). A Prefect-backed run costs
-10-20 s on a 2-core machine; this module makes three.
+10-20 s on a 2-core machine, most of it the temporary server's start: this module makes one such
+run. The empty-output runs check the console, not the server, so they use the session's server
+(as a user with PREFECT_API_URL set does).
 """
 from __future__ import annotations
 
@@ -32,13 +34,19 @@ VOCAB_MESSAGE = re.compile(
 
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory) -> dict[str, str]:
-    """The environment of a user who set nothing for Prefect, with this module's own database
-    (migrated once here, as a user's ~/.prefect already is, so the timed runs do not pay for it)."""
+    """The environment of a user who set nothing for Prefect, with this module's own PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    subprocess.run([Path(sys.executable).with_name("prefect"), "server", "database", "upgrade", "-y"],
-                   env=env, check=True, capture_output=True, timeout=300)
     return env
+
+
+@pytest.fixture(scope="module")
+def migrated_cli_env(cli_env) -> dict[str, str]:
+    """The same, its database migrated once here, as a user's ~/.prefect already is, so the timed
+    run does not pay for it."""
+    subprocess.run([Path(sys.executable).with_name("prefect"), "server", "database", "upgrade", "-y"],
+                   env=cli_env, check=True, capture_output=True, timeout=300)
+    return cli_env
 
 
 def crawl2gpt(*args: str, env: dict[str, str], timeout: float = 600) -> tuple[int, list[str], float]:
@@ -118,9 +126,13 @@ def test_label_column_help_says_it_applies_to_filter_folders():
 
 
 # --------------------------------------------------------------------------- through Prefect
+# Whole runs through the CLI (extract .. dedup of the sample; ~25 s of CPU each): make test-slow.
+# make test keeps the same messages from the stages (tests/test_tokenizer.py, tests/test_empty_stages.py).
 
 
-def test_default_config_on_the_sample_ends_with_the_vocabulary_message(cli_env, sample_warc, tmp_path):
+@pytest.mark.slow
+def test_default_config_on_the_sample_ends_with_the_vocabulary_message(migrated_cli_env, sample_warc, tmp_path):
+    cli_env = migrated_cli_env
     run = tmp_path / "vocab-run"  # flow runs are named after the run folder: pipeline-vocab-run
     load_before = os.getloadavg()[0]
     code, lines, seconds = crawl2gpt("run", "--input", str(sample_warc), "--workdir", str(run), env=cli_env)
@@ -147,13 +159,18 @@ def test_default_config_on_the_sample_ends_with_the_vocabulary_message(cli_env, 
     assert seconds < 30, f"took {seconds:.1f} s"
 
 
-def test_a_warc_whose_every_page_is_filtered_out(cli_env, sample_warc, tmp_path):
+@pytest.mark.slow
+def test_a_warc_whose_every_page_is_filtered_out(prefect_api, sample_warc, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
     warc = write_sample_subset(sample_warc, GOPHER_DROPPED_URLS, tmp_path / "all-dropped.warc.gz")
     run = tmp_path / "run"
-    code, lines, _ = crawl2gpt("run", "--input", str(warc), "--workdir", str(run), "--until", "filter", env=cli_env)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_API_URL=PREFECT_API_URL.value(), PREFECT_HOME=str(tmp_path / "prefect-home"))
+    code, lines, _ = crawl2gpt("run", "--input", str(warc), "--workdir", str(run), "--until", "filter", env=env)
     assert code == 0, "\n".join(lines)
     assert any(re.match(r"[│|] filter +[│|] +2 [│|] 0 \(empty output\)", line) for line in lines), "\n".join(lines)
-    code, lines, _ = crawl2gpt("run", "--input", str(warc), "--workdir", str(run), "--until", "shards", env=cli_env)
+    code, lines, _ = crawl2gpt("run", "--input", str(warc), "--workdir", str(run), "--until", "shards", env=env)
     assert code == 2
     assert lines[-1].startswith(
         "crawl2gpt: error: filter kept 0 of 2 documents (top reasons: gopher_quality.min_alpha_words_ratio 1, "

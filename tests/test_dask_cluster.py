@@ -24,6 +24,9 @@ from helpers.dedup import filter_folder, sample_texts
 from pipeline.stage import read_manifest, sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
+# A scheduler and two worker processes, the whole DAG twice and a kill (~2 min on 2 cores): make test-slow.
+# make test runs the Dask task runner on a local cluster (tests/test_flows_runners.py).
+pytestmark = pytest.mark.slow
 DASK = Path(sys.executable).with_name("dask")
 
 

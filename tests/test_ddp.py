@@ -50,6 +50,9 @@ def assert_same_rows(a: list[dict], b: list[dict], rel: float, abs_: float = 0.0
             assert y["val_loss"] == pytest.approx(x["val_loss"], rel=rel, abs=abs_), x["step"]
 
 
+# ~15 s of CPU for two ranks under torchrun: make test-slow. make test launches DDP through the train
+# stage instead (tests/test_train_launch.py), with the same comparison against accumulation.
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one_process_with_accumulation(shards, tmp_path):
     from crawl2gpt.config import RunConfig
     from model.train import train
@@ -145,6 +148,7 @@ distributed.shutdown(world)
 '''
 
 
+@pytest.mark.slow  # ~25 s under torchrun
 def test_fsdp_with_bf16_weights_matches_ddp_under_bf16_autocast(tmp_path):
     """FSDP2's MixedPrecisionPolicy (bf16 weights gathered and computed in, fp32 gradient reduction,
     autocast off) against DDP with fp32 weights under bf16 autocast: the same losses within bf16

@@ -76,6 +76,9 @@ def test_disk_backend_equals_memory_backend(corpus, tmp_path, settings):
         assert memory.drops["near_duplicate"] > ALL_PAIRS_UP_TO and memory.drops["exact_duplicate"] >= 3
 
 
+# ~30 s of spawned workers: make test-slow. make test runs the disk backend inline (above) and a stage's parts
+# in spawned workers (tests/test_stage_contract.py).
+@pytest.mark.slow
 def test_disk_backend_in_a_process_pool_and_auto_choice(corpus, tmp_path):
     """Real spawned workers (every task must pickle); auto picks disk above disk_above_docs."""
     cfg = RunConfig().with_overrides(["dedup.disk_above_docs=10", "dedup.bucket_docs=100"])

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
+from helpers.fault_runs import split_warc
 from pipeline.stage import MANIFEST
 
 
@@ -15,10 +15,8 @@ def _files(folder):
 
 @pytest.fixture(scope="module")
 def two_warcs(sample_warc, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("warcs")
-    for name in ("a.warc.gz", "b.warc.gz"):
-        shutil.copy(sample_warc, folder / name)
-    return [str(folder / "a.warc.gz"), str(folder / "b.warc.gz")]
+    """The sample's records cut in two files: two parts for the runner, the sample's work once."""
+    return [str(path) for path in split_warc(sample_warc, tmp_path_factory.mktemp("warcs"), pieces=2)]
 
 
 @pytest.mark.parametrize("runner", ["threads", "dask"])

@@ -82,6 +82,9 @@ def run(code: Path, workdir: Path, overrides: list[str] = ()) -> dict[str, bool]
                                    sample=str(SAMPLE), workdir=str(workdir)))
 
 
+# Five whole pipelines in subprocesses (~100 s on 2 cores): make test-slow. The key of each stage
+# (what decides a rerun) is checked in make test by the test above.
+@pytest.mark.slow
 def test_reruns_redo_only_what_changed(code, tmp_path):
     workdir = tmp_path / "run"
     assert not any(run(code, workdir).values())

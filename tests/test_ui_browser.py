@@ -24,6 +24,8 @@ from helpers.programs import require_program
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = require_program("chromium")  # skips this module where it is missing (.ci/run installs it)
+# A server of its own, the demo DAG and headless Chromium on every page: make test-slow.
+pytestmark = pytest.mark.slow
 STAGE_FLOWS = ["extract", "filter", "dedup", "tokenizer", "shards", "train"]
 REPORT_SECTIONS = ["filter", "signals", "dedup", "examples", "shards", "samples"]
 SHOTS = ROOT / "test-artifacts"

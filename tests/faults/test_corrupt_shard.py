@@ -9,7 +9,9 @@ gives what an undisturbed run gives: the same shard bytes, the same losses, the 
 One run folder serves the whole module: its data stages are built once in this process (a run
 folder cannot be copied: its manifests name their inputs by absolute path), the undisturbed
 training goes to a folder beside it, and each test damages a shard, sees the failure through the
-real CLI (subprocesses against one Prefect server), runs the printed command and reruns.
+real CLI (subprocesses against one Prefect server), runs the printed command and reruns. Those
+two tests are in make test-slow (a minute each on 2 cores); make test keeps the check itself under
+torchrun, on the small shards folder the other training tests share.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
+from helpers.model_shards import SETTINGS as TINY_TRAIN
+from helpers.model_shards import make_shards
 from model.checkpoint import latest_checkpoint
 from model.train import train
 from model.train_stage import TRAIN
@@ -167,6 +171,7 @@ def recovers(folder: dict, fix: list[str] | None, env: dict[str, str]) -> None:
     assert training_record(folder["run"] / "train") == folder["undisturbed"]
 
 
+@pytest.mark.slow  # ~60 s: the data stages, an undisturbed training and three CLI runs
 def test_fresh_training_refuses_a_damaged_val_shard_then_recovers(run_folder, cli_env):
     """No checkpoint yet; the damaged shard is the validation one, first read at step 10's evaluation
     if nothing checked it earlier: the trainer opens it before step 1."""
@@ -183,7 +188,7 @@ def test_fresh_training_refuses_a_damaged_val_shard_then_recovers(run_folder, cl
     recovers(run_folder, fix, cli_env)
 
 
-@pytest.mark.slow  # ~60 s; the fresh-run test covers the check in make test
+@pytest.mark.slow  # ~60 s, as the test above
 def test_resumed_training_refuses_a_damaged_train_shard_then_resumes(run_folder, cli_env):
     """Training stopped after step 10 (its checkpoint is there); then the train shard it was reading
     is damaged. The resumed run checks it again before step 11, keeps the checkpoints as they are,
@@ -213,13 +218,13 @@ def test_resumed_training_refuses_a_damaged_train_shard_then_resumes(run_folder,
     assert read_manifest(train_dir)["stats"]["extra"]["resumed_from"].endswith("step-000010")
 
 
-def test_launched_ranks_report_the_damaged_shard_as_itself(run_folder, tmp_path, monkeypatch):
+def test_launched_ranks_report_the_damaged_shard_as_itself(tmp_path_factory, tmp_path, monkeypatch):
     """train.nproc_per_node=2: the ranks run under torchrun; the launcher raises the ranks' error as
     a ShardChecksumError (the CLI's one message), not torchrun's RuntimeError with every traceback."""
     shards = tmp_path / "shards"
-    shutil.copytree(run_folder["pristine"], shards)
+    shutil.copytree(make_shards(tmp_path_factory.getbasetemp() / "model-shards"), shards)
     flip_bytes(shards / "val-00000.parquet")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    cfg = run_folder["cfg"].with_overrides(["train.nproc_per_node=2"])
+    cfg = RunConfig().with_overrides([*TINY_TRAIN, "train.nproc_per_node=2"])
     with pytest.raises(ShardChecksumError, match=r"val-00000\.parquet does not match its checksum"):
         run_stage(TRAIN, [str(shards)], tmp_path / "train", cfg, atomic=False)

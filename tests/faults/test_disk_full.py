@@ -25,6 +25,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
 from helpers.fault_runs import SAMPLE_SETTINGS, cli_env, leftovers, run_cli, run_snapshot
 from helpers.programs import find_program
+from pipeline.extract.stage import EXTRACT
+from pipeline.stage import run_stage
 
 pytestmark = pytest.mark.faults
 STAGES = ["extract", "filter", "dedup"]
@@ -153,6 +156,40 @@ def training_snapshot(train: Path) -> dict:
     }
 
 
+# The filter stage alone, in a child process as the CLI runs it (so the file-size limit of rlimit
+# mode binds that process only): it prints its DiskFullError and exits 2.
+FILTER_INTO = """
+import sys
+from crawl2gpt.config import RunConfig
+from pipeline.errors import DiskFullError
+from pipeline.filter.stage import FILTER
+from pipeline.stage import run_stage
+try:
+    run_stage(FILTER, [sys.argv[1]], sys.argv[2], RunConfig().with_overrides(sys.argv[3:]))
+except DiskFullError as err:
+    print(err)
+    sys.exit(2)
+"""
+
+
+def test_filter_stage_out_of_room_names_the_folder_and_leaves_nothing(sample_warc, room, tmp_path):
+    """make test's part of the CLI test below (which is slow: three CLI runs and a reference run):
+    the same write failing gives the same message and leaves no stage folder and no temp folder."""
+    cfg = RunConfig().with_overrides(SAMPLE_SETTINGS)
+    run_stage(EXTRACT, [str(sample_warc)], tmp_path / "extract", cfg)
+    out = room.folder / "filter"
+    room.fill()
+    print(f"\ndisk full during filter, provoked with {room.describe()}")
+    done = subprocess.run([sys.executable, "-c", FILTER_INTO, str(tmp_path / "extract"), str(out), *SAMPLE_SETTINGS],
+                          preexec_fn=room.preexec(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    message = done.stdout.strip().splitlines()[-1]
+    assert re.match(rf"{MESSAGES[room.mode]} while the filter stage wrote {re.escape(str(out))}", message), message
+    assert "and rerun the same command: finished stages are kept" in message
+    assert not out.exists() and leftovers(room.folder) == []
+
+
+@pytest.mark.slow  # ~25 s of CPU: three CLI runs and a reference run; the test above keeps the failure in make test
 def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(prefect_api, sample_warc, undisturbed, room, tmp_path):
     run = room.folder / "run"
     args = ["run", "--input", str(sample_warc), "--workdir", str(run), *settings_args(SAMPLE_SETTINGS)]
@@ -183,7 +220,7 @@ def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(prefect_api,
           f"docs {[undisturbed[s]['manifest']['stats']['docs_out'] for s in STAGES]} as undisturbed")
 
 
-@pytest.mark.slow  # ~50 s with its reference training; the filter test covers ENOSPC in make test
+@pytest.mark.slow  # ~50 s with its reference training; the filter stage test covers ENOSPC in make test
 def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefect_api, undisturbed_training, room,
                                                                            tmp_path):
     shards, reference = undisturbed_training

@@ -115,6 +115,7 @@ def reference(tmp_path_factory, sample_warc) -> Path:
     return folder
 
 
+@pytest.mark.slow  # ~30 s: an undisturbed run and three CLI runs; make test keeps the refusals below
 def test_second_run_is_refused_then_a_sigkilled_holder_does_not_block(cli_env, sample_warc, reference, tmp_path):
     """Two real `crawl2gpt run` on one folder: the second exits 2 at once naming the first; the
     first is then SIGKILLed mid-run (with its process group, as the OOM killer or a lost session
@@ -144,7 +145,7 @@ def test_second_run_is_refused_then_a_sigkilled_holder_does_not_block(cli_env, s
     assert same_data(folder, reference) == same_data(reference, reference)
 
 
-def test_refused_commands_change_nothing_in_the_folder(cli_env, sample_warc, reference, tmp_path):
+def test_refused_commands_change_nothing_in_the_folder(cli_env, sample_warc, tmp_path):
     """While another process holds a finished run folder, `crawl2gpt run` and `crawl2gpt stage`
     into it exit 2 with the message and leave every byte, name and mtime under it as it was
     (no config.yaml, no error log, no lock file rewrite)."""
