@@ -92,13 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     ft_sub = ft.add_subparsers(dest="mode", required=True)
     sft = ft_sub.add_parser(
         "sft",
-        help="instruction tuning with the prompt masked out of the loss (LoRA adapters with --set finetune.method=lora)",
+        help="instruction tuning with the prompt masked out of the loss "
+        "(LoRA adapters with --set finetune.method=lora)",
     )
     sft.add_argument("--base", required=True, help="our train folder/checkpoint, or a local GPT-2 folder")
     sft.add_argument(
         "--data",
         required=True,
-        help="JSONL (Alpaca instruction/input/output or chat messages), or a document stage folder to derive pairs from",
+        help="JSONL (Alpaca instruction/input/output or chat messages), "
+        "or a document stage folder to derive pairs from",
     )
     sft.add_argument("--output", required=True, metavar="DIR")
     _config_args(sft)
@@ -168,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_arguments(
         sub.add_parser(
             "quality",
-            help="train a fastText quality classifier for filter.quality_model (quality train --positive --negative --out)",
+            help="train a fastText quality classifier for filter.quality_model "
+            "(quality train --positive --negative --out)",
         )
     )
 

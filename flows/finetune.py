@@ -52,7 +52,8 @@ def publish_sft(summary: dict, run_name: str) -> None:
     ]
     cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")[:300]  # noqa: E731
     parts += [
-        f"| {cell(a['prompt'][-1][1])} | {cell(a['reference'])} | {cell(a['base_answer'])} | {cell(a['finetuned_answer'])} |"
+        f"| {cell(a['prompt'][-1][1])} | {cell(a['reference'])} "
+        f"| {cell(a['base_answer'])} | {cell(a['finetuned_answer'])} |"
         for a in answers
     ]
     create_markdown_artifact(
@@ -75,7 +76,8 @@ def publish_classify(summary: dict, run_name: str) -> None:
         description="held-out precision / recall / F1 per label",
     )
     markdown = (
-        f"## Classifier on `{summary['data']}`\n\naccuracy {summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f} "
+        f"## Classifier on `{summary['data']}`\n\n"
+        f"accuracy {summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f} "
         f"(majority-class baseline {summary['majority_baseline_accuracy']:.4f})\n\n"
         + png_markdown(Path(summary["confusion_plot"]), "confusion matrix")
         + "\n"
@@ -96,7 +98,8 @@ def finetune_sft_flow(
 
     Args:
         base: A checkpoint, checkpoints/ or train run folder of ours, or a GPT-2 folder / cached hub name (gpt2).
-        data: JSONL (Alpaca, chat messages or prompt/completion), or a finished extract/filter/dedup folder to derive pairs from.
+        data: JSONL (Alpaca, chat messages or prompt/completion), or a finished extract/filter/dedup folder
+            to derive pairs from.
         output: The folder the run writes (metrics, answers, checkpoint).
         config_path: A YAML config file; empty means the published defaults.
         overrides: Config overrides as section.key=value, e.g. finetune.method=lora.

@@ -34,7 +34,8 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
             name="pipeline",
             cron=cron,
             parameters={"inputs": inputs, "workdir": str(run_dir), "config_path": str(DEMO_CONFIG)},
-            description="The whole DAG on the bundled sample, nightly. Change inputs/workdir in the form for your own crawl.",
+            description="The whole DAG on the bundled sample, nightly. "
+            "Change inputs/workdir in the form for your own crawl.",
             tags=["crawl2gpt"],
         )
     ]
@@ -48,7 +49,8 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
                     "config_path": str(DEMO_CONFIG),
                     "force": True,
                 },
-                description=f"Rerun the {name} stage of {run_dir.name} (force is on: that is what a rerun from the UI is for).",
+                description=f"Rerun the {name} stage of {run_dir.name} "
+                "(force is on: that is what a rerun from the UI is for).",
                 tags=["crawl2gpt", "stage"],
             )
         )
@@ -85,10 +87,11 @@ def build_deployments(run_dir: Path, cron: str | None = "0 3 * * *", inputs: lis
                 "runs": [str(ABLATE_DEMO / "filters-on"), str(ABLATE_DEMO / "filters-off")],
                 "output": str(ABLATE_DEMO / "ablation"),
                 "config_path": str(ROOT / "configs" / "ablate-demo.yaml"),
-                "tokens": 512_000,
+                "tokens": 307_200,
             },
-            description="Train the same small GPT on each run's shards (same tokens and seeds) and compare them in bits "
-            "per byte on one evaluation text. Put your run folders in `runs`; rerun to resume.",
+            description="Train the same small GPT on each run's shards (same tokens and seeds) "
+            "and compare them in bits per byte on one evaluation text. "
+            "Put your run folders in `runs`; rerun to resume.",
             tags=["crawl2gpt", "ablation"],
         )
     )

@@ -320,7 +320,8 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
     val = [(i, c) for i, c, h in zip(ids, y, held) if h]
     if not train or not val:
         raise InputError(
-            f"{data}: {len(train)} training and {len(val)} held-out examples; need both (lower/raise classify.val_fraction)"
+            f"{data}: {len(train)} training and {len(val)} held-out examples; "
+            "need both (lower/raise classify.val_fraction)"
         )
     counts.update(examples=len(texts), train_examples=len(train), val_examples=len(val))
     clf = GPTClassifier(gpt, len(names), cc.pooling)

@@ -176,7 +176,8 @@ class LoRAConfig(Section):
     target_modules: list[str] = Field(
         default_factory=lambda: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
         description="Linear layers (by name suffix) that get adapters: attention and MLP projections "
-        "(Hu et al. adapt attention only; QLoRA, Dettmers et al. 2023, finds all linear layers are needed to match full FT).",
+        "(Hu et al. adapt attention only; QLoRA, Dettmers et al. 2023, "
+        "finds all linear layers are needed to match full FT).",
     )
     learning_rate: float = Field(
         3e-4, gt=0, description="alpaca-lora's learning rate (adapters need a larger step than full FT)."

@@ -153,9 +153,9 @@ def is_large(model: torch.nn.Module) -> bool:
 
 
 def shard(model: torch.nn.Module, cfg, bf16_params: bool) -> None:
-    """FSDP2: one group per Block, then the root (or one group for all, train.fsdp_unit=model); resharding and prefetching as train.fsdp_* say,
-    bf16 weights with fp32 gradient reduction when `bf16_params`. In place: `model` becomes an
-    FSDPModule whose parameters are DTensor shards."""
+    """FSDP2: one group per Block, then the root (or one group for all, train.fsdp_unit=model);
+    resharding and prefetching as train.fsdp_* say, bf16 weights with fp32 gradient reduction when
+    `bf16_params`. In place: `model` becomes an FSDPModule whose parameters are DTensor shards."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     policy = (

@@ -39,8 +39,9 @@ class GPTConfig:
         default="bf16",
         metadata={
             "description": "Residual stream dtype under BF16 autocast: bf16 (Megatron-LM's "
-            "default, fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). bf16 moves half the bytes "
-            "through every norm and add; weights stay fp32 and the loss matched fp32 within seed noise "
+            "default, fp32_residual_connection=False; llm.c) or fp32 (nanoGPT, transformers). "
+            "bf16 moves half the bytes through every norm and add; "
+            "weights stay fp32 and the loss matched fp32 within seed noise "
             "(docs/benchmarks-train.md). Ignored when autocast is off or not bf16 (CPU fp32, fp16 + GradScaler)."
         },
     )

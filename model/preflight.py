@@ -54,9 +54,10 @@ def check_windows(shards_dir: str | Path, manifest: dict[str, Any], cfg: TrainCo
             continue
         windows, tokens = found
         raise InputError(
-            f"the {split!r} shards of {shards_dir} cannot fill one batch: the largest holds {tokens} tokens = {windows} "
-            f"windows of block_size {cfg.block_size} + 1, a batch needs train.batch_size {cfg.batch_size}{ranks} = "
-            f"{group} windows ({group * (cfg.block_size + 1)} tokens). Lower train.batch_size or train.block_size, {fix}"
+            f"the {split!r} shards of {shards_dir} cannot fill one batch: "
+            f"the largest holds {tokens} tokens = {windows} windows of block_size {cfg.block_size} + 1, "
+            f"a batch needs train.batch_size {cfg.batch_size}{ranks} = {group} windows "
+            f"({group * (cfg.block_size + 1)} tokens). Lower train.batch_size or train.block_size, {fix}"
         )
 
 

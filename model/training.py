@@ -221,7 +221,9 @@ def plot_losses(out_dir: Path, title: str = "") -> Path:
 
 
 def peak_memory_mb(device: str) -> dict[str, float]:
-    """CUDA: peak allocated by tensors. CPU: the process's peak resident set (a high-water mark of the whole process)."""
+    """CUDA: peak allocated by tensors.
+
+    CPU: the process's peak resident set (a high-water mark of the whole process)."""
     if device.startswith("cuda"):
         return {"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux

@@ -18,11 +18,11 @@ that outlives its run never holds it.
 
 Limits:
 - It is advisory: only crawl2gpt takes it; `rm` or another program is not stopped.
-- Across machines it holds only where the filesystem sends flock to its server: NFS does on Linux (flock becomes an NFS byte-range lock) unless mounted with local_lock=flock or
-  local_lock=all; Lustre only when mounted with `flock` (with `localflock` the lock is per
-  machine, under `noflock` flock fails); FUSE filesystems that do not implement flock
-  (s3fs, gcsfuse, ...) keep it on the machine that took it. Where it is per machine, two runs on
-  two machines can both enter one folder: give each machine its own run folder.
+- Across machines it holds only where the filesystem sends flock to its server: NFS does on Linux (flock becomes
+  an NFS byte-range lock) unless mounted with local_lock=flock or local_lock=all; Lustre only when
+  mounted with `flock` (with `localflock` the lock is per machine, under `noflock` flock fails);
+  FUSE filesystems that do not implement flock (s3fs, gcsfuse, ...) keep it on the machine that took it.
+  Where it is per machine, two runs on two machines can both enter one folder: give each machine its own run folder.
   Where flock fails outright, the run goes on unlocked and logs a warning saying so.
 """
 

@@ -9,9 +9,9 @@ The writer is the shards stage (pipeline/tokens/shards.py).
 
 The check costs one sha256 pass over a shard when it is opened (0.61 s per GB of shard file, 0.9 s
 per billion tokens, on one core of the 2-core dev machine: benchmarks/shard_verify.py), over the
-same memory-mapped bytes the reader then parses: nothing is hashed up front, so a crawl-sized run starts at once, and what is checked is
-what is read. A shard that fails names itself and the command that rebuilds it (the shards stage
-is deterministic, so the rebuilt shards are byte-identical and training resumes from its
+same memory-mapped bytes the reader then parses: nothing is hashed up front, so a crawl-sized run starts
+at once, and what is checked is what is read. A shard that fails names itself and the command that
+rebuilds it (the shards stage is deterministic, so the rebuilt shards are byte-identical and training resumes from its
 checkpoint).
 """
 
@@ -117,7 +117,10 @@ def rebuild_command(shards_dir: str | Path) -> str:
     try:
         recorded = read_manifest(shards_dir)
     except StageIncompleteError:  # a folder not written by the shards stage: name the stage, not its inputs
-        return f"crawl2gpt stage shards --input DEDUP_FOLDER TOKENIZER_FOLDER --output {shlex.quote(str(shards_dir))} --force"
+        return (
+            "crawl2gpt stage shards --input DEDUP_FOLDER TOKENIZER_FOLDER "
+            f"--output {shlex.quote(str(shards_dir))} --force"
+        )
     inputs = [spec["input"] for spec in recorded.get("inputs", []) if spec.get("kind") == "stage"]
     words = ["crawl2gpt", "stage", "shards", "--input", *inputs, "--output", str(shards_dir), "--force"]
     return shlex.join(words + _settings_args(shards_dir, recorded.get("config", {}).get("shards", {})))

@@ -17,7 +17,8 @@ import unicodedata
 
 from pipeline.config import ExtractConfig
 
-# C0/C1 controls except whitespace ones (tab, newline, separators 1C-1F become spaces), plus zero-width and bidi marks that carry no text.
+# C0/C1 controls except whitespace ones (tab, newline, separators 1C-1F become spaces), plus zero-width
+# and bidi marks that carry no text.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 _SPACE_RE = re.compile(r"[ \t\x1c-\x1f\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _LINEBREAK_RE = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
@@ -32,7 +33,9 @@ _PROMPT_RE = re.compile(
     r"""\b(?:newsletter|subscribe|subscriber|subscription|abonnieren|abonnez|suscríbete|suscribirse|iscriviti|assine
     |affiliate|partnerlink|werbelink
     |follow\s+(?:us|the\s+\w+)\s+on|folgen\s+sie\s+uns|suivez[- ]nous|s[ií]guenos|seguici
-    |we\s+use\s+cookies|uses\s+cookies|verwendet\s+cookies|nutzt\s+cookies|utilise\s+des\s+cookies|utiliza\s+cookies|usa\s+(?:i\s+)?cookie|accept(?:ez)?\s+(?:all\s+)?cookies|cookie[- ](?:settings|policy|einstellungen|richtlinie))""",
+    |we\s+use\s+cookies|uses\s+cookies|verwendet\s+cookies|nutzt\s+cookies|utilise\s+des\s+cookies
+    |utiliza\s+cookies|usa\s+(?:i\s+)?cookie|accept(?:ez)?\s+(?:all\s+)?cookies
+    |cookie[- ](?:settings|policy|einstellungen|richtlinie))""",
     re.I | re.X,
 )
 

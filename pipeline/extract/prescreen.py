@@ -53,8 +53,8 @@ NESTING = ("a", "template", "svg", "head", "select", "option", "button", "form")
 # ("unrolled loops": no backtracking within a match).
 _COMMENT = r"<!--[^-]*(?:-(?!->)[^-]*)*(?:-->|\Z)"  # an unclosed comment runs to the end, as in a browser
 _HIDDEN_RE = re.compile(
-    r"<(%s)\b[^<>]*>[^<]*(?:<(?!/\1\s*>)[^<]*)*(?:</\1\s*>|\Z)" % "|".join(RAW_TEXT)
-    + r"|<(%s)\b[^<>]*>[^<]*(?:<(?!/?\2\b)[^<]*)*</\2\s*>" % "|".join(NESTING)
+    rf"<({'|'.join(RAW_TEXT)})\b[^<>]*>[^<]*(?:<(?!/\1\s*>)[^<]*)*(?:</\1\s*>|\Z)"
+    + rf"|<({'|'.join(NESTING)})\b[^<>]*>[^<]*(?:<(?!/?\2\b)[^<]*)*</\2\s*>"
     + "|"
     + _COMMENT,
     re.I,

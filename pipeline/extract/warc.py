@@ -304,7 +304,8 @@ def iter_warc_records(
                     if not in_garbage:
                         problem(
                             "corrupt_record",
-                            f"unexpected bytes at offset {reader.member_offset(reader.pos)}, skipping to the next record",
+                            f"unexpected bytes at offset {reader.member_offset(reader.pos)}, "
+                            "skipping to the next record",
                         )
                         in_garbage = True
                     continue

@@ -2,9 +2,9 @@
 
 For each document stage (extract's language pre-screen, filter, dedup), a document's outcome in a
 run comes from that stage's kept parts and rejects/: kept, or dropped with the stored reason
-(extract and filter: the first failing rule; dedup: exact/near and the document its cluster kept). A document moved when one run kept it at
-a stage and the other dropped it; the page lists each with its reason in both runs, and the
-stages' recorded config differences (the threshold that was edited).
+(extract and filter: the first failing rule; dedup: exact/near and the document its cluster kept).
+A document moved when one run kept it at a stage and the other dropped it; the page lists each with
+its reason in both runs, and the stages' recorded config differences (the threshold that was edited).
 
 Outcomes are joined by doc id in hash buckets written to a temporary folder, so memory holds one
 bucket, never a whole run: two crawl-sized runs compare on one machine.
@@ -135,7 +135,7 @@ def compare_stage(
             transitions.update(zip(run_a, run_b))
             rows = table.to_pylist()
             ids = table.column("doc_id").to_pylist()
-            shown.offer(np.zeros(len(ids)), stable_fractions(ids), np.ones(len(ids), bool), lambda i: rows[i])
+            shown.offer(np.zeros(len(ids)), stable_fractions(ids), np.ones(len(ids), bool), rows.__getitem__)
     return {
         "stage": stage,
         "folder_a": str(folder_a),

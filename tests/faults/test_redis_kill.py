@@ -118,7 +118,8 @@ def test_cli_redis_killed_mid_index_then_restarted_with_its_aof(prefect_api, war
         assert run_snapshot(run, STAGES) == undisturbed[1]
         assert server.client().dbsize() == 0  # neither the dead run's keys nor the rerun's are left
         print(
-            f"\n{failed.error_lines}\nredis kill: detected and reported {detect_s:.1f} s after SIGKILL; {stale} keys of the dead run "
+            f"\n{failed.error_lines}\nredis kill: detected and reported {detect_s:.1f} s after SIGKILL; "
+            f"{stale} keys of the dead run "
             f"in Redis after restart, 0 after the rerun; rerun {rerun.seconds} s; "
             f"dedup {undisturbed[1]['dedup']['manifest']['stats']['docs_out']} docs kept as undisturbed"
         )
@@ -180,7 +181,8 @@ def test_hung_redis_stops_dedup_within_its_timeout(undisturbed, tmp_path):
         assert hung_s < 60, f"dedup waited {hung_s:.0f} s on a hung Redis"
         assert not (tmp_path / "dedup").exists() and leftovers(tmp_path) == []
         print(
-            f"\nhung redis: RedisIndexError {hung_s:.1f} s after Redis stopped answering (timeout 0.5 s, redis-py's retries)"
+            f"\nhung redis: RedisIndexError {hung_s:.1f} s after Redis stopped answering "
+            "(timeout 0.5 s, redis-py's retries)"
         )
     finally:
         relay.close()
