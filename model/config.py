@@ -62,10 +62,13 @@ class TrainConfig(OptimizerSection, ArchitectureSection):
     sample_tokens: int = Field(64, ge=0)
     sample_prompt: str = ""
     optimizer: Literal["adamw", "muon"] = Field(
-        "adamw",
-        description="'adamw' for every weight, or 'muon': torch.optim.Muon for the transformer blocks' "
-        "2-D weights and AdamW (train.learning_rate, weight_decay, beta1/2) for the embedding, tied head, norms and "
-        "biases, as modded-nanogpt splits them (model/optimizers.py). Not with FSDP2, which shards the matrices.",
+        "muon",
+        description="'muon': torch.optim.Muon for the transformer blocks' 2-D weights and AdamW "
+        "(train.learning_rate, weight_decay, beta1/2) for the embedding, tied head, norms and biases, as "
+        "modded-nanogpt splits them (model/optimizers.py); 'adamw' for every weight. Muon is the default since "
+        "benchmarks/time_to_loss.py (GPT-2 124M, 491k tokens of the shared WARCs, 2 seeds, H100) ended at "
+        "validation loss 6.79 against AdamW's 7.46 (seed spread 0.06). FSDP2 shards the matrices Muon needs "
+        "whole: use train.optimizer=adamw with train.parallel=fsdp.",
     )
     muon_lr: float = Field(
         0.02,

@@ -98,7 +98,8 @@ def test_interrupted_run_resumes_with_identical_losses(shards, tmp_path, optimiz
 
 
 def test_changed_optimizer_does_not_resume(shards, tmp_path):
-    train(shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3), progress=False)
+    adamw = cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, optimizer="adamw")
+    train(shards, tmp_path, adamw, progress=False)
     summary = train(
         shards, tmp_path, cfg(max_steps=3, eval_interval=3, checkpoint_interval=3, optimizer="muon"), progress=False
     )

@@ -103,8 +103,10 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
     return folder
 
 
-# A 2-layer GPT that trains in seconds on CPU (DDP, FSDP and torchrun tests).
+# A 2-layer GPT that trains in seconds on CPU (DDP, FSDP and torchrun tests). AdamW: these tests
+# compare how runs are distributed, FSDP2 needs it, and their tolerances were set with it.
 SETTINGS = [
+    "train.optimizer=adamw",
     "train.n_layer=2",
     "train.n_head=2",
     "train.n_embd=32",
