@@ -145,6 +145,7 @@ def test_element_link_density():
     assert not any(text.startswith("Die Füchse haben gelernt") for text in densities)  # no link inside: never looked at
 
 
+@pytest.mark.slow  # ~7 s: every page of the sample parsed and extracted twice
 def test_our_parser_gives_trafilaturas_text_title_and_date():
     """pipeline/extract/html_tree.py swaps lxml.html's Python class lookup for a C one; on every HTML page
     of the bundled WARC, and on pages trafilatura repairs or rejects, nothing extracted changes."""

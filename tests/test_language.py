@@ -46,6 +46,7 @@ def test_text_without_letters_is_undetermined():
     assert language.detect(["", "   \n", "😀🎉", "12 34 56 %%"]) == [("und", 0.0)] * 4
 
 
+@pytest.mark.slow  # ~8 s, nearly all of it loading lingua's models: make test-slow
 def test_second_opinion_fixes_what_fasttext_misses():
     malay = "Kerajaan negeri akan membina sebuah hospital baharu di daerah itu tahun hadapan."
     yoruba = "Ọmọ náà ń lọ sí ilé-ìwé ní àárọ̀ ọjọ́ Ajé."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +21,15 @@ def serial(fn, parts):
 
 
 def sample_texts(limit: int = 40, min_words: int = 150) -> list[str]:
-    """Main texts of real pages of the bundled sample WARC (trafilatura, like the extract stage)."""
+    """Main texts of real pages of the bundled sample WARC (trafilatura, like the extract stage):
+    the first `limit` distinct ones with at least `min_words` words."""
+    return [text for text in _sample_texts() if len(text.split()) >= min_words][:limit]
+
+
+@functools.cache
+def _sample_texts() -> tuple[str, ...]:
+    """Every distinct main text of the sample, in file order; extracted once per test process
+    (trafilatura takes seconds, and several modules ask)."""
     import trafilatura
     from warcio.archiveiterator import ArchiveIterator
 
@@ -30,11 +39,9 @@ def sample_texts(limit: int = 40, min_words: int = 150) -> list[str]:
             if record.rec_type != "response" or "html" not in (record.http_headers.get_header("Content-Type") or ""):
                 continue
             text = trafilatura.extract(record.content_stream().read().decode("utf-8", "replace"))
-            if text and len(text.split()) >= min_words and text not in texts:
+            if text and text not in texts:
                 texts.append(text)
-            if len(texts) >= limit:
-                break
-    return texts
+    return tuple(texts)
 
 
 def document_table(rows: list[dict]) -> pa.Table:

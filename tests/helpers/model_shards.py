@@ -4,6 +4,7 @@ train settings the multi-process tests share."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -17,7 +18,10 @@ ROOT = Path(__file__).parents[2]
 SAMPLE_WARC = ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz"
 
 
-def sample_texts() -> list[str]:
+@functools.cache
+def sample_texts() -> tuple[str, ...]:
+    """Every main text of the sample's HTML responses; extracted once per test process (several
+    modules build shards folders from it, and trafilatura takes seconds)."""
     import trafilatura
     from warcio.archiveiterator import ArchiveIterator
 
@@ -28,7 +32,7 @@ def sample_texts() -> list[str]:
                 text = trafilatura.extract(record.content_stream().read())
                 if text:
                     texts.append(text)
-    return texts
+    return tuple(texts)
 
 
 def _write_shard(folder: Path, name: str, docs: list[tuple[str, list[int], str]], dtype) -> dict:
