@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="overrides",
         action="append",
         default=[],
-        metavar="train.KEY=VALUE",
+        metavar="KEY=VALUE",
         help="override a train setting, e.g. --set train.device=cuda (repeatable)",
     )
 

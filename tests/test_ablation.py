@@ -203,7 +203,7 @@ def test_bad_inputs_fail_before_training(runs, eval_text, tmp_path):
 def test_the_flow_publishes_table_and_arms(prefect_api, runs, eval_text, tmp_path):
     from flows.ablate import ablate_flow
     from flows.artifacts import artifact_key
-    from test_finetune_flows import artifact_keys
+    from helpers.artifacts import artifact_keys
 
     settings = [
         "train.n_layer=2",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.artifacts import artifact_keys
 from helpers.finetune import sample_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -20,17 +21,6 @@ TINY = [
     "finetune.classify.batch_size=8",
     "finetune.classify.max_tokens=32",
 ]
-
-
-def artifact_keys(flow_run_id) -> set[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {a.key for a in found}
 
 
 def test_flows_publish_metrics_and_plots(prefect_api, tmp_path):
