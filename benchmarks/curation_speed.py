@@ -1,11 +1,16 @@
 """Curation speed on one core: crawl2gpt extract + filter beside trafilatura alone and datatrove's chain.
 
 Same WARCs, one process each, side by side in one run:
-  ours            extract + filter stages, default config (English kept, language pre-screen on)
-  ours_full       the same without the pre-screen (every page through trafilatura)
-  ours_en_de      English and German kept, pre-screen on;  ours_en_de_full: without it
-  ours_all        every language kept (nothing to pre-screen)
+  ours            extract + filter stages, default config (English kept, trafilatura, the language
+                  and quality pre-screens on)
+  ours_no_quality the same without the quality pre-screen (the default before issue 26)
+  ours_full       neither pre-screen (every page through trafilatura)
+  ours_en_de      English and German kept, both pre-screens on;  ours_en_de_full: neither
+  ours_ten        ten languages kept (TEN), both pre-screens on;  ours_ten_full: neither
+  ours_all        every language kept (no language pre-screen; the quality pre-screen on)
   ours_fast       default config with extract.fast=true (no readability/jusText fallback): the cost of F1
+  engine_resiliparse, engine_fast, engine_fast_ten   extract.engine=resiliparse / fast (English kept;
+                  fast also with TEN kept): resiliparse's main content, and it with the learned line filter
   trafilatura     warcio reading + trafilatura.extract(html, url=url) with its defaults, on the pages ours
                   extracts: every HTML 200 response (HTML by the HTTP Content-Type, else Common Crawl's
                   WARC-Identified-Payload-Type, as ours and datatrove decide)
@@ -21,8 +26,9 @@ outputs back to count the kept documents), after a warm-up run over a slice of t
 in the same process (imports, models), so each side's one-off start-up does not enter; the sides
 take turns `--repeat` times and the fastest run of each counts, so a busy machine hurts all alike.
 Documents/s per core = WARC response records / CPU second.
-Kept-document agreement: the documents the filter keeps on the fast path (pre-screen) against
-the full path, for English and for English + German.
+Kept-document agreement: the documents the filter keeps on the fast path (pre-screens) against
+the full path, for English, English + German and TEN; and the quality pre-screen alone
+(`en_quality`: ours against ours_no_quality).
 
 Two language mixes: the WARCs as they are (the shared sample is mostly German), and Common
 Crawl's (CC_ENGLISH = 45% English): the WARCs rewritten with each English page's record repeated
@@ -49,15 +55,25 @@ from benchmarks.harness import add_warcs_argument, existing_files, module_comman
 
 CC_ENGLISH = 0.45  # share of English documents in Common Crawl (CC-MAIN language statistics: ~43-46%)
 WARMUP_RECORDS = 60
+# The ten languages with the most pages in Common Crawl (CC-MAIN language statistics, 2024).
+TEN = "filter.language.languages=[en, ru, de, zh, ja, es, fr, it, pt, nl]"
+NO_PRESCREENS = ["extract.language_prescreen=false", "extract.quality_prescreen=false"]
 OURS = {
     "ours": [],
-    "ours_full": ["extract.language_prescreen=false"],
+    "ours_no_quality": ["extract.quality_prescreen=false"],
+    "ours_full": NO_PRESCREENS,
     "ours_en_de": ["filter.language.languages=[en, de]"],
-    "ours_en_de_full": ["filter.language.languages=[en, de]", "extract.language_prescreen=false"],
+    "ours_en_de_full": ["filter.language.languages=[en, de]", *NO_PRESCREENS],
+    "ours_ten": [TEN],
+    "ours_ten_full": [TEN, *NO_PRESCREENS],
     "ours_all": ["filter.language.languages=[]"],
     "ours_fast": ["extract.fast=true"],
+    "engine_resiliparse": ["extract.engine=resiliparse"],
+    "engine_fast": ["extract.engine=fast"],
+    "engine_fast_ten": ["extract.engine=fast", TEN],
 }
-AGREEMENT = {"en": ("ours", "ours_full"), "en_de": ("ours_en_de", "ours_en_de_full")}
+AGREEMENT = {"en": ("ours", "ours_full"), "en_quality": ("ours", "ours_no_quality"),
+             "en_de": ("ours_en_de", "ours_en_de_full"), "ten": ("ours_ten", "ours_ten_full")}
 
 DATATROVE_RUNNER = r"""
 import json, resource, sys, tempfile, time
@@ -120,6 +136,9 @@ def run_ours(warcs: list[str], overrides: list[str], workdir: Path) -> dict:
         "extracted": extract.docs_out,
         "kept": filtered.docs_out,
         "prescreened": extract.drops.get("language.prescreen", 0),
+        "quality_prescreened": extract.drops.get("quality.prescreen", 0),
+        "engine": cfg.extract.engine,
+        "quality_prescreen": cfg.extract.quality_prescreen,
         "stage_s": round(extract.seconds + filtered.seconds, 2),
         "stages_cpu_s": stages.cpu_s,
         "kept_ids": dict(kept),

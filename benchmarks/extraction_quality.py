@@ -9,7 +9,12 @@ each rule's parameters on 4 folds and scores the 5th: benchmarks/extraction_stud
 Compares side by side, on the same pages: plain trafilatura defaults (`trafilatura.extract(html,
 url=url)`, the peer) and our extraction (pipeline.extract.main_text + pipeline.extract.normalize, default config).
 
-    python -m benchmarks.extraction_quality [WARC_DIR] [--truth FILE] [--study]
+`--engines` adds the other extract engines (issue 26): resiliparse's main content, scored as it
+is (it has no parameters), and the fast engine, scored out of fold (benchmarks/train_line_filter.py:
+each fold's pages by a model trained on the other four); and every side's CPU per page, the sides
+taking turns twice in this process, the faster run counting.
+
+    python -m benchmarks.extraction_quality [WARC_DIR] [--truth FILE] [--study] [--engines]
 
 Prints one JSON object as the last line.
 """
@@ -17,61 +22,12 @@ Prints one JSON object as the last line.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from benchmarks.extraction_pages import DEFAULT_DIR, load_pages, load_truth, run_ours, run_trafilatura_defaults
 from benchmarks.extraction_scoring import FOLDS, cv_summary, fold_of, wins
-from benchmarks.harness import SHARED, print_result, timed
+from benchmarks.harness import print_result
 from pipeline.config import ExtractConfig
-from pipeline.extract.http_response import parse_http_response
-from pipeline.extract.main_text import decode_html, extract_main_text
-from pipeline.extract.normalize import normalize_text
-from pipeline.extract.warc import iter_warc_records
-
-DEFAULT_DIR = SHARED / "warc"
-
-
-def load_truth(path: Path) -> list[dict]:
-    truth = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    # Two truth URLs end in a space that the WARC's target URI does not have.
-    return [{**row, "url": row["url"].strip()} for row in truth if not row.get("truncated")]
-
-
-def load_pages(warc_dir: Path, truth: list[dict]) -> dict[str, tuple[str, str | None]]:
-    """url -> (decoded html, content type) for every page of the truth file."""
-    wanted = {row["url"] for row in truth}
-    pages = {}
-    for warc in sorted({row["warc"] for row in truth}):
-        with open(warc_dir / warc, "rb") as fh:
-            for record in iter_warc_records(fh, warc, {}, []):
-                url = record.headers.get("warc-target-uri", "").strip()
-                if record.rec_type != "response" or url not in wanted:
-                    continue
-                http = parse_http_response(record.read_block())
-                if http and http.status == 200:
-                    ctype = http.headers.get("content-type")
-                    pages[url] = (decode_html(http.body, ctype)[0], ctype)
-    return pages
-
-
-def run_ours(pages: dict, cfg: ExtractConfig) -> tuple[dict[str, str], float]:
-    """Our extraction exactly as the extract stage runs it; CPU seconds of this process."""
-    outputs = {}
-    with timed() as clock:
-        for url, (html, _) in pages.items():
-            extracted = extract_main_text(html, url, cfg)
-            outputs[url] = normalize_text(extracted.text, cfg) if extracted else ""
-    return outputs, clock.cpu_s
-
-
-def run_trafilatura_defaults(pages: dict) -> tuple[dict[str, str], float]:
-    import trafilatura
-
-    outputs = {}
-    with timed() as clock:
-        for url, (html, _) in pages.items():
-            outputs[url] = trafilatura.extract(html, url=url) or ""
-    return outputs, clock.cpu_s
 
 
 def main() -> None:
@@ -81,6 +37,9 @@ def main() -> None:
         "--truth", default=None, help="truth JSONL (default: WARC_DIR/CC-SAMPLE-A-extraction-truth.jsonl)"
     )
     parser.add_argument("--study", action="store_true", help="also measure every candidate rule and setting under CV")
+    parser.add_argument(
+        "--engines", action="store_true", help="also the resiliparse and fast engines, with CPU per page"
+    )
     args = parser.parse_args()
     warc_dir = Path(args.warc_dir)
     truth = load_truth(Path(args.truth) if args.truth else warc_dir / "CC-SAMPLE-A-extraction-truth.jsonl")
@@ -107,7 +66,37 @@ def main() -> None:
         from benchmarks.extraction_study import run_study
 
         result["study"] = run_study(pages, truth, ours)
+    if args.engines:
+        result["engines"] = engine_figures(pages, truth, ours)
     print_result(result)
+
+
+def engine_figures(pages: dict, truth: list[dict], ours: dict[str, str]) -> dict:
+    """Per engine: CV precision / recall / F1 and CPU ms per page; trafilatura.extract beside them."""
+    from benchmarks.train_line_filter import cross_validated, labelled_pages
+
+    sides = {
+        "trafilatura_defaults": run_trafilatura_defaults,
+        "trafilatura": lambda p: run_ours(p, ExtractConfig()),
+        "resiliparse": lambda p: run_ours(p, ExtractConfig(engine="resiliparse")),
+        "fast": lambda p: run_ours(p, ExtractConfig(engine="fast")),
+    }
+    seconds: dict[str, float] = {}
+    outputs: dict[str, dict[str, str]] = {}
+    for _ in range(2):  # taking turns; the faster run of each counts
+        for name, run in sides.items():
+            outputs[name], cpu = run(pages)
+            seconds[name] = min(seconds.get(name, cpu), cpu)
+    fast_cv, thresholds = cross_validated(labelled_pages(pages, truth, ours), truth)
+    scored = {"trafilatura_defaults": outputs["trafilatura_defaults"], "trafilatura": outputs["trafilatura"],
+              "resiliparse": outputs["resiliparse"], "fast": fast_cv}
+    peer = seconds["trafilatura_defaults"]
+    return {
+        name: {**cv_summary(text, truth), "ms_per_page": round(1000 * seconds[name] / len(pages), 2),
+               "cpu_share_of_trafilatura": round(seconds[name] / peer, 3),
+               **({"thresholds_per_fold": thresholds} if name == "fast" else {})}
+        for name, text in scored.items()
+    }
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def print_stage_summary(stats: dict) -> None:
     table.add_column("value", justify="right")
     table.add_row("documents in", str(stats["docs_in"]))
     table.add_row("documents out", documents_out(stats))
+    engine = (stats.get("extra") or {}).get("engine")
+    if engine:  # extract's main-text engine
+        table.add_row("engine", engine)
     for reason, n in sorted(stats["drops"].items(), key=lambda kv: -kv[1]):
         table.add_row(f"dropped: {reason}", str(n))
     errors = error_rows(stats)

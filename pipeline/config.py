@@ -70,6 +70,24 @@ class ExtractConfig(Section):
         "this (the lowest page the filter kept on the sample WARCs and the built set had 0.40; docs/benchmarks-ingest.md).",
     )
     max_gzip_member_bytes: int = Field(64_000_000, gt=0, description="Decompression cap per WARC record (bomb guard).")
+    engine: Literal["trafilatura", "resiliparse", "fast"] = Field(
+        "trafilatura",
+        description="Main-text extractor: trafilatura (best quality); resiliparse (its main-content text, about 10x "
+        "cheaper, more boilerplate kept); fast (resiliparse's lines through a small learned line filter, "
+        "pipeline/extract/line_filter.py). CV F1 and cost of each: docs/benchmarks-ingest.md.",
+    )
+    quality_prescreen: bool = Field(
+        True,
+        description="Before trafilatura, skip pages whose cheap text (resiliparse, every visible line) already fails "
+        "the filter's Gopher word or C4 sentence floor by the margin (pipeline/extract/quality_prescreen.py); skipped "
+        "pages go to extract's rejects as quality.prescreen. Only the trafilatura engine is screened.",
+    )
+    quality_prescreen_margin: float = Field(
+        0.4, gt=0, le=1,
+        description="Skip when the cheap text has fewer than margin x the floor's words or sentences (a floor above "
+        "the published one counts as the published one). Chosen by site-grouped CV: pages the full path keeps had at "
+        "least twice this (benchmarks/quality_prescreen.py, docs/benchmarks-ingest.md).",
+    )
 
 
 # --------------------------------------------------------------------------- filters

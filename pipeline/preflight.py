@@ -54,9 +54,11 @@ def check_settings(cfg: PipelineConfig, stages: Collection[str]) -> None:
 
 
 def _extract(cfg: PipelineConfig) -> None:
+    from pipeline.extract.line_filter import check_config as check_engine
     from pipeline.extract.prescreen import check_config
 
     check_config(cfg)
+    check_engine(cfg)
 
 
 def _filter(cfg: PipelineConfig) -> None:

@@ -121,11 +121,19 @@ def test_lying_content_length_is_counted(tmp_path, length):
         assert [r["url"] for r in rows] == ["http://example.org/a", "http://example.org/b"]
 
 
-def test_page_of_one_enormous_line_is_extracted_in_bounded_time(tmp_path):
+ENGINES = ("trafilatura", "resiliparse", "fast")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_page_of_one_enormous_line_is_extracted_in_bounded_time(tmp_path, engine):
     line = b" ".join(b"word%d" % (i % 5000) for i in range(300_000))  # ~2 MB, a single line
     page = b"<html><body><p>" + line + b"</p></body></html>"
-    rows, counts, errors, seconds = ingest(tmp_path, gz(response(page, "big"), response(HTML, "b")), max_page_bytes=3_000_000)
-    assert len(rows) == 2 and len(rows[0]["text"]) > 1_000_000 and "\n" not in rows[0]["text"]
+    rows, counts, errors, seconds = ingest(tmp_path, gz(response(page, "big"), response(HTML, "b")),
+                                           max_page_bytes=3_000_000, engine=engine)
+    if engine == "fast" and len(rows) == 1:  # its line filter may judge 2 MB without punctuation no prose
+        assert rows[0]["url"].endswith("/b") and counts["skip_extraction_empty"] == 1, counts
+    else:
+        assert len(rows) == 2 and len(rows[0]["text"]) > 1_000_000 and "\n" not in rows[0]["text"]
     assert seconds < 30
 
 
@@ -149,13 +157,17 @@ def test_text_rules_grow_linearly_on_degenerate_text(unit):
 # --------------------------------------------------------------------------- hostile HTML
 
 
-def test_deeply_nested_html_is_counted_not_a_crash(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_deeply_nested_html_is_counted_not_a_crash(tmp_path, engine):
     deep = b"<html><body>" + b"<div><span>" * 100_000 + b"<p>Buried text.</p>" + b"</span></div>" * 100_000 + b"</body></html>"
-    rows, counts, errors, seconds = ingest(tmp_path, gz(response(deep, "deep"), response(HTML, "b")), max_page_bytes=3_000_000)
-    assert [r["url"] for r in rows] == ["http://example.org/b"]
-    assert counts["docs_in"] == 2 and counts["docs_out"] == 1
+    rows, counts, errors, seconds = ingest(tmp_path, gz(response(deep, "deep"), response(HTML, "b")),
+                                           max_page_bytes=3_000_000, engine=engine)
+    assert counts["docs_in"] == 2 and "http://example.org/b" in [r["url"] for r in rows]
     reasons = {k for k in counts if k.startswith("skip_extraction")}
-    assert reasons, counts  # empty, error or timeout: one of them, named
+    if engine == "trafilatura":  # lxml gives up on the depth: empty, error or timeout, one of them named
+        assert [r["url"] for r in rows] == ["http://example.org/b"] and reasons, counts
+    else:  # resiliparse's main-content pass would run for minutes: its nesting guard names the skip
+        assert [r["url"] for r in rows] == ["http://example.org/b"] and counts.get("skip_too_deep") == 1, counts
     assert seconds < 30
 
 

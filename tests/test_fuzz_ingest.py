@@ -13,7 +13,8 @@ fed plain). Properties, for every case:
     damage that the reader counted (`corrupt_record` / `truncated_file`);
   - gzip input: no silent corruption. Every document that comes out is byte-identical to one
     of the unmutated file, or the file's damage was counted.
-CI runs 200 + 100 cases; the nightly marker runs 8,000 + 2,000.
+Every extract.engine goes through it (trafilatura, resiliparse, fast). CI runs 200 + 100 cases
+for trafilatura and 50 + 25 for each other engine; the nightly marker runs 8,000 + 2,000.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 # Members of the sample (see the module docstring): 3 HTML pages plus every other record kind.
 SLICE = [0, 1, 2, 3, 7, 8, 9, 13, 14, 15, *range(19, 34), 55]
-CFG = ExtractConfig(extraction_timeout_s=2.0)
+ENGINES = ("trafilatura", "resiliparse", "fast")
+CI_CASES = {"trafilatura": (200, 100), "resiliparse": (50, 25), "fast": (50, 25)}  # (gzip, plain) cases per engine
 DAMAGE = ("corrupt_record", "truncated_file", "corrupt_file")
 
 
@@ -50,16 +52,17 @@ SLICE_GZ = b"".join(MEMBERS[i] for i in SLICE)
 SLICE_PLAIN = gzip.decompress(SLICE_GZ)
 
 
-def ingest(data: bytes, name: str) -> tuple[list[tuple], dict[str, int], list[str]]:
+def ingest(data: bytes, name: str, engine: str = "trafilatura") -> tuple[list[tuple], dict[str, int], list[str]]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / name
         src.write_bytes(data)
-        result = extract_file(str(src), Path(tmp) / "part.parquet", CFG)
+        cfg = ExtractConfig(extraction_timeout_s=2.0, engine=engine)
+        result = extract_file(str(src), Path(tmp) / "part.parquet", cfg)
         rows = pq.read_table(Path(tmp) / "part.parquet", columns=["doc_id", "url", "text"]).to_pylist()
     return [(r["doc_id"], r["url"], r["text"]) for r in rows], result.counts, result.errors
 
 
-ORIGINAL, ORIGINAL_COUNTS, ORIGINAL_ERRORS = ingest(SLICE_GZ, "slice.warc.gz")
+ORIGINALS = {engine: ingest(SLICE_GZ, "slice.warc.gz", engine) for engine in ENGINES}
 
 
 def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
@@ -83,9 +86,9 @@ EDITS = st.lists(
 CUT = st.none() | st.integers(0, 10**7)
 
 
-def check_case(data: bytes, name: str, gzipped: bool) -> Counter:
+def check_case(data: bytes, name: str, gzipped: bool, engine: str = "trafilatura") -> Counter:
     """The properties of one case; its figures (damage counted, documents changed) for the run's totals."""
-    rows, counts, errors = ingest(data, name)
+    rows, counts, errors = ingest(data, name, engine)
     damage = sum(counts.get(k, 0) for k in DAMAGE)
     skips = sum(v for k, v in counts.items() if k.startswith("skip_") and k not in NON_RESPONSE_SKIPS)
     lost = counts["docs_in"] - counts["docs_out"] - skips
@@ -94,32 +97,34 @@ def check_case(data: bytes, name: str, gzipped: bool) -> Counter:
     if damage:
         assert errors, "damage counted without a message naming the file and offset"
         assert all(name in e for e in errors)
-    changed = not set(rows) <= set(ORIGINAL)
+    changed = not set(rows) <= set(ORIGINALS[engine][0])
     if gzipped and not damage:
         assert not changed, "a mutated gzip file gave a changed document and no damage was counted"
     return Counter(cases=1, damaged_cases=damage > 0, bad_records_counted=damage, changed_documents=changed)
 
 
-def test_unmutated_slice_is_clean():
-    assert len(ORIGINAL) == 3 and not ORIGINAL_ERRORS  # the 100-byte page extracts to nothing
-    assert {"skip_redirect", "skip_status", "skip_not_html"} <= set(ORIGINAL_COUNTS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unmutated_slice_is_clean(engine):
+    rows, counts, errors = ORIGINALS[engine]
+    assert len(rows) == 3 and not errors  # the 100-byte page extracts to nothing
+    assert {"skip_redirect", "skip_status", "skip_not_html"} <= set(counts)
 
 
 FAST = settings(max_examples=200, deadline=20_000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 NIGHTLY = settings(max_examples=8_000, deadline=20_000, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _gz_case(edits, cut) -> Counter:
+def _gz_case(edits, cut, engine) -> Counter:
     data = mutate(SLICE_GZ, edits)
-    return check_case(data if cut is None else data[: cut % (len(data) + 1)], "fuzz.warc.gz", gzipped=True)
+    return check_case(data if cut is None else data[: cut % (len(data) + 1)], "fuzz.warc.gz", True, engine)
 
 
-def _plain_case(edits, cut) -> Counter:
+def _plain_case(edits, cut, engine) -> Counter:
     data = mutate(SLICE_PLAIN, edits)
-    return check_case(data if cut is None else data[: cut % (len(data) + 1)], "fuzz.warc", gzipped=False)
+    return check_case(data if cut is None else data[: cut % (len(data) + 1)], "fuzz.warc", False, engine)
 
 
-def fuzz(case, run_settings) -> Counter:
+def fuzz(case, run_settings, engine: str = "trafilatura") -> Counter:
     """`case` on every example hypothesis draws under `run_settings`; the cases' figures summed
     (printed for docs/reliability.md's table)."""
     figures: Counter = Counter()
@@ -127,10 +132,10 @@ def fuzz(case, run_settings) -> Counter:
     @run_settings
     @given(edits=EDITS, cut=CUT)
     def one(edits, cut):
-        figures.update(case(edits, cut))
+        figures.update(case(edits, cut, engine))
 
     one()
-    print(f"\nfuzz figures ({case.__name__}): {dict(figures)}")
+    print(f"\nfuzz figures ({case.__name__}, {engine}): {dict(figures)}")
     return figures
 
 
@@ -148,12 +153,16 @@ def assert_plain_damage_is_reached(figures: Counter, cases: int) -> None:
     assert figures["changed_documents"] >= 1, figures  # a count that varies with the drawn mutations (4-8 in 100)
 
 
-def test_mutated_gzip_bytes_through_extraction():
-    assert_gzip_damage_is_reached(fuzz(_gz_case, FAST), 200)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_mutated_gzip_bytes_through_extraction(engine):
+    cases = CI_CASES[engine][0]
+    assert_gzip_damage_is_reached(fuzz(_gz_case, settings(FAST, max_examples=cases), engine), cases)
 
 
-def test_mutated_plain_warc_through_extraction():
-    assert_plain_damage_is_reached(fuzz(_plain_case, settings(FAST, max_examples=100)), 100)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_mutated_plain_warc_through_extraction(engine):
+    cases = CI_CASES[engine][1]
+    assert_plain_damage_is_reached(fuzz(_plain_case, settings(FAST, max_examples=cases), engine), cases)
 
 
 @pytest.mark.nightly

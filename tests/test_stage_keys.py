@@ -60,9 +60,14 @@ def test_each_stage_key_covers_only_the_code_it_runs(code):
     report.write_text(report.read_text() + "\n# a comment\n")
     after_report = code_versions(code)
     assert {n for n in STAGE_MODULES if before[n] != after_report[n]} == {"shards"}  # shards writes the report
-    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
+    edit(code / "pipeline" / "filter" / "fineweb.py", "_ENDERS = tuple(", "_ENDERS = (\":\",) + tuple(")
     after_rule = code_versions(code)
     assert {n for n in STAGE_MODULES if after_report[n] != after_rule[n]} == {"filter"}
+    # extract's quality pre-screen counts sentences with C4's line rules: a C4 change reruns it too
+    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
+    after_c4 = code_versions(code)
+    assert {n for n in STAGE_MODULES if after_rule[n] != after_c4[n]} == {"extract", "filter"}
+    after_rule = after_c4
     edit(code / "model" / "config.py", "    arch: Literal", "    new_knob: int = 3\n    arch: Literal")
     assert code_versions(code) == after_rule  # config values are in the key as values, not as code
 
@@ -100,7 +105,8 @@ def test_reruns_redo_only_what_changed(code, tmp_path):
     assert (workdir / "shards" / "report.json").stat().st_mtime_ns != report_before
 
     # A filter rule that changes what is kept: extract skips, filter and everything after it reruns.
-    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
+    # (Not C4's: extract's quality pre-screen counts sentences with C4's line rules.)
+    edit(code / "pipeline" / "filter" / "fineweb.py", "_ENDERS = tuple(", "_ENDERS = (\":\",) + tuple(")
     skipped = run(code, workdir)
     assert skipped == {"extract": True, "filter": False, "dedup": False, "tokenizer": False, "shards": False, "train": False}
 

@@ -1,4 +1,4 @@
-"""HTML payload -> main text, title and date (trafilatura), with charset handling and a time limit.
+"""HTML payload -> main text, title and date (trafilatura or a resiliparse engine), charset handling, a time limit.
 
 Charset order (WHATWG's encoding sniffing, simplified): byte-order mark, the HTTP
 `Content-Type` charset, a `<meta charset>` in the first 4 KB, strict UTF-8; then, for a page
@@ -25,8 +25,11 @@ from typing import Iterator
 
 from pipeline.config import ExtractConfig
 from pipeline.extract.html_tree import parse_html
+from pipeline.extract.line_filter import fast_extract
 from pipeline.extract.link_density import drop_link_lines
 from pipeline.extract.prescreen import Verdict, screen
+from pipeline.extract.quality_prescreen import Floors, QualityVerdict, screen_quality
+from pipeline.extract.resiliparse_text import resiliparse_extract
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 META_SCAN_BYTES = 4096  # HTML spec: the prescan looks at the first 1024 bytes; pages often put it later
@@ -230,22 +233,36 @@ def title_and_date(tree, url: str | None) -> tuple[str | None, str | None]:
     return (title or None), (date or None)
 
 
+# The engines other than trafilatura: html -> (main text, title, date), each from one resiliparse parse.
+CHEAP_ENGINES = {"resiliparse": resiliparse_extract, "fast": fast_extract}
+
+
 def extract_main_text(
     html: str, url: str | None, cfg: ExtractConfig,
-    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None,
-) -> Extracted | Verdict | None:
-    """Main text, title and date of one page; None when trafilatura finds no main text; the
-    pre-screen's Verdict when no kept language can pass (pipeline/extract/prescreen.py; only with
-    `cfg.language_prescreen` and kept languages given).
+    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None, floors: Floors | None = None,
+) -> Extracted | Verdict | QualityVerdict | None:
+    """Main text, title and date of one page; None when the engine finds no main text; the
+    language pre-screen's Verdict when no kept language can pass (pipeline/extract/prescreen.py;
+    only with `cfg.language_prescreen` and kept languages given); the quality pre-screen's
+    QualityVerdict when the page's cheap text fails the filter's floors (`floors` given:
+    pipeline/extract/quality_prescreen.py).
 
-    The pre-screen reads the HTML string, so a page it skips is never parsed; the page is then
-    parsed once: the metadata and trafilatura read the same tree (trafilatura and the date search
-    prune copies of it).
+    The pre-screens read the HTML string and resiliparse's text, so a page they skip is never
+    parsed by lxml; the page is then parsed once: the metadata and trafilatura read the same tree
+    (trafilatura and the date search prune copies of it). `cfg.engine` other than trafilatura:
+    resiliparse's engines, no quality pre-screen (they cost about what it does).
     """
     if cfg.language_prescreen and kept_languages:
         verdict = screen(html, content_language, kept_languages, cfg.prescreen_threshold)
         if verdict is not None:
             return verdict
+    if cfg.engine in CHEAP_ENGINES:
+        text, title, date = CHEAP_ENGINES[cfg.engine](html)
+        return Extracted(text, title, date) if text.strip() else None
+    if floors is not None:
+        quality = screen_quality(html, floors)
+        if quality is not None:
+            return quality
     tree = parse_html(html)
     if tree is None:
         return None
@@ -260,6 +277,8 @@ def extract_main_text(
 
 def extract_with_limit(
     html: str, url: str | None, cfg: ExtractConfig,
-    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None,
-) -> Extracted | Verdict | None:
-    return run_with_time_limit(extract_main_text, cfg.extraction_timeout_s, html, url, cfg, kept_languages, content_language)
+    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None, floors: Floors | None = None,
+) -> Extracted | Verdict | QualityVerdict | None:
+    return run_with_time_limit(
+        extract_main_text, cfg.extraction_timeout_s, html, url, cfg, kept_languages, content_language, floors
+    )

@@ -8,7 +8,10 @@ counted and reported with the file name, and what was read before it is kept.
 
 When the filter keeps only some languages, pages that none of them can pass skip extraction
 (pipeline/extract/prescreen.py) and are written, as the filter writes its drops, to
-rejects/part-NNNNN.parquet under the rule `language.prescreen`.
+rejects/part-NNNNN.parquet under the rule `language.prescreen`. Before trafilatura, pages whose
+cheap text already fails the filter's word or sentence floor skip it too (`quality.prescreen`,
+pipeline/extract/quality_prescreen.py). `extract.engine` picks the extractor (trafilatura,
+resiliparse, fast); the stage's summary names it.
 """
 from __future__ import annotations
 
@@ -28,9 +31,14 @@ from pipeline.config import ExtractConfig, PipelineConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.errors import InputError
 from pipeline.extract.http_response import parse_http_response
+from pipeline.extract.line_filter import check_config as check_engine
+from pipeline.extract.line_filter import model_hash
 from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
 from pipeline.extract.normalize import normalize_text
+from pipeline.extract.page_lines import PageTooDeep
 from pipeline.extract.prescreen import Verdict, check_config, prescreen_languages
+from pipeline.extract.quality_prescreen import RULE as QUALITY_RULE
+from pipeline.extract.quality_prescreen import Floors, QualityVerdict, quality_floors
 from pipeline.extract.sources import open_input, resolve_inputs
 from pipeline.extract.warc import WarcRecord, iter_warc_records
 from pipeline.stage import PartResult, Stage, StageStats, merge_counts
@@ -48,9 +56,11 @@ NON_RESPONSE_SKIPS = {"skip_request", "skip_metadata", "skip_warcinfo", "skip_re
 # rejects/ as the filter writes its drops (the language fastText saw, its score, the rule).
 PRESCREEN_RULE = "language.prescreen"
 REJECTS = "rejects"
+# The quality pre-screen's rows carry the cheap text's word and sentence counts instead.
 REJECT_SCHEMA = (DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append(pa.field("language_score", pa.float64()))
                  .append(pa.field("prescreen_kept_score", pa.float64())).append(pa.field("first_failing_rule", pa.string()))
-                 .append(pa.field("failing_rules", pa.list_(pa.string()))))
+                 .append(pa.field("failing_rules", pa.list_(pa.string())))
+                 .append(pa.field("prescreen_words", pa.int64())).append(pa.field("prescreen_sentences", pa.int64())))
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,13 @@ def _bump(counts: dict[str, int], key: str) -> None:
 
 
 def record_to_row(
-    record: WarcRecord, source: str, cfg: ExtractConfig, counts: dict[str, int], kept_languages: frozenset[str] = frozenset()
+    record: WarcRecord, source: str, cfg: ExtractConfig, counts: dict[str, int],
+    kept_languages: frozenset[str] = frozenset(), floors: Floors | None = None,
 ) -> dict[str, Any] | None:
     """One WARC record -> one document row, or None after counting why it was skipped.
 
-    A page the language pre-screen skips comes back as a reject row (REJECT_SCHEMA, with
-    `first_failing_rule`), counted under that rule.
+    A page a pre-screen skips (language: `kept_languages` given; quality: `floors` given) comes back
+    as a reject row (REJECT_SCHEMA, with `first_failing_rule`), counted under that rule.
     """
     if record.rec_type != "response":
         # Only WARC 1.1's own types get their own counter: a damaged type ("\x00arcinfo", found
@@ -141,9 +152,13 @@ def record_to_row(
     if undecodable:
         _bump(counts, "undecodable_bytes")
     try:
-        extracted = extract_with_limit(html, url or None, cfg, kept_languages, http.headers.get("content-language"))
+        content_language = http.headers.get("content-language")
+        extracted = extract_with_limit(html, url or None, cfg, kept_languages, content_language, floors)
     except ExtractionTimeout:
         _bump(counts, "skip_extraction_timeout")
+        return None
+    except PageTooDeep:  # the resiliparse engines' guard (pipeline/extract/page_lines.py)
+        _bump(counts, "skip_too_deep")
         return None
     except Exception:  # noqa: BLE001 - a trafilatura/lxml bug on one page must not stop the file
         _bump(counts, "skip_extraction_error")
@@ -157,6 +172,10 @@ def record_to_row(
         return {**row, "text": extracted.text, "language": extracted.language, "language_score": extracted.score,
                 "prescreen_kept_score": extracted.kept_score, "first_failing_rule": PRESCREEN_RULE,
                 "failing_rules": [PRESCREEN_RULE]}
+    if isinstance(extracted, QualityVerdict):
+        _bump(counts, QUALITY_RULE)
+        return {**row, "text": extracted.text, "prescreen_words": extracted.words, "prescreen_sentences": extracted.sentences,
+                "first_failing_rule": QUALITY_RULE, "failing_rules": [QUALITY_RULE]}
     text = normalize_text(extracted.text, cfg) if extracted else ""
     if len(text) < max(cfg.min_extracted_chars, 1):
         _bump(counts, "skip_extraction_empty")
@@ -206,9 +225,13 @@ class _PartFile:
         return True
 
 
-def extract_file(source: str, output: Path, cfg: ExtractConfig, kept_languages: frozenset[str] = frozenset()) -> PartResult:
+def extract_file(
+    source: str, output: Path, cfg: ExtractConfig,
+    kept_languages: frozenset[str] = frozenset(), floors: Floors | None = None,
+) -> PartResult:
     """Stream one WARC into one Parquet part (and rejects/ for pre-screened pages); never raises
-    for bad input (counts it instead). `kept_languages` turns the language pre-screen on."""
+    for bad input (counts it instead). `kept_languages` turns the language pre-screen on, `floors`
+    the quality pre-screen."""
     started = time.time()
     counts: dict[str, int] = {"records": 0, "docs_in": 0, "docs_out": 0}
     errors: list[str] = []
@@ -222,7 +245,7 @@ def extract_file(source: str, output: Path, cfg: ExtractConfig, kept_languages: 
     else:
         try:
             for record in iter_warc_records(raw, source, counts, errors, cfg.max_gzip_member_bytes):
-                row = record_to_row(record, source, cfg, counts, kept_languages)
+                row = record_to_row(record, source, cfg, counts, kept_languages, floors)
                 if row is not None:
                     (rejects if "first_failing_rule" in row else kept).add(row)
         except OSError as err:  # network drop or disk error mid-file: keep what was read
@@ -250,6 +273,7 @@ def extract_file(source: str, output: Path, cfg: ExtractConfig, kept_languages: 
 
 
 PRESCREEN_FIELDS = {"language_prescreen", "prescreen_threshold"}
+QUALITY_FIELDS = {"quality_prescreen", "quality_prescreen_margin"}
 
 
 class ExtractStage(Stage):
@@ -257,19 +281,30 @@ class ExtractStage(Stage):
     config_sections = ("extract",)
 
     def config_slice(self, cfg: PipelineConfig) -> dict[str, Any]:
-        """The extract section, and while the pre-screen runs, the kept languages it reads (so changing
-        them reruns extract); the pre-screen's own settings count only while it runs."""
-        kept = prescreen_languages(cfg)
-        extract = cfg.extract.model_dump(mode="json", exclude=None if kept else PRESCREEN_FIELDS)
-        return {"extract": extract, **({"filter.language.languages": sorted(kept)} if kept else {})}
+        """The extract section, and what the pre-screens read from the filter's settings while they
+        run (the kept languages; the word and sentence floors and C4's line rules), so changing
+        those reruns extract; each pre-screen's own settings count only while it runs. With the
+        fast engine, its weights' hash: new weights rerun extract."""
+        kept, floors = prescreen_languages(cfg), quality_floors(cfg)
+        exclude = (set() if kept else PRESCREEN_FIELDS) | (set() if floors else QUALITY_FIELDS)
+        config: dict[str, Any] = {"extract": cfg.extract.model_dump(mode="json", exclude=exclude or None)}
+        if kept:
+            config["filter.language.languages"] = sorted(kept)
+        if floors:
+            config["filter.gopher_quality.min_doc_words"] = floors.min_words
+            config["filter.c4"] = cfg.filter.c4.model_dump(mode="json") if floors.min_sentences is not None else None
+        if cfg.extract.engine == "fast":
+            config["line_filter"] = model_hash()
+        return config
 
     def plan(self, inputs: Sequence[str], cfg: PipelineConfig) -> list[WarcPart]:
         check_config(cfg)
+        check_engine(cfg)
         return [WarcPart(i, source) for i, source in enumerate(resolve_inputs(list(inputs)))]
 
     def run_part(self, part: WarcPart, workdir: Path, cfg: PipelineConfig) -> PartResult:
         output = Path(workdir) / f"part-{part.index:05d}.parquet"
-        return extract_file(part.source, output, cfg.extract, prescreen_languages(cfg))
+        return extract_file(part.source, output, cfg.extract, prescreen_languages(cfg), quality_floors(cfg))
 
     def finish(self, workdir: Path, results: list[PartResult], cfg: PipelineConfig) -> StageStats:
         counts = merge_counts(results)
@@ -284,6 +319,7 @@ class ExtractStage(Stage):
         prescreened = {k.removeprefix("prescreen_lang_"): v for k, v in counts.items() if k.startswith("prescreen_lang_")}
         if prescreened:
             extra["prescreen_languages"] = dict(sorted(prescreened.items(), key=lambda kv: (-kv[1], kv[0])))
+        extra["engine"] = cfg.extract.engine
         extra["files"] = len(results)
         extra["files_with_errors"] = sum(1 for r in results if r.errors)
         extra["per_file"] = {

@@ -172,6 +172,9 @@ def upstream_stats(start: Sequence[Path]) -> dict[str, dict[str, Any]]:
                 "folder": str(folder), "docs_in": stats.get("docs_in", 0), "docs_out": stats.get("docs_out", 0),
                 "drops": {k: v for k, v in sorted(stats.get("drops", {}).items(), key=lambda kv: -kv[1]) if v},
             }
+            engine = (stats.get("extra") or {}).get("engine")
+            if engine:  # extract's main-text engine (extract.engine)
+                found[manifest["stage"]]["engine"] = engine
         queue += [Path(i["input"]) for i in manifest.get("inputs", []) if i.get("kind") == "stage"]
     return {s: found[s] for s in UPSTREAM if s in found}
 
@@ -288,7 +291,9 @@ def summary_text(report: dict[str, Any], html_path: Path | None = None) -> str:
         lines.append("top domains: " + ", ".join(f"{r['name']} ({r['documents']})" for r in report["top_domains"][:5]))
     for stage, s in report["upstream"].items():
         drops = ", ".join(f"{k} {v:,}" for k, v in s["drops"].items()) if stage in REMOVING else ""
-        lines.append(f"{stage}: {s['docs_in']:,} in -> {s['docs_out']:,} out" + (f"  removed: {drops}" if drops else ""))
+        engine = f" (engine {s['engine']})" if s.get("engine") else ""
+        removed = f"  removed: {drops}" if drops else ""
+        lines.append(f"{stage}{engine}: {s['docs_in']:,} in -> {s['docs_out']:,} out{removed}")
     f = report.get("filter")
     if f:
         busiest = sorted((r for r in f["rules"] if r["fails"]), key=lambda r: -r["dropped_first"])[:5]

@@ -39,7 +39,8 @@ def removed_rows(upstream: dict[str, Any]) -> list[dict[str, Any]]:
 
 def shard_blocks(report: dict[str, Any]) -> list[Block]:
     splits = [{"split": s, **v} for s, v in report["splits"].items()] + [{"split": "total", **report["total"]}]
-    stages = [{"stage": s, "docs_in": v["docs_in"], "docs_out": v["docs_out"]} for s, v in report["upstream"].items()]
+    stages = [{"stage": s, "docs_in": v["docs_in"], "docs_out": v["docs_out"], "extractor": v.get("engine", "")}
+              for s, v in report["upstream"].items()]
     blocks: list[Block] = [
         ("h", 2, "Token shards"),
         ("p", f"vocabulary {report['vocab_size']:,} ({report['dtype']}); byte-fallback ids "
