@@ -6,7 +6,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.config import ExtractConfig
+
 console = Console()
+DEFAULT_ENGINE = ExtractConfig.model_fields["engine"].default
 SHOWN_FILE_ERRORS = 5  # the rest are in the stage's _stage.json
 
 
@@ -96,6 +99,9 @@ def print_run_summary(run_dir: Path, results: dict[str, dict]) -> None:
             table.add_row(name, f"{stats['docs_in']:,} tokens", f"{stats['docs_out']} steps", seconds, "")
             continue
         table.add_row(name, str(stats["docs_in"]), documents_out(stats), seconds, drops)
+        engine = (stats.get("extra") or {}).get("engine")
+        if engine and engine != DEFAULT_ENGINE:  # extract's engine, when not the default (_stage.json has it always)
+            table.add_row("", "", "", "", f"engine: {engine}")
         for row in error_rows(stats):
             table.add_row("", "", "", "", f"error: {row}")
     console.print(table)
