@@ -3,6 +3,10 @@ configures them vs every filter rule off, on CC-SAMPLE-A-00001 and -00002 (00000
 the default evaluation text, data/eval/), one pass over the filtered run's train split, 3 seeds.
 
     .venv/bin/python -m benchmarks.ablation_shared [--out .bench/ablation-shared] [--seeds 3]
+        [--name ablation] [--set train.KEY=VALUE ...]
+
+docs/ablation.md's two runs: `--seeds 3 --set train.optimizer=adamw` (AdamW, the default then) and
+`--seeds 5 --name ablation-muon` (Muon, the default since).
 
 Runs the pipeline (no Prefect: crawl2gpt.runner.run_pipeline) and the ablation library directly,
 so a loaded machine's slow Prefect server start cannot fail it; rerunning resumes both. Prints the
@@ -30,6 +34,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(BENCH_DIR / "ablation-shared"))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--name", default="ablation", help="the ablation's folder under --out (the curated runs are shared)"
+    )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="train.KEY=VALUE")
     args = parser.parse_args()
     warcs = [str(p) for p in SAMPLE_WARCS[1:]]
     demo = ROOT / "configs" / "demo.yaml"
@@ -41,9 +49,9 @@ def main() -> None:
     for name, overrides in variants.items():
         run_pipeline(warcs, f"{args.out}/{name}", RunConfig.load(str(demo), overrides), until="shards")
     curated = time.time() - started
-    cfg, explicit = train_settings(str(ROOT / "configs" / "ablate-demo.yaml"), TRAIN)
+    cfg, explicit = train_settings(str(ROOT / "configs" / "ablate-demo.yaml"), TRAIN + args.overrides)
     plan = plan_ablation(
-        [f"{args.out}/{name}" for name in variants], f"{args.out}/ablation", cfg, seeds=args.seeds, explicit=explicit
+        [f"{args.out}/{name}" for name in variants], f"{args.out}/{args.name}", cfg, seeds=args.seeds, explicit=explicit
     )
     start(plan)
     with timed() as clock:

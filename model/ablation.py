@@ -18,8 +18,9 @@ the tokenizer, on
 
 Resumable: OUT/plan.json pins the plan; the same command again skips every arm with a
 result.json and resumes the others from their checkpoints, so a killed ablation loses at most
-the steps since an arm's last checkpoint. A plan that differs (other shards, settings or text) is
-refused rather than mixed with the old arms.
+the steps since an arm's last checkpoint. More --seeds extend a finished ablation (its arms
+stay); any other change (other shards, settings or text) is refused rather than mixed with the
+old arms.
 """
 
 from __future__ import annotations
@@ -175,18 +176,22 @@ def _sha256(path: Path) -> str:
 
 
 def start(plan: dict[str, Any]) -> None:
-    """Write OUT/plan.json, or check that the one there is this plan (a resumed ablation)."""
+    """Write OUT/plan.json, or check that the one there is this plan (a resumed ablation). More
+    seeds than before are the one change accepted: the finished arms stay valid, and adding seeds
+    is how a difference within noise gets resolved."""
     out = Path(plan["out"])
     path = out / PLAN
     if path.is_file():
         before = json.loads(path.read_text())
-        if before != plan:
-            changed = sorted(k for k in plan if before.get(k) != plan[k])
+        if before == plan:
+            return
+        changed = sorted(k for k in plan if before.get(k) != plan[k])
+        if changed != ["seeds"] or plan["seeds"][: len(before["seeds"])] != before["seeds"]:
             raise ConfigError(
                 f"{out} holds an ablation with other {', '.join(changed)}: give another --out, or "
-                f"delete {out} to start over"
+                f"delete {out} to start over (only --seeds may grow)"
             )
-        return
+        log.info("%s: seeds %s added to the ablation", out, plan["seeds"][len(before["seeds"]) :])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(plan, indent=2) + "\n")
 

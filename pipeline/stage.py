@@ -321,6 +321,7 @@ def run_stage(
         return stats
 
     started = time.time()
+    parts = stage.plan(list(inputs), cfg)  # before any write: a stage that refuses its settings or inputs leaves no folder
     clean_stale(output)
     if atomic:
         workdir = temp_path(output)
@@ -330,7 +331,6 @@ def run_stage(
 
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        parts = stage.plan(list(inputs), cfg)
         run_one = partial(stage.run_part, workdir=workdir, cfg=cfg)
         mapper = explaining_full_disks(map_parts or process_map(default_workers(cfg)), stage.name, output, atomic)
         results = mapper(run_one, parts)

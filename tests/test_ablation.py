@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -180,11 +181,22 @@ def test_a_killed_arm_resumes_to_the_uninterrupted_result(ablation, runs, eval_t
     assert run_arm(again, label, seed) == resumed  # finished: read back, not retrained
 
 
-def test_another_plan_in_the_same_folder_is_refused(ablation, runs, eval_text):
+def test_another_plan_in_the_same_folder_is_refused_but_seeds_may_grow(ablation, runs, eval_text, tmp_path):
     plan, _ = ablation
-    other = plan_ablation([r.parent for r in runs], plan["out"], TINY, eval_path=eval_text, seeds=3, tokens=TOKENS)
-    with pytest.raises(ConfigError, match="other seeds"):
+    other = plan_ablation([r.parent for r in runs], plan["out"], TINY, eval_path=eval_text, seeds=2, tokens=2 * TOKENS)
+    with pytest.raises(ConfigError, match="other tokens, train"):
         start(other)
+    fewer = plan_ablation([r.parent for r in runs], plan["out"], TINY, eval_path=eval_text, seeds=1, tokens=TOKENS)
+    with pytest.raises(ConfigError, match="other seeds"):
+        start(fewer)
+    grown_out = tmp_path / "grown"
+    shutil.copytree(plan["out"], grown_out)
+    before = {(a["run"], a["seed"]): a for a in finish({**plan, "out": str(grown_out)})["arms"]}
+    (grown_out / "plan.json").write_text(json.dumps({**plan, "out": str(grown_out)}))
+    more = plan_ablation([r.parent for r in runs], grown_out, TINY, eval_path=eval_text, seeds=3, tokens=TOKENS)
+    start(more)  # a third seed: the four finished arms are kept, two are added
+    assert [read_result(more, label, seed) is not None for label, seed in arms(more)] == [True] * 4 + [False] * 2
+    assert all(read_result(more, *key) == arm for key, arm in before.items())
 
 
 def test_bad_inputs_fail_before_training(runs, eval_text, tmp_path):
