@@ -44,8 +44,9 @@ ablate-demo: setup
 # Three tiers (README, "Tests and benchmarks"): `test` the fast tier (at most 5 minutes on 2 cores;
 # pyproject.toml's addopts leave out the markers slow, gpu and nightly), `test-slow` the tests marked
 # slow, `test-all` both tiers and the gpu tests (which skip without CUDA). `pytest -m nightly` runs
-# the long fuzzing and load runs, which no make target and no CI run starts.
-test: setup
+# the long fuzzing and load runs, which no make target and no CI run starts. `test` lints first
+# (a second): a style slip fails CI like a broken test.
+test: setup lint
 	$(PYTEST) $(PYTEST_ARGS)
 
 test-slow: setup

@@ -72,8 +72,12 @@ OURS = {
     "engine_fast": ["extract.engine=fast"],
     "engine_fast_ten": ["extract.engine=fast", TEN],
 }
-AGREEMENT = {"en": ("ours", "ours_full"), "en_quality": ("ours", "ours_no_quality"),
-             "en_de": ("ours_en_de", "ours_en_de_full"), "ten": ("ours_ten", "ours_ten_full")}
+AGREEMENT = {
+    "en": ("ours", "ours_full"),
+    "en_quality": ("ours", "ours_no_quality"),
+    "en_de": ("ours_en_de", "ours_en_de_full"),
+    "ten": ("ours_ten", "ours_ten_full"),
+}
 
 DATATROVE_RUNNER = r"""
 import json, resource, sys, tempfile, time

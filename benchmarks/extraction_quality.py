@@ -88,13 +88,20 @@ def engine_figures(pages: dict, truth: list[dict], ours: dict[str, str]) -> dict
             outputs[name], cpu = run(pages)
             seconds[name] = min(seconds.get(name, cpu), cpu)
     fast_cv, thresholds = cross_validated(labelled_pages(pages, truth, ours), truth)
-    scored = {"trafilatura_defaults": outputs["trafilatura_defaults"], "trafilatura": outputs["trafilatura"],
-              "resiliparse": outputs["resiliparse"], "fast": fast_cv}
+    scored = {
+        "trafilatura_defaults": outputs["trafilatura_defaults"],
+        "trafilatura": outputs["trafilatura"],
+        "resiliparse": outputs["resiliparse"],
+        "fast": fast_cv,
+    }
     peer = seconds["trafilatura_defaults"]
     return {
-        name: {**cv_summary(text, truth), "ms_per_page": round(1000 * seconds[name] / len(pages), 2),
-               "cpu_share_of_trafilatura": round(seconds[name] / peer, 3),
-               **({"thresholds_per_fold": thresholds} if name == "fast" else {})}
+        name: {
+            **cv_summary(text, truth),
+            "ms_per_page": round(1000 * seconds[name] / len(pages), 2),
+            "cpu_share_of_trafilatura": round(seconds[name] / peer, 3),
+            **({"thresholds_per_fold": thresholds} if name == "fast" else {}),
+        }
         for name, text in scored.items()
     }
 

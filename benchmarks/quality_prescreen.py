@@ -63,20 +63,25 @@ def measure(pages: list[tuple[str, str]]) -> list[dict]:
     detected = language.detect(texts, configs["all"].language)
     rows = []
     for (url, html), text, lang in zip(pages, texts, detected):
-        rows.append({
-            "url": url,
-            "kept": {name: not evaluate(text, lang, cfg).failing for name, cfg in configs.items()},
-            "ratio": ratio(cheap_text(html), configs["all"]),
-            "main_ratio": ratio(main_content_text(parse(html)), configs["all"]),
-        })
+        rows.append(
+            {
+                "url": url,
+                "kept": {name: not evaluate(text, lang, cfg).failing for name, cfg in configs.items()},
+                "ratio": ratio(cheap_text(html), configs["all"]),
+                "main_ratio": ratio(main_content_text(parse(html)), configs["all"]),
+            }
+        )
     return rows
 
 
 def counts(rows: list[dict], margin: float, key: str = "ratio") -> dict:
     skipped = [r for r in rows if r[key] < margin]
-    return {"pages": len(rows), "skipped": len(skipped),
-            **{f"kept_{n}": sum(r["kept"][n] for r in rows) for n in KEPT},
-            **{f"lost_{n}": sum(r["kept"][n] for r in skipped) for n in KEPT}}
+    return {
+        "pages": len(rows),
+        "skipped": len(skipped),
+        **{f"kept_{n}": sum(r["kept"][n] for r in rows) for n in KEPT},
+        **{f"lost_{n}": sum(r["kept"][n] for r in skipped) for n in KEPT},
+    }
 
 
 def margin_from(rows: list[dict], key: str = "ratio") -> float:
@@ -91,8 +96,12 @@ def cross_validate(rows: list[dict], key: str) -> dict:
         held_out = [r for r in rows if fold_of(r["url"]) == k]
         folds.append({"margin": round(margin, 2), **counts(held_out, margin, key)})
     total = {n: sum(f[n] for f in folds) for n in folds[0] if n != "margin"}
-    return {"folds": folds, "held_out": total, "margin": min(f["margin"] for f in folds),
-            "lowest_kept_ratio": round(min(r[key] for r in rows if r["kept"]["all"]), 3)}
+    return {
+        "folds": folds,
+        "held_out": total,
+        "margin": min(f["margin"] for f in folds),
+        "lowest_kept_ratio": round(min(r[key] for r in rows if r["kept"]["all"]), 3),
+    }
 
 
 def built_pages(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -122,9 +131,14 @@ def main() -> None:
     cv = cross_validate(rows, "ratio")
     margin = cv["margin"]
     default = ExtractConfig().quality_prescreen_margin
-    result = {"benchmark": "quality_prescreen", "safety": SAFETY, "cv": cv, "default_margin": default,
-              "main_content_cv": cross_validate(rows, "main_ratio"),
-              "sets": {"shared": counts(rows, default), "shared_main_content": counts(rows, default, "main_ratio")}}
+    result = {
+        "benchmark": "quality_prescreen",
+        "safety": SAFETY,
+        "cv": cv,
+        "default_margin": default,
+        "main_content_cv": cross_validate(rows, "main_ratio"),
+        "sets": {"shared": counts(rows, default), "shared_main_content": counts(rows, default, "main_ratio")},
+    }
     result["sets"]["built"] = counts(measure(built_pages(shared)), default)
     if args.volume:
         with timed() as clock:

@@ -93,7 +93,7 @@ def line_labels(lines: list[str], row: dict, teacher: str) -> tuple[np.ndarray, 
                 continue
             first = np.searchsorted(starts, at, side="right") - 1
             last = np.searchsorted(starts, at + len(wanted) - 1, side="right") - 1
-            labels[first:last + 1], weights[first:last + 1] = value, SNIPPET_WEIGHT
+            labels[first : last + 1], weights[first : last + 1] = value, SNIPPET_WEIGHT
     return labels, weights
 
 
@@ -106,8 +106,12 @@ def train(x: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int = SEED) -> Line
     z = (x - mean) / scale
     rng = np.random.default_rng(seed)
     bound1, bound2 = 1 / np.sqrt(z.shape[1]), 1 / np.sqrt(HIDDEN)
-    params = [rng.uniform(-bound1, bound1, (HIDDEN, z.shape[1])), rng.uniform(-bound1, bound1, HIDDEN),
-              rng.uniform(-bound2, bound2, (1, HIDDEN)), rng.uniform(-bound2, bound2, 1)]
+    params = [
+        rng.uniform(-bound1, bound1, (HIDDEN, z.shape[1])),
+        rng.uniform(-bound1, bound1, HIDDEN),
+        rng.uniform(-bound2, bound2, (1, HIDDEN)),
+        rng.uniform(-bound2, bound2, 1),
+    ]
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     share = w / w.sum()
     for step in range(1, EPOCHS + 1):
@@ -134,15 +138,20 @@ def probabilities(model: LineModel, features: np.ndarray) -> np.ndarray:
 
 
 def stacked(pages: dict, urls: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.vstack([pages[u]["features"] for u in urls]), np.concatenate([pages[u]["labels"] for u in urls]),
-            np.concatenate([pages[u]["weights"] for u in urls]))
+    return (
+        np.vstack([pages[u]["features"] for u in urls]),
+        np.concatenate([pages[u]["labels"] for u in urls]),
+        np.concatenate([pages[u]["weights"] for u in urls]),
+    )
 
 
 def extracted(pages: dict, urls: list[str], probs: dict, threshold: float) -> dict[str, str]:
     """The pages' kept lines, normalized as the extract stage normalizes every engine's text."""
     cfg = ExtractConfig()
-    return {u: normalize_text("\n".join(line for line, p in zip(pages[u]["lines"], probs[u]) if p >= threshold), cfg)
-            for u in urls}
+    return {
+        u: normalize_text("\n".join(line for line, p in zip(pages[u]["lines"], probs[u]) if p >= threshold), cfg)
+        for u in urls
+    }
 
 
 def out_of_fold(pages: dict, urls: list[str], folds: list[int]) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
 """The short summary a run ends with: one line per stage, the loss curve in numbers, a sample."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,11 @@ def file_errors(stats: dict) -> list[tuple[str, str]]:
     if per_file:
         # A file that gave no record at all ends with the verdict on the whole file ("no WARC
         # record found: not a WARC file"), which says more than the first bad offset.
-        found = [(name, info["errors"][-1 if info.get("records") == 0 else 0])
-                 for name, info in per_file.items() if info.get("errors")]
+        found = [
+            (name, info["errors"][-1 if info.get("records") == 0 else 0])
+            for name, info in per_file.items()
+            if info.get("errors")
+        ]
     else:
         first: dict[str, tuple[str, str]] = {}
         for error in stats.get("errors") or []:
@@ -45,7 +49,11 @@ def error_rows(stats: dict) -> list[str]:
 
 def documents_out(stats: dict) -> str:
     """An empty output is valid (every document dropped, or none came in): say so, not just 0."""
-    return f"{stats['docs_out']} (empty output)" if stats["docs_out"] == 0 and stats["stage"] != "train" else str(stats["docs_out"])
+    return (
+        f"{stats['docs_out']} (empty output)"
+        if stats["docs_out"] == 0 and stats["stage"] != "train"
+        else str(stats["docs_out"])
+    )
 
 
 def print_stage_summary(stats: dict) -> None:

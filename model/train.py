@@ -25,6 +25,7 @@ The rest of the trainer, one idea a module (as torchtitan lays it out):
 Run alone: `python -m model.train --shards runs/x/shards --out runs/x/train train.max_steps=300`
 or under torchrun for DDP/FSDP (model/distributed.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,14 @@ log = logging.getLogger("crawl2gpt.train")
 # --------------------------------------------------------------------------- the loop
 
 
-def train(shards_dir, out_dir, train_cfg: TrainConfig, progress: bool = True,
-          on_step: Callable[[int, float], None] | None = None,
-          on_eval: Callable[[int, torch.nn.Module], dict[str, Any]] | None = None) -> dict[str, Any]:
+def train(
+    shards_dir,
+    out_dir,
+    train_cfg: TrainConfig,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+    on_eval: Callable[[int, torch.nn.Module], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Train (or resume) in out_dir; returns the run's summary (what the stage reports).
 
     `on_step(step, loss)` is called after each optimizer step (tests use it to interrupt a run);
@@ -73,9 +79,15 @@ def train(shards_dir, out_dir, train_cfg: TrainConfig, progress: bool = True,
     return summary
 
 
-def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed.World, progress: bool,
-           on_step: Callable[[int, float], None] | None,
-           on_eval: Callable[[int, torch.nn.Module], dict[str, Any]] | None = None) -> dict[str, Any]:
+def _train(
+    shards_dir: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    world: distributed.World,
+    progress: bool,
+    on_step: Callable[[int, float], None] | None,
+    on_eval: Callable[[int, torch.nn.Module], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     run = Run(shards_dir, out_dir, cfg, world)
     run.try_resume()
     run.open_shards()
@@ -83,8 +95,11 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
         torch.manual_seed(cfg.seed + world.rank)
     model = distributed.prepare(run.raw, world, cfg, run.precision)
     if run.compiled:
-        log.info("torch.compile on (train.compile=%s, scope %s); the first step compiles", cfg.compile,
-                 distributed.compile_scope(cfg, world))
+        log.info(
+            "torch.compile on (train.compile=%s, scope %s); the first step compiles",
+            cfg.compile,
+            distributed.compile_scope(cfg, world),
+        )
     run.make_optimizer()
     recorder = Recorder(run, progress and world.is_main)
     clock = StepClock()
@@ -101,8 +116,13 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
         ready += [step] if late is None else []
         for done in ready:
             loss, grad_norm = done.values()  # waits for that step to finish
-            row = {"step": done.number, "loss": loss, "lr": done.lr, "grad_norm": grad_norm,
-                   "tokens_per_s": run.tokens_per_step / clock.lap()}
+            row = {
+                "step": done.number,
+                "loss": loss,
+                "lr": done.lr,
+                "grad_norm": grad_norm,
+                "tokens_per_s": run.tokens_per_step / clock.lap(),
+            }
             last = done.number == cfg.max_steps
             if done.number % cfg.eval_interval == 0 or last:
                 with clock.paused():
@@ -110,8 +130,11 @@ def _train(shards_dir: Path, out_dir: Path, cfg: TrainConfig, world: distributed
                     recorder.sample(done.number, generate_sample(run) if world.is_main else None)
                     extra = on_eval(done.number, run.raw) if on_eval else {}
                 if val_loss is not None:  # no val shards: no eval columns (readers take their presence as an eval)
-                    row.update(val_loss=val_loss, val_perplexity=math.exp(val_loss),
-                               val_bpb=from_mean_loss(val_loss, run.val_tokens_per_byte))
+                    row.update(
+                        val_loss=val_loss,
+                        val_perplexity=math.exp(val_loss),
+                        val_bpb=from_mean_loss(val_loss, run.val_tokens_per_byte),
+                    )
                 row.update(extra)
             recorder.write(row)
             if done.number % cfg.checkpoint_interval == 0 or last:
@@ -235,8 +258,16 @@ def generate_sample(run: Run) -> str | None:
     generator = torch.Generator().manual_seed(run.cfg.seed + run.step)
     prompt = run.tokenizer.encode(run.cfg.sample_prompt) if run.cfg.sample_prompt else []
     with eager():  # blocks compiled in place (compile_scope=blocks) would recompile for every length
-        ids = sample(run.raw, prompt, run.cfg.sample_tokens, run.cfg.sample_temperature, run.cfg.sample_top_k or None,
-                     None, run.eot_id, generator)
+        ids = sample(
+            run.raw,
+            prompt,
+            run.cfg.sample_tokens,
+            run.cfg.sample_temperature,
+            run.cfg.sample_top_k or None,
+            None,
+            run.eot_id,
+            generator,
+        )
     return run.cfg.sample_prompt + run.tokenizer.decode(ids)
 
 

@@ -11,6 +11,7 @@ A config is read from YAML (`ConfigBase.from_yaml`) and overridden on the comman
 dotted `section.field=value` pairs (`ConfigBase.with_overrides`). Unknown keys are an error,
 so a typo never silently falls back to a default.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,39 +36,58 @@ class Section(BaseModel):
 class ExtractConfig(Section):
     """WARC reading, HTML extraction (trafilatura) and text normalization."""
 
-    max_page_bytes: int = Field(2_000_000, gt=0, description="Skip HTML payloads larger than this (counted as 'too_large').")
+    max_page_bytes: int = Field(
+        2_000_000, gt=0, description="Skip HTML payloads larger than this (counted as 'too_large')."
+    )
     keep_truncated: bool = Field(False, description="Keep payloads marked WARC-Truncated (cut short by the crawler).")
     favor_precision: bool = Field(
         False,
-        description="trafilatura favor_precision. Off: it loses F1 in 5 of 5 site-grouped folds (benchmarks/extraction_quality.py, "
-        "docs/benchmarks-ingest.md), 4 points of recall for 1 of precision.",
+        description="trafilatura favor_precision. Off: it loses F1 in 5 of 5 site-grouped folds "
+        "(benchmarks/extraction_quality.py, docs/benchmarks-ingest.md), 4 points of recall for 1 of precision.",
     )
     favor_recall: bool = Field(False, description="trafilatura favor_recall.")
     include_tables: bool = Field(True, description="Keep text inside <table> elements.")
-    include_comments: bool = Field(False, description="trafilatura include_comments: reader comments are not main text.")
-    deduplicate: bool = Field(False, description="trafilatura deduplicate (drops repeated text segments within a page).")
+    include_comments: bool = Field(
+        False, description="trafilatura include_comments: reader comments are not main text."
+    )
+    deduplicate: bool = Field(
+        False, description="trafilatura deduplicate (drops repeated text segments within a page)."
+    )
     fast: bool = Field(False, description="trafilatura fast mode: skip its readability/jusText fallback comparison.")
-    min_extracted_chars: int = Field(1, ge=0, description="Documents with fewer characters after extraction are skipped ('empty_text').")
+    min_extracted_chars: int = Field(
+        1, ge=0, description="Documents with fewer characters after extraction are skipped ('empty_text')."
+    )
     extraction_timeout_s: float = Field(30.0, gt=0, description="Per-document time limit for extraction.")
     drop_link_lines: bool = Field(
-        True, description="Drop extracted lines that are mostly link text (pipeline/extract/link_density.py; wins in 5 of 5 site-grouped folds)."
+        True,
+        description="Drop extracted lines that are mostly link text (pipeline/extract/link_density.py; wins in 5 of 5 "
+        "site-grouped folds).",
     )
-    link_density: float = Field(0.5, ge=0, le=1, description="... at least this share of the line's page element is link text (chosen by CV).")
-    link_line_max_words: int = Field(20, ge=1, description="... and the line has at most this many words (chosen by CV).")
+    link_density: float = Field(
+        0.5, ge=0, le=1, description="... at least this share of the line's page element is link text (chosen by CV)."
+    )
+    link_line_max_words: int = Field(
+        20, ge=1, description="... and the line has at most this many words (chosen by CV)."
+    )
     remove_boilerplate_lines: bool = Field(
-        True, description="Drop calls to action during normalization: newsletter, subscribe, follow us, cookie notices (5 of 5 folds)."
+        True,
+        description="Drop calls to action during normalization: newsletter, subscribe, follow us, cookie notices (5 "
+        "of 5 folds).",
     )
     fix_mojibake: bool = Field(True, description="Repair mojibake with ftfy during normalization.")
     language_prescreen: bool = Field(
         True,
-        description="Skip full extraction for pages that no kept language (filter.language.languages) can pass: fastText on "
-        "the page's visible text (pipeline/extract/prescreen.py). Skipped pages go to extract's rejects as language.prescreen; "
-        "false runs every page through trafilatura.",
+        description="Skip full extraction for pages that no kept language (filter.language.languages) can pass: "
+        "fastText on the page's visible text (pipeline/extract/prescreen.py). Skipped pages go to extract's "
+        "rejects as language.prescreen; false runs every page through trafilatura.",
     )
     prescreen_threshold: float = Field(
-        0.1, ge=0, le=1,
+        0.1,
+        ge=0,
+        le=1,
         description="Skip only when every 600-character window gives the kept languages less fastText probability than "
-        "this (the lowest page the filter kept on the sample WARCs and the built set had 0.40; docs/benchmarks-ingest.md).",
+        "this (the lowest page the filter kept on the sample WARCs and the built set had 0.40; "
+        "docs/benchmarks-ingest.md).",
     )
     max_gzip_member_bytes: int = Field(64_000_000, gt=0, description="Decompression cap per WARC record (bomb guard).")
     engine: Literal["trafilatura", "resiliparse", "fast"] = Field(
@@ -83,7 +103,9 @@ class ExtractConfig(Section):
         "pages go to extract's rejects as quality.prescreen. Only the trafilatura engine is screened.",
     )
     quality_prescreen_margin: float = Field(
-        0.4, gt=0, le=1,
+        0.4,
+        gt=0,
+        le=1,
         description="Skip when the cheap text has fewer than margin x the floor's words or sentences (a floor above "
         "the published one counts as the published one). Chosen by site-grouped CV: pages the full path keeps had at "
         "least twice this (benchmarks/quality_prescreen.py, docs/benchmarks-ingest.md).",
@@ -104,7 +126,9 @@ class GopherQualityConfig(Section):
     max_symbol_word_ratio: float = Field(0.1, ge=0, description="Gopher: at most 0.1 '#' or '...' per word.")
     max_bullet_lines_ratio: float = Field(0.9, ge=0, description="Gopher: at most 90% of lines start with a bullet.")
     max_ellipsis_lines_ratio: float = Field(0.3, ge=0, description="Gopher: at most 30% of lines end with an ellipsis.")
-    max_non_alpha_words_ratio: float = Field(0.8, ge=0, le=1, description="Gopher: at least 80% of words contain a letter (datatrove's name).")
+    max_non_alpha_words_ratio: float = Field(
+        0.8, ge=0, le=1, description="Gopher: at least 80% of words contain a letter (datatrove's name)."
+    )
     min_stop_words: int = Field(2, ge=0, description="Gopher: at least 2 of the 8 English stop words.")
     stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
     stop_words_by_language: dict[str, list[str]] = Field(
@@ -114,12 +138,14 @@ class GopherQualityConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _check_ranges(self) -> "GopherQualityConfig":
+    def _check_ranges(self) -> GopherQualityConfig:
         """A minimum above its maximum drops every document; said now, not after extraction."""
         for low, high in (("min_doc_words", "max_doc_words"), ("min_avg_word_length", "max_avg_word_length")):
             if getattr(self, low) > getattr(self, high):
-                raise ValueError(f"filter.gopher_quality.{low} ({getattr(self, low)}) is above {high} ({getattr(self, high)}): "
-                                 "every document would be dropped; lower the one or raise the other")
+                raise ValueError(
+                    f"filter.gopher_quality.{low} ({getattr(self, low)}) is above {high} ({getattr(self, high)}): "
+                    "every document would be dropped; lower the one or raise the other"
+                )
         return self
 
 
@@ -148,10 +174,16 @@ class C4Config(Section):
     enabled: bool = True
     filter_no_terminal_punct: bool = Field(True, description="C4: drop lines not ending in terminal punctuation.")
     min_words_per_line: int = Field(3, ge=0, description="C4: drop lines with fewer than 3 words.")
-    max_word_length: int = Field(1000, ge=-1, description="C4: drop lines with a word longer than 1000 characters (-1: off).")
-    min_num_sentences: int = Field(5, ge=0, description="C4: drop pages with fewer than 5 sentences (after line removal).")
+    max_word_length: int = Field(
+        1000, ge=-1, description="C4: drop lines with a word longer than 1000 characters (-1: off)."
+    )
+    min_num_sentences: int = Field(
+        5, ge=0, description="C4: drop pages with fewer than 5 sentences (after line removal)."
+    )
     filter_javascript: bool = Field(True, description="C4: drop lines containing 'javascript'.")
-    filter_policy: bool = Field(True, description="C4: drop lines with 'terms of use', 'privacy policy', cookie notices.")
+    filter_policy: bool = Field(
+        True, description="C4: drop lines with 'terms of use', 'privacy policy', cookie notices."
+    )
     filter_lorem_ipsum: bool = Field(True, description="C4: drop pages containing 'lorem ipsum'.")
     filter_curly_bracket: bool = Field(True, description="C4: drop pages containing '{' (code).")
     remove_citations: bool = Field(True, description="C4: remove wikipedia-style [1] citation markers.")
@@ -172,7 +204,9 @@ class FineWebConfig(Section):
     line_punct_exclude_zero: bool = False
     short_line_thr: float = Field(0.67, ge=0, description="FineWeb: at most 67% of lines shorter than 30 chars.")
     short_line_length: int = Field(30, ge=0)
-    char_duplicates_ratio: float = Field(0.01, ge=0, description="FineWeb: at most 1% of characters in duplicated lines.")
+    char_duplicates_ratio: float = Field(
+        0.01, ge=0, description="FineWeb: at most 1% of characters in duplicated lines."
+    )
     new_line_ratio: float = Field(0.3, ge=0, description="FineWeb: at most 0.3 newlines per word.")
 
 
@@ -180,17 +214,23 @@ class LanguageConfig(Section):
     """fastText lid.176 language identification (FineWeb keeps English with score >= 0.65)."""
 
     enabled: bool = True
-    languages: list[str] = Field(default_factory=lambda: ["en"], description="ISO 639-1 codes to keep; empty keeps all.")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], description="ISO 639-1 codes to keep; empty keeps all."
+    )
     min_score: float = Field(0.65, ge=0, le=1, description="FineWeb: fastText English score >= 0.65.")
     partition_by_language: bool = Field(False, description="Write kept documents into one folder per language.")
     second_opinion_below: float = Field(
-        0.9, ge=0, le=1,
+        0.9,
+        ge=0,
+        le=1,
         description="Consult lingua when fastText is less sure than this (0.9: 0.960 macro at ~2,000 sentences/s "
         "per core vs 0.959 at 0.8, benchmarks/langid_quality.py).",
     )
     second_opinion: bool = Field(True, description="Use lingua (offline models) as the second detector.")
     max_chars: int = Field(
-        10_000, gt=0, description="Characters of a document given to the detectors (the opening is enough; bounds cost)."
+        10_000,
+        gt=0,
+        description="Characters of a document given to the detectors (the opening is enough; bounds cost).",
     )
 
 
@@ -200,7 +240,9 @@ class PIIConfig(Section):
     enabled: bool = True
     email_replacement: str = "email@example.com"
     ip_replacement: str = "0.0.0.0"
-    only_public_ips: bool = Field(True, description="FineWeb/datatrove mask only global IPs (private ones are not PII).")
+    only_public_ips: bool = Field(
+        True, description="FineWeb/datatrove mask only global IPs (private ones are not PII)."
+    )
 
 
 class QualityModelConfig(Section):
@@ -247,21 +289,35 @@ class DedupConfig(Section):
         "bucket files, one task per hash range, memory bounded by dedup.bucket_docs (docs/scale.md); 'auto': memory "
         "up to dedup.disk_above_docs documents, disk above. Same kept documents with every backend.",
     )
-    disk_above_docs: int = Field(100_000, ge=0, description="backend=auto uses the disk backend above this many "
-                                 "input documents (the memory backend peaks near 1 GB at 100k).")
-    bucket_docs: int = Field(2_000_000, ge=1, description="Disk backend: records (16 bytes each) one bucket task "
-                             "sorts; a band's hash space is cut into ceil(documents / bucket_docs) ranges.")
+    disk_above_docs: int = Field(
+        100_000,
+        ge=0,
+        description="backend=auto uses the disk backend above this many "
+        "input documents (the memory backend peaks near 1 GB at 100k).",
+    )
+    bucket_docs: int = Field(
+        2_000_000,
+        ge=1,
+        description="Disk backend: records (16 bytes each) one bucket task "
+        "sorts; a band's hash space is cut into ceil(documents / bucket_docs) ranges.",
+    )
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_prefix: str = "crawl2gpt"
     redis_timeout_s: float = Field(
-        60.0, gt=0, description="Seconds a Redis connection or command may take before dedup stops with "
-        "RedisIndexError: a hung server or a network partition would otherwise block the stage for ever.")
+        60.0,
+        gt=0,
+        description="Seconds a Redis connection or command may take before dedup stops with "
+        "RedisIndexError: a hung server or a network partition would otherwise block the stage for ever.",
+    )
     redis_ttl_h: float = Field(
-        72.0, gt=0, description="Hours a dedup attempt's Redis keys outlive its last sign of life (its owner record is "
+        72.0,
+        gt=0,
+        description="Hours a dedup attempt's Redis keys outlive its last sign of life (its owner record is "
         "renewed after every part it indexes) before any later dedup on the same Redis and prefix, or `crawl2gpt "
         "dedup-clean --expired`, deletes them: what a killed run on a folder that is never rerun leaves behind "
-        "(pipeline/dedup/redis_owners.py). Raise it if one part of a dedup can take longer.")
+        "(pipeline/dedup/redis_owners.py). Raise it if one part of a dedup can take longer.",
+    )
     verify: Literal["none", "signature", "exact"] = Field(
         "exact",
         description="Check LSH candidate pairs before merging: 'none' = FineWeb (a shared band merges, S-curve knee "
@@ -292,31 +348,40 @@ class TokenizerConfig(Section):
     character_coverage: float = Field(0.9995, gt=0, le=1)
     byte_fallback: bool = True
     normalization_rule_name: Literal["identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"] = Field(
-        "identity", description="NFC is applied upstream; 'identity' keeps text byte-exact. The others are "
-        "SentencePiece's built-in rules (any other name fails its training).")
+        "identity",
+        description="NFC is applied upstream; 'identity' keeps text byte-exact. The others are "
+        "SentencePiece's built-in rules (any other name fails its training).",
+    )
     reuse: str | None = Field(None, description="Path to an existing tokenizer.model to reuse instead of training.")
     threads: int = Field(0, ge=0, description="0 = all cores.")
-    seed: int = Field(1, description="SentencePiece random seed (input_sentence_size subsampling), for reproducible models.")
+    seed: int = Field(
+        1, description="SentencePiece random seed (input_sentence_size subsampling), for reproducible models."
+    )
     split_digits: bool = Field(
-        True, description="LLaMA (Touvron et al. 2023, sec. 2.1): numbers split into single digits. "
+        True,
+        description="LLaMA (Touvron et al. 2023, sec. 2.1): numbers split into single digits. "
         "Costs ~3% more tokens on web text (docs/benchmarks-shards.md).",
     )
 
     @model_validator(mode="after")
-    def _check_room_for_bytes(self) -> "TokenizerConfig":
+    def _check_room_for_bytes(self) -> TokenizerConfig:
         """With byte fallback SentencePiece reserves 256 byte pieces and our 3 special pieces before
         the first character or merge; a smaller vocabulary fails its training, after dedup."""
         if self.byte_fallback and self.vocab_size < BYTE_FALLBACK_MIN_VOCAB and not self.reuse:
-            raise ValueError(f"tokenizer.vocab_size={self.vocab_size} leaves no room for learned pieces: byte_fallback "
-                             f"takes 256 ids and the special pieces 3; raise tokenizer.vocab_size (above "
-                             f"{BYTE_FALLBACK_MIN_VOCAB} plus the corpus's characters: 32000 is GPT-2 scale) or set "
-                             "tokenizer.byte_fallback=false")
+            raise ValueError(
+                f"tokenizer.vocab_size={self.vocab_size} leaves no room for learned pieces: byte_fallback "
+                f"takes 256 ids and the special pieces 3; raise tokenizer.vocab_size (above "
+                f"{BYTE_FALLBACK_MIN_VOCAB} plus the corpus's characters: 32000 is GPT-2 scale) or set "
+                "tokenizer.byte_fallback=false"
+            )
         return self
 
 
 class ShardsConfig(Section):
     target_shard_tokens: int = Field(50_000_000, gt=0, description="Start a new shard past this many tokens.")
-    val_fraction: float = Field(0.01, ge=0, lt=1, description="Documents whose id hash falls below this go to validation.")
+    val_fraction: float = Field(
+        0.01, ge=0, lt=1, description="Documents whose id hash falls below this go to validation."
+    )
     append_eot: bool = Field(True, description="Append <|endoftext|> after each document.")
 
 
@@ -423,7 +488,9 @@ class PipelineConfig(ConfigBase):
         "starts in a second), 'threads' (in-process, for I/O-bound parts), 'dask' (prefect-dask: a LocalCluster, "
         "or the cluster at dask_address), 'ray' (prefect-ray, if installed).",
     )
-    dask_address: str | None = Field(None, description="tcp://host:8786 of a running Dask scheduler; empty starts a LocalCluster.")
+    dask_address: str | None = Field(
+        None, description="tcp://host:8786 of a running Dask scheduler; empty starts a LocalCluster."
+    )
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)

@@ -16,6 +16,7 @@ version (of the modules the stage runs, pipeline/code_version.py) is skipped; `f
 `map_parts` decides where parts run: a local process pool by default, Prefect tasks when
 called from a flow (flows/ passes its own). The work itself is identical either way.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -25,11 +26,12 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from pipeline.atomic import atomic_write_text, clean_stale, fsync_dir, replace_dir, temp_path
 from pipeline.code_version import code_version
@@ -70,7 +72,7 @@ class StageStats:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StageStats":
+    def from_dict(cls, data: dict[str, Any]) -> StageStats:
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -157,7 +159,8 @@ def fingerprint_input(spec: str) -> dict[str, Any]:
 
     A stage folder is identified by the digest of the data files its manifest lists (content,
     not time; its report files are for people and left out); a plain local file by size and
-    modification time (hashing terabytes of WARC on every run would cost more than it saves); a URL by itself (Common Crawl files are immutable).
+    modification time (hashing terabytes of WARC on every run would cost more than it saves); a
+    URL by itself (Common Crawl files are immutable).
     """
     if "://" in spec:
         return {"input": spec, "kind": "url"}
@@ -321,7 +324,9 @@ def run_stage(
         return stats
 
     started = time.time()
-    parts = stage.plan(list(inputs), cfg)  # before any write: a stage that refuses its settings or inputs leaves no folder
+    parts = stage.plan(
+        list(inputs), cfg
+    )  # before any write: a stage that refuses its settings or inputs leaves no folder
     clean_stale(output)
     if atomic:
         workdir = temp_path(output)

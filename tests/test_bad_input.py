@@ -5,6 +5,7 @@ Each case goes through the real extract path (`extract_file`) or the real run en
 good records around it, and stay within time and memory bounds; a bad setting or path must
 fail with a clear error before any stage folder is written.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,21 +19,28 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-
+from crawl2gpt.runner import run_pipeline
 from pipeline.config import ExtractConfig, FilterConfig
 from pipeline.errors import ConfigError, InputError
-from pipeline.filter.stage import evaluate
-from pipeline.extract.stage import extract_file
 from pipeline.extract.normalize import normalize_text
-from crawl2gpt.runner import run_pipeline
+from pipeline.extract.stage import extract_file
 from pipeline.extract.warc import iter_warc_records
+from pipeline.filter.stage import evaluate
 
-HTML = b"<html><head><title>Fine page</title></head><body><article>" + b"<p>A sentence about a garden, and the plants in it.</p>" * 20 + b"</article></body></html>"
+HTML = (
+    b"<html><head><title>Fine page</title></head><body><article>"
+    + b"<p>A sentence about a garden, and the plants in it.</p>" * 20
+    + b"</article></body></html>"
+)
 
 
-def warc_record(rec_type: str, body: bytes, rid: str, url: str = "http://example.org/", length: int | None = None) -> bytes:
-    head = (f"WARC/1.0\r\nWARC-Type: {rec_type}\r\nWARC-Record-ID: <urn:uuid:{rid}>\r\nWARC-Target-URI: {url}\r\n"
-            f"WARC-Date: 2024-05-01T00:00:00Z\r\nContent-Length: {len(body) if length is None else length}\r\n\r\n")
+def warc_record(
+    rec_type: str, body: bytes, rid: str, url: str = "http://example.org/", length: int | None = None
+) -> bytes:
+    head = (
+        f"WARC/1.0\r\nWARC-Type: {rec_type}\r\nWARC-Record-ID: <urn:uuid:{rid}>\r\nWARC-Target-URI: {url}\r\n"
+        f"WARC-Date: 2024-05-01T00:00:00Z\r\nContent-Length: {len(body) if length is None else length}\r\n\r\n"
+    )
     return head.encode() + body + b"\r\n\r\n"
 
 
@@ -85,7 +93,11 @@ def test_gzip_bomb_is_capped_counted_and_the_next_records_survive(tmp_path, bomb
 def test_gzip_bomb_with_the_default_cap(bomb_member):
     counts: dict[str, int] = {}
     errors: list[str] = []
-    records = list(iter_warc_records(io.BytesIO(bomb_member), "bomb.warc.gz", counts, errors, ExtractConfig().max_gzip_member_bytes))
+    records = list(
+        iter_warc_records(
+            io.BytesIO(bomb_member), "bomb.warc.gz", counts, errors, ExtractConfig().max_gzip_member_bytes
+        )
+    )
     assert len(records) == 1 and counts["corrupt_record"] == 1
     assert "inflates past 64000000 bytes" in errors[0]
 
@@ -94,7 +106,9 @@ def test_http_gzip_body_is_never_inflated(tmp_path):
     """Content-Encoding gzip payloads are not decompressed by us (Common Crawl stores them
     decoded): a compressed HTML bomb in a body is just bytes, skipped with a reason."""
     body = gzip.compress(b"<html><body>" + b"A" * 50_000_000 + b"</body></html>", 9)
-    rows, counts, errors, seconds = ingest(tmp_path, gz(response(body, "z", extra="Content-Encoding: gzip\r\n"), response(HTML, "ok")))
+    rows, counts, errors, seconds = ingest(
+        tmp_path, gz(response(body, "z", extra="Content-Encoding: gzip\r\n"), response(HTML, "ok"))
+    )
     assert [r["url"] for r in rows] == ["http://example.org/ok"]
     assert counts["docs_in"] == 2 and sum(v for k, v in counts.items() if k.startswith("skip_")) == 1
     assert seconds < 20
@@ -112,7 +126,9 @@ def test_enormous_header_line_is_garbage_not_a_hang(tmp_path):
 
 @pytest.mark.parametrize("length", ["-5", "12abc", "99999999999999999999999999"])
 def test_lying_content_length_is_counted(tmp_path, length):
-    bad = warc_record("response", b"HTTP/1.1 200 OK\r\n\r\nshort", "bad", length=0).replace(b"Content-Length: 0", f"Content-Length: {length}".encode())
+    bad = warc_record("response", b"HTTP/1.1 200 OK\r\n\r\nshort", "bad", length=0).replace(
+        b"Content-Length: 0", f"Content-Length: {length}".encode()
+    )
     rows, counts, errors, seconds = ingest(tmp_path, gz(response(HTML, "a"), bad, response(HTML, "b")))
     assert rows[0]["url"] == "http://example.org/a"
     damage = counts.get("corrupt_record", 0) + counts.get("truncated_file", 0)
@@ -128,8 +144,9 @@ ENGINES = ("trafilatura", "resiliparse", "fast")
 def test_page_of_one_enormous_line_is_extracted_in_bounded_time(tmp_path, engine):
     line = b" ".join(b"word%d" % (i % 5000) for i in range(300_000))  # ~2 MB, a single line
     page = b"<html><body><p>" + line + b"</p></body></html>"
-    rows, counts, errors, seconds = ingest(tmp_path, gz(response(page, "big"), response(HTML, "b")),
-                                           max_page_bytes=3_000_000, engine=engine)
+    rows, counts, errors, seconds = ingest(
+        tmp_path, gz(response(page, "big"), response(HTML, "b")), max_page_bytes=3_000_000, engine=engine
+    )
     if engine == "fast" and len(rows) == 1:  # its line filter may judge 2 MB without punctuation no prose
         assert rows[0]["url"].endswith("/b") and counts["skip_extraction_empty"] == 1, counts
     else:
@@ -159,9 +176,16 @@ def test_text_rules_grow_linearly_on_degenerate_text(unit):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_deeply_nested_html_is_counted_not_a_crash(tmp_path, engine):
-    deep = b"<html><body>" + b"<div><span>" * 100_000 + b"<p>Buried text.</p>" + b"</span></div>" * 100_000 + b"</body></html>"
-    rows, counts, errors, seconds = ingest(tmp_path, gz(response(deep, "deep"), response(HTML, "b")),
-                                           max_page_bytes=3_000_000, engine=engine)
+    deep = (
+        b"<html><body>"
+        + b"<div><span>" * 100_000
+        + b"<p>Buried text.</p>"
+        + b"</span></div>" * 100_000
+        + b"</body></html>"
+    )
+    rows, counts, errors, seconds = ingest(
+        tmp_path, gz(response(deep, "deep"), response(HTML, "b")), max_page_bytes=3_000_000, engine=engine
+    )
     assert counts["docs_in"] == 2 and "http://example.org/b" in [r["url"] for r in rows]
     reasons = {k for k in counts if k.startswith("skip_extraction")}
     if engine == "trafilatura":  # lxml gives up on the depth: empty, error or timeout, one of them named
@@ -173,8 +197,9 @@ def test_deeply_nested_html_is_counted_not_a_crash(tmp_path, engine):
 
 def test_slow_page_hits_the_per_document_time_limit(tmp_path):
     huge = b"<html><body>" + b"<table><tr><td>cell text, more words</td></tr></table>" * 40_000 + b"</body></html>"
-    rows, counts, errors, seconds = ingest(tmp_path, gz(response(huge, "slow"), response(HTML, "b")),
-                                           max_page_bytes=5_000_000, extraction_timeout_s=0.05)
+    rows, counts, errors, seconds = ingest(
+        tmp_path, gz(response(huge, "slow"), response(HTML, "b")), max_page_bytes=5_000_000, extraction_timeout_s=0.05
+    )
     assert counts.get("skip_extraction_timeout") == 1, counts
     assert [r["url"] for r in rows] == ["http://example.org/b"]
 
@@ -182,24 +207,44 @@ def test_slow_page_hits_the_per_document_time_limit(tmp_path):
 # --------------------------------------------------------------------------- invalid config and paths
 
 
-@pytest.mark.parametrize("override", [
-    "train.eval_interval=0", "train.checkpoint_interval=0", "train.n_layer=0", "train.block_size=1",
-    "train.dropout=1.5", "train.beta2=1", "train.eval_batches=0", "train.max_steps=0", "train.batch_size=0",
-    "train.precision=fp8", "extract.max_page_bytes=0", "extract.extraction_timeout_s=0", "dedup.bands=0",
-    "tokenizer.vocab_size=10", "shards.val_fraction=1", "workers=-1", "filter.language.min_score=1.5",
-    "train.n_layer=two", "dedup.backend=mongodb",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.eval_interval=0",
+        "train.checkpoint_interval=0",
+        "train.n_layer=0",
+        "train.block_size=1",
+        "train.dropout=1.5",
+        "train.beta2=1",
+        "train.eval_batches=0",
+        "train.max_steps=0",
+        "train.batch_size=0",
+        "train.precision=fp8",
+        "extract.max_page_bytes=0",
+        "extract.extraction_timeout_s=0",
+        "dedup.bands=0",
+        "tokenizer.vocab_size=10",
+        "shards.val_fraction=1",
+        "workers=-1",
+        "filter.language.min_score=1.5",
+        "train.n_layer=two",
+        "dedup.backend=mongodb",
+    ],
+)
 def test_invalid_value_is_a_config_error(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
         RunConfig().with_overrides([override])
 
 
-@pytest.mark.parametrize("override, message", [
-    (["filter.c4.badwords=true"], "badwords_file is not set"),
-    (["filter.c4.badwords=true", "filter.c4.badwords_file=/nonexistent/words.txt"], "does not exist"),
-    (["tokenizer.reuse=/nonexistent/tokenizer.model"], "tokenizer.reuse"),
-    (["train.learning_rate=0.001", "train.min_lr=0.01"], "min_lr"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["filter.c4.badwords=true"], "badwords_file is not set"),
+        (["filter.c4.badwords=true", "filter.c4.badwords_file=/nonexistent/words.txt"], "does not exist"),
+        (["tokenizer.reuse=/nonexistent/tokenizer.model"], "tokenizer.reuse"),
+        (["train.learning_rate=0.001", "train.min_lr=0.01"], "min_lr"),
+    ],
+)
 def test_bad_paths_and_settings_fail_before_any_stage(tmp_path, sample_warc, override, message):
     started = time.time()
     with pytest.raises(ConfigError, match=message):

@@ -7,6 +7,7 @@ from the calling shell (so the CLI's own defaults are what is tested). A Prefect
 run. The empty-output runs check the console, not the server, so they use the session's server
 (as a user with PREFECT_API_URL set does).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,16 +45,22 @@ def cli_env(tmp_path_factory) -> dict[str, str]:
 def migrated_cli_env(cli_env) -> dict[str, str]:
     """The same, its database migrated once here, as a user's ~/.prefect already is, so the timed
     run does not pay for it."""
-    subprocess.run([Path(sys.executable).with_name("prefect"), "server", "database", "upgrade", "-y"],
-                   env=cli_env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [Path(sys.executable).with_name("prefect"), "server", "database", "upgrade", "-y"],
+        env=cli_env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return cli_env
 
 
 def crawl2gpt(*args: str, env: dict[str, str], timeout: float = 600) -> tuple[int, list[str], float]:
     """(exit code, output lines with stderr and stdout interleaved as a terminal shows them, seconds)."""
     started = time.monotonic()
-    done = subprocess.run([str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
     return done.returncode, done.stdout.splitlines(), time.monotonic() - started
 
 
@@ -71,8 +78,9 @@ def test_missing_input_fails_in_under_3_s_with_at_most_5_lines(cli_env, tmp_path
 
 def test_verbose_prints_the_traceback_and_stage_inputs_are_checked_too(cli_env, tmp_path):
     missing = tmp_path / "extract"
-    code, lines, seconds = crawl2gpt("stage", "filter", "--input", str(missing), "--output", str(tmp_path / "filter"),
-                                     "--verbose", env=cli_env)
+    code, lines, seconds = crawl2gpt(
+        "stage", "filter", "--input", str(missing), "--output", str(tmp_path / "filter"), "--verbose", env=cli_env
+    )
     assert code == 2 and seconds < 3
     assert "Traceback (most recent call last):" in lines
     assert lines[-1] == f"crawl2gpt: error: input not found: {missing}; check the path"
@@ -112,8 +120,11 @@ def all_help_texts(parser: argparse.ArgumentParser) -> dict[str, str]:
 def test_every_set_example_in_the_help_is_a_real_config_key():
     texts = all_help_texts(build_parser())
     assert {"crawl2gpt run", "crawl2gpt finetune sft", "crawl2gpt finetune classify"} <= set(texts)
-    examples = {(prog, m) for prog, text in texts.items()
-                for m in re.findall(r"--set\s+([a-z][\w.]*=[^\s,;)\]]+)", re.sub(r"\s+", " ", text))}  # not KEY=VALUE
+    examples = {
+        (prog, m)
+        for prog, text in texts.items()
+        for m in re.findall(r"--set\s+([a-z][\w.]*=[^\s,;)\]]+)", re.sub(r"\s+", " ", text))
+    }  # not KEY=VALUE
     assert ("crawl2gpt finetune", "finetune.method=lora") in examples  # the sft line of `finetune --help`
     for _, example in sorted(examples):
         RunConfig().with_overrides([example])  # raises ConfigError on an unknown key or a bad value
@@ -143,7 +154,10 @@ def test_default_config_on_the_sample_ends_with_the_vocabulary_message(migrated_
     assert not any("Traceback" in line or line.startswith("  File ") for line in lines), "\n".join(lines)
     assert not any("telemetry" in line.lower() for line in lines)
     log = (run / ERROR_LOG).read_text()
-    assert "Traceback (most recent call last):" in log and "pipeline.errors.TokenizerError: tokenizer.vocab_size=32000" in log
+    assert (
+        "Traceback (most recent call last):" in log
+        and "pipeline.errors.TokenizerError: tokenizer.vocab_size=32000" in log
+    )
     # The UI still shows the runs failed, with the traceback in their logs (only the console is brief).
     with sqlite3.connect(Path(cli_env["PREFECT_HOME"]) / "prefect.db") as db:
         states = dict(db.execute("SELECT name, state_type FROM flow_run WHERE name LIKE '%-vocab-run'"))
@@ -154,8 +168,10 @@ def test_default_config_on_the_sample_ends_with_the_vocabulary_message(migrated_
     assert states["pipeline-vocab-run"] == states["tokenizer-vocab-run"] == "FAILED" and logged == 1
     busy = max(load_before, os.getloadavg()[0])
     if seconds >= 30 and busy > (os.cpu_count() or 1):
-        pytest.skip(f"took {seconds:.1f} s on an oversubscribed machine (load {busy:.1f} on {os.cpu_count()} cores): "
-                    "the 30 s figure is for a machine running this command alone")
+        pytest.skip(
+            f"took {seconds:.1f} s on an oversubscribed machine (load {busy:.1f} on {os.cpu_count()} cores): "
+            "the 30 s figure is for a machine running this command alone"
+        )
     assert seconds < 30, f"took {seconds:.1f} s"
 
 

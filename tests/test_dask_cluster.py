@@ -5,6 +5,7 @@ tasks run on the workers too) through `dask_address` write the same files as a l
 one worker is killed with SIGKILL in the middle of the dedup stage: the stage still completes
 with the same data, and the output that was there before is never torn.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,10 @@ class Cluster:
         self.address = f"tcp://127.0.0.1:{_free_port()}"
         self.env, self.tmp, self.workers = env, tmp, []
         self.logs = []
-        self.scheduler = self._spawn("scheduler", [str(DASK), "scheduler", "--host", "127.0.0.1", "--port",
-                                                   self.address.rsplit(":", 1)[1], "--no-dashboard"])
+        self.scheduler = self._spawn(
+            "scheduler",
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
+        )
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")
@@ -54,9 +57,24 @@ class Cluster:
 
     def add_worker(self) -> subprocess.Popen:
         name = f"worker-{len(self.workers)}"
-        worker = self._spawn(name, [str(DASK), "worker", self.address, "--nthreads", "1", "--no-nanny",
-                                    "--host", "127.0.0.1", "--no-dashboard", "--name", name,
-                                    "--local-directory", str(self.tmp / name)])
+        worker = self._spawn(
+            name,
+            [
+                str(DASK),
+                "worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--name",
+                name,
+                "--local-directory",
+                str(self.tmp / name),
+            ],
+        )
         self.workers.append(worker)
         return worker
 
@@ -92,8 +110,12 @@ def cluster(prefect_api, tmp_path_factory):
     from prefect.settings import PREFECT_API_URL
 
     # workers run the Prefect tasks, so they report to the same (test) API as the flow
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
     cluster = Cluster(tmp_path_factory.mktemp("dask"), env)
     try:
         cluster.add_worker(), cluster.add_worker()
@@ -106,8 +128,11 @@ def cluster(prefect_api, tmp_path_factory):
 def _without_timings(value):
     """A manifest with every timing left out (started_at, seconds, *_s, at any depth)."""
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items()
-                if k not in ("started_at", "finished_at") and not k.endswith(("_s", "seconds"))}
+        return {
+            k: _without_timings(v)
+            for k, v in value.items()
+            if k not in ("started_at", "finished_at") and not k.endswith(("_s", "seconds"))
+        }
     return value
 
 
@@ -140,10 +165,18 @@ def test_dag_and_dedup_on_a_dask_cluster_equal_local(cluster, sample_warc, tmp_p
         _assert_same_stage(run / stage, tmp_path / "local" / stage)
 
     # the dedup stage alone with the disk backend: its bucket tasks run on the workers as well
-    local = dedup_flow(inputs=[str(run / "filter")], output=str(tmp_path / "dedup-local"), config_path=config,
-                       overrides=["dedup.backend=disk"])
-    remote = dedup_flow(inputs=[str(run / "filter")], output=str(tmp_path / "dedup-dask"), config_path=config,
-                        overrides=["dedup.backend=disk", *on_dask])
+    local = dedup_flow(
+        inputs=[str(run / "filter")],
+        output=str(tmp_path / "dedup-local"),
+        config_path=config,
+        overrides=["dedup.backend=disk"],
+    )
+    remote = dedup_flow(
+        inputs=[str(run / "filter")],
+        output=str(tmp_path / "dedup-dask"),
+        config_path=config,
+        overrides=["dedup.backend=disk", *on_dask],
+    )
     assert remote["extra"]["backend"] == local["extra"]["backend"] == "disk"
     assert read_manifest(tmp_path / "dedup-dask")["files"] == read_manifest(tmp_path / "dedup-local")["files"]
     assert read_manifest(tmp_path / "dedup-dask")["files"] == read_manifest(run / "dedup")["files"]  # = memory backend

@@ -4,6 +4,7 @@ The loader gives rank r its n-th batch as global chunk 2n + r, the single proces
 2n and 2n + 1; DDP averages gradients over ranks as accumulation averages over micro-steps.
 So the losses agree to float rounding (the all-reduce sums in another order).
 """
+
 from __future__ import annotations
 
 import json
@@ -110,7 +111,7 @@ def test_distributed_checkpoint_resumes_with_the_same_losses(shards, tmp_path, p
     assert loss == pytest.approx(resumed[-1]["val_loss"], rel=1e-5)
 
 
-FSDP_BF16_SCRIPT = '''
+FSDP_BF16_SCRIPT = """
 import json, sys
 from contextlib import nullcontext
 import torch
@@ -145,7 +146,7 @@ for mode in ("ddp", "fsdp"):
 if world.is_main:
     print(json.dumps(result))
 distributed.shutdown(world)
-'''
+"""
 
 
 @pytest.mark.slow  # ~25 s under torchrun
@@ -171,8 +172,21 @@ def test_two_launchers_with_c10d_rendezvous_train_like_one(shards, tmp_path):
     with socket.socket() as probe:  # a free port for the rendezvous store
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = ["-m", "benchmarks.two_launchers", "--shards", str(shards), "--out", str(tmp_path), "--device", "cpu",
-               "--steps", "4", "--port", str(port), *[f"--set={s}" for s in SETTINGS if "max_steps" not in s]]
+    command = [
+        "-m",
+        "benchmarks.two_launchers",
+        "--shards",
+        str(shards),
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--steps",
+        "4",
+        "--port",
+        str(port),
+        *[f"--set={s}" for s in SETTINGS if "max_steps" not in s],
+    ]
     _, result = run(command, tmp_path / "two-launchers", timeout=400)
     assert result["world_size"] == [2, 2] and result["steps"] == 4
     assert result["within_tolerance"] and result["max_abs_loss_diff"] <= 1e-6  # gloo on CPU: the same sums

@@ -1,4 +1,5 @@
 """The disk backend (bucket files, one task per hash range) gives the in-memory backend's answer, file for file."""
+
 from __future__ import annotations
 
 import random
@@ -29,7 +30,10 @@ def corpus(tmp_path_factory):
     rows += [
         {"doc_id": "copy_u3", "text": texts[3].upper()},  # exact after normalization
         {"doc_id": "near_u4", "text": "Breaking news banner. " + texts[4] + " Share this page."},
-        {"doc_id": "near_copy_u4", "text": "Breaking news banner. " + texts[4] + " Share this page."},  # exact copy of a near copy
+        {
+            "doc_id": "near_copy_u4",
+            "text": "Breaking news banner. " + texts[4] + " Share this page.",
+        },  # exact copy of a near copy
         {"doc_id": "empty", "text": " ... "},
         {"doc_id": "short_a", "text": "hello world"},
         {"doc_id": "short_b", "text": "Hello, World!"},
@@ -53,19 +57,32 @@ def _same_stage_output(a, b) -> None:
     assert files_a == files_b  # every data part, reject and minhash file byte for byte
 
 
-@pytest.mark.parametrize("settings", [
-    [],
-    ["dedup.verify=signature"],
-    ["dedup.verify=none"],
-    ["dedup.exact=false"],
-    ["dedup.near=false"],
-    ["dedup.bucket_docs=40"],  # several hash ranges per band and for the exact hashes
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        [],
+        ["dedup.verify=signature"],
+        ["dedup.verify=none"],
+        ["dedup.exact=false"],
+        ["dedup.near=false"],
+        ["dedup.bucket_docs=40"],  # several hash ranges per band and for the exact hashes
+    ],
+)
 def test_disk_backend_equals_memory_backend(corpus, tmp_path, settings):
-    memory = run_stage(DEDUP, [str(corpus)], tmp_path / "memory", RunConfig().with_overrides(settings + ["dedup.backend=memory"]),
-                       map_parts=serial)
-    disk = run_stage(DEDUP, [str(corpus)], tmp_path / "disk", RunConfig().with_overrides(settings + ["dedup.backend=disk"]),
-                     map_parts=serial)
+    memory = run_stage(
+        DEDUP,
+        [str(corpus)],
+        tmp_path / "memory",
+        RunConfig().with_overrides(settings + ["dedup.backend=memory"]),
+        map_parts=serial,
+    )
+    disk = run_stage(
+        DEDUP,
+        [str(corpus)],
+        tmp_path / "disk",
+        RunConfig().with_overrides(settings + ["dedup.backend=disk"]),
+        map_parts=serial,
+    )
     assert disk.extra["backend"] == "disk" and memory.extra["backend"] == "memory"
     assert disk.drops == memory.drops and disk.docs_out == memory.docs_out
     for key in ("clusters", "largest_cluster", "docs_in_clusters", "candidate_pairs", "pairs_merged"):
@@ -117,7 +134,9 @@ def test_buckets_give_bucket_pairs_of_every_bucket():
     rng = np.random.default_rng(1)
     sizes = [1, 2, 3, 5, 2, ALL_PAIRS_UP_TO, ALL_PAIRS_UP_TO + 3, 1, 4]
     keys = rng.permutation(sum(sizes)).astype(np.uint64)
-    distinct = np.arange(1, len(sizes) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps: distinct, unordered
+    distinct = np.arange(1, len(sizes) + 1, dtype=np.uint64) * np.uint64(
+        0x9E3779B97F4A7C15
+    )  # wraps: distinct, unordered
     hashes = np.repeat(distinct, sizes)
     records = sorted_records(hashes[np.argsort(keys)], np.sort(keys))  # keys arrive ascending, as in a part
     want = set()

@@ -4,6 +4,7 @@ One module-scoped run is shared by the assertions; the rerun tests reuse its fol
 stage runs with the demo's settings; training runs a smaller GPT than the demo's for 30 steps (the
 demo's 4 x 128 model took three quarters of this module's time, and the stage is the same code).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,12 +15,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.stages import STAGES
-
 from pipeline.stage import MANIFEST, read_manifest, stage_parts
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_TRAIN = ["train.n_layer=2", "train.n_head=2", "train.n_embd=64", "train.block_size=64", "train.batch_size=8",
-              "train.max_steps=30", "train.eval_interval=15", "train.checkpoint_interval=15", "train.eval_batches=2"]
+FAST_TRAIN = [
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=64",
+    "train.block_size=64",
+    "train.batch_size=8",
+    "train.max_steps=30",
+    "train.eval_interval=15",
+    "train.checkpoint_interval=15",
+    "train.eval_batches=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +37,10 @@ def demo_run(prefect_api, sample_warc, tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("run") / "demo"
     results = pipeline_flow(
-        inputs=[str(sample_warc)], workdir=str(workdir), config_path=str(ROOT / "configs" / "demo.yaml"), overrides=FAST_TRAIN
+        inputs=[str(sample_warc)],
+        workdir=str(workdir),
+        config_path=str(ROOT / "configs" / "demo.yaml"),
+        overrides=FAST_TRAIN,
     )
     return workdir, results
 
@@ -71,8 +83,10 @@ def test_second_run_skips_every_stage(demo_run):
 
     workdir, _ = demo_run
     again = pipeline_flow(
-        inputs=[str(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz")], workdir=str(workdir),
-        config_path=str(ROOT / "configs" / "demo.yaml"), overrides=FAST_TRAIN,
+        inputs=[str(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz")],
+        workdir=str(workdir),
+        config_path=str(ROOT / "configs" / "demo.yaml"),
+        overrides=FAST_TRAIN,
     )
     assert all(again[name]["skipped"] for name in STAGES)
 
@@ -83,8 +97,11 @@ def test_force_reruns_that_stage_and_the_ones_after(demo_run):
     workdir, _ = demo_run
     before = {name: read_manifest(workdir / name)["finished_at"] for name in STAGES}
     again = pipeline_flow(
-        inputs=[str(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz")], workdir=str(workdir),
-        config_path=str(ROOT / "configs" / "demo.yaml"), overrides=FAST_TRAIN, force="shards",
+        inputs=[str(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz")],
+        workdir=str(workdir),
+        config_path=str(ROOT / "configs" / "demo.yaml"),
+        overrides=FAST_TRAIN,
+        force="shards",
     )
     for name in ("extract", "filter", "dedup", "tokenizer"):
         assert again[name]["skipped"]
@@ -100,8 +117,10 @@ def test_changing_a_filter_threshold_reruns_filter_not_extract(demo_run, tmp_pat
     copy = tmp_path / "copy"
     shutil.copytree(workdir, copy)
     again = pipeline_flow(
-        inputs=[str(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz")], workdir=str(copy),
-        config_path=str(ROOT / "configs" / "demo.yaml"), overrides=[*FAST_TRAIN, "filter.gopher_quality.min_doc_words=80"],
+        inputs=[str(ROOT / "data/sample/CC-SAMPLE-A-00002.warc.gz")],
+        workdir=str(copy),
+        config_path=str(ROOT / "configs" / "demo.yaml"),
+        overrides=[*FAST_TRAIN, "filter.gopher_quality.min_doc_words=80"],
         until="filter",
     )
     assert again["extract"]["skipped"] and not again["filter"]["skipped"]
@@ -113,8 +132,21 @@ def test_one_stage_from_the_cli_on_an_existing_folder(demo_run, tmp_path, capsys
 
     workdir, _ = demo_run
     out = tmp_path / "filter-again"
-    assert main(["stage", "filter", "--input", str(workdir / "extract"), "--output", str(out),
-                 "--config", str(ROOT / "configs" / "demo.yaml")]) == 0
+    assert (
+        main(
+            [
+                "stage",
+                "filter",
+                "--input",
+                str(workdir / "extract"),
+                "--output",
+                str(out),
+                "--config",
+                str(ROOT / "configs" / "demo.yaml"),
+            ]
+        )
+        == 0
+    )
     assert (out / MANIFEST).is_file()
     ours = sorted(pq.read_table(stage_parts(out)[0], columns=["doc_id"]).column("doc_id").to_pylist())
     theirs = sorted(pq.read_table(stage_parts(workdir / "filter")[0], columns=["doc_id"]).column("doc_id").to_pylist())

@@ -27,13 +27,16 @@ from pipeline.extract.resiliparse_text import date_of, main_content_text, parse,
 from pipeline.extract.stage import EXTRACT, extract_file
 
 ENGINES = ("trafilatura", "resiliparse", "fast")
-ARTICLE = "".join(f"<p>Sentence number {i} tells how the garden grew, and why the plants liked it there.</p>"
-                  for i in range(12))
-PAGE = ("<html><head><title>Garden news</title><meta property='article:published_time' content='2023-04-05T10:00'>"
-        "</head><body><nav><ul><li><a href='/'>Home</a></li><li><a href='/a'>About us</a></li>"
-        "<li><a href='/c'>Contact</a></li></ul></nav>"
-        f"<article><h1>Garden news</h1>{ARTICLE}</article>"
-        "<footer><a href='/imprint'>Imprint</a> <a href='/privacy'>Privacy</a></footer></body></html>")
+ARTICLE = "".join(
+    f"<p>Sentence number {i} tells how the garden grew, and why the plants liked it there.</p>" for i in range(12)
+)
+PAGE = (
+    "<html><head><title>Garden news</title><meta property='article:published_time' content='2023-04-05T10:00'>"
+    "</head><body><nav><ul><li><a href='/'>Home</a></li><li><a href='/a'>About us</a></li>"
+    "<li><a href='/c'>Contact</a></li></ul></nav>"
+    f"<article><h1>Garden news</h1>{ARTICLE}</article>"
+    "<footer><a href='/imprint'>Imprint</a> <a href='/privacy'>Privacy</a></footer></body></html>"
+)
 
 
 def page_of(html: str):
@@ -129,9 +132,18 @@ def test_fast_engine_needs_its_weights(monkeypatch, tmp_path):
 
 
 def hostile(repeats: int) -> str:
-    return ("<html><head>" + "<meta x " * repeats + "</head><body>" + "<a href=x>link " * repeats
-            + "<div><span>" * 50 + "<option>o " * repeats + "a < b " * repeats + "<td>cell " * repeats
-            + "<h2>head " * (repeats // 4) + "<script>x" * 3)
+    return (
+        "<html><head>"
+        + "<meta x " * repeats
+        + "</head><body>"
+        + "<a href=x>link " * repeats
+        + "<div><span>" * 50
+        + "<option>o " * repeats
+        + "a < b " * repeats
+        + "<td>cell " * repeats
+        + "<h2>head " * (repeats // 4)
+        + "<script>x" * 3
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -204,8 +216,9 @@ def test_quality_prescreen_rejects_in_the_stage(sample_warc, tmp_path):
     full path is kept with the screen (the sample's pages, all languages kept)."""
     floors = quality_floors(RunConfig())
     full = extract_file(str(sample_warc), tmp_path / "full" / "part-00000.parquet", ExtractConfig())
-    screened = extract_file(str(sample_warc), tmp_path / "screened" / "part-00000.parquet", ExtractConfig(),
-                            floors=floors)
+    screened = extract_file(
+        str(sample_warc), tmp_path / "screened" / "part-00000.parquet", ExtractConfig(), floors=floors
+    )
     rejects = pq.read_table(tmp_path / "screened" / "rejects" / "part-00000.parquet").to_pylist()
     assert screened.counts["quality.prescreen"] == len(rejects) >= 1
     for row in rejects:

@@ -1,4 +1,5 @@
 """Scale-out: the same stage through every task runner gives byte-identical output."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ def two_warcs(sample_warc, tmp_path_factory):
 
 @pytest.mark.parametrize("runner", ["threads", "dask"])
 def test_task_runner_output_equals_sequential_run(prefect_api, two_warcs, tmp_path, runner):
-    from flows.stages import extract_flow
     from crawl2gpt.config import RunConfig
+    from flows.stages import extract_flow
     from pipeline.extract.stage import EXTRACT
     from pipeline.stage import process_map, run_stage
 

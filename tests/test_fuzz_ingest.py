@@ -16,6 +16,7 @@ fed plain). Properties, for every case:
 Every extract.engine goes through it (trafilatura, resiliparse, fast). CI runs 200 + 100 cases
 for trafilatura and 50 + 25 for each other engine; the nightly marker runs 8,000 + 2,000.
 """
+
 from __future__ import annotations
 
 import gzip

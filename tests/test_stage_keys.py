@@ -2,6 +2,7 @@
 everything"). Each test works on a temporary copy of the code, edits it as a developer would,
 and runs the real pipeline from that copy in a subprocess.
 """
+
 import json
 import shutil
 import subprocess
@@ -14,12 +15,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "CC-SAMPLE-A-00002.warc.gz"
 STAGE_MODULES = {
-    "extract": "pipeline.extract.stage", "filter": "pipeline.filter.stage", "dedup": "pipeline.dedup.stage",
-    "tokenizer": "pipeline.tokens.tokenizer", "shards": "pipeline.tokens.shards", "train": "model.train_stage",
+    "extract": "pipeline.extract.stage",
+    "filter": "pipeline.filter.stage",
+    "dedup": "pipeline.dedup.stage",
+    "tokenizer": "pipeline.tokens.tokenizer",
+    "shards": "pipeline.tokens.shards",
+    "train": "model.train_stage",
 }
-TINY = ["train.n_layer=1", "train.n_head=2", "train.n_embd=32", "train.block_size=32", "train.batch_size=4",
-        "train.max_steps=2", "train.eval_interval=2", "train.eval_batches=1", "train.sample_tokens=0",
-        "train.warmup_steps=0", "train.device=cpu", "train.precision=fp32", "workers=1"]
+TINY = [
+    "train.n_layer=1",
+    "train.n_head=2",
+    "train.n_embd=32",
+    "train.block_size=32",
+    "train.batch_size=4",
+    "train.max_steps=2",
+    "train.eval_interval=2",
+    "train.eval_batches=1",
+    "train.sample_tokens=0",
+    "train.warmup_steps=0",
+    "train.device=cpu",
+    "train.precision=fp32",
+    "workers=1",
+]
 
 
 @pytest.fixture
@@ -33,19 +50,28 @@ def code(tmp_path):
 
 def python(code: Path, script: str) -> dict:
     """Run `script` with the copy first on the path; it prints one JSON object last."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=code, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin", "HOME": str(code)}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=code,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin", "HOME": str(code)},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def code_versions(code: Path) -> dict[str, str]:
-    return python(code, f"""
+    return python(
+        code,
+        f"""
         import json, pipeline
         from pipeline.code_version import code_version
         assert pipeline.__file__.startswith({str(code)!r}), pipeline.__file__
         print(json.dumps({{name: code_version(module) for name, module in {STAGE_MODULES!r}.items()}}))
-    """)
+    """,
+    )
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -60,11 +86,11 @@ def test_each_stage_key_covers_only_the_code_it_runs(code):
     report.write_text(report.read_text() + "\n# a comment\n")
     after_report = code_versions(code)
     assert {n for n in STAGE_MODULES if before[n] != after_report[n]} == {"shards"}  # shards writes the report
-    edit(code / "pipeline" / "filter" / "fineweb.py", "_ENDERS = tuple(", "_ENDERS = (\":\",) + tuple(")
+    edit(code / "pipeline" / "filter" / "fineweb.py", "_ENDERS = tuple(", '_ENDERS = (":",) + tuple(')
     after_rule = code_versions(code)
     assert {n for n in STAGE_MODULES if after_report[n] != after_rule[n]} == {"filter"}
     # extract's quality pre-screen counts sentences with C4's line rules: a C4 change reruns it too
-    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", "END_PUNCTUATION = (\":\", ")
+    edit(code / "pipeline" / "filter" / "c4.py", "END_PUNCTUATION = (", 'END_PUNCTUATION = (":", ')
     after_c4 = code_versions(code)
     assert {n for n in STAGE_MODULES if after_rule[n] != after_c4[n]} == {"extract", "filter"}
     after_rule = after_c4
@@ -83,8 +109,15 @@ RUN = """
 
 
 def run(code: Path, workdir: Path, overrides: list[str] = ()) -> dict[str, bool]:
-    return python(code, RUN.format(config=str(ROOT / "configs" / "demo.yaml"), overrides=TINY + list(overrides),
-                                   sample=str(SAMPLE), workdir=str(workdir)))
+    return python(
+        code,
+        RUN.format(
+            config=str(ROOT / "configs" / "demo.yaml"),
+            overrides=TINY + list(overrides),
+            sample=str(SAMPLE),
+            workdir=str(workdir),
+        ),
+    )
 
 
 # Five whole pipelines in subprocesses (~100 s on 2 cores): make test-slow. The key of each stage
@@ -101,7 +134,14 @@ def test_reruns_redo_only_what_changed(code, tmp_path):
     report = code / "pipeline" / "report" / "build.py"
     report.write_text(report.read_text() + "\n# a comment\n")
     skipped = run(code, workdir)
-    assert skipped == {"extract": True, "filter": True, "dedup": True, "tokenizer": True, "shards": False, "train": True}
+    assert skipped == {
+        "extract": True,
+        "filter": True,
+        "dedup": True,
+        "tokenizer": True,
+        "shards": False,
+        "train": True,
+    }
     assert (workdir / "shards" / "report.json").stat().st_mtime_ns != report_before
 
     # A filter rule that changes what is kept: extract skips, filter and everything after it reruns.
@@ -109,12 +149,29 @@ def test_reruns_redo_only_what_changed(code, tmp_path):
     # (Not C4's: extract's quality pre-screen counts sentences with C4's line rules. Not the test
     # above's FineWeb edit: on this sample it flips no decision, so filter reruns and writes the
     # same documents, and the stages after it rightly skip.)
-    edit(code / "pipeline" / "filter" / "gopher_quality.py", "< cfg.max_non_alpha_words_ratio:",
-         "< cfg.max_non_alpha_words_ratio - 0.1:")
+    edit(
+        code / "pipeline" / "filter" / "gopher_quality.py",
+        "< cfg.max_non_alpha_words_ratio:",
+        "< cfg.max_non_alpha_words_ratio - 0.1:",
+    )
     skipped = run(code, workdir)
-    assert skipped == {"extract": True, "filter": False, "dedup": False, "tokenizer": False, "shards": False, "train": False}
+    assert skipped == {
+        "extract": True,
+        "filter": False,
+        "dedup": False,
+        "tokenizer": False,
+        "shards": False,
+        "train": False,
+    }
 
     # A new field in the train config (and a new value for it): no data stage reruns.
     edit(code / "model" / "config.py", "    arch: Literal", "    new_knob: int = 3\n    arch: Literal")
     skipped = run(code, workdir, ["train.new_knob=4"])
-    assert skipped == {"extract": True, "filter": True, "dedup": True, "tokenizer": True, "shards": True, "train": False}
+    assert skipped == {
+        "extract": True,
+        "filter": True,
+        "dedup": True,
+        "tokenizer": True,
+        "shards": True,
+        "train": False,
+    }

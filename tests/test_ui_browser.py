@@ -4,6 +4,7 @@ plots inside the UI (both UIs, v1 and v2) and report.html itself.
 
 Screenshots are saved to test-artifacts/ (git-ignored): prefect-ui-*.png and report-html.png.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,18 @@ def demo_flow_run(prefect_server, sample_warc, tmp_path_factory):
     api, env = prefect_server
     workdir = tmp_path_factory.mktemp("ui-run") / "uidemo"
     cmd = [
-        str(Path(sys.executable).with_name("crawl2gpt")), "run", "--input", str(sample_warc), "--workdir", str(workdir),
-        "--config", str(ROOT / "configs" / "demo.yaml"), "--set", "train.max_steps=10", "--set", "train.eval_interval=5",
+        str(Path(sys.executable).with_name("crawl2gpt")),
+        "run",
+        "--input",
+        str(sample_warc),
+        "--workdir",
+        str(workdir),
+        "--config",
+        str(ROOT / "configs" / "demo.yaml"),
+        "--set",
+        "train.max_steps=10",
+        "--set",
+        "train.eval_interval=5",
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -53,9 +64,19 @@ def demo_flow_run(prefect_server, sample_warc, tmp_path_factory):
 
 def _chromium(url: str, user_data: Path, *extra: str, size: str = "1400,1000") -> str:
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_data}",
-        "--virtual-time-budget=20000", f"--window-size={size}", *extra, url,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={user_data}",
+        "--virtual-time-budget=20000",
+        f"--window-size={size}",
+        *extra,
+        url,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return done.stdout
@@ -84,11 +105,17 @@ def test_flow_run_and_stage_subflows_are_visible(prefect_server, demo_flow_run, 
     for flow_name in ["crawl2gpt-pipeline", *STAGE_FLOWS]:
         assert flow_name in listing
 
-    pipeline_page = _page_text(f"{ui}/runs/flow-run/{runs['pipeline-uidemo']['id']}", tmp_path / "chrome",
-                               expect=("pipeline-uidemo", "Completed"))
+    pipeline_page = _page_text(
+        f"{ui}/runs/flow-run/{runs['pipeline-uidemo']['id']}",
+        tmp_path / "chrome",
+        expect=("pipeline-uidemo", "Completed"),
+    )
     assert "pipeline-uidemo" in pipeline_page and "Completed" in pipeline_page
-    subflow_page = _page_text(f"{ui}/runs/flow-run/{runs['filter-uidemo']['id']}", tmp_path / "chrome",
-                              expect=("Parent Run", "pipeline-uidemo"))
+    subflow_page = _page_text(
+        f"{ui}/runs/flow-run/{runs['filter-uidemo']['id']}",
+        tmp_path / "chrome",
+        expect=("Parent Run", "pipeline-uidemo"),
+    )
     assert "Parent Run" in subflow_page and "pipeline-uidemo" in subflow_page
 
     SHOTS.mkdir(exist_ok=True)
@@ -106,7 +133,11 @@ def test_stage_artifacts_are_visible(prefect_server, demo_flow_run, tmp_path):
         assert key in page
     assert _api(api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["demo-filter-counts"]}}}) == []
     SHOTS.mkdir(exist_ok=True)
-    _chromium(f"{api.removesuffix('/api')}/artifacts", tmp_path / "chrome", f"--screenshot={SHOTS / 'prefect-ui-artifacts.png'}")
+    _chromium(
+        f"{api.removesuffix('/api')}/artifacts",
+        tmp_path / "chrome",
+        f"--screenshot={SHOTS / 'prefect-ui-artifacts.png'}",
+    )
 
 
 def _artifact_id(api: str, key: str) -> str:
@@ -125,7 +156,7 @@ def _painted(png: Path, rgb: tuple[int, int, int], tolerance: int = 8) -> int:
 
 
 def _hex(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
 @pytest.mark.parametrize("ui", ["", "/v2"])
@@ -156,15 +187,19 @@ def test_report_plots_render_inside_the_ui(prefect_server, demo_flow_run, tmp_pa
 
 
 def test_report_html_renders_in_chromium(demo_flow_run, tmp_path):
-    from pipeline.report.plots import DROPPED, KEPT
     from pipeline.report.build import plot_files
+    from pipeline.report.plots import DROPPED, KEPT
 
     workdir, _ = demo_flow_run
     page = workdir / "shards" / "report.html"
     report = json.loads((workdir / "shards" / "report.json").read_text())
     dom = _chromium(page.as_uri(), tmp_path / "chrome", "--dump-dom")
     assert dom.count('src="data:image/png;base64,') == len(plot_files(report))
-    for heading in ("Filter: what each threshold does", "Examples nearest each threshold", "Dedup: the largest clusters"):
+    for heading in (
+        "Filter: what each threshold does",
+        "Examples nearest each threshold",
+        "Dedup: the largest clusters",
+    ):
         assert heading in dom
     SHOTS.mkdir(exist_ok=True)
     shot = SHOTS / "report-html.png"
@@ -182,7 +217,12 @@ def test_rerun_one_stage_from_a_served_deployment(prefect_server, demo_flow_run)
     before = read_manifest(workdir / "filter")["finished_at"]
     serve = subprocess.Popen(
         [str(Path(sys.executable).with_name("crawl2gpt")), "serve", "--workdir", str(workdir), "--cron", ""],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         expected = {"pipeline", *STAGE_FLOWS, "sft", "classify"}
@@ -193,8 +233,9 @@ def test_rerun_one_stage_from_a_served_deployment(prefect_server, demo_flow_run)
             time.sleep(1)
         else:
             pytest.fail(f"crawl2gpt serve registered {sorted(deployments)}, not all of {sorted(expected)}")
-        run = _api(api, f"/deployments/{deployments['filter']['id']}/create_flow_run",
-                   {"idempotency_key": uuid.uuid4().hex})  # a retried 503 cannot start it twice
+        run = _api(
+            api, f"/deployments/{deployments['filter']['id']}/create_flow_run", {"idempotency_key": uuid.uuid4().hex}
+        )  # a retried 503 cannot start it twice
         for _ in range(300):
             state = _api(api, f"/flow_runs/{run['id']}")["state_type"]
             if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):

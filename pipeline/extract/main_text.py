@@ -11,17 +11,18 @@ lines that are mostly link text are dropped (pipeline/extract/link_density.py). 
 by 5-fold cross-validation grouped by site (`benchmarks/extraction_quality.py`,
 docs/benchmarks-ingest.md), and so was everything that was measured and left out.
 """
+
 from __future__ import annotations
 
 import codecs
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from pipeline.config import ExtractConfig
 from pipeline.extract.html_tree import parse_html
@@ -36,11 +37,19 @@ META_SCAN_BYTES = 4096  # HTML spec: the prescan looks at the first 1024 bytes; 
 SNIFF_BYTES = 1024
 _CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
 _HEADER_CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([a-zA-Z0-9_.:-]+)""", re.I)
-_HTML_SNIFF_RE = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|meta|div|p\b|script)", re.I | re.S)
+_HTML_SNIFF_RE = re.compile(
+    rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|meta|div|p\b|script)", re.I | re.S
+)
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 MIN_UTF8_PER_ERROR = 10  # see mostly_utf8
 # WHATWG Encoding standard: these labels mean windows-1252, a superset of Latin-1.
-_WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252"}
+_WHATWG_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+}
 
 
 class ExtractionTimeout(BaseException):
@@ -157,6 +166,7 @@ def time_limit(seconds: float) -> Iterator[None]:
     SIGALRM costs nothing per call (no thread, no process); elsewhere the caller uses
     `run_with_time_limit`, which falls back to a helper thread.
     """
+
     def expire(signum, frame):  # noqa: ARG001
         raise ExtractionTimeout(f"extraction took longer than {seconds}s")
 
@@ -238,8 +248,12 @@ CHEAP_ENGINES = {"resiliparse": resiliparse_extract, "fast": fast_extract}
 
 
 def extract_main_text(
-    html: str, url: str | None, cfg: ExtractConfig,
-    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None, floors: Floors | None = None,
+    html: str,
+    url: str | None,
+    cfg: ExtractConfig,
+    kept_languages: frozenset[str] = frozenset(),
+    content_language: str | None = None,
+    floors: Floors | None = None,
 ) -> Extracted | Verdict | QualityVerdict | None:
     """Main text, title and date of one page; None when the engine finds no main text; the
     language pre-screen's Verdict when no kept language can pass (pipeline/extract/prescreen.py;
@@ -276,8 +290,12 @@ def extract_main_text(
 
 
 def extract_with_limit(
-    html: str, url: str | None, cfg: ExtractConfig,
-    kept_languages: frozenset[str] = frozenset(), content_language: str | None = None, floors: Floors | None = None,
+    html: str,
+    url: str | None,
+    cfg: ExtractConfig,
+    kept_languages: frozenset[str] = frozenset(),
+    content_language: str | None = None,
+    floors: Floors | None = None,
 ) -> Extracted | Verdict | QualityVerdict | None:
     return run_with_time_limit(
         extract_main_text, cfg.extraction_timeout_s, html, url, cfg, kept_languages, content_language, floors

@@ -35,8 +35,23 @@ OPEN, CLOSE, LINK_OPEN, LINK_CLOSE, BOX_OPEN, BOX_CLOSE, HEADING = (chr(0xFDD0 +
 FIRST_MARK, LAST_MARK = 0xFDD0, 0xFDD6
 MARKS_RE = re.compile("[\ufdd0-\ufdd6]")
 # Elements whose extent is a line's context; BOXES (page furniture by their tag) are containers too.
-CONTAINERS = ("div", "section", "article", "main", "ul", "ol", "dl", "form", "figure", "blockquote", "table",
-              "nav", "header", "footer", "aside")
+CONTAINERS = (
+    "div",
+    "section",
+    "article",
+    "main",
+    "ul",
+    "ol",
+    "dl",
+    "form",
+    "figure",
+    "blockquote",
+    "table",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+)
 MAX_NESTING_WORK = 20_000_000  # ~0.4 s of resiliparse's main-content pass; 90x the shared pages' largest
 BOXES = ("nav", "header", "footer", "aside")
 _TAG_RE = re.compile(r"<(/?)(a|h[1-6]|{})\b".format("|".join(CONTAINERS)), re.I)
@@ -47,21 +62,55 @@ for _tag in CONTAINERS:
 _MARK_OF["", "a"], _MARK_OF["/", "a"] = LINK_OPEN, LINK_CLOSE
 for _level in range(1, 7):
     _MARK_OF["", f"h{_level}"], _MARK_OF["/", f"h{_level}"] = HEADING, ""
-END_PUNCTUATION = frozenset('.!?:;"\'”»)…')
+END_PUNCTUATION = frozenset(".!?:;\"'”»)…")
 BULLET = "\u2022"  # resiliparse's list bullet
 # Feature columns, in order (the shipped model's JSON names them; a mismatch refuses to load).
 FEATURES = (
-    "main", "log_chars", "log_words", "end_punct", "link_share", "log_links", "heading", "bullet", "digit_share",
-    "line_position", "char_position", "in_box",
-    "main_prev", "main_next", "log_chars_prev", "log_chars_next", "link_share_prev", "link_share_next",
-    "end_punct_prev", "end_punct_next",
-    "main_win3", "link_share_win3", "log_chars_win3", "end_punct_win3", "main_win10", "link_share_win10",
-    "log_parent_chars", "parent_link_share", "log_parent_lines",
-    "log_grandparent_chars", "grandparent_link_share", "log_grandparent_lines",
-    "log_great_chars", "great_link_share", "log_great_lines",
-    "share_of_parent", "log_page_chars", "page_main_share",
-    "parent_main_share", "grandparent_main_share", "great_main_share", "between_main", "log_main_distance",
-    "log_repeats", "page_link_share",
+    "main",
+    "log_chars",
+    "log_words",
+    "end_punct",
+    "link_share",
+    "log_links",
+    "heading",
+    "bullet",
+    "digit_share",
+    "line_position",
+    "char_position",
+    "in_box",
+    "main_prev",
+    "main_next",
+    "log_chars_prev",
+    "log_chars_next",
+    "link_share_prev",
+    "link_share_next",
+    "end_punct_prev",
+    "end_punct_next",
+    "main_win3",
+    "link_share_win3",
+    "log_chars_win3",
+    "end_punct_win3",
+    "main_win10",
+    "link_share_win10",
+    "log_parent_chars",
+    "parent_link_share",
+    "log_parent_lines",
+    "log_grandparent_chars",
+    "grandparent_link_share",
+    "log_grandparent_lines",
+    "log_great_chars",
+    "great_link_share",
+    "log_great_lines",
+    "share_of_parent",
+    "log_page_chars",
+    "page_main_share",
+    "parent_main_share",
+    "grandparent_main_share",
+    "great_main_share",
+    "between_main",
+    "log_main_distance",
+    "log_repeats",
+    "page_link_share",
 )
 
 
@@ -229,8 +278,11 @@ class _Text:
         """Text characters inside links before each offset: the last link marker before it decides."""
         k = np.searchsorted(self.link_marks, at, side="right") - 1
         kk = np.maximum(k, 0)
-        partial = np.where((k >= 0) & self.link_open[kk] if len(self.link_marks) else False,
-                           self.cum[at] - self.cum[self.link_marks[kk]] if len(self.link_marks) else 0, 0)
+        partial = np.where(
+            (k >= 0) & self.link_open[kk] if len(self.link_marks) else False,
+            self.cum[at] - self.cum[self.link_marks[kk]] if len(self.link_marks) else 0,
+            0,
+        )
         return np.where(k >= 0, self.link_before[kk], 0) + partial
 
     def line_of(self, at: np.ndarray) -> np.ndarray:
@@ -295,9 +347,14 @@ def page_lines(full: str, main: str, cp: np.ndarray | None = None) -> PageLines:
     for up in range(3):  # the line's container, its parent, its grandparent
         lo, hi = containers.extent(np.maximum(level - up, 0), start)
         size = (text.chars(hi) - text.chars(lo)).astype(float)
-        context.append((size, (text.link_chars(hi) - text.link_chars(lo)) / np.maximum(size, 1),
-                        (text.line_of(hi) - text.line_of(lo)).astype(float),
-                        (main_chars(hi) - main_chars(lo)) / np.maximum(size, 1)))
+        context.append(
+            (
+                size,
+                (text.link_chars(hi) - text.link_chars(lo)) / np.maximum(size, 1),
+                (text.line_of(hi) - text.line_of(lo)).astype(float),
+                (main_chars(hi) - main_chars(lo)) / np.maximum(size, 1),
+            )
+        )
 
     words = np.fromiter((len(line.split()) for line in lines), float, n_lines)
     end_punct = np.fromiter((line[-1] in END_PUNCTUATION for line in lines), float, n_lines)
@@ -306,23 +363,47 @@ def page_lines(full: str, main: str, cp: np.ndarray | None = None) -> PageLines:
     total = chars.sum()
     between, distance = _main_span(in_main)
     columns = [
-        in_main, log_chars, np.log1p(words), end_punct, link_share, np.log1p(links), heading, bullet,
-        digits / np.maximum(chars, 1), np.arange(n_lines) / max(n_lines - 1, 1), np.cumsum(chars) / max(total, 1),
+        in_main,
+        log_chars,
+        np.log1p(words),
+        end_punct,
+        link_share,
+        np.log1p(links),
+        heading,
+        bullet,
+        digits / np.maximum(chars, 1),
+        np.arange(n_lines) / max(n_lines - 1, 1),
+        np.cumsum(chars) / max(total, 1),
         in_box,
-        _shift(in_main, 1), _shift(in_main, -1), _shift(log_chars, 1), _shift(log_chars, -1),
-        _shift(link_share, 1), _shift(link_share, -1), _shift(end_punct, 1), _shift(end_punct, -1),
-        _window(in_main, 3), _window(link_share, 3), _window(log_chars, 3), _window(end_punct, 3),
-        _window(in_main, 10), _window(link_share, 10),
+        _shift(in_main, 1),
+        _shift(in_main, -1),
+        _shift(log_chars, 1),
+        _shift(log_chars, -1),
+        _shift(link_share, 1),
+        _shift(link_share, -1),
+        _shift(end_punct, 1),
+        _shift(end_punct, -1),
+        _window(in_main, 3),
+        _window(link_share, 3),
+        _window(log_chars, 3),
+        _window(end_punct, 3),
+        _window(in_main, 10),
+        _window(link_share, 10),
     ]
     for size, links_share, n, _ in context:
         columns += [np.log1p(size), links_share, np.log1p(n)]
-    columns += [chars / np.maximum(context[0][0], 1), np.full(n_lines, np.log1p(total)),
-                np.full(n_lines, in_main.mean())]
+    columns += [
+        chars / np.maximum(context[0][0], 1),
+        np.full(n_lines, np.log1p(total)),
+        np.full(n_lines, in_main.mean()),
+    ]
     columns += [main_share for *_, main_share in context]
     columns += [between, np.log1p(distance)]
     seen = Counter(lines)  # menus and teasers repeat on a page; prose seldom does
-    columns += [np.log1p(np.fromiter((seen[line] - 1 for line in lines), float, n_lines)),
-                np.full(n_lines, (chars * link_share).sum() / max(total, 1))]
+    columns += [
+        np.log1p(np.fromiter((seen[line] - 1 for line in lines), float, n_lines)),
+        np.full(n_lines, (chars * link_share).sum() / max(total, 1)),
+    ]
     return PageLines(lines, np.column_stack(columns).astype(np.float64))
 
 

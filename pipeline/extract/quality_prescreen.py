@@ -119,7 +119,8 @@ def screen_quality(html: str, floors: Floors) -> QualityVerdict | None:
     opening characters decide most pages, the whole text the rest."""
     text = cheap_text(html)
     words_ok = floors.min_words is None or _enough_words(text, floors.margin * floors.min_words)
-    if words_ok and (floors.min_sentences is None
-                     or _enough_sentences(text, floors.margin * floors.min_sentences, floors.c4)):
+    if words_ok and (
+        floors.min_sentences is None or _enough_sentences(text, floors.margin * floors.min_sentences, floors.c4)
+    ):
         return None
     return QualityVerdict(*counts(text, floors), text)

@@ -26,10 +26,24 @@ from pipeline.extract.page_lines import check_html
 TEXT_OPTIONS = {"preserve_formatting": True, "alt_texts": False}
 MAIN_OPTIONS = {**TEXT_OPTIONS, "main_content": True, "comments": False}
 # Meta fields that name a publication date, most specific first (htmldate's header list, shortened).
-DATE_META = ("article:published_time", "datepublished", "og:published_time", "publication_date", "date",
-             "dc.date", "dc.date.issued", "dcterms.date", "sailthru.date", "pubdate", "publishdate",
-             "article.published",
-             "parsely-pub-date", "citation_publication_date", "article:modified_time", "datemodified")
+DATE_META = (
+    "article:published_time",
+    "datepublished",
+    "og:published_time",
+    "publication_date",
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "dcterms.date",
+    "sailthru.date",
+    "pubdate",
+    "publishdate",
+    "article.published",
+    "parsely-pub-date",
+    "citation_publication_date",
+    "article:modified_time",
+    "datemodified",
+)
 _DATE_RANK = {name: rank for rank, name in enumerate(DATE_META)}
 _ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _JSONLD_DATE_RE = re.compile(r'"datePublished"\s*:\s*"([^"]{0,64})"')

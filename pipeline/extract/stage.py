@@ -13,14 +13,16 @@ cheap text already fails the filter's word or sentence floor skip it too (`quali
 pipeline/extract/quality_prescreen.py). `extract.engine` picks the extractor (trafilatura,
 resiliparse, fast); the stage's summary names it.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -46,21 +48,43 @@ from pipeline.stage import PartResult, Stage, StageStats, merge_counts
 HTTP_HEAD_BYTES = 64 * 1024  # enough to read status and headers of an oversized response
 ROW_GROUP_DOCS = 1000  # flush to Parquet every N documents: memory stays flat over a file
 # Counts that describe the input rather than a dropped document (they go to StageStats.extra).
-NOT_DROPS = {"records", "docs_in", "docs_out", "bytes_read", "unreadable_input", "truncated_file",
-             "corrupt_file", "corrupt_record", "undecodable_bytes"}
+NOT_DROPS = {
+    "records",
+    "docs_in",
+    "docs_out",
+    "bytes_read",
+    "unreadable_input",
+    "truncated_file",
+    "corrupt_file",
+    "corrupt_record",
+    "undecodable_bytes",
+}
 # Records that are not documents at all (a crawl's requests, metadata, warcinfo, revisits):
 # counted, but reported beside the drops, which are about response records.
-NON_RESPONSE_SKIPS = {"skip_request", "skip_metadata", "skip_warcinfo", "skip_revisit", "skip_resource",
-                      "skip_conversion", "skip_continuation", "skip_unknown"}
+NON_RESPONSE_SKIPS = {
+    "skip_request",
+    "skip_metadata",
+    "skip_warcinfo",
+    "skip_revisit",
+    "skip_resource",
+    "skip_conversion",
+    "skip_continuation",
+    "skip_unknown",
+}
 # Pages the language pre-screen skipped: a drop under the filter's own rule family, written to
 # rejects/ as the filter writes its drops (the language fastText saw, its score, the rule).
 PRESCREEN_RULE = "language.prescreen"
 REJECTS = "rejects"
 # The quality pre-screen's rows carry the cheap text's word and sentence counts instead.
-REJECT_SCHEMA = (DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append(pa.field("language_score", pa.float64()))
-                 .append(pa.field("prescreen_kept_score", pa.float64())).append(pa.field("first_failing_rule", pa.string()))
-                 .append(pa.field("failing_rules", pa.list_(pa.string())))
-                 .append(pa.field("prescreen_words", pa.int64())).append(pa.field("prescreen_sentences", pa.int64())))
+REJECT_SCHEMA = (
+    DOCUMENT_SCHEMA.append(pa.field("language", pa.string()))
+    .append(pa.field("language_score", pa.float64()))
+    .append(pa.field("prescreen_kept_score", pa.float64()))
+    .append(pa.field("first_failing_rule", pa.string()))
+    .append(pa.field("failing_rules", pa.list_(pa.string())))
+    .append(pa.field("prescreen_words", pa.int64()))
+    .append(pa.field("prescreen_sentences", pa.int64()))
+)
 
 
 @dataclass(frozen=True)
@@ -104,8 +128,12 @@ def _bump(counts: dict[str, int], key: str) -> None:
 
 
 def record_to_row(
-    record: WarcRecord, source: str, cfg: ExtractConfig, counts: dict[str, int],
-    kept_languages: frozenset[str] = frozenset(), floors: Floors | None = None,
+    record: WarcRecord,
+    source: str,
+    cfg: ExtractConfig,
+    counts: dict[str, int],
+    kept_languages: frozenset[str] = frozenset(),
+    floors: Floors | None = None,
 ) -> dict[str, Any] | None:
     """One WARC record -> one document row, or None after counting why it was skipped.
 
@@ -164,18 +192,38 @@ def record_to_row(
         _bump(counts, "skip_extraction_error")
         return None
     record_id = headers.get("warc-record-id") or f"{source}@{record.offset}"
-    row = {"doc_id": doc_id(record_id), "url": url, "domain": domain_of(url), "warc_date": headers.get("warc-date"),
-           "title": None, "date": None, "source": source, "offset": record.offset}
+    row = {
+        "doc_id": doc_id(record_id),
+        "url": url,
+        "domain": domain_of(url),
+        "warc_date": headers.get("warc-date"),
+        "title": None,
+        "date": None,
+        "source": source,
+        "offset": record.offset,
+    }
     if isinstance(extracted, Verdict):
         _bump(counts, PRESCREEN_RULE)
         _bump(counts, f"prescreen_lang_{extracted.language}")
-        return {**row, "text": extracted.text, "language": extracted.language, "language_score": extracted.score,
-                "prescreen_kept_score": extracted.kept_score, "first_failing_rule": PRESCREEN_RULE,
-                "failing_rules": [PRESCREEN_RULE]}
+        return {
+            **row,
+            "text": extracted.text,
+            "language": extracted.language,
+            "language_score": extracted.score,
+            "prescreen_kept_score": extracted.kept_score,
+            "first_failing_rule": PRESCREEN_RULE,
+            "failing_rules": [PRESCREEN_RULE],
+        }
     if isinstance(extracted, QualityVerdict):
         _bump(counts, QUALITY_RULE)
-        return {**row, "text": extracted.text, "prescreen_words": extracted.words, "prescreen_sentences": extracted.sentences,
-                "first_failing_rule": QUALITY_RULE, "failing_rules": [QUALITY_RULE]}
+        return {
+            **row,
+            "text": extracted.text,
+            "prescreen_words": extracted.words,
+            "prescreen_sentences": extracted.sentences,
+            "first_failing_rule": QUALITY_RULE,
+            "failing_rules": [QUALITY_RULE],
+        }
     text = normalize_text(extracted.text, cfg) if extracted else ""
     if len(text) < max(cfg.min_extracted_chars, 1):
         _bump(counts, "skip_extraction_empty")
@@ -226,8 +274,11 @@ class _PartFile:
 
 
 def extract_file(
-    source: str, output: Path, cfg: ExtractConfig,
-    kept_languages: frozenset[str] = frozenset(), floors: Floors | None = None,
+    source: str,
+    output: Path,
+    cfg: ExtractConfig,
+    kept_languages: frozenset[str] = frozenset(),
+    floors: Floors | None = None,
 ) -> PartResult:
     """Stream one WARC into one Parquet part (and rejects/ for pre-screened pages); never raises
     for bad input (counts it instead). `kept_languages` turns the language pre-screen on, `floors`
@@ -310,29 +361,36 @@ class ExtractStage(Stage):
         counts = merge_counts(results)
         readable = [r for r in results if not r.counts.get("unreadable_input") or r.counts.get("records")]
         if results and not readable:
-            raise InputError(
-                "no input could be read: " + "; ".join(e for r in results for e in r.errors[:1])
-            )
+            raise InputError("no input could be read: " + "; ".join(e for r in results for e in r.errors[:1]))
         extra: dict[str, Any] = {
             k: v for k, v in counts.items() if k in NOT_DROPS | NON_RESPONSE_SKIPS and k not in ("docs_in", "docs_out")
         }
-        prescreened = {k.removeprefix("prescreen_lang_"): v for k, v in counts.items() if k.startswith("prescreen_lang_")}
+        prescreened = {
+            k.removeprefix("prescreen_lang_"): v for k, v in counts.items() if k.startswith("prescreen_lang_")
+        }
         if prescreened:
             extra["prescreen_languages"] = dict(sorted(prescreened.items(), key=lambda kv: (-kv[1], kv[0])))
         extra["engine"] = cfg.extract.engine
         extra["files"] = len(results)
         extra["files_with_errors"] = sum(1 for r in results if r.errors)
         extra["per_file"] = {
-            r.part: {"docs_out": r.counts.get("docs_out", 0), "records": r.counts.get("records", 0),
-                     "seconds": r.seconds, "errors": r.errors}
+            r.part: {
+                "docs_out": r.counts.get("docs_out", 0),
+                "records": r.counts.get("records", 0),
+                "seconds": r.seconds,
+                "errors": r.errors,
+            }
             for r in results
         }
         return StageStats(
             stage=self.name,
             docs_in=counts.get("docs_in", 0),
             docs_out=counts.get("docs_out", 0),
-            drops={k: v for k, v in sorted(counts.items())
-                   if k not in NOT_DROPS | NON_RESPONSE_SKIPS and not k.startswith("prescreen_lang_")},
+            drops={
+                k: v
+                for k, v in sorted(counts.items())
+                if k not in NOT_DROPS | NON_RESPONSE_SKIPS and not k.startswith("prescreen_lang_")
+            },
             extra=extra,
             errors=[e for r in results for e in r.errors],
         )

@@ -14,13 +14,15 @@ Outputs beside the shards: `report.json` (the summary, machine-readable), `repor
 (standalone: PNGs inlined as base64, also written as files next to it) and `report-*.png`.
 Laid out by pipeline/report/page.py, which also gives the Prefect artifacts their markdown.
 """
+
 from __future__ import annotations
 
 import heapq
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,8 +69,10 @@ class Tally:
         if byte_ids[0] >= 0:
             ids = pc.list_flatten(batch.column("tokens")).to_numpy(zero_copy_only=False)
             self.byte_tokens += int(np.count_nonzero((ids >= byte_ids[0]) & (ids <= byte_ids[1])))
-        for column, docs, tokens in (("language", self.languages, self.language_tokens),
-                                     ("domain", self.domains, self.domain_tokens)):
+        for column, docs, tokens in (
+            ("language", self.languages, self.language_tokens),
+            ("domain", self.domains, self.domain_tokens),
+        ):
             if column in batch.schema.names:
                 grouped = pa.table({"k": batch.column(column).fill_null("unknown"), "n": n_tokens})
                 for row in grouped.group_by("k").aggregate([("n", "sum"), ("n", "count")]).to_pylist():
@@ -103,15 +107,24 @@ def scan(shards_dir: Path) -> dict[str, Any]:
     total, by_split, per_shard, samples = Tally(signals), {s: Tally([]) for s in SPLITS}, [], []
     for entry in manifest["shards"]:
         shard, tally = open_shard(shards_dir, entry), Tally([])
-        columns = [c for c in ("doc_id", "url", "tokens", "n_tokens", "language", "domain", *signals)
-                   if c in shard.schema_arrow.names]
+        columns = [
+            c
+            for c in ("doc_id", "url", "tokens", "n_tokens", "language", "domain", *signals)
+            if c in shard.schema_arrow.names
+        ]
         for batch in shard.iter_batches(batch_size=1024, columns=columns):
             for t in (total, by_split[entry["split"]], tally):
                 t.add(batch, byte_ids)
             _keep_samples(samples, batch)
         top = tally.languages.most_common(1)
-        per_shard.append({"shard": entry["path"], "split": entry["split"], **tally.summary(),
-                          "top_language": top[0][0] if top else None})
+        per_shard.append(
+            {
+                "shard": entry["path"],
+                "split": entry["split"],
+                **tally.summary(),
+                "top_language": top[0][0] if top else None,
+            }
+        )
     return {
         "vocab_size": manifest["vocab_size"],
         "dtype": manifest["dtype"],
@@ -141,7 +154,13 @@ def _keep_samples(heap: list, batch: pa.RecordBatch) -> None:
 
 def _decode(sp, sample: tuple) -> dict[str, Any]:
     _, doc_id, url, n_tokens, tokens = sample
-    return {"doc_id": doc_id, "url": url, "n_tokens": n_tokens, "shown_tokens": len(tokens), "text": sp.DecodeIds(tokens)}
+    return {
+        "doc_id": doc_id,
+        "url": url,
+        "n_tokens": n_tokens,
+        "shown_tokens": len(tokens),
+        "text": sp.DecodeIds(tokens),
+    }
 
 
 def _mix(docs: Counter, tokens: Counter, total_docs: int, top: int) -> list[dict[str, Any]]:
@@ -169,7 +188,9 @@ def upstream_stats(start: Sequence[Path]) -> dict[str, dict[str, Any]]:
         if manifest.get("stage") in UPSTREAM and manifest["stage"] not in found:
             stats = manifest.get("stats", {})
             found[manifest["stage"]] = {
-                "folder": str(folder), "docs_in": stats.get("docs_in", 0), "docs_out": stats.get("docs_out", 0),
+                "folder": str(folder),
+                "docs_in": stats.get("docs_in", 0),
+                "docs_out": stats.get("docs_out", 0),
                 "drops": {k: v for k, v in sorted(stats.get("drops", {}).items(), key=lambda kv: -kv[1]) if v},
             }
             engine = (stats.get("extra") or {}).get("engine")
@@ -218,24 +239,60 @@ def plot_files(report: dict[str, Any]) -> list[str]:
 
 def _plots(folder: Path, report: dict[str, Any]) -> list[Path]:
     hist = report["tokens_per_doc_histogram"]
-    made = [plots.histogram(folder / "report-tokens-per-doc.png", hist["edges"], hist["counts"],
-                            "Tokens per document", "tokens (log scale)")]
+    made = [
+        plots.histogram(
+            folder / "report-tokens-per-doc.png",
+            hist["edges"],
+            hist["counts"],
+            "Tokens per document",
+            "tokens (log scale)",
+        )
+    ]
     if report["languages"]:
         langs = report["languages"]
-        made.append(plots.bars(folder / "report-languages.png", [r["name"] for r in langs],
-                               [r["documents"] for r in langs], "Language mix", "documents"))
+        made.append(
+            plots.bars(
+                folder / "report-languages.png",
+                [r["name"] for r in langs],
+                [r["documents"] for r in langs],
+                "Language mix",
+                "documents",
+            )
+        )
     if report["top_domains"]:
         doms = report["top_domains"]
-        made.append(plots.bars(folder / "report-domains.png", [r["name"] for r in doms],
-                               [r["tokens"] for r in doms], f"Top {len(doms)} domains", "tokens"))
+        made.append(
+            plots.bars(
+                folder / "report-domains.png",
+                [r["name"] for r in doms],
+                [r["tokens"] for r in doms],
+                f"Top {len(doms)} domains",
+                "tokens",
+            )
+        )
     shards = report["shards"]
-    made.append(plots.bars(folder / "report-shards.png", [r["shard"] for r in shards], [r["tokens"] for r in shards],
-                           "Tokens per shard", "tokens",
-                           colors=["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards]))
+    made.append(
+        plots.bars(
+            folder / "report-shards.png",
+            [r["shard"] for r in shards],
+            [r["tokens"] for r in shards],
+            "Tokens per shard",
+            "tokens",
+            colors=["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards],
+        )
+    )
     removed = [(f"{r['stage']}: {r['rule']}", r["documents"]) for r in removed_rows(report["upstream"])]
     if removed:
-        made.append(plots.bars(folder / "report-removed.png", [r for r, _ in removed], [n for _, n in removed],
-                               "Documents removed upstream, by rule", "documents", colors="#c44e52"))
+        made.append(
+            plots.bars(
+                folder / "report-removed.png",
+                [r for r, _ in removed],
+                [n for _, n in removed],
+                "Documents removed upstream, by rule",
+                "documents",
+                colors="#c44e52",
+            )
+        )
     return made
 
 
@@ -250,17 +307,25 @@ def _filter_plots(folder: Path, f: dict[str, Any]) -> dict[str, Any]:
     active = [r for r in f["rules"] if r["fails"]]
     if active:
         made["rules"] = plots.grouped_bars(
-            folder / "report-filter-rules.png", [r["rule"] for r in active],
+            folder / "report-filter-rules.png",
+            [r["rule"] for r in active],
             {k: [r[k] for r in active] for k in ("fails", "dropped_first", "only_this_rule")},
-            ["#8c8c8c", plots.DROPPED, "#dd8452"], "Documents per filter rule",
-            "documents").name
-    for key, rows, label in (("languages", f["languages"][:TOP_LANGUAGES], "language"),
-                             ("domains", f["domains"], "domain")):
+            ["#8c8c8c", plots.DROPPED, "#dd8452"],
+            "Documents per filter rule",
+            "documents",
+        ).name
+    for key, rows, label in (
+        ("languages", f["languages"][:TOP_LANGUAGES], "language"),
+        ("domains", f["domains"], "domain"),
+    ):
         if rows:
             made[key] = plots.stacked_bars(
-                folder / f"report-filter-{key}.png", [r[label] for r in rows],
-                [r["documents"] - r["dropped"] for r in rows], [r["dropped"] for r in rows],
-                f"Filter outcome by {label}").name
+                folder / f"report-filter-{key}.png",
+                [r[label] for r in rows],
+                [r["documents"] - r["dropped"] for r in rows],
+                [r["dropped"] for r in rows],
+                f"Filter outcome by {label}",
+            ).name
     return made
 
 
@@ -273,7 +338,9 @@ def shards_folder(path: str | Path) -> Path:
     for candidate in (path, path / "shards"):
         if (candidate / MANIFEST_JSON).is_file():
             return candidate
-    raise InputError(f"{path} is neither a shards folder nor a run folder with shards/{MANIFEST_JSON}; run the shards stage first")
+    raise InputError(
+        f"{path} is neither a shards folder nor a run folder with shards/{MANIFEST_JSON}; run the shards stage first"
+    )
 
 
 def summary_text(report: dict[str, Any], html_path: Path | None = None) -> str:
@@ -297,8 +364,10 @@ def summary_text(report: dict[str, Any], html_path: Path | None = None) -> str:
     f = report.get("filter")
     if f:
         busiest = sorted((r for r in f["rules"] if r["fails"]), key=lambda r: -r["dropped_first"])[:5]
-        lines.append("filter rules (dropped first / only this rule): "
-                     + ", ".join(f"{r['rule']} {r['dropped_first']:,}/{r['only_this_rule']:,}" for r in busiest))
+        lines.append(
+            "filter rules (dropped first / only this rule): "
+            + ", ".join(f"{r['rule']} {r['dropped_first']:,}/{r['only_this_rule']:,}" for r in busiest)
+        )
     d = report.get("dedup")
     if d and d["largest"]:
         top = d["largest"][0]

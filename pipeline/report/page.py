@@ -5,11 +5,13 @@ report.json's dict; `to_html` and `to_markdown` only lay the same blocks out. Im
 as PNG data URIs, so the page is one standalone file and the Prefect UI shows the plots without
 a file server (both Prefect 3 UIs render data URIs in markdown: tests/test_report_browser.py).
 """
+
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pipeline.report.plots import png_data_uri
 
@@ -33,26 +35,41 @@ def fmt(value: Any) -> str:
 
 
 def removed_rows(upstream: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"stage": stage, "rule": rule, "documents": n}
-            for stage, s in upstream.items() if stage in REMOVING for rule, n in s["drops"].items()]
+    return [
+        {"stage": stage, "rule": rule, "documents": n}
+        for stage, s in upstream.items()
+        if stage in REMOVING
+        for rule, n in s["drops"].items()
+    ]
 
 
 def shard_blocks(report: dict[str, Any]) -> list[Block]:
     splits = [{"split": s, **v} for s, v in report["splits"].items()] + [{"split": "total", **report["total"]}]
-    stages = [{"stage": s, "docs_in": v["docs_in"], "docs_out": v["docs_out"], "extractor": v.get("engine", "")}
-              for s, v in report["upstream"].items()]
+    stages = [
+        {"stage": s, "docs_in": v["docs_in"], "docs_out": v["docs_out"], "extractor": v.get("engine", "")}
+        for s, v in report["upstream"].items()
+    ]
     blocks: list[Block] = [
         ("h", 2, "Token shards"),
-        ("p", f"vocabulary {report['vocab_size']:,} ({report['dtype']}); byte-fallback ids "
-              f"{report['byte_fallback_ids'][0]}..{report['byte_fallback_ids'][1]}"),
+        (
+            "p",
+            f"vocabulary {report['vocab_size']:,} ({report['dtype']}); byte-fallback ids "
+            f"{report['byte_fallback_ids'][0]}..{report['byte_fallback_ids'][1]}",
+        ),
         ("table", splits),
         *[("img", name, name) for name in report["plots"]],
-        ("h", 3, "Per shard"), ("table", report["shards"]),
-        ("h", 3, "Language mix"), ("table", report["languages"]),
-        ("h", 3, f"Top domains ({report['distinct_domains']:,} distinct)"), ("table", report["top_domains"]),
-        ("h", 3, "Mean quality signals"), ("table", [{"signal": k, "mean": v} for k, v in report["quality_signals"].items()]),
-        ("h", 3, "Upstream stages"), ("table", stages),
-        ("h", 3, "Documents removed upstream, by rule"), ("table", removed_rows(report["upstream"])),
+        ("h", 3, "Per shard"),
+        ("table", report["shards"]),
+        ("h", 3, "Language mix"),
+        ("table", report["languages"]),
+        ("h", 3, f"Top domains ({report['distinct_domains']:,} distinct)"),
+        ("table", report["top_domains"]),
+        ("h", 3, "Mean quality signals"),
+        ("table", [{"signal": k, "mean": v} for k, v in report["quality_signals"].items()]),
+        ("h", 3, "Upstream stages"),
+        ("table", stages),
+        ("h", 3, "Documents removed upstream, by rule"),
+        ("table", removed_rows(report["upstream"])),
     ]
     return blocks
 
@@ -61,11 +78,14 @@ def filter_blocks(f: dict[str, Any]) -> list[Block]:
     plots = f.get("plots", {})
     blocks: list[Block] = [
         ("h", 2, "Filter: what each threshold does"),
-        ("p", f"{f['documents']:,} documents: {f['kept']:,} kept, {f['dropped']:,} dropped. Every threshold is "
-              f"rechecked on the stored signals with the config the filter stage recorded: `fails` counts the "
-              f"documents it fails, `dropped_first` those it dropped (the first failing rule), `only_this_rule` "
-              f"those no other threshold fails (what relaxing it alone would bring back). "
-              f"{f['recheck_mismatches']:,} documents disagree with their stored outcome."),
+        (
+            "p",
+            f"{f['documents']:,} documents: {f['kept']:,} kept, {f['dropped']:,} dropped. Every threshold is "
+            f"rechecked on the stored signals with the config the filter stage recorded: `fails` counts the "
+            f"documents it fails, `dropped_first` those it dropped (the first failing rule), `only_this_rule` "
+            f"those no other threshold fails (what relaxing it alone would bring back). "
+            f"{f['recheck_mismatches']:,} documents disagree with their stored outcome.",
+        ),
         ("table", f["rules"], RULE_COLUMNS + (("kept_but_failing",) if f["recheck_mismatches"] else ())),
     ]
     if plots.get("rules"):
@@ -102,13 +122,25 @@ def dedup_blocks(d: dict[str, Any]) -> list[Block]:
     rows = []
     for c in d["largest"]:
         for role, doc in (("kept", c["kept"]), (f"removed ({c['removed_example']['reason']})", c["removed_example"])):
-            rows.append({"cluster": c["cluster_id"], "documents": c["documents"], "exact": c["exact"], "near": c["near"],
-                         "role": role, "url": doc["url"], "excerpt": doc["excerpt"]})
+            rows.append(
+                {
+                    "cluster": c["cluster_id"],
+                    "documents": c["documents"],
+                    "exact": c["exact"],
+                    "near": c["near"],
+                    "role": role,
+                    "url": doc["url"],
+                    "excerpt": doc["excerpt"],
+                }
+            )
     approximate = "" if d["clusters_exact"] else " (sizes approximate: more clusters than the counter holds)"
     return [
         ("h", 2, f"Dedup: the largest clusters{approximate}"),
-        ("p", f"{d['documents']:,} documents in, {d['kept']:,} kept; removed: {drops}; "
-              f"{fmt(d['clusters'])} clusters with more than one document. Each cluster keeps its earliest document."),
+        (
+            "p",
+            f"{d['documents']:,} documents in, {d['kept']:,} kept; removed: {drops}; "
+            f"{fmt(d['clusters'])} clusters with more than one document. Each cluster keeps its earliest document.",
+        ),
         ("table", rows),
     ]
 
@@ -116,8 +148,10 @@ def dedup_blocks(d: dict[str, Any]) -> list[Block]:
 def sample_blocks(report: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Sample documents (decoded from the shards)")]
     for s in report["samples"]:
-        blocks += [("h", 3, f"{s['doc_id']} · {s['url'] or ''} · first {s['shown_tokens']} of {s['n_tokens']} tokens"),
-                   ("pre", s["text"])]
+        blocks += [
+            ("h", 3, f"{s['doc_id']} · {s['url'] or ''} · first {s['shown_tokens']} of {s['n_tokens']} tokens"),
+            ("pre", s["text"]),
+        ]
     return blocks
 
 
@@ -177,8 +211,10 @@ def to_html(folder: Path, blocks: list[Block]) -> str:
         elif kind == "table":
             out.append(html_table(*block[1:]))
         elif kind == "img":
-            out.append(f'<figure><img alt="{html.escape(block[2])}" src="{png_data_uri(folder / block[1])}">'
-                       f"<figcaption>{html.escape(block[1])}</figcaption></figure>")
+            out.append(
+                f'<figure><img alt="{html.escape(block[2])}" src="{png_data_uri(folder / block[1])}">'
+                f"<figcaption>{html.escape(block[1])}</figcaption></figure>"
+            )
         elif kind == "pre":
             out.append(f"<pre>{html.escape(block[1])}</pre>")
     return "\n".join(out)
@@ -202,15 +238,19 @@ def to_markdown(folder: Path, blocks: list[Block]) -> str:
 
 
 STYLE = """body{font:14px/1.4 system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right;vertical-align:top}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:2px 8px;text-align:right;vertical-align:top}
 td.text,th:first-child{text-align:left;overflow-wrap:anywhere}
-pre{white-space:pre-wrap;background:#f6f6f6;padding:.6em}figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}"""
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.6em}
+figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%}"""
 
 
 def render_html(folder: Path, report: dict[str, Any]) -> str:
     body = "\n".join(to_html(folder, blocks) for blocks in sections(report).values())
-    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>crawl2gpt quality report</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>Quality report</h1>\n{body}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>crawl2gpt quality report</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>Quality report</h1>\n{body}\n</body></html>\n"
+    )
 
 
 def markdown_sections(folder: Path, report: dict[str, Any]) -> dict[str, str]:

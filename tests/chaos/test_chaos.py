@@ -8,6 +8,7 @@ Nightly form (`chaos` + `nightly`): four seeded kills per stage (24), on the sha
 when present (three files: the extract pool runs parts in parallel when it is killed).
 Figures are written to $CRAWL2GPT_CHAOS_REPORT (JSON) when set, for docs/reliability.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from chaos_harness import SMALL, chaos_run, kill_plan, run_to_end, snapshot, stage_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,11 +45,21 @@ def _check(tmp_path: Path, inputs: list[str], seed: int, per_stage: int, name: s
     log = chaos_run(tmp_path / "killed", inputs, SMALL, plan)
     _compare(baseline, snapshot(tmp_path / "killed"))
     landed = log.landed()
-    _report(name, {"seed": seed, "planned": len(plan), "kills_landed": sum(landed.values()), "landed_by_stage": landed,
-                   "clean_run_s": round(clean_seconds, 1), "chaos_run_s": log.seconds,
-                   "docs": {s: baseline[s]["docs_out"] for s in ("extract", "filter", "dedup")},
-                   "shards": len(baseline["shards"]), "train_steps": len(baseline["train_losses"]),
-                   "kills": [vars(k) for k in log.kills]})
+    _report(
+        name,
+        {
+            "seed": seed,
+            "planned": len(plan),
+            "kills_landed": sum(landed.values()),
+            "landed_by_stage": landed,
+            "clean_run_s": round(clean_seconds, 1),
+            "chaos_run_s": log.seconds,
+            "docs": {s: baseline[s]["docs_out"] for s in ("extract", "filter", "dedup")},
+            "shards": len(baseline["shards"]),
+            "train_steps": len(baseline["train_losses"]),
+            "kills": [vars(k) for k in log.kills],
+        },
+    )
     # Most kills must land inside a stage, not in the gaps between them, or the test tests little.
     assert sum(landed.values()) >= len(plan) - per_stage, log.kills
     assert len([s for s in landed if s != "between"]) >= 5, landed

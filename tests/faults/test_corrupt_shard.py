@@ -13,6 +13,7 @@ real CLI (subprocesses against one Prefect server), runs the printed command and
 two tests are in make test-slow (a minute each on 2 cores); make test keeps the check itself under
 torchrun, on the small shards folder the other training tests share.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,10 +45,23 @@ CLI = Path(sys.executable).with_name("crawl2gpt")
 DATA_STAGES = ("extract", "filter", "dedup", "tokenizer", "shards")
 # A tiny model on the bundled sample: 20 steps, evaluation at 10 and 20, checkpoints every 5.
 SETTINGS = [
-    "filter.language.languages=[en, de]", "tokenizer.vocab_size=500", "shards.val_fraction=0.1",
-    "train.n_layer=2", "train.n_head=2", "train.n_embd=64", "train.block_size=64", "train.batch_size=16",
-    "train.max_steps=20", "train.warmup_steps=2", "train.eval_interval=10", "train.eval_batches=2",
-    "train.checkpoint_interval=5", "train.precision=fp32", "train.device=cpu", "train.sample_tokens=8", "workers=1",
+    "filter.language.languages=[en, de]",
+    "tokenizer.vocab_size=500",
+    "shards.val_fraction=0.1",
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=64",
+    "train.block_size=64",
+    "train.batch_size=16",
+    "train.max_steps=20",
+    "train.warmup_steps=2",
+    "train.eval_interval=10",
+    "train.eval_batches=2",
+    "train.checkpoint_interval=5",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.sample_tokens=8",
+    "workers=1",
 ]
 
 
@@ -59,7 +73,7 @@ def flip_bytes(path: Path) -> None:
     """Invert 4 bytes in the middle of the file, in place (same size): what bit rot or a bad copy does."""
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 4] = bytes(b ^ 0xFF for b in data[middle:middle + 4])
+    data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
     with open(path, "r+b") as fh:
         fh.write(data)
 
@@ -78,8 +92,11 @@ def without_timings(manifest: dict) -> dict:
     def drop(value):
         if not isinstance(value, dict):
             return value
-        return {k: drop(v) for k, v in value.items() if k not in ("seconds", "started_at", "finished_at")
-                and not k.endswith(("_seconds", "_s"))}
+        return {
+            k: drop(v)
+            for k, v in value.items()
+            if k not in ("seconds", "started_at", "finished_at") and not k.endswith(("_seconds", "_s"))
+        }
 
     return drop(manifest)
 
@@ -97,8 +114,11 @@ def cli_env(prefect_api) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    return env | {"PREFECT_API_URL": PREFECT_API_URL.value(), "OMP_NUM_THREADS": "1",
-                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return env | {
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "OMP_NUM_THREADS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +129,21 @@ def run_folder(tmp_path_factory, sample_warc) -> dict:
     run_pipeline([str(sample_warc)], run, cfg, until="shards")
     shutil.copytree(run / "shards", root / "pristine-shards")
     run_stage(TRAIN, [str(run / "shards")], root / "undisturbed-train", cfg, atomic=False)
-    return {"run": run, "cfg": cfg, "warc": str(sample_warc), "pristine": root / "pristine-shards",
-            "undisturbed": training_record(root / "undisturbed-train"),
-            "manifests": {name: without_timings(read_manifest(run / name)) for name in DATA_STAGES}}
+    return {
+        "run": run,
+        "cfg": cfg,
+        "warc": str(sample_warc),
+        "pristine": root / "pristine-shards",
+        "undisturbed": training_record(root / "undisturbed-train"),
+        "manifests": {name: without_timings(read_manifest(run / name)) for name in DATA_STAGES},
+    }
 
 
 def crawl2gpt(args: list[str], env: dict[str, str]) -> tuple[int, list[str], float]:
     started = time.monotonic()
-    done = subprocess.run([str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [str(CLI), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600
+    )
     return done.returncode, done.stdout.splitlines(), time.monotonic() - started
 
 
@@ -144,7 +170,10 @@ def fails_with_one_message(folder: dict, damaged: Path, env: dict[str, str]) -> 
     assert lines[-2].startswith("crawl2gpt: ShardChecksumError (full traceback in ")
     message = lines[-1]
     assert message.startswith(f"crawl2gpt: error: shard {damaged} does not match its checksum"), message
-    assert "resumes from its last checkpoint" in message and "Adding --force shards to your crawl2gpt run command" in message
+    assert (
+        "resumes from its last checkpoint" in message
+        and "Adding --force shards to your crawl2gpt run command" in message
+    )
     fix = shlex.split(message.split("Rebuild with: ", 1)[1])
     assert fix[:3] == ["crawl2gpt", "stage", "shards"] and "--force" in fix
     with pytest.raises(StageIncompleteError):  # the interrupted training is not a finished stage anyone reads
@@ -183,7 +212,9 @@ def test_fresh_training_refuses_a_damaged_val_shard_then_recovers(run_folder, cl
     finished["shards"][damaged.name] = sha256(damaged)
 
     fix = fails_with_one_message(run_folder, damaged, cli_env)
-    assert {name: files_of(run_folder["run"] / name) for name in DATA_STAGES} == finished  # nothing finished was touched
+    assert {
+        name: files_of(run_folder["run"] / name) for name in DATA_STAGES
+    } == finished  # nothing finished was touched
     assert latest_checkpoint(run_folder["run"] / "train" / "checkpoints") is None  # it stopped before step 1
     recovers(run_folder, fix, cli_env)
 

@@ -15,6 +15,7 @@ Promise checked (docs/reliability.md): exit code 2 and one message naming the fa
 and the fix, no traceback; extract unchanged, no filter folder, no temporary folder left; after the
 fault is cleared, a rerun writes exactly the stage folders of an undisturbed run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +42,20 @@ pytestmark = pytest.mark.faults
 STAGES = ["extract", "filter", "dedup"]
 # A 2-layer GPT that trains in seconds on CPU, checkpointing every 4 steps (as tests/chaos does).
 TRAIN_SETTINGS = [
-    "tokenizer.vocab_size=500", "shards.val_fraction=0.1", "train.n_layer=2", "train.n_head=2", "train.n_embd=32",
-    "train.block_size=32", "train.batch_size=4", "train.max_steps=12", "train.warmup_steps=2", "train.eval_interval=4",
-    "train.eval_batches=2", "train.checkpoint_interval=4", "train.precision=fp32", "train.device=cpu",
+    "tokenizer.vocab_size=500",
+    "shards.val_fraction=0.1",
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=32",
+    "train.block_size=32",
+    "train.batch_size=4",
+    "train.max_steps=12",
+    "train.warmup_steps=2",
+    "train.eval_interval=4",
+    "train.eval_batches=2",
+    "train.checkpoint_interval=4",
+    "train.precision=fp32",
+    "train.device=cpu",
     "train.sample_tokens=8",
 ]
 HEADROOM = 64 * 1024  # room left for the faulted run: config.yaml and the error log fit, a Parquet part does not
@@ -63,8 +75,9 @@ class Room:
         # Without mount and umount (or without the rights) the rlimit way provokes the same fault.
         self.mount, self.umount = find_program("mount"), find_program("umount")
         if not os.environ.get("CRAWL2GPT_FAULTS_NO_MOUNT") and self.mount and self.umount:
-            mounted = subprocess.run([self.mount, "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.folder)],
-                                     capture_output=True)
+            mounted = subprocess.run(
+                [self.mount, "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.folder)], capture_output=True
+            )
             self.mode = "tmpfs" if mounted.returncode == 0 else "rlimit"
         self.full = False
 
@@ -95,7 +108,9 @@ class Room:
     def describe(self, headroom: int = HEADROOM) -> str:
         if self.mode == "tmpfs":
             return f"tmpfs: the run's own tmpfs shrunk to its contents + {headroom // 1024} KiB (ENOSPC)"
-        return f"rlimit: RLIMIT_FSIZE {HEADROOM // 1024} KiB on the CLI process and its workers, SIGXFSZ ignored (EFBIG)"
+        return (
+            f"rlimit: RLIMIT_FSIZE {HEADROOM // 1024} KiB on the CLI process and its workers, SIGXFSZ ignored (EFBIG)"
+        )
 
     def _remount(self, size: int) -> None:
         pages = -(-size // 4096)
@@ -180,8 +195,13 @@ def test_filter_stage_out_of_room_names_the_folder_and_leaves_nothing(sample_war
     out = room.folder / "filter"
     room.fill()
     print(f"\ndisk full during filter, provoked with {room.describe()}")
-    done = subprocess.run([sys.executable, "-c", FILTER_INTO, str(tmp_path / "extract"), str(out), *SAMPLE_SETTINGS],
-                          preexec_fn=room.preexec(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", FILTER_INTO, str(tmp_path / "extract"), str(out), *SAMPLE_SETTINGS],
+        preexec_fn=room.preexec(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     message = done.stdout.strip().splitlines()[-1]
     assert re.match(rf"{MESSAGES[room.mode]} while the filter stage wrote {re.escape(str(out))}", message), message
@@ -190,7 +210,9 @@ def test_filter_stage_out_of_room_names_the_folder_and_leaves_nothing(sample_war
 
 
 @pytest.mark.slow  # ~25 s of CPU: three CLI runs and a reference run; the test above keeps the failure in make test
-def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(prefect_api, sample_warc, undisturbed, room, tmp_path):
+def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(
+    prefect_api, sample_warc, undisturbed, room, tmp_path
+):
     run = room.folder / "run"
     args = ["run", "--input", str(sample_warc), "--workdir", str(run), *settings_args(SAMPLE_SETTINGS)]
     env = cli_env(tmp_path / "prefect-home")
@@ -206,8 +228,10 @@ def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(prefect_api,
     assert "Traceback" not in failed.stderr
     assert failed.error_lines[0].startswith("crawl2gpt: DiskFullError"), failed.error_lines
     message = failed.error_lines[-1]
-    assert re.match(rf"crawl2gpt: error: {MESSAGES[room.mode]} while the filter stage wrote {re.escape(str(run / 'filter'))}",
-                    message), message
+    assert re.match(
+        rf"crawl2gpt: error: {MESSAGES[room.mode]} while the filter stage wrote {re.escape(str(run / 'filter'))}",
+        message,
+    ), message
     assert "and rerun the same command: finished stages are kept" in message
     assert not (run / "filter").exists() and not (run / "dedup").exists() and leftovers(run) == []
     assert run_snapshot(run, ["extract"]) == finished
@@ -216,13 +240,16 @@ def test_cli_filter_write_fails_for_lack_of_room_then_rerun_matches(prefect_api,
     rerun = run_cli([*args, "--until", "dedup"], env, preexec_fn=room.preexec())
     assert rerun.code == 0, rerun.stderr[-3000:]
     assert run_snapshot(run, STAGES) == undisturbed
-    print(f"{message}\nfaulted run {failed.seconds} s, rerun {rerun.seconds} s; "
-          f"docs {[undisturbed[s]['manifest']['stats']['docs_out'] for s in STAGES]} as undisturbed")
+    print(
+        f"{message}\nfaulted run {failed.seconds} s, rerun {rerun.seconds} s; "
+        f"docs {[undisturbed[s]['manifest']['stats']['docs_out'] for s in STAGES]} as undisturbed"
+    )
 
 
 @pytest.mark.slow  # ~50 s with its reference training; the filter stage test covers ENOSPC in make test
-def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefect_api, undisturbed_training, room,
-                                                                           tmp_path):
+def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(
+    prefect_api, undisturbed_training, room, tmp_path
+):
     shards, reference = undisturbed_training
     out = room.folder / "train"
     args = ["train", "--shards", str(shards), "--output", str(out), *settings_args([*SAMPLE_SETTINGS, *TRAIN_SETTINGS])]
@@ -235,8 +262,9 @@ def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefe
     assert failed.code == 2, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr
     message = failed.error_lines[-1]
-    assert re.match(rf"crawl2gpt: error: {MESSAGES[room.mode]} while the train stage wrote {re.escape(str(out))}",
-                    message), message
+    assert re.match(
+        rf"crawl2gpt: error: {MESSAGES[room.mode]} while the train stage wrote {re.escape(str(out))}", message
+    ), message
     assert message.endswith("finished stages are kept, and this stage resumes from what it completed")
     assert not (out / "_stage.json").exists()
     survived = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
@@ -252,8 +280,10 @@ def test_cli_checkpoint_write_fails_for_lack_of_room_then_training_resumes(prefe
     else:
         assert resumed_from is None
     assert training_snapshot(out) == reference
-    print(f"{message}\nfaulted train {failed.seconds} s, rerun {rerun.seconds} s (resumed from {resumed_from}); "
-          f"{len(reference['losses'])} steps with the undisturbed run's losses and last weights")
+    print(
+        f"{message}\nfaulted train {failed.seconds} s, rerun {rerun.seconds} s (resumed from {resumed_from}); "
+        f"{len(reference['losses'])} steps with the undisturbed run's losses and last weights"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -271,8 +301,14 @@ def test_torchrun_rank_out_of_room_reads_as_one_process(prefect_api, undisturbed
     the fix), not the launcher's "torchrun failed" with every rank's traceback; with the room back,
     the same command trains."""
     out = room.folder / "train"
-    args = ["train", "--shards", str(undisturbed_shards), "--output", str(out),
-            *settings_args([*SAMPLE_SETTINGS, *TRAIN_SETTINGS, "train.nproc_per_node=2"])]
+    args = [
+        "train",
+        "--shards",
+        str(undisturbed_shards),
+        "--output",
+        str(out),
+        *settings_args([*SAMPLE_SETTINGS, *TRAIN_SETTINGS, "train.nproc_per_node=2"]),
+    ]
     env = dict(cli_env(tmp_path / "prefect-home"), OMP_NUM_THREADS="1")
 
     room.fill()  # the metrics rows fit in the headroom, the step-4 checkpoint (about 0.5 MB) does not
@@ -282,11 +318,15 @@ def test_torchrun_rank_out_of_room_reads_as_one_process(prefect_api, undisturbed
     assert "Traceback" not in failed.stderr and "torchrun with" not in failed.stderr, failed.stderr[-3000:]
     assert failed.error_lines[0].startswith("crawl2gpt: DiskFullError"), failed.error_lines
     message = failed.error_lines[-1]
-    assert re.match(rf"crawl2gpt: error: {MESSAGES[room.mode]} while the train stage wrote {re.escape(str(out))}"
-                    r".* \([\d,.]+ MiB free on that file system when it failed\)\. ", message), message
+    assert re.match(
+        rf"crawl2gpt: error: {MESSAGES[room.mode]} while the train stage wrote {re.escape(str(out))}"
+        r".* \([\d,.]+ MiB free on that file system when it failed\)\. ",
+        message,
+    ), message
     fix = "Free space there" if room.mode == "tmpfs" else "Raise that limit"
-    assert message.endswith(f"{fix} and rerun the same command: finished stages are kept, and this stage resumes "
-                            "from what it completed"), message
+    assert message.endswith(
+        f"{fix} and rerun the same command: finished stages are kept, and this stage resumes from what it completed"
+    ), message
     assert not (out / "_stage.json").exists() and list((out / "checkpoints").glob("*step-*")) == []
 
     room.clear()

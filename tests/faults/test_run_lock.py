@@ -8,6 +8,7 @@ same data as an undisturbed one. Runs in different folders never wait for each o
 The CLI runs as real subprocesses against this session's Prefect server (the `prefect_api`
 fixture), so a run costs its own work, not a server start.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,7 +68,12 @@ def folder_state(folder: Path) -> dict[str, tuple]:
     for path in sorted(folder.rglob("*")):
         st = path.lstat()
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-        state[path.relative_to(folder).as_posix()] = ("file" if path.is_file() else "dir", st.st_size, st.st_mtime_ns, digest)
+        state[path.relative_to(folder).as_posix()] = (
+            "file" if path.is_file() else "dir",
+            st.st_size,
+            st.st_mtime_ns,
+            digest,
+        )
     return state
 
 
@@ -77,8 +83,12 @@ def same_data(run: Path, reference: Path) -> dict[str, dict]:
 
     def normal(value, root: str):
         if isinstance(value, dict):
-            return {k: normal(v, root) for k, v in value.items() if k not in ("seconds", "started_at", "finished_at", "key_digest")
-                    and not k.endswith(("_seconds", "_s"))}
+            return {
+                k: normal(v, root)
+                for k, v in value.items()
+                if k not in ("seconds", "started_at", "finished_at", "key_digest")
+                and not k.endswith(("_seconds", "_s"))
+            }
         if isinstance(value, list):
             return [normal(v, root) for v in value]
         return value.replace(root, "RUN") if isinstance(value, str) else value
@@ -104,7 +114,9 @@ def assert_refused(lines: list[str], seconds: float, folder: Path, holder_pid: i
     assert len(lines) == 2 and seconds < 10, (seconds, lines)  # before Prefect or any stage starts
     assert lines[1].startswith(f"crawl2gpt: error: {folder.resolve()} is in use by crawl2gpt run ")
     assert f"(pid {holder_pid} on " in lines[1]
-    assert lines[1].endswith("wait for it to finish or stop it; a lock left by a dead process is released automatically")
+    assert lines[1].endswith(
+        "wait for it to finish or stop it; a lock left by a dead process is released automatically"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +133,13 @@ def test_second_run_is_refused_then_a_sigkilled_holder_does_not_block(cli_env, s
     first is then SIGKILLed mid-run (with its process group, as the OOM killer or a lost session
     would); the next run takes the folder at once and ends with the undisturbed run's data."""
     folder = tmp_path / "run"
-    first = subprocess.Popen(run_args(sample_warc, folder, "dedup"), env=cli_env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        run_args(sample_warc, folder, "dedup"),
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for_holder(folder, first.pid)
         code, lines, seconds = crawl2gpt(run_args(sample_warc, folder, "dedup"), cli_env)
@@ -131,7 +148,9 @@ def test_second_run_is_refused_then_a_sigkilled_holder_does_not_block(cli_env, s
         assert_refused(lines, seconds, folder, first.pid)
         assert first.poll() is None  # the first run goes on
         deadline = time.monotonic() + 120  # let it finish a stage, then kill it in the next one
-        while not (folder / "extract" / "_stage.json").is_file() and time.monotonic() < deadline and first.poll() is None:
+        while (
+            not (folder / "extract" / "_stage.json").is_file() and time.monotonic() < deadline and first.poll() is None
+        ):
             time.sleep(0.05)
     finally:
         if first.poll() is None:
@@ -158,7 +177,16 @@ def test_refused_commands_change_nothing_in_the_folder(cli_env, sample_warc, tmp
         code, lines, seconds = crawl2gpt(run_args(sample_warc, folder, "filter"), cli_env)
         assert code == 2
         assert_refused(lines, seconds, folder, holder.pid)
-        stage = [str(CLI), "stage", "filter", "--input", str(folder / "extract"), "--output", str(folder / "filter"), "--force"]
+        stage = [
+            str(CLI),
+            "stage",
+            "filter",
+            "--input",
+            str(folder / "extract"),
+            "--output",
+            str(folder / "filter"),
+            "--force",
+        ]
         code, lines, seconds = crawl2gpt(stage, cli_env)
         assert code == 2
         assert_refused(lines, seconds, folder, holder.pid)
@@ -171,7 +199,9 @@ def test_refused_commands_change_nothing_in_the_folder(cli_env, sample_warc, tmp
 def test_runs_in_different_folders_do_not_wait_for_each_other(tmp_path):
     """The lock is per folder (issue 19's load test runs 20 folders at once); within one process it
     is re-entrant (the CLI takes it, then the DAG loop inside the flow), across processes exclusive."""
-    holder = subprocess.Popen([sys.executable, "-c", IDLE_HOLDER, str(tmp_path / "a")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", IDLE_HOLDER, str(tmp_path / "a")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with run_lock(tmp_path / "b"), run_lock(tmp_path / "b"):
