@@ -23,8 +23,8 @@ from pathlib import Path
 from benchmarks.datatrove_env import ensure_datatrove
 from benchmarks.filter_docs import load_docs
 from benchmarks.harness import print_result, run_json, timed
-from pipeline.config import FilterConfig
 from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition
+from pipeline.filter.config import FilterConfig
 
 PEERS = {  # our family -> datatrove class
     "gopher_repetition": "datatrove.pipeline.filters.gopher_repetition_filter:GopherRepetitionFilter",

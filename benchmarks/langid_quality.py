@@ -19,8 +19,8 @@ from pathlib import Path
 
 from benchmarks.filter_docs import load_docs
 from benchmarks.harness import SENTENCES, print_result, timed
-from pipeline.config import LanguageConfig
 from pipeline.filter import language
+from pipeline.filter.config import LanguageConfig
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:

@@ -23,13 +23,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.harness import SENTENCES, add_warcs_argument, print_result
-from pipeline.config import ExtractConfig, LanguageConfig
+from pipeline.config import ExtractConfig
 from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.main_text import decode_html, extract_main_text, is_html
 from pipeline.extract.normalize import normalize_text
 from pipeline.extract.prescreen import screen
 from pipeline.extract.warc import iter_warc_records
 from pipeline.filter import language
+from pipeline.filter.config import LanguageConfig
 
 KEPT = {"en": frozenset({"en"}), "en_de": frozenset({"en", "de"})}
 

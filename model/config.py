@@ -14,7 +14,8 @@ from typing import Any, Literal, Protocol, get_type_hints
 from pydantic import ConfigDict, Field, create_model, model_validator
 
 from model.gpt_config import GPTConfig
-from pipeline.config import ConfigBase, Section
+from pipeline.config import ConfigBase
+from pipeline.config_section import Section
 
 # --------------------------------------------------------------------------- training
 

@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from pipeline.config import ShardsConfig
 from pipeline.errors import InputError, ShardChecksumError, StageIncompleteError
 from pipeline.stage import read_manifest
+from pipeline.tokens.config import ShardsConfig
 
 FORMAT = "crawl2gpt-shards/1"
 MANIFEST_JSON = "manifest.json"

@@ -20,11 +20,12 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
-from pipeline.config import ExtractConfig, FilterConfig
+from pipeline.config import ExtractConfig
 from pipeline.errors import ConfigError, InputError
 from pipeline.extract.normalize import normalize_text
 from pipeline.extract.stage import extract_file
 from pipeline.extract.warc import iter_warc_records
+from pipeline.filter.config import FilterConfig
 from pipeline.filter.stage import evaluate
 
 HTML = (

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-from pipeline.config import ExtractConfig, FilterConfig
+from pipeline.config import ExtractConfig
 from pipeline.errors import ConfigError
 from pipeline.extract import line_filter
 from pipeline.extract.line_filter import MODEL_PATH, fast_extract, model_from_json
@@ -25,6 +25,7 @@ from pipeline.extract.page_lines import FEATURES, mark, page_lines, unmark
 from pipeline.extract.quality_prescreen import QualityVerdict, quality_floors, screen_quality
 from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, resiliparse_extract, visible_text
 from pipeline.extract.stage import EXTRACT, extract_file
+from pipeline.filter.config import FilterConfig
 
 ENGINES = ("trafilatura", "resiliparse", "fast")
 ARTICLE = "".join(

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers.gopher_reference import reference_dup_chars, reference_top_chars
-from pipeline.config import (
+from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, pii
+from pipeline.filter.config import (
     C4Config,
     FilterConfig,
     FineWebConfig,
@@ -20,7 +21,6 @@ from pipeline.config import (
     GopherRepetitionConfig,
     PIIConfig,
 )
-from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, pii
 from pipeline.filter.text import count_sentences, split_words
 
 ENGLISH = (

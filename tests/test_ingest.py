@@ -162,8 +162,8 @@ def test_shared_whirlwind_over_http(shared_data, tmp_path):
 
 def filter_keeps(rows: list[dict], languages: list[str]) -> set[str]:
     """doc_ids the filter stage's rules keep (language ID batched as the stage does)."""
-    from pipeline.config import FilterConfig
     from pipeline.filter import language
+    from pipeline.filter.config import FilterConfig
     from pipeline.filter.stage import evaluate
 
     cfg = FilterConfig()

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import LanguageConfig
 from pipeline.filter import language
+from pipeline.filter.config import LanguageConfig
 
 
 @pytest.fixture(scope="module")

@@ -198,8 +198,8 @@ def test_threshold_table_names_what_the_filters_name_on_real_documents(runs, fil
 
 def test_threshold_table_matches_each_check_at_the_boundaries(filtered):
     """Every threshold's value, just below and just above it, through the family's own check()."""
-    from pipeline.config import FilterConfig
     from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language
+    from pipeline.filter.config import FilterConfig
     from pipeline.report.thresholds import thresholds
 
     cfg = FilterConfig.model_validate(

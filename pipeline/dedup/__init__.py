@@ -12,5 +12,7 @@ rowstore.py      per-document arrays on disk (shingles, signatures), read back w
 disk.py          the disk backend: exact, band and verification tasks over bucket files
 union_find.py    connected components; the root is always the lowest index = earliest document
 output.py        kept rows and rejects per part, the same writer for every backend
+config.py        the `dedup:` config section (DedupConfig)
+settings.py      its checks before any work (bands, shingle size, Redis answering), for the plan and preflight
 stage.py         the `dedup` stage (DEDUP): signatures per part, then the backend's phases
 """

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import temp_path
-from pipeline.config import DedupConfig
 from pipeline.dedup.buckets import (
     band_hashes,
     buckets,
@@ -39,6 +38,7 @@ from pipeline.dedup.buckets import (
     star_pairs,
     unique_pairs,
 )
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.lsh import shingle_jaccard
 from pipeline.dedup.minhash import estimated_jaccard
 from pipeline.dedup.rowstore import RowReader, RowWriter, save_npy

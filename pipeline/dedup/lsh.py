@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHashLSH
 
-from pipeline.config import DedupConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.minhash import estimated_jaccard, from_bytes
 from pipeline.dedup.redis_keys import (
     attempt_basename,

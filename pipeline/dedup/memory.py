@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import DedupConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.exact import ExactIndex
 from pipeline.dedup.lsh import BandIndex, bucket_pairs, shingle_jaccard, signature_agreeing
 from pipeline.dedup.minhash import signature_matrix

@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import DedupConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.redis_keys import client
 from pipeline.dedup.redis_owners import OwnerRecord, delete_records, expired, read_records, redis_clock
 from pipeline.errors import ConfigError, RedisIndexError

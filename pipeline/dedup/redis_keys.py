@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.atomic import target_of
-from pipeline.config import DedupConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.redis_owners import OwnerRecord, delete_attempt, delete_records, expired, read_records, write_record
 from pipeline.errors import RedisIndexError
 

@@ -8,7 +8,7 @@ imports it before every run.
 
 from __future__ import annotations
 
-from pipeline.config import DedupConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.shingles import _POSITION_MULT
 from pipeline.errors import ConfigError
 

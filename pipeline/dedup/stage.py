@@ -39,7 +39,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import DedupConfig, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.disk import PartSpill, disk_clusters, scratch_dir
 from pipeline.dedup.lsh import lsh_threshold
 from pipeline.dedup.memory import memory_clusters

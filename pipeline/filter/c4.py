@@ -12,8 +12,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.config import C4Config
 from pipeline.errors import ConfigError
+from pipeline.filter.config import C4Config
 from pipeline.filter.text import count_sentences
 
 NAME = "c4"

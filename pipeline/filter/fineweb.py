@@ -5,7 +5,7 @@ and (from the released recipe) not more than 0.3 newlines per word (list-like pa
 
 from __future__ import annotations
 
-from pipeline.config import FineWebConfig
+from pipeline.filter.config import FineWebConfig
 from pipeline.filter.gopher_repetition import find_duplicates
 from pipeline.filter.text import TERMINAL_PUNCTUATION, ratio, split_words
 

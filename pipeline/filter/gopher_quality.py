@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipeline.config import GopherQualityConfig
+from pipeline.filter.config import GopherQualityConfig
 from pipeline.filter.text import has_alpha, is_symbol, ratio, split_words
 
 NAME = "gopher_quality"

@@ -16,7 +16,7 @@ from bisect import bisect_left
 
 import numpy as np
 
-from pipeline.config import GopherRepetitionConfig
+from pipeline.filter.config import GopherRepetitionConfig
 from pipeline.filter.text import LINE_RE, PARAGRAPH_RE, split_words
 
 NAME = "gopher_repetition"

@@ -18,8 +18,8 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.config import LanguageConfig
 from pipeline.errors import ConfigError
+from pipeline.filter.config import LanguageConfig
 
 UNDETERMINED = "und"  # ISO 639-2 "undetermined": empty or letterless text
 TOP_K = 5  # fastText candidates handed to lingua

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from pipeline.config import PIIConfig
+from pipeline.filter.config import PIIConfig
 
 # RFC 5322-ish local part @ dotted host (or [IP literal]); the pattern FineWeb's code uses.
 EMAIL_RE = re.compile(

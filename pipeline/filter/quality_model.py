@@ -21,8 +21,8 @@ import struct
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.config import QualityModelConfig
 from pipeline.errors import ConfigError
+from pipeline.filter.config import QualityModelConfig
 
 NAME = "quality_model"
 SIGNAL = "quality_model_score"

@@ -25,10 +25,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import fsync_dir
-from pipeline.config import FilterConfig, PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.errors import ConfigError, InputError
 from pipeline.filter import c4, fineweb, gopher_quality, gopher_repetition, language, pii, quality_model
+from pipeline.filter.config import FilterConfig
 from pipeline.stage import PartResult, Stage, StageStats, merge_counts, stage_parts
 
 BATCH_DOCS = 256  # language ID is batched; bounded memory per batch

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.bounded import BoundedCounter, Nearest
-from pipeline.config import FilterConfig
+from pipeline.filter.config import FilterConfig
 from pipeline.hashing import stable_fractions
 from pipeline.outcomes import outcome_files
 from pipeline.report.excerpts import read_excerpts

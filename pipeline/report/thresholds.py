@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import FilterConfig
+from pipeline.filter.config import FilterConfig
 
 # How a threshold fails a document, by the value v of its signal and the threshold t.
 FAILS: dict[str, Callable[[np.ndarray, object], np.ndarray]] = {

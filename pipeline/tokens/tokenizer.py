@@ -34,12 +34,13 @@ import pyarrow.compute as pc
 import sentencepiece as spm
 
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.config import PipelineConfig, TokenizerConfig
+from pipeline.config import PipelineConfig
 from pipeline.documents import iter_batches
 from pipeline.empty_output import empty_cause
 from pipeline.errors import ConfigError, InputError, TokenizerError
 from pipeline.hashing import stable_fractions
 from pipeline.stage import PartResult, Stage, StageStats, read_manifest, sha256_file, stage_parts
+from pipeline.tokens.config import TokenizerConfig
 
 PAD, UNK, EOT = "<|pad|>", "<unk>", "<|endoftext|>"
 PAD_ID, UNK_ID, EOT_ID = 0, 1, 2

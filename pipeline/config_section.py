@@ -1,0 +1,14 @@
+"""The base of every config section: strict keys (a typo is an error, never a silent default),
+validated on assignment. Each stage's section lives beside the stage (pipeline/filter/config.py,
+pipeline/dedup/config.py, pipeline/tokens/config.py); pipeline/config.py puts them together.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Section(BaseModel):
+    """Base of every config section: strict keys, validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
