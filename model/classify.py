@@ -1,14 +1,9 @@
 """Classification fine-tuning: the LM head replaced by a linear head over pooled hidden states.
 
 `run_classify(base, data, out_dir, cfg)` is the entry the CLI and the `finetune-classify` flow call.
-Labelled data, one of:
-  TSV    `label<TAB>text` per line; a first line `lang<TAB>sentence` / `label<TAB>text` is a header
-         (../shared/data/langid-sentences.tsv has this shape)
-  JSONL  {"text": ..., "label": ...} per line
-  a finished `filter` stage folder: kept documents are labelled `keep`, documents in rejects/
-         `drop` (the quality filters' own decision); `label_column=language` labels by fastText language
-Bad lines are counted (missing_fields, empty_text) and skipped; texts longer than
-classify.max_tokens are cut (counted 'truncated').
+Labelled data (a TSV, a JSONL or a filter stage folder) is read by model/classify_data.py; texts
+longer than classify.max_tokens are cut (counted 'truncated'). Held-out metrics and the confusion
+plot: model/classify_metrics.py.
 
 Pooling (classify.pooling): `last` takes the hidden state of the last real token, the only one
 that attended to the whole text in a causal model (GPT-1's classifier, Radford et al. 2018,
@@ -35,7 +30,9 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from model.config import ClassifyConfig, FinetuneConfig, ModelRun
+from model.classify_data import read_labelled, select
+from model.classify_metrics import classification_report, plot_confusion
+from model.config import FinetuneConfig, ModelRun
 from model.finetune import fit, load_base
 from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
@@ -46,93 +43,6 @@ from pipeline.errors import InputError
 from pipeline.hashing import stable_fraction
 
 log = logging.getLogger("crawl2gpt.classify")
-
-
-# --------------------------------------------------------------------------- labelled data
-
-
-def read_labelled(source: str | Path, label_column: str = "keep_drop") -> tuple[list[str], list[str], Counter]:
-    """(texts, labels, counts of skipped lines by reason) from a TSV, a JSONL or a filter stage folder."""
-    source = Path(source)
-    if source.is_dir():
-        return _from_filter_stage(source, label_column)
-    if not source.is_file():
-        raise InputError(
-            f"labelled data {source} not found; give a TSV (label<TAB>text), a JSONL or a filter stage folder"
-        )
-    texts, labels, counts = [], [], Counter()
-    jsonl = source.suffix in (".jsonl", ".json")
-    with open(source, encoding="utf-8") as fh:
-        for n, line in enumerate(fh):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            label, text = _parse_line(line, jsonl)
-            if n == 0 and not jsonl and label in ("lang", "label"):
-                continue  # header row
-            _add(texts, labels, counts, label, text)
-    return texts, labels, counts
-
-
-def _parse_line(line: str, jsonl: bool) -> tuple[Any, Any]:
-    if not jsonl:
-        label, sep, text = line.partition("\t")
-        return (label.strip(), text) if sep else (None, None)
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError:
-        return None, None
-    return (obj.get("label"), obj.get("text")) if isinstance(obj, dict) else (None, None)
-
-
-def _add(texts: list, labels: list, counts: Counter, label: Any, text: Any) -> None:
-    if label is None or text is None or not str(label).strip():
-        counts["missing_fields"] += 1
-    elif not isinstance(text, str) or not text.strip():
-        counts["empty_text"] += 1
-    else:
-        texts.append(text)
-        labels.append(str(label).strip())
-
-
-def _from_filter_stage(folder: Path, label_column: str) -> tuple[list[str], list[str], Counter]:
-    """Kept parts -> 'keep', rejects/ parts -> 'drop' (or the value of label_column, e.g. language)."""
-    from pipeline.documents import iter_batches
-    from pipeline.stage import read_manifest, stage_parts
-
-    stage = read_manifest(folder).get("stage")
-    if stage != "filter":
-        raise InputError(f"{folder} is a {stage!r} stage folder; keep/drop labels come from a finished filter folder")
-    texts, labels, counts = [], [], Counter()
-    sources = [(p, "keep") for p in stage_parts(folder)] + [
-        (p, "drop") for p in sorted((folder / "rejects").glob("*.parquet"))
-    ]
-    for part, decision in sources:
-        columns = ["text"] + ([label_column] if label_column != "keep_drop" else [])
-        for batch in iter_batches(part, columns=columns):
-            column = (
-                batch.column(label_column).to_pylist() if label_column != "keep_drop" else [decision] * batch.num_rows
-            )
-            for text, label in zip(batch.column("text").to_pylist(), column):
-                _add(texts, labels, counts, label, text)
-    return texts, labels, counts
-
-
-def select(texts: list[str], labels: list[str], cc: ClassifyConfig, counts: Counter) -> tuple[list[str], list[str]]:
-    """Keep the configured labels and at most max_examples_per_class of each (first in file order)."""
-    per_class: Counter = Counter()
-    out_t, out_l = [], []
-    for text, label in zip(texts, labels):
-        if cc.labels and label not in cc.labels:
-            counts["other_label"] += 1
-            continue
-        if cc.max_examples_per_class and per_class[label] >= cc.max_examples_per_class:
-            counts["over_class_cap"] += 1
-            continue
-        per_class[label] += 1
-        out_t.append(text)
-        out_l.append(label)
-    return out_t, out_l
 
 
 # --------------------------------------------------------------------------- the model
@@ -224,7 +134,7 @@ def train_batches(ids: list[list[int]], labels: list[int], batch_size: int, pad_
             yield collate([ids[j] for j in pick], [labels[j] for j in pick], pad_id)
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- prediction
 
 
 @torch.no_grad()
@@ -240,59 +150,6 @@ def predict_ids(
         batch = collate([ids[j] for j in pick], [0] * len(pick), pad_id).to(device)
         out[pick] = clf(batch.idx, batch.lengths).float().cpu()
     return out
-
-
-def classification_report(gold: list[int], pred: list[int], names: list[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1, macro F1 and the confusion matrix (rows gold, columns predicted)."""
-    k = len(names)
-    cm = torch.bincount(torch.tensor(gold) * k + torch.tensor(pred), minlength=k * k).view(k, k)
-    tp = cm.diag().double()
-    precision = tp / cm.sum(0).clamp(min=1)
-    recall = tp / cm.sum(1).clamp(min=1)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
-    present = cm.sum(1) > 0  # macro F1 over the classes that occur in the held-out split
-    per_class = {
-        n: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4), "support": int(s)}
-        for n, p, r, f, s in zip(names, precision, recall, f1, cm.sum(1))
-    }
-    return {
-        "accuracy": float(tp.sum() / max(len(gold), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class": per_class,
-        "confusion": cm.tolist(),
-        "labels": names,
-        "n": len(gold),
-    }
-
-
-def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
-    """Row-normalized confusion matrix (each gold class sums to 1), counts written in small matrices."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = torch.tensor(report["confusion"], dtype=torch.float64)
-    norm = cm / cm.sum(1, keepdim=True).clamp(min=1)
-    k = len(report["labels"])
-    size = min(4 + 0.22 * k, 22)
-    fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), report["labels"], rotation=90, fontsize=8 if k > 20 else 10)
-    ax.set_yticks(range(k), report["labels"], fontsize=8 if k > 20 else 10)
-    if k <= 20:
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-    ax.set(
-        xlabel="predicted",
-        ylabel="true",
-        title=title or f"accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}",
-    )
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 # --------------------------------------------------------------------------- the run
@@ -349,18 +206,7 @@ def run_classify(base: str, data: str, out_dir: str, cfg: ModelRun, label_column
 
     lr = ft.lora.learning_rate if ft.method == "lora" else cc.learning_rate
     batches = train_batches([i for i, _ in train], [c for _, c in train], cc.batch_size, tok.pad_id, ft.seed)
-    run = fit(
-        clf,
-        loss_fn,
-        batches,
-        steps=cc.max_steps,
-        lr=lr,
-        ft=ft,
-        device=device,
-        evaluate=evaluate,
-        eval_interval=ft.eval_interval,
-        metrics_path=out / "metrics.jsonl",
-    )
+    run = fit(clf, loss_fn, batches, steps=cc.max_steps, lr=lr, ft=ft, device=device, evaluate=evaluate, out_dir=out)
     pred = predict_ids(clf, val_ids, tok.pad_id, device).argmax(-1).tolist()
     report = classification_report(val_y, pred, names)
     majority = Counter(c for _, c in train).most_common(1)[0][0]

@@ -131,17 +131,16 @@ def fit(
     ft: FinetuneConfig,
     device: str,
     evaluate: Callable[[], dict[str, float]],
-    eval_interval: int,
-    metrics_path: Path,
+    out_dir: Path,
 ) -> dict[str, Any]:
     """AdamW on the trainable parameters (ft's betas and weight decay, as pretraining reads its own);
-    eval every eval_interval steps and at the end; rows to metrics.jsonl."""
+    eval every finetune.eval_interval steps and at the end; rows to out_dir/metrics.jsonl."""
     opt = make_optimizer(model, ft, lr, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     autocast, _, _ = precision_setup(ft.precision, device)  # bf16 or fp32 (no GradScaler needed)
     # a short run still decays: warmup ends at the latest one step before the end
     warmup = min(ft.warmup_steps, max(steps - 1, 0))
-    metrics = MetricsLog(metrics_path)
+    metrics = MetricsLog(out_dir / "metrics.jsonl")
     metrics.clear()
     row: dict[str, Any] = {}
     started = time.perf_counter()
@@ -162,7 +161,7 @@ def fit(
             "lr": opt.param_groups[0]["lr"],
             "grad_norm": float(norm),
         }
-        if (step + 1) % eval_interval == 0 or step + 1 == steps:
+        if (step + 1) % ft.eval_interval == 0 or step + 1 == steps:
             with autocast():
                 row.update(evaluate())
         metrics.append(row)
@@ -290,18 +289,8 @@ def run_sft(base: str, data_jsonl: str, out_dir: str, cfg: ModelRun) -> dict[str
     batches = iter_batches(train_rows, ft.batch_size, generator, tok.pad_id)
     evaluate = lambda: {"val_loss": eval_loss(model, val_rows, tok.pad_id, ft.batch_size, device)}  # noqa: E731
     base_val = evaluate()["val_loss"]
-    run = fit(
-        model,
-        lambda b: lm_loss(model, b),
-        batches,
-        steps=ft.max_steps,
-        lr=lr,
-        ft=ft,
-        device=device,
-        evaluate=evaluate,
-        eval_interval=ft.eval_interval,
-        metrics_path=out / "metrics.jsonl",
-    )
+    loss_fn = lambda b: lm_loss(model, b)  # noqa: E731
+    run = fit(model, loss_fn, batches, steps=ft.max_steps, lr=lr, ft=ft, device=device, evaluate=evaluate, out_dir=out)
     after = answers_for(model, tok, shown, ft.max_new_tokens)
     write_answers(out / "answers.jsonl", shown, before, after)
     memory = peak_memory_mb(device)

@@ -12,16 +12,9 @@ import torch
 
 from crawl2gpt.config import RunConfig
 from helpers.finetune import SHARED_DATA, sample_run
-from model.classify import (
-    GPTClassifier,
-    choose_trainable,
-    classification_report,
-    collate,
-    predict,
-    read_labelled,
-    run_classify,
-    select,
-)
+from model.classify import GPTClassifier, choose_trainable, collate, predict, run_classify
+from model.classify_data import read_labelled, select
+from model.classify_metrics import classification_report
 from model.gpt import GPT, GPTConfig
 from model.tokenizer import SentencePieceTokenizer
 from pipeline.errors import InputError
