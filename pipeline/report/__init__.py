@@ -1,6 +1,8 @@
 """The quality report of a shards folder (report.html, report.json, PNG plots) and run comparison.
 
-build.py       scan the shards, gather what each stage removed, write / load / summarize the report
+build.py       the report: write / load / summarize it, which plots it has
+shards_scan.py what the shards hold, from one streaming pass over them
+upstream.py    what each stage behind the shards removed, from their manifests
 filter.py      the filter stage through its stored columns: each threshold's effect, examples
 thresholds.py  every filter threshold as data: rule, signal column, which side fails
 dedup.py       the dedup stage's largest clusters, read from its rejects

@@ -1,14 +1,11 @@
 """Quality report: what the token shards hold, and what the pipeline removed to get there.
 
-Read from the shards themselves (checksums verified) in one streaming pass, so a report can be
-rebuilt for any finished shards folder. Per shard and in total: documents, tokens, the share of
-byte-fallback tokens (text the vocabulary had to spell byte by byte), tokens per document,
-language mix, top domains, mean quality signals, a few decoded documents; from the upstream
-stage manifests (`_stage.json` of extract, filter, dedup) the documents each rule removed; and
-from the filter and dedup folders themselves what a user tunes thresholds with
-(pipeline/report/filter.py: per-signal histograms, per-rule and only-this-rule counts, examples
-on both sides of each threshold, drops by language and domain; pipeline/report/dedup.py: the
-largest clusters).
+Built from the shards themselves (pipeline/report/shards_scan.py: one streaming pass, checksums
+verified), so a report can be rebuilt for any finished shards folder; from the upstream stage
+manifests the documents each rule removed (pipeline/report/upstream.py); and from the filter and
+dedup folders themselves what a user tunes thresholds with (pipeline/report/filter.py: per-signal
+histograms, per-rule and only-this-rule counts, examples on both sides of each threshold, drops by
+language and domain; pipeline/report/dedup.py: the largest clusters).
 
 Outputs beside the shards: `report.json` (the summary, machine-readable), `report.html`
 (standalone: PNGs inlined as base64, also written as files next to it) and `report-*.png`.
@@ -17,195 +14,22 @@ Laid out by pipeline/report/page.py, which also gives the Prefect artifacts thei
 
 from __future__ import annotations
 
-import heapq
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from pipeline.atomic import atomic_write_text
-from pipeline.errors import InputError, StageIncompleteError
-from pipeline.hashing import stable_fraction
+from pipeline.errors import InputError
 from pipeline.report import plots
 from pipeline.report.dedup import dedup_report
 from pipeline.report.filter import filter_report
 from pipeline.report.page import REMOVING, markdown_sections, removed_rows, render_html, shard_blocks, to_markdown
-from pipeline.shard_format import MANIFEST_JSON, SPLITS, load_manifest, open_shard
-from pipeline.stage import MANIFEST, read_manifest
-from pipeline.tokens.tokenizer import MODEL, byte_id_range, load
+from pipeline.report.shards_scan import TOP_LANGUAGES, scan
+from pipeline.report.upstream import upstream_of, upstream_stats
+from pipeline.shard_format import MANIFEST_JSON
 
 REPORT_JSON, REPORT_HTML = "report.json", "report.html"
-LENGTH_EDGES = [2.0**k for k in range(0, 21)]  # 1 .. 1M tokens, doubling
-TOP_DOMAINS, TOP_LANGUAGES, SAMPLES, SAMPLE_TOKENS = 20, 15, 3, 256
-UPSTREAM = ("extract", "filter", "dedup")
-
-
-# --------------------------------------------------------------------------- reading shards
-
-
-class Tally:
-    """Running totals over record batches of one shard or of all of them."""
-
-    def __init__(self, signals: Sequence[str]):
-        self.docs = self.tokens = self.byte_tokens = 0
-        self.lengths = np.zeros(len(LENGTH_EDGES) - 1, dtype=np.int64)
-        self.languages: Counter = Counter()
-        self.language_tokens: Counter = Counter()
-        self.domains: Counter = Counter()
-        self.domain_tokens: Counter = Counter()
-        self.signal_sum = dict.fromkeys(signals, 0.0)
-        self.signal_n = dict.fromkeys(signals, 0)
-
-    def add(self, batch: pa.RecordBatch, byte_ids: tuple[int, int]) -> None:
-        n_tokens = batch.column("n_tokens").to_numpy(zero_copy_only=False)
-        self.docs += batch.num_rows
-        self.tokens += int(n_tokens.sum())
-        self.lengths += np.histogram(n_tokens, bins=LENGTH_EDGES)[0]
-        if byte_ids[0] >= 0:
-            ids = pc.list_flatten(batch.column("tokens")).to_numpy(zero_copy_only=False)
-            self.byte_tokens += int(np.count_nonzero((ids >= byte_ids[0]) & (ids <= byte_ids[1])))
-        for column, docs, tokens in (
-            ("language", self.languages, self.language_tokens),
-            ("domain", self.domains, self.domain_tokens),
-        ):
-            if column in batch.schema.names:
-                grouped = pa.table({"k": batch.column(column).fill_null("unknown"), "n": n_tokens})
-                for row in grouped.group_by("k").aggregate([("n", "sum"), ("n", "count")]).to_pylist():
-                    docs[row["k"]] += row["n_count"]
-                    tokens[row["k"]] += row["n_sum"]
-        for name in self.signal_sum:
-            values = batch.column(name)
-            self.signal_sum[name] += float(pc.sum(values).as_py() or 0.0)
-            self.signal_n[name] += len(values) - values.null_count
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "documents": self.docs,
-            "tokens": self.tokens,
-            "tokens_per_doc": round(self.tokens / self.docs, 1) if self.docs else 0.0,
-            "byte_fallback_tokens": self.byte_tokens,
-            "byte_fallback_share": round(self.byte_tokens / self.tokens, 6) if self.tokens else 0.0,
-        }
-
-
-def _signal_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if pa.types.is_floating(f.type)]
-
-
-def scan(shards_dir: Path) -> dict[str, Any]:
-    """Every figure of the report from one pass over the (checksum-verified) shards."""
-    manifest = load_manifest(shards_dir)
-    sp = load(shards_dir / MODEL)
-    byte_ids = byte_id_range(sp)
-    first = open_shard(shards_dir, manifest["shards"][0]).schema_arrow if manifest["shards"] else pa.schema([])
-    signals = _signal_columns(first)
-    total, by_split, per_shard, samples = Tally(signals), {s: Tally([]) for s in SPLITS}, [], []
-    for entry in manifest["shards"]:
-        shard, tally = open_shard(shards_dir, entry), Tally([])
-        columns = [
-            c
-            for c in ("doc_id", "url", "tokens", "n_tokens", "language", "domain", *signals)
-            if c in shard.schema_arrow.names
-        ]
-        for batch in shard.iter_batches(batch_size=1024, columns=columns):
-            for t in (total, by_split[entry["split"]], tally):
-                t.add(batch, byte_ids)
-            _keep_samples(samples, batch)
-        top = tally.languages.most_common(1)
-        per_shard.append(
-            {
-                "shard": entry["path"],
-                "split": entry["split"],
-                **tally.summary(),
-                "top_language": top[0][0] if top else None,
-            }
-        )
-    return {
-        "vocab_size": manifest["vocab_size"],
-        "dtype": manifest["dtype"],
-        "byte_fallback_ids": list(byte_ids),
-        "total": {"shards": len(manifest["shards"]), **total.summary()},
-        "splits": {s: {"shards": manifest["totals"][s]["shards"], **t.summary()} for s, t in by_split.items()},
-        "shards": per_shard,
-        "tokens_per_doc_histogram": {"edges": LENGTH_EDGES, "counts": total.lengths.tolist()},
-        "languages": _mix(total.languages, total.language_tokens, total.docs, TOP_LANGUAGES),
-        "top_domains": _mix(total.domains, total.domain_tokens, total.docs, TOP_DOMAINS),
-        "distinct_domains": len(total.domains),
-        "quality_signals": {k: round(total.signal_sum[k] / total.signal_n[k], 6) for k in signals if total.signal_n[k]},
-        "samples": [_decode(sp, s) for s in sorted(samples, reverse=True)],
-    }
-
-
-def _keep_samples(heap: list, batch: pa.RecordBatch) -> None:
-    """Keep the SAMPLES documents with the smallest doc-id hash: a fixed, unbiased pick."""
-    urls = batch.column("url").to_pylist() if "url" in batch.schema.names else [None] * batch.num_rows
-    for i, doc_id in enumerate(batch.column("doc_id").to_pylist()):
-        key = -stable_fraction(doc_id)  # a min-heap of negated keys keeps the smallest hashes
-        if len(heap) < SAMPLES or key > heap[0][0]:
-            tokens = batch.column("tokens")[i].values[:SAMPLE_TOKENS].to_pylist()
-            entry = (key, doc_id, urls[i], batch.column("n_tokens")[i].as_py(), tokens)
-            (heapq.heappush if len(heap) < SAMPLES else heapq.heapreplace)(heap, entry)
-
-
-def _decode(sp, sample: tuple) -> dict[str, Any]:
-    _, doc_id, url, n_tokens, tokens = sample
-    return {
-        "doc_id": doc_id,
-        "url": url,
-        "n_tokens": n_tokens,
-        "shown_tokens": len(tokens),
-        "text": sp.DecodeIds(tokens),
-    }
-
-
-def _mix(docs: Counter, tokens: Counter, total_docs: int, top: int) -> list[dict[str, Any]]:
-    return [
-        {"name": k, "documents": n, "tokens": int(tokens[k]), "share": round(n / total_docs, 4) if total_docs else 0.0}
-        for k, n in docs.most_common(top)
-    ]
-
-
-# --------------------------------------------------------------------------- upstream
-
-
-def upstream_stats(start: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """Counts and drop reasons of the extract/filter/dedup stages behind `start` (their manifests' inputs)."""
-    found, queue, seen = {}, [Path(p) for p in start], set()
-    while queue:
-        folder = queue.pop(0)
-        if folder.resolve() in seen:
-            continue
-        seen.add(folder.resolve())
-        try:
-            manifest = read_manifest(folder)
-        except StageIncompleteError:
-            continue
-        if manifest.get("stage") in UPSTREAM and manifest["stage"] not in found:
-            stats = manifest.get("stats", {})
-            found[manifest["stage"]] = {
-                "folder": str(folder),
-                "docs_in": stats.get("docs_in", 0),
-                "docs_out": stats.get("docs_out", 0),
-                "drops": {k: v for k, v in sorted(stats.get("drops", {}).items(), key=lambda kv: -kv[1]) if v},
-            }
-            engine = (stats.get("extra") or {}).get("engine")
-            if engine:  # extract's main-text engine (extract.engine)
-                found[manifest["stage"]]["engine"] = engine
-        queue += [Path(i["input"]) for i in manifest.get("inputs", []) if i.get("kind") == "stage"]
-    return {s: found[s] for s in UPSTREAM if s in found}
-
-
-def _upstream_of(shards_dir: Path) -> list[Path]:
-    """The shards stage's recorded inputs; else the run folder's sibling stage folders."""
-    starts = []
-    if (shards_dir / MANIFEST).is_file():
-        starts = [Path(i["input"]) for i in read_manifest(shards_dir).get("inputs", []) if i.get("kind") == "stage"]
-    return starts + [shards_dir.parent / s for s in reversed(UPSTREAM)]
 
 
 # --------------------------------------------------------------------------- writing
@@ -216,7 +40,7 @@ def write_report(shards_dir: str | Path, upstream: Sequence[Path] | None = None)
     report.html and the PNGs beside the shards; return the report."""
     shards_dir = Path(shards_dir)
     report = scan(shards_dir)
-    report["upstream"] = upstream_stats(list(upstream or []) + _upstream_of(shards_dir))
+    report["upstream"] = upstream_stats(list(upstream or []) + upstream_of(shards_dir))
     if "filter" in report["upstream"]:
         report["filter"] = filter_report(report["upstream"]["filter"]["folder"])
         report["filter"]["plots"] = _filter_plots(shards_dir, report["filter"])
@@ -248,51 +72,19 @@ def _plots(folder: Path, report: dict[str, Any]) -> list[Path]:
             "tokens (log scale)",
         )
     ]
-    if report["languages"]:
-        langs = report["languages"]
-        made.append(
-            plots.bars(
-                folder / "report-languages.png",
-                [r["name"] for r in langs],
-                [r["documents"] for r in langs],
-                "Language mix",
-                "documents",
-            )
-        )
-    if report["top_domains"]:
-        doms = report["top_domains"]
-        made.append(
-            plots.bars(
-                folder / "report-domains.png",
-                [r["name"] for r in doms],
-                [r["tokens"] for r in doms],
-                f"Top {len(doms)} domains",
-                "tokens",
-            )
-        )
-    shards = report["shards"]
-    made.append(
-        plots.bars(
-            folder / "report-shards.png",
-            [r["shard"] for r in shards],
-            [r["tokens"] for r in shards],
-            "Tokens per shard",
-            "tokens",
-            colors=["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards],
-        )
-    )
-    removed = [(f"{r['stage']}: {r['rule']}", r["documents"]) for r in removed_rows(report["upstream"])]
-    if removed:
-        made.append(
-            plots.bars(
-                folder / "report-removed.png",
-                [r for r, _ in removed],
-                [n for _, n in removed],
-                "Documents removed upstream, by rule",
-                "documents",
-                colors="#c44e52",
-            )
-        )
+    langs, doms, shards = report["languages"], report["top_domains"], report["shards"]
+    removed = [{"name": f"{r['stage']}: {r['rule']}", **r} for r in removed_rows(report["upstream"])]
+    shard_colors = ["#4c72b0" if r["split"] == "train" else "#dd8452" for r in shards]
+    bars = [  # (file name, rows, label column, value column, title, axis label, colours)
+        ("languages", langs, "name", "documents", "Language mix", "documents", None),
+        ("domains", doms, "name", "tokens", f"Top {len(doms)} domains", "tokens", None),
+        ("shards", shards, "shard", "tokens", "Tokens per shard", "tokens", shard_colors),
+        ("removed", removed, "name", "documents", "Documents removed upstream, by rule", "documents", "#c44e52"),
+    ]
+    for name, rows, label, value, title, axis, colors in bars:
+        if rows or name == "shards":  # the shards plot is drawn even with no shard
+            labels, values = [r[label] for r in rows], [r[value] for r in rows]
+            made.append(plots.bars(folder / f"report-{name}.png", labels, values, title, axis, colors=colors))
     return made
 
 
