@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flows.config_args import add_config_args
 from flows.watch import checks_passed
 
 
@@ -28,14 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per run (default 3)")
     parser.add_argument("--tokens", type=int, help="training tokens per arm (default: one pass over the smallest run)")
-    parser.add_argument("--config", metavar="FILE", help="YAML whose train section sets the GPT shape and schedule")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a train setting, e.g. --set train.device=cuda (repeatable)",
+    add_config_args(
+        parser,
+        config_help="YAML whose train section sets the GPT shape and schedule",
+        set_help="override a train setting, e.g. --set train.device=cuda (repeatable)",
     )
 
 
@@ -45,21 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg, explicit = train_settings(args.config, args.overrides)
     # every check before Prefect starts: a bad run folder, text or budget fails in a second
-    plan_ablation(
-        args.runs, args.out, cfg, eval_path=args.eval_path, seeds=args.seeds, tokens=args.tokens, explicit=explicit
-    )
+    budget = dict(eval_path=args.eval_path, seeds=args.seeds, tokens=args.tokens)
+    plan_ablation(args.runs, args.out, cfg, **budget, explicit=explicit)
     checks_passed(args)  # from here on an error's traceback goes to the ablation's folder
     from flows.ablate import ablate_flow
 
-    ablation = ablate_flow(
-        runs=args.runs,
-        output=args.out,
-        eval_path=args.eval_path,
-        seeds=args.seeds,
-        tokens=args.tokens,
-        config_path=args.config,
-        overrides=args.overrides,
-    )
+    ablation = ablate_flow(runs=args.runs, output=args.out, **budget, config_path=args.config, overrides=args.overrides)
     print(text(ablation))
     print(f"\nablation page: {Path(ablation['plan']['out']) / 'ablation.html'}")
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from crawl2gpt.stages import STAGES
 from flows import ablate_cli, dedup_clean, quality
+from flows.config_args import add_config_args
 from flows.failures import prepare_environment, report_error
 from flows.watch import WATCHED_COMMANDS, ServerWatch, checks_passed
 from model import generate_args
@@ -22,20 +23,6 @@ VERBOSE_HELP = (
     "print the Python traceback of an error (run, stage and train write it to RUN/crawl2gpt-error.log "
     "once their checks before the first stage have passed)"
 )
-
-
-def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", metavar="FILE", help="YAML config (defaults: the published FineWeb/Gopher/C4 choices)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set filter.language.min_score=0.7 (repeatable)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", metavar="STAGE", choices=[*STAGES, "all"], help="rerun this stage and every stage after it"
     )
     run.add_argument("--until", metavar="STAGE", choices=STAGES, default="train", help="stop after this stage")
-    _config_args(run)
+    add_config_args(run)
 
     stage = sub.add_parser("stage", help="run one stage on an existing input folder")
     stage.add_argument("name", choices=STAGES)
@@ -76,13 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stage.add_argument("--output", required=True, metavar="DIR")
     stage.add_argument("--force", action="store_true", help="rerun even if the output's manifest is up to date")
-    _config_args(stage)
+    add_config_args(stage)
 
     train = sub.add_parser("train", help="train the GPT on a shards folder (same as `stage train`)")
     train.add_argument("--shards", required=True, metavar="DIR")
     train.add_argument("--output", required=True, metavar="DIR")
     train.add_argument("--force", action="store_true")
-    _config_args(train)
+    add_config_args(train)
 
     generate_args.add_arguments(sub.add_parser("generate", help="generate text from a checkpoint"))
 
@@ -103,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or a document stage folder to derive pairs from",
     )
     sft.add_argument("--output", required=True, metavar="DIR")
-    _config_args(sft)
+    add_config_args(sft)
     cls = ft_sub.add_parser("classify", help="replace the LM head by a classification head")
     cls.add_argument("--base", required=True, help="our train folder/checkpoint")
     cls.add_argument(
@@ -120,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "another column (e.g. language) labels every document, kept or rejected, by its value. "
         "TSV and JSONL carry their own labels",
     )
-    _config_args(cls)
+    add_config_args(cls)
 
     srv = sub.add_parser(
         "serve", help="register deployments (pipeline on a schedule, each stage) and run what the UI starts"

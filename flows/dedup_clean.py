@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flows.config_args import add_config_args
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -31,14 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also delete FOLDER's keys of a run on another machine whose lease has not run out",
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML config naming the Redis (default: FOLDER/config.yaml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. --set dedup.redis_port=6380 (repeatable)",
+    add_config_args(
+        parser,
+        config_help="YAML config naming the Redis (default: FOLDER/config.yaml)",
+        set_help="e.g. --set dedup.redis_port=6380 (repeatable)",
     )
 
 

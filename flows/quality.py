@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from pipeline.errors import ConfigError
     from pipeline.filter.quality_train import TrainOptions, report_text, train_quality_model
 
@@ -61,15 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--held-out {args.held_out} is not between 0 and 1; give e.g. 0.2")
     if args.bucket < 1 or args.dim < 1 or args.epoch < 1 or args.lr <= 0:
         raise ConfigError("--bucket, --dim, --epoch and --lr must be positive")
-    options = TrainOptions(
-        held_out=args.held_out,
-        threshold=args.threshold,
-        seed=args.seed,
-        epoch=args.epoch,
-        lr=args.lr,
-        word_ngrams=args.word_ngrams,
-        dim=args.dim,
-        bucket=args.bucket,
-    )
+    # every option the command line takes has the field's name (--word-ngrams -> word_ngrams)
+    options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions) if hasattr(args, f.name)})
     print(report_text(train_quality_model(args.positive, args.negative, args.out, options)))
     return 0

@@ -45,6 +45,7 @@ class OptimizerSection(Section):
 
 
 # (Bases in this order: a written config lists the architecture keys first.)
+# Fields are declarations (type, default, bounds, the reason for the default), so they look alike by nature.
 class TrainConfig(OptimizerSection, ArchitectureSection):
     """GPT pretraining: the architecture (GPTConfig's fields) and how to train it. Defaults are
     GPT-2 small (124M) as in nanoGPT."""

@@ -26,20 +26,11 @@ __all__ = ["filter_logits", "sample", "sample_batch", "generate_text", "load_for
 
 
 @torch.no_grad()
-def sample(
-    model,
-    prompt_ids: list[int],
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    eot_id: int | None = None,
-    generator: torch.Generator | None = None,
-    static: bool | None = None,
-) -> list[int]:
-    """New token ids after prompt_ids (one sequence), stopping early at eot_id. `static`: decode
-    over a static cache (default: on a GPU; see sample_batch)."""
-    return sample_batch(model, [prompt_ids], max_new_tokens, temperature, top_k, top_p, eot_id, generator, static)[0]
+def sample(model, prompt_ids: list[int], *args, **kwargs) -> list[int]:
+    """New token ids after prompt_ids (one sequence), stopping early at eot_id: sample_batch over one
+    prompt, with its arguments in its order (max_new_tokens, temperature, top_k, top_p, eot_id,
+    generator, static, compile)."""
+    return sample_batch(model, [prompt_ids], *args, **kwargs)[0]
 
 
 @torch.no_grad()

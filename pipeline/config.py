@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 
+# Fields are declarations (type, default, bounds, the reason for the default), so they look alike by nature.
 class ExtractConfig(Section):
     """WARC reading, HTML extraction (trafilatura) and text normalization."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 
+# Fields are declarations (type, default, bounds, the source of the default), so they look alike by nature.
 class Section(BaseModel):
     """Base of every config section: strict keys, validated on assignment."""
 

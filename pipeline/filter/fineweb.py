@@ -34,6 +34,8 @@ def signals(text: str, cfg: FineWebConfig) -> dict[str, float]:
 
 
 def check(sig: dict[str, float], cfg: FineWebConfig) -> str | None:
+    # One `if` per published threshold, in the stage's order (the filters' hot path); the report's
+    # pipeline/report/thresholds.py lists the same rules as data.
     if not sig["fw_lines"]:
         return "empty"
     punct = sig["fw_line_punct_ratio"]

@@ -56,6 +56,8 @@ def signals(text: str, cfg: GopherQualityConfig, language: str | None = "en") ->
 
 def check(sig: dict[str, float], cfg: GopherQualityConfig) -> str | None:
     """Name of the first failing threshold, or None when the document passes."""
+    # One `if` per published threshold, in the stage's order (the filters' hot path); the report's
+    # pipeline/report/thresholds.py lists the same rules as data.
     n, mean = sig["gopher_word_count"], sig["gopher_mean_word_length"]
     if n < cfg.min_doc_words:
         return "min_doc_words"

@@ -146,6 +146,8 @@ def signals(text: str, cfg: GopherRepetitionConfig) -> dict[str, float]:
 
 def check(sig: dict[str, float], cfg: GopherRepetitionConfig) -> str | None:
     """Name of the first failing threshold (datatrove's order: paragraphs, lines, n-grams)."""
+    # One `if` per published threshold, in the stage's order (the filters' hot path); the report's
+    # pipeline/report/thresholds.py lists the same rules as data.
     if sig["rep_dup_para_frac"] > cfg.dup_para_frac:
         return "dup_para_frac"
     if sig["rep_dup_para_char_frac"] > cfg.dup_para_char_frac:

@@ -12,14 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.bounded import BoundedCounter
 from pipeline.outcomes import outcome_files
-from pipeline.report.excerpts import locate, read_excerpts
+from pipeline.report.excerpts import locate, read_excerpts, rows_where
 from pipeline.stage import read_manifest
 
 TOP_CLUSTERS = 10
@@ -45,16 +44,9 @@ def _first_members(rejects: list[Path], clusters: set[int]) -> dict[int, dict[st
     """One removed document (the first in file order) and the kept doc id of each wanted cluster."""
     found: dict[int, dict[str, Any]] = {}
     wanted = pa.array(sorted(clusters), pa.int64())
-    for path in rejects:
-        row = 0
-        for batch in pq.ParquetFile(path).iter_batches(
-            batch_size=BATCH_DOCS, columns=["doc_id", "cluster_id", "kept_doc_id", "reason"]
-        ):
-            hits = np.flatnonzero(pc.is_in(batch.column("cluster_id"), value_set=wanted).to_numpy(zero_copy_only=False))
-            for i in hits:
-                record = batch.slice(int(i), 1).to_pylist()[0]
-                found.setdefault(record["cluster_id"], {**record, "file": str(path), "row": row + int(i)})
-            row += batch.num_rows
+    columns = ["doc_id", "cluster_id", "kept_doc_id", "reason"]
+    for path, row, record in rows_where(rejects, "cluster_id", wanted, columns, BATCH_DOCS):
+        found.setdefault(record["cluster_id"], {**record, "file": str(path), "row": row})
         if len(found) == len(clusters):
             break
     return found

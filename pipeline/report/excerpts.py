@@ -6,8 +6,9 @@ column, and only of the row groups that hold a chosen row, a batch at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,17 +45,25 @@ def read_excerpts(rows: Iterable[tuple[str, int]], chars: int = EXCERPT_CHARS) -
     return found
 
 
+def rows_where(
+    files: Iterable[Path], column: str, values: pa.Array, columns: list[str], batch_size: int = 8192
+) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+    """(file, row within the file, the row's `columns`) of every row whose `column` is one of `values`,
+    in file order, reading only `columns`."""
+    for path in files:
+        row = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
+            hits = pc.is_in(batch.column(column), value_set=values).to_numpy(zero_copy_only=False)
+            for i in np.flatnonzero(hits):
+                yield path, row + int(i), batch.slice(int(i), 1).to_pylist()[0]
+            row += batch.num_rows
+
+
 def locate(files: Iterable[Path], doc_ids: set[str]) -> dict[str, tuple[str, int]]:
     """Where each wanted doc id sits: {doc_id: (file, row)}, reading the doc_id column only."""
     found: dict[str, tuple[str, int]] = {}
-    wanted = pa.array(sorted(doc_ids), pa.string())
-    for path in files:
-        row = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=["doc_id"]):
-            ids = batch.column("doc_id")
-            for i in np.flatnonzero(pc.is_in(ids, value_set=wanted).to_numpy(zero_copy_only=False)):
-                found.setdefault(ids[i].as_py(), (str(path), row + int(i)))
-            row += batch.num_rows
+    for path, row, record in rows_where(files, "doc_id", pa.array(sorted(doc_ids), pa.string()), ["doc_id"]):
+        found.setdefault(record["doc_id"], (str(path), row))
         if len(found) == len(doc_ids):
             break
     return found

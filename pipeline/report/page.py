@@ -220,6 +220,7 @@ def to_html(folder: Path, blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
+# The same walk over the blocks as to_html, for the other format: a new kind of block goes in both.
 def to_markdown(folder: Path, blocks: list[Block]) -> str:
     out = []
     for block in blocks:

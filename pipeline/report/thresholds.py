@@ -68,6 +68,7 @@ class Threshold:
 
 def thresholds(cfg: FilterConfig) -> list[Threshold]:
     """The thresholds a filter config applies, in the stage's rule order (FineWeb's)."""
+    # Written out as data, one row per published threshold: the rows look alike by design.
     out: list[Threshold] = []
     if cfg.language.enabled:
         if cfg.language.languages:
