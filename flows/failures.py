@@ -16,6 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.atomic import atomic_write_text
+
 ERROR_LOG = "crawl2gpt-error.log"
 TELEMETRY = "PREFECT_SERVER_ANALYTICS_ENABLED"
 CONSOLE_HANDLER = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
@@ -53,7 +55,7 @@ def write_error_log(err: BaseException, folder: Path | None, argv: list[str]) ->
     path = folder / ERROR_LOG
     header = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  crawl2gpt {' '.join(argv)}\n"
     try:
-        path.write_text(header + "".join(traceback.format_exception(err)))
+        atomic_write_text(path, header + "".join(traceback.format_exception(err)))
     except OSError:
         return None
     return path

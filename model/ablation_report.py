@@ -16,7 +16,7 @@ from typing import Any
 
 from model.ablation import METRICS, arms, read_result
 from model.ablation_stats import difference_lines, markdown_table, summarize, table_rows, text_table
-from pipeline.atomic import atomic_write_text
+from pipeline.atomic import atomic_write_text, atomic_write_with
 
 CURVES = "curves.png"
 
@@ -135,6 +135,5 @@ def plot_curves(path: Path, results: list[dict[str, Any]], labels: list[str]) ->
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write_with(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
     plt.close(fig)

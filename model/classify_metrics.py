@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from pipeline.atomic import atomic_write_with
+
 
 def classification_report(gold: list[int], pred: list[int], names: list[str]) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1, macro F1 and the confusion matrix (rows gold, columns predicted)."""
@@ -57,6 +59,6 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> Path:
         title=title or f"accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}",
     )
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_write_with(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return path

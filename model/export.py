@@ -38,7 +38,7 @@ from model.gpt2_interop import GPT2_ARCH, export_gpt2
 from model.hf_tokenizer import write_hf_tokenizer
 from model.tokenizer import SentencePieceTokenizer, load_tokenizer
 from model.training import load_model
-from pipeline.atomic import temp_path
+from pipeline.atomic import atomic_write_text, temp_path
 from pipeline.errors import CheckpointError, ExportError
 
 LLAMA_ARCH = dict(positions="rope", norm="rmsnorm", mlp="swiglu")
@@ -156,7 +156,7 @@ def export_llama(model: GPT, folder: Path) -> None:
     from safetensors.torch import save_file
 
     save_file(to_llama_state_dict(model), str(folder / "model.safetensors"), metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(llama_config(model), indent=1))
+    atomic_write_text(folder / "config.json", json.dumps(llama_config(model), indent=1))
 
 
 # --------------------------------------------------------------------------- the folder
@@ -184,8 +184,8 @@ def _write_model(model: GPT, family: str, folder: Path, ids: dict[str, int]) -> 
         export_llama(model, folder)
     config = json.loads((folder / "config.json").read_text())
     config.update(ids, torch_dtype="float32")
-    (folder / "config.json").write_text(json.dumps(config, indent=1))
-    (folder / "generation_config.json").write_text(json.dumps(ids, indent=1))
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=1))
+    atomic_write_text(folder / "generation_config.json", json.dumps(ids, indent=1))
 
 
 def check_with_transformers(model: GPT, folder: Path) -> float | None:
@@ -275,7 +275,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, force: bool = False,
             )
         _write_model(model, family, tmp, special_ids(state, summary["tokenizer"], folder))
         summary["max_logit_diff"] = check_with_transformers(model, tmp) if check else None
-        (tmp / "README.md").write_text(_model_card(folder, state, family, summary))
+        atomic_write_text(tmp / "README.md", _model_card(folder, state, family, summary))
         _readable_by_all(tmp)
         if output.exists():
             shutil.rmtree(output)

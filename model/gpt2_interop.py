@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from model.gpt import GPT, GPTConfig
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import CheckpointError
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -122,5 +123,5 @@ def export_gpt2(model: GPT, folder: str | Path) -> Path:
     state = to_gpt2_state_dict(model)
     state.pop("lm_head.weight")  # tied to wte: stored once, as GPT-2's own files do
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(hf_config(model.config), indent=1))
+    atomic_write_text(folder / "config.json", json.dumps(hf_config(model.config), indent=1))
     return folder

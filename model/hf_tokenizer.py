@@ -31,6 +31,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from model.tokenizer import SentencePieceTokenizer
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import ExportError
 
 # sentencepiece_model.proto: field numbers, and SentencePiece.Type values
@@ -249,7 +250,7 @@ def _save_readable_by_older_tokenizers(tokenizer, path: Path) -> None:
     merges = body["model"]["merges"]
     if all(" " not in left + right for left, right in merges):
         body["model"]["merges"] = [f"{left} {right}" for left, right in merges]
-    path.write_text(json.dumps(body, ensure_ascii=False, indent=1))
+    atomic_write_text(path, json.dumps(body, ensure_ascii=False, indent=1))
 
 
 def write_hf_tokenizer(ours: SentencePieceTokenizer, folder: str | Path, max_length: int) -> dict:
@@ -269,8 +270,8 @@ def write_hf_tokenizer(ours: SentencePieceTokenizer, folder: str | Path, max_len
         "add_bos_token": False,
         "add_eos_token": False,
     }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1, ensure_ascii=False))
-    (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=1, ensure_ascii=False))
+    atomic_write_text(folder / "tokenizer_config.json", json.dumps(config, indent=1, ensure_ascii=False))
+    atomic_write_text(folder / "special_tokens_map.json", json.dumps(specials, indent=1, ensure_ascii=False))
     return {
         "vocab_size": sp.GetPieceSize(),
         "texts_checked": checked,

@@ -12,11 +12,17 @@ Profiling slows the traced steps themselves a little; the steps outside the wind
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
+
+from pipeline.atomic import atomic_write_text, atomic_write_with
 
 START_AFTER = 3  # steps: the first compiles, the next few still settle (allocator, autotuning)
 
@@ -57,14 +63,16 @@ class StepProfiler:
         self._sync()
         wall = time.perf_counter() - self.started
         self.prof.__exit__(None, None, None)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.prof.export_chrome_trace(str(self.out_dir / "trace.json.gz"))
+        with tempfile.TemporaryDirectory(prefix="trace-") as tmp:  # torch writes the trace to a path of its own
+            raw = Path(tmp) / "trace.json"
+            self.prof.export_chrome_trace(str(raw))
+            atomic_write_with(self.out_dir / "trace.json.gz", lambda fh: _gzip_into(raw, fh))
         events = self.prof.key_averages()
         tables = [
             events.table(sort_by=key, row_limit=40, max_name_column_width=90)
             for key in ("self_device_time_total", "self_cpu_time_total")
         ]
-        (self.out_dir / "table.txt").write_text("\n\n".join(tables))
+        atomic_write_text(self.out_dir / "table.txt", "\n\n".join(tables))
         busy_us = gpu_busy_us(self.prof)
         summary = {
             "steps": self.steps,
@@ -73,7 +81,7 @@ class StepProfiler:
         }
         if summary["gpu_busy_ms_per_step"] is not None:
             summary["gpu_idle_ms_per_step"] = summary["wall_ms_per_step"] - summary["gpu_busy_ms_per_step"]
-        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2))
         self.prof, self.enabled = None, False
 
     def _sync(self) -> None:
@@ -101,3 +109,8 @@ def gpu_busy_us(prof) -> float | None:
         else:
             end = max(end, e)
     return busy + end - start
+
+
+def _gzip_into(raw: Path, fh: BinaryIO) -> None:
+    with open(raw, "rb") as src, gzip.GzipFile(filename="trace.json", mode="wb", fileobj=fh) as out:
+        shutil.copyfileobj(src, out)

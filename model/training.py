@@ -31,7 +31,7 @@ import torch
 from model.checkpoint import load_model_weights, read_state, resolve
 from model.config import OptimizerSection
 from model.gpt import GPT, GPTConfig, param_groups
-from pipeline.atomic import atomic_write_text
+from pipeline.atomic import atomic_write_text, atomic_write_with
 
 log = logging.getLogger("crawl2gpt.train")
 
@@ -215,7 +215,7 @@ def plot_losses(out_dir: Path, title: str = "") -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     path = Path(out_dir) / "loss.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    atomic_write_with(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
     return path
 

@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 # Writes that fail for lack of room, and how to say so: the fix is the user's (free space, raise a limit).
 OUT_OF_ROOM = {
@@ -40,16 +42,22 @@ def _sibling(target: Path, kind: str, tag: str | None = None) -> Path:
     return target.with_name(f".{target.name}.{kind}-{tag or uuid.uuid4().hex[:8]}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Crash-safe write of what `write(fh)` puts into a binary file: for a library that writes to a
+    file object itself (matplotlib's savefig, gzip)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     with open(tmp, "wb") as fh:
-        fh.write(data)
+        write(fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write_with(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
