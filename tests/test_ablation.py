@@ -16,7 +16,7 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from helpers.model_shards import make_shards
+from helpers.model_shards import TINY_TRAIN, make_shards
 from model.ablation import arm_dir, arms, plan_ablation, read_result, run_arm, start
 from model.ablation_report import finish, text
 from model.ablation_stats import difference, spread
@@ -26,19 +26,7 @@ from pipeline.errors import ConfigError, InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = TrainConfig(
-    n_layer=2,
-    n_head=2,
-    n_embd=32,
-    block_size=32,
-    batch_size=4,
-    eval_batches=2,
-    warmup_steps=2,
-    learning_rate=3e-3,
-    sample_tokens=0,
-    device="cpu",
-    precision="fp32",
-)
+TINY = TrainConfig(**dict(TINY_TRAIN, sample_tokens=0, precision="fp32"))
 TOKENS = 12 * 4 * 32  # 12 steps
 
 

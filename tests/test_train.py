@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crawl2gpt.config import RunConfig
-from helpers.model_shards import make_shards
+from helpers.model_shards import TINY_TRAIN, make_shards
 from model.checkpoint import checkpoint_dirs, latest_checkpoint, read_state
 from model.config import TrainConfig
 from model.train import train
@@ -17,19 +17,7 @@ from model.train_stage import TRAIN
 from model.training import cosine_lr, read_metrics
 from pipeline.stage import read_manifest, run_stage
 
-TINY = dict(
-    n_layer=2,
-    n_head=2,
-    n_embd=32,
-    block_size=32,
-    batch_size=4,
-    eval_batches=2,
-    warmup_steps=2,
-    learning_rate=3e-3,
-    sample_tokens=8,
-    device="cpu",
-    precision="bf16",
-)
+TINY = dict(TINY_TRAIN, precision="bf16")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from crawl2gpt.config import RunConfig
-from helpers.model_shards import make_shards
+from helpers.model_shards import TINY_TRAIN, make_shards
 from model.config import ModelSections, TrainConfig
 from model.train import train
 from model.train_stage import TRAIN
@@ -21,21 +21,7 @@ from model.training import read_metrics, use_compile
 from pipeline.errors import ConfigError, InputError, TokenizerError
 
 ROOT = Path(__file__).parents[1]
-TINY = dict(
-    n_layer=2,
-    n_head=2,
-    n_embd=32,
-    block_size=32,
-    batch_size=4,
-    eval_batches=2,
-    warmup_steps=2,
-    learning_rate=3e-3,
-    sample_tokens=0,
-    device="cpu",
-    max_steps=4,
-    eval_interval=2,
-    checkpoint_interval=4,
-)
+TINY = dict(TINY_TRAIN, sample_tokens=0, max_steps=4, eval_interval=2, checkpoint_interval=4)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("torchao.float8", reason="torchao is installed with the test extras")
 
-from helpers.model_shards import make_shards  # noqa: E402
+from helpers.model_shards import TINY_TRAIN, make_shards  # noqa: E402
 from model import fp8  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
 from model.generate import load_for_generation, sample  # noqa: E402
@@ -20,18 +20,7 @@ from model.gpt import GPT, GPTConfig  # noqa: E402
 from model.train import train  # noqa: E402
 from model.training import load_model, read_metrics  # noqa: E402
 
-TINY = dict(
-    n_layer=2,
-    n_head=2,
-    n_embd=32,
-    block_size=32,
-    batch_size=4,
-    eval_batches=2,
-    warmup_steps=2,
-    learning_rate=3e-3,
-    sample_tokens=8,
-    device="cpu",
-)
+TINY = TINY_TRAIN
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -107,6 +107,20 @@ def make_shards(folder: Path, vocab_size: int = 512, train_shards: int = 2) -> P
     return folder
 
 
+# The smallest GPT the training tests train in-process: seconds on a CPU. Each test adds what it measures.
+TINY_TRAIN = dict(
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=32,
+    batch_size=4,
+    eval_batches=2,
+    warmup_steps=2,
+    learning_rate=3e-3,
+    sample_tokens=8,
+    device="cpu",
+)
+
 # A 2-layer GPT that trains in seconds on CPU (DDP, FSDP and torchrun tests). AdamW: these tests
 # compare how runs are distributed, FSDP2 needs it, and their tolerances were set with it.
 SETTINGS = [
