@@ -26,30 +26,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from crawl2gpt.stages import STAGES
+from helpers.fault_runs import SAMPLE_RUN_SETTINGS
 from pipeline.stage import MANIFEST, read_manifest, stage_parts
 
 DRIVER = Path(__file__).resolve().parent / "driver.py"
 ROOT = Path(__file__).resolve().parents[2]
 # A tiny model: the point is the stage contract, not learning (kept small so a CI run is < 90 s).
-SMALL = [
-    "filter.language.languages=[en, de]",
-    "tokenizer.vocab_size=500",
-    "shards.val_fraction=0.1",
-    "train.n_layer=2",
-    "train.n_head=2",
-    "train.n_embd=64",
-    "train.block_size=64",
-    "train.batch_size=16",
-    "train.max_steps=20",
-    "train.warmup_steps=2",
-    "train.eval_interval=10",
-    "train.eval_batches=2",
-    "train.checkpoint_interval=5",
-    "train.precision=fp32",
-    "train.device=cpu",
-    "train.sample_tokens=8",
-    "workers=2",
-]
+SMALL = [*SAMPLE_RUN_SETTINGS, "train.checkpoint_interval=5", "workers=2"]
 
 
 def _sha256(path: Path) -> str:

@@ -29,6 +29,7 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
+from helpers.fault_runs import SAMPLE_RUN_SETTINGS
 from helpers.model_shards import SETTINGS as TINY_TRAIN
 from helpers.model_shards import make_shards
 from model.checkpoint import latest_checkpoint
@@ -44,25 +45,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("one_torch_thread")]
 CLI = Path(sys.executable).with_name("crawl2gpt")
 DATA_STAGES = ("extract", "filter", "dedup", "tokenizer", "shards")
 # A tiny model on the bundled sample: 20 steps, evaluation at 10 and 20, checkpoints every 5.
-SETTINGS = [
-    "filter.language.languages=[en, de]",
-    "tokenizer.vocab_size=500",
-    "shards.val_fraction=0.1",
-    "train.n_layer=2",
-    "train.n_head=2",
-    "train.n_embd=64",
-    "train.block_size=64",
-    "train.batch_size=16",
-    "train.max_steps=20",
-    "train.warmup_steps=2",
-    "train.eval_interval=10",
-    "train.eval_batches=2",
-    "train.checkpoint_interval=5",
-    "train.precision=fp32",
-    "train.device=cpu",
-    "train.sample_tokens=8",
-    "workers=1",
-]
+SETTINGS = [*SAMPLE_RUN_SETTINGS, "train.checkpoint_interval=5", "workers=1"]
 
 
 def sha256(path: Path) -> str:

@@ -32,6 +32,7 @@ from uuid import UUID
 import pytest
 
 from crawl2gpt.stages import STAGES
+from helpers.fault_runs import SAMPLE_RUN_SETTINGS
 from helpers.prefect_server import FINAL_STATES, PrefectServer
 from helpers.run_data import run_data
 
@@ -41,25 +42,7 @@ CLI = Path(sys.executable).with_name("crawl2gpt")
 RUNS = 20
 LIMIT = 2  # flow runs at once: the machine's two cores
 DEADLINE_S = 30 * 60
-SETTINGS = [
-    "filter.language.languages=[en, de]",
-    "tokenizer.vocab_size=500",
-    "shards.val_fraction=0.1",
-    "train.n_layer=2",
-    "train.n_head=2",
-    "train.n_embd=64",
-    "train.block_size=64",
-    "train.batch_size=16",
-    "train.max_steps=20",
-    "train.warmup_steps=2",
-    "train.eval_interval=10",
-    "train.eval_batches=2",
-    "train.checkpoint_interval=10",
-    "train.precision=fp32",
-    "train.device=cpu",
-    "train.sample_tokens=8",
-    "workers=1",
-]
+SETTINGS = [*SAMPLE_RUN_SETTINGS, "train.checkpoint_interval=10", "workers=1"]
 FIGURES = ROOT / "test-artifacts" / "faults-load.json"
 
 

@@ -28,6 +28,25 @@ from pipeline.stage import MANIFEST
 CLI = Path(sys.executable).with_name("crawl2gpt")
 # Small settings for the bundled sample: its German and English pages, nothing else changed.
 SAMPLE_SETTINGS = ["filter.language.languages=[en, de]"]
+# A whole run of the bundled sample that ends in a tiny model (20 steps, evaluations at 10 and 20): the
+# stage contract is the point, not learning. Each test adds its checkpoint interval and workers.
+SAMPLE_RUN_SETTINGS = [
+    *SAMPLE_SETTINGS,
+    "tokenizer.vocab_size=500",
+    "shards.val_fraction=0.1",
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=64",
+    "train.block_size=64",
+    "train.batch_size=16",
+    "train.max_steps=20",
+    "train.warmup_steps=2",
+    "train.eval_interval=10",
+    "train.eval_batches=2",
+    "train.precision=fp32",
+    "train.device=cpu",
+    "train.sample_tokens=8",
+]
 
 
 def cli_env(home: Path) -> dict[str, str]:
