@@ -2,7 +2,8 @@
 
 Data: the shared WARCs' pages that have extraction truth (../shared/data/warc/
 CC-SAMPLE-A-extraction-truth.jsonl, 297 pages). Each page is rendered by resiliparse with
-container markers (pipeline/extract/page_lines.py): one feature row per non-empty line.
+container markers (pipeline/extract/tag_markers.py): one feature row per non-empty line
+(pipeline/extract/page_lines.py).
 
 Labels per line, two sources:
   - the truth's snippets: a line holding part of a `with` snippet is content (1), of a `without`

@@ -21,10 +21,11 @@ from pipeline.errors import ConfigError
 from pipeline.extract import line_filter
 from pipeline.extract.line_filter import MODEL_PATH, fast_extract, model_from_json
 from pipeline.extract.main_text import Extracted, extract_main_text
-from pipeline.extract.page_lines import FEATURES, mark, page_lines, unmark
+from pipeline.extract.page_lines import FEATURES, page_lines
 from pipeline.extract.quality_prescreen import QualityVerdict, quality_floors, screen_quality
 from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, resiliparse_extract, visible_text
 from pipeline.extract.stage import EXTRACT, extract_file
+from pipeline.extract.tag_markers import mark, unmark
 from pipeline.filter.config import FilterConfig
 
 ENGINES = ("trafilatura", "resiliparse", "fast")

@@ -21,8 +21,10 @@ from resiliparse.parse.html import HTMLTree
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
-from pipeline.extract.page_lines import FEATURES, PageLines, check_marked_text, code_points, mark, page_lines, unmark
+from pipeline.extract.nesting_limit import check_marked_text
+from pipeline.extract.page_lines import FEATURES, PageLines, page_lines
 from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, title_of, visible_text
+from pipeline.extract.tag_markers import code_points, mark, unmark
 
 MODEL_PATH = Path(__file__).with_name("line_filter.json")
 ROWS_PER_PRODUCT = 128
@@ -109,7 +111,7 @@ def render(html: str) -> tuple[PageLines, HTMLTree]:
     tree = parse(mark(html))
     full = visible_text(tree)
     cp = code_points(full)
-    check_marked_text(cp, html.count("<"))  # before the main-content pass, which deep nesting makes last minutes
+    check_marked_text(cp, html)  # before the main-content pass, which deep nesting makes last minutes
     return page_lines(full, main_content_text(tree), cp), tree
 
 

@@ -19,7 +19,7 @@ import re
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
-from pipeline.extract.page_lines import check_html
+from pipeline.extract.nesting_limit import check_html
 
 # Rendering settings shared by every use: paragraphs and list items on lines of their own, no
 # image alt texts (trafilatura keeps none either), reader comments out of the main content.
@@ -99,8 +99,9 @@ def date_of(html: str) -> str | None:
             best = (rank, date)
     if best:
         return best[1]
-    for pattern in (_JSONLD_DATE_RE, _TIME_RE):
-        match = pattern.search(html)
+    for pattern, needle in ((_JSONLD_DATE_RE, '"datePublished"'), (_TIME_RE, "")):
+        # a substring search first: the regex's scan of a page without its literal cost 0.05 ms
+        match = pattern.search(html) if needle in html else None
         if match and (date := iso_date(match.group(1))):
             return date
     return None
@@ -108,7 +109,7 @@ def date_of(html: str) -> str | None:
 
 def resiliparse_extract(html: str) -> tuple[str, str | None, str | None]:
     """(main text, title, date) of a page with `extract.engine=resiliparse`: one parse for both
-    texts. Raises PageTooDeep (pipeline/extract/page_lines.py) where the main-content pass would
+    texts. Raises PageTooDeep (pipeline/extract/nesting_limit.py) where the main-content pass would
     run for minutes."""
     check_html(html)
     tree = parse(html)

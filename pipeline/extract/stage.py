@@ -36,8 +36,8 @@ from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.line_filter import check_config as check_engine
 from pipeline.extract.line_filter import model_hash
 from pipeline.extract.main_text import ExtractionTimeout, decode_html, extract_with_limit, is_html
+from pipeline.extract.nesting_limit import PageTooDeep
 from pipeline.extract.normalize import normalize_text
-from pipeline.extract.page_lines import PageTooDeep
 from pipeline.extract.prescreen import Verdict, check_config, prescreen_languages
 from pipeline.extract.quality_prescreen import RULE as QUALITY_RULE
 from pipeline.extract.quality_prescreen import Floors, QualityVerdict, quality_floors
@@ -185,7 +185,7 @@ def record_to_row(
     except ExtractionTimeout:
         _bump(counts, "skip_extraction_timeout")
         return None
-    except PageTooDeep:  # the resiliparse engines' guard (pipeline/extract/page_lines.py)
+    except PageTooDeep:  # the resiliparse engines' guard (pipeline/extract/nesting_limit.py)
         _bump(counts, "skip_too_deep")
         return None
     except Exception:  # noqa: BLE001 - a trafilatura/lxml bug on one page must not stop the file
