@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 
+from pipeline.extract import tag_markers
 from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.line_shapes import END_PUNCTUATION, LineShapes, is_space
 from pipeline.extract.main_text import decode_html, is_html
@@ -81,9 +82,9 @@ def assert_same_lines(full: str) -> None:
     assert shapes.keep.tolist() == keep
     assert shapes.kept_lines() == lines
     if keep:
-        assert shapes.words[keep].tolist() == words
-        assert shapes.end_punct[keep].astype(bool).tolist() == end_punct
-        assert shapes.bullet[keep].astype(bool).tolist() == bullet
+        assert shapes.words.tolist() == words
+        assert shapes.end_punct.astype(bool).tolist() == end_punct
+        assert shapes.bullet.astype(bool).tolist() == bullet
 
 
 def sample_pages(sample_warc) -> list[str]:
@@ -125,6 +126,11 @@ def test_marking_matches_the_per_tag_regex(sample_warc):
     for html in EDGE_PAGES + sample_pages(sample_warc):
         assert mark(html) == reference_mark(html)
         check_html(html)  # look-alike names neither mark nor raise
+
+
+def test_made_up_tag_names_do_not_grow_the_spelling_cache():
+    html = "".join(f"<a{i:x}>" for i in range(tag_markers.MAX_SPELLINGS + 10))
+    assert mark(html) == html and len(tag_markers._MARKED_TAGS) <= tag_markers.MAX_SPELLINGS
 
 
 @pytest.mark.parametrize("text", EDGE_TEXTS)

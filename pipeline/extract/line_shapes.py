@@ -47,7 +47,7 @@ def running_count(flags: np.ndarray) -> np.ndarray:
 
 class LineShapes:
     """Line boundaries (in the marked text: newlines, line_start, line_end), the kept lines'
-    numbers (`keep`), and per line: words, end_punct, bullet (meaningful for kept lines)."""
+    numbers (`keep`), and per kept line: words, end_punct, bullet."""
 
     def __init__(self, cp: np.ndarray, is_mark: np.ndarray):
         self.newlines = np.flatnonzero(cp == 10)
@@ -64,23 +64,21 @@ class LineShapes:
         if not len(solid):  # nothing but whitespace and markers: no line is kept
             self.keep = np.zeros(0, np.int64)
             return
-        self.first = solid[np.minimum(first_k, len(solid) - 1)]
-        self.last = solid[np.maximum(last_k, 0)]
+        first = solid[np.minimum(first_k, len(solid) - 1)]
+        last = solid[np.maximum(last_k, 0)]
         # str.strip(BULLET + " ") leaves something: a character between the ends that is neither
         not_bullet = running_count((plain != ord(BULLET)) & (plain != 32))
-        kept = (last_k >= first_k) & (not_bullet[self.last + 1] > not_bullet[self.first])
-        self.keep = np.flatnonzero(kept)
+        self.keep = np.flatnonzero((last_k >= first_k) & (not_bullet[last + 1] > not_bullet[first]))
+        self._first, self._last = first[self.keep], last[self.keep]
         # a word starts at a non-space character after a space or at the text's start
-        word_start = ~space & np.concatenate([[True], space[:-1]])
-        words_before = running_count(word_start)
-        self.words = (words_before[ends] - words_before[starts]).astype(float)
-        self.end_punct = _IS_END_PUNCTUATION.take(plain[self.last], mode="clip").astype(float)
-        self.bullet = (plain[self.first] == ord(BULLET)).astype(float)
+        words_before = running_count(~space & np.concatenate([[True], space[:-1]]))
+        self.words = (words_before[ends[self.keep]] - words_before[starts[self.keep]]).astype(float)
+        self.end_punct = _IS_END_PUNCTUATION.take(plain[self._last], mode="clip").astype(float)
+        self.bullet = (plain[self._first] == ord(BULLET)).astype(float)
 
     def kept_lines(self) -> list[str]:
         """The kept lines' text, stripped."""
         if not len(self.keep):
             return []
         text = self._plain.tobytes().decode("utf-32-le")
-        first, last = self.first[self.keep].tolist(), self.last[self.keep].tolist()
-        return [text[a : b + 1] for a, b in zip(first, last)]
+        return [text[a : b + 1] for a, b in zip(self._first.tolist(), self._last.tolist())]

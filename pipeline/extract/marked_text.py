@@ -50,10 +50,13 @@ class TextCounts:
     def line_of(self, at: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.newlines, at)
 
-    def next_text_line(self, at: np.ndarray, n_lines: int) -> np.ndarray:
-        """Per line, how many of the offsets `at` have their next text character on it."""
+    def next_text_line(self, at: np.ndarray, group: np.ndarray, groups: int, n_lines: int) -> np.ndarray:
+        """(groups, n_lines): per group and line, how many of the offsets `at` (each of group
+        `group`, 0 .. groups - 1) have their next text character on that line."""
         nxt = np.searchsorted(self.at, at)
-        return np.bincount(self.line_of(self.at[nxt[nxt < len(self.at)]]), minlength=n_lines).astype(float)
+        found = nxt < len(self.at)
+        line = self.line_of(self.at[nxt[found]])
+        return np.bincount(group[found] * n_lines + line, minlength=groups * n_lines).reshape(groups, n_lines)
 
 
 class MarkerDepth:

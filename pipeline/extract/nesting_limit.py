@@ -49,5 +49,6 @@ def check_html(html: str) -> None:
     tags = html.count("<")
     if tags * tags <= MAX_NESTING_WORK:
         return
-    events = [not tag.startswith("/") for tag in TAG_RE.findall(html) if tag.lstrip("/").lower() in CONTAINER_SET]
+    names = TAG_RE.findall(html)
+    events = [not name.startswith("/") for name in names if name.lstrip("/").lower() in CONTAINER_SET]
     check_nesting(tags, max_depth(np.array(events, dtype=bool)))

@@ -126,8 +126,10 @@ def page_lines(full: str, main: str, cp: np.ndarray | None = None) -> PageLines:
     start = text.at[np.searchsorted(text.at, line_start[keep])]  # each kept line's first text character
     # a marker stands before its tag, so a block's marker ends the line above: it counts for the
     # line of the next text character
-    links = text.next_text_line(marks[kinds == ord(LINK_OPEN)], n_raw)[keep]
-    out[:, COLUMN["heading"]] = text.next_text_line(marks[kinds == ord(HEADING)], n_raw)[keep] > 0
+    opens = (kinds == ord(LINK_OPEN)) | (kinds == ord(HEADING))
+    links, headings = text.next_text_line(marks[opens], (kinds[opens] == ord(HEADING)).astype(np.int64), 2, n_raw)
+    links = links[keep].astype(float)
+    out[:, COLUMN["heading"]] = headings[keep] > 0
     box = (kinds == ord(BOX_OPEN)) | (kinds == ord(BOX_CLOSE))
     out[:, COLUMN["in_box"]] = MarkerDepth(marks[box], kinds[box] == ord(BOX_OPEN)).depth_at(start) > 0
 
@@ -156,14 +158,14 @@ def page_lines(full: str, main: str, cp: np.ndarray | None = None) -> PageLines:
 
     log_chars = np.log1p(chars)
     total = chars.sum()
-    end_punct = shapes.end_punct[keep]
+    end_punct = shapes.end_punct
     out[:, COLUMN["main"]] = in_main
     out[:, COLUMN["log_chars"]] = log_chars
-    out[:, COLUMN["log_words"]] = np.log1p(shapes.words[keep])
+    out[:, COLUMN["log_words"]] = np.log1p(shapes.words)
     out[:, COLUMN["end_punct"]] = end_punct
     out[:, COLUMN["link_share"]] = link_share
     out[:, COLUMN["log_links"]] = np.log1p(links)
-    out[:, COLUMN["bullet"]] = shapes.bullet[keep]
+    out[:, COLUMN["bullet"]] = shapes.bullet
     out[:, COLUMN["digit_share"]] = digits / np.maximum(chars, 1)
     out[:, COLUMN["line_position"]] = np.arange(n_lines) / max(n_lines - 1, 1)
     out[:, COLUMN["char_position"]] = np.cumsum(chars) / max(total, 1)

@@ -44,11 +44,12 @@ CONTAINERS = (
 )
 CONTAINER_SET = frozenset(CONTAINERS)
 BOXES = ("nav", "header", "footer", "aside")
-# The tag's "<", an optional "/" and its name, captured: re.split hands back the names alone.
-TAG_RE = re.compile(r"<(/?(?:a|h[1-6]|{})\b)".format("|".join(CONTAINERS)), re.I)
-
-
 HEADINGS = frozenset(f"h{level}" for level in range(1, 7))
+_FIRST_LETTERS = "".join(sorted({name[0] for name in (*CONTAINERS, "a", "h1")}))
+# "<", an optional "/" and a tag name whose first letter one of ours has, captured to its end (the
+# first non-word character: where `\b` after a name would hold), so re.split hands back the names
+# and a lookup says which are ours. One alternative per name under re.I cost twice the scan.
+TAG_RE = re.compile(rf"<(/?[{_FIRST_LETTERS}{_FIRST_LETTERS.upper()}]\w*)")
 
 
 def _marker_of(closing: bool, name: str) -> str:
@@ -59,16 +60,22 @@ def _marker_of(closing: bool, name: str) -> str:
         return LINK_CLOSE if closing else LINK_OPEN
     if name in HEADINGS:
         return "" if closing else HEADING  # only the opening counts
-    # Unicode case folding lets "<ſection" or "<dıv" match the pattern; HTML folds ASCII only,
-    # so no such element opens there (these names used to raise KeyError)
+    # any other tag; and look-alikes: HTML folds ASCII case only, so "<dıv" opens no div (an
+    # earlier pattern under re.I took "<ſection" for a section, and raised KeyError on it)
     return ""
 
 
+MAX_SPELLINGS = 50_000  # tag names remembered as spelled; the 667 shared pages spell 464
+
+
 class _MarkedTags(dict):
-    """ "/Div" -> CLOSE + "</Div": the replacement of each tag as the page spells it, made on first
-    sight (a page spells its tags a few ways), so marking needs no Python call per tag."""
+    """ "/Div" -> CLOSE + "</Div", "span" -> "<span": the replacement of each tag name as pages
+    spell it, made on first sight, so marking needs no Python call per tag. Bounded: a hostile
+    page's made-up names cannot grow it without end."""
 
     def __missing__(self, tag: str) -> str:
+        if len(self) >= MAX_SPELLINGS:
+            self.clear()
         closing = tag.startswith("/")
         marked = self[tag] = _marker_of(closing, tag[closing:].lower()) + "<" + tag
         return marked
