@@ -62,3 +62,19 @@ def test_never_truncates_content_words(lines):
     chars_in = [c for c in unicodedata.normalize("NFC", text) if c.isalnum()]
     assert [c for c in out if c.isalnum()] == chars_in
     assert normalize_text(out, cfg) == out  # idempotent
+
+
+_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_WHITESPACE + "ab.\u200b\x07"), max_size=40))
+def test_whitespace_passes_match_the_line_by_line_definition(text):
+    """The space and line-break substitutions run on the whole text, and only when something would
+    change: the same as substituting every line (the definition), for any mix of whitespace."""
+    from pipeline.extract import normalize
+
+    lines = normalize._LINEBREAK_RE.sub("\n", unicodedata.normalize("NFC", text))
+    lines = [normalize._SPACE_RE.sub(" ", line).strip() for line in normalize._CONTROL_RE.sub("", lines).split("\n")]
+    expected = normalize._BLANKS_RE.sub("\n\n", "\n".join(lines)).strip()
+    assert normalize_text(text, ExtractConfig(remove_boilerplate_lines=False, fix_mojibake=False)) == expected
