@@ -14,7 +14,7 @@ from pathlib import Path
 from crawl2gpt.stages import STAGES
 from flows import ablate_cli, dedup_clean, quality
 from flows.config_args import add_config_args
-from flows.failures import prepare_environment, report_error
+from flows.failures import exit_cleanly_on_sigterm, prepare_environment, report_error
 from flows.watch import WATCHED_COMMANDS, ServerWatch, checks_passed
 from model import generate_args
 from pipeline.errors import Crawl2GPTError, RunLockedError
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     prepare_environment(args.verbose)  # before anything imports Prefect
+    exit_cleanly_on_sigterm()
     # a hung Prefect server ends the run within a bound (flows/server_hung.py); watched from checks_passed() on
     args.server_watch = ServerWatch(lambda: _watch_server(args, argv))
     try:

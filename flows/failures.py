@@ -11,6 +11,7 @@ Prefect is imported, since Prefect reads its settings and logging config at impo
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -29,6 +30,19 @@ def prepare_environment(verbose: bool) -> None:
     os.environ.setdefault(TELEMETRY, "false")
     if not verbose:
         os.environ.setdefault(CONSOLE_HANDLER, "flows.console.OwnErrorsConsoleHandler")
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """A SIGTERM (`kill`, a scheduler stopping the job) ends the command the way Ctrl-C does:
+    Python unwinds, so the temporary Prefect server is stopped at exit (exit code 143). Under the
+    default handler the process died at once (Prefect's own handler marks the flow runs Crashed,
+    then re-sends the signal to the handler it found) and left the server's uvicorn process
+    running with no parent, holding its port and memory, one more per killed run."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def stop_temporary_server() -> None:
