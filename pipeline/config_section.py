@@ -1,6 +1,7 @@
 """The base of every config section: strict keys (a typo is an error, never a silent default),
-validated on assignment. Each stage's section lives beside the stage (pipeline/filter/config.py,
-pipeline/dedup/config.py, pipeline/tokens/config.py); pipeline/config.py puts them together.
+validated on assignment. Each stage's section lives beside the stage (pipeline/extract/config.py,
+pipeline/filter/config.py, pipeline/dedup/config.py, pipeline/tokens/config.py);
+pipeline/config.py puts them together.
 """
 
 from __future__ import annotations
