@@ -150,3 +150,12 @@ def test_space_table_is_str_isspace_everywhere():
 
 def test_unmark_removes_every_marker():
     assert unmark("a" + "".join(MARK_CHARS) + "b" + OPEN) == "ab"
+
+
+def test_window_columns_are_the_neighboured_values_in_order():
+    from pipeline.extract.page_lines import _WINDOWS, FEATURES, NEIGHBOURED
+
+    for w, columns in _WINDOWS.items():
+        names = FEATURES[columns]
+        assert names and names == tuple(f"{name}_win{w}" for name in NEIGHBOURED[: len(names)])
+        assert not any(f"{name}_win{w}" in FEATURES for name in NEIGHBOURED[len(names) :])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.extract.tag_markers import CLOSE, CONTAINER_SET, OPEN, TAG_RE
+from pipeline.extract.tag_markers import CLOSE, CONTAINER_SET, OPEN, TAG_RE, in_range
 
 MAX_NESTING_WORK = 20_000_000  # ~0.4 s of resiliparse's main-content pass; 90x the shared pages' largest
 
@@ -37,7 +37,7 @@ def check_nesting(tags: int, depth: int) -> None:
 def check_marked_text(cp: np.ndarray, html: str) -> None:
     """PageTooDeep when the marked page's text (its code points: resiliparse keeps every marker)
     nests too deep for the number of tags of its `html`."""
-    events = cp[(cp == ord(OPEN)) | (cp == ord(CLOSE))]
+    events = cp[in_range(cp, ord(OPEN), ord(CLOSE))]  # the two are neighbours
     depth = max_depth(events == ord(OPEN))
     if len(html) * depth > MAX_NESTING_WORK:  # tags are fewer than characters: counting them may tell
         check_nesting(html.count("<"), depth)

@@ -199,19 +199,17 @@ def _neighbours(out: np.ndarray, values: np.ndarray) -> None:
     sums = np.zeros((n + 1, values.shape[1]))
     np.cumsum(values, axis=0, out=sums[1:])
     i = np.arange(n)
-    for w, (columns, which) in _WINDOWS.items():
+    for w, columns in _WINDOWS.items():
         lo, hi = np.maximum(i - w, 0), np.minimum(i + w + 1, n)
-        out[:, columns] = (sums[hi][:, which] - sums[lo][:, which]) / (hi - lo)[:, None]
+        width = columns.stop - columns.start  # the first `width` NEIGHBOURED values
+        out[:, columns] = (sums[hi, :width] - sums[lo, :width]) / (hi - lo)[:, None]
 
 
 _PREV = [COLUMN[f"{name}_prev"] for name in NEIGHBOURED]
 _NEXT = [COLUMN[f"{name}_next"] for name in NEIGHBOURED]
-# window -> (its feature columns, which of the NEIGHBOURED values they average)
+# window -> its feature columns: the window means of the first NEIGHBOURED values, side by side
 _WINDOWS = {
-    w: (
-        [COLUMN[f"{name}_win{w}"] for name in NEIGHBOURED if f"{name}_win{w}" in COLUMN],
-        [j for j, name in enumerate(NEIGHBOURED) if f"{name}_win{w}" in COLUMN],
-    )
+    w: slice(COLUMN[f"main_win{w}"], COLUMN[f"main_win{w}"] + sum(f"{name}_win{w}" in COLUMN for name in NEIGHBOURED))
     for w in (3, 10)
 }
 
