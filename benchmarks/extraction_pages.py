@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from benchmarks.harness import SHARED, timed
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.main_text import decode_html, extract_main_text
 from pipeline.extract.normalize import normalize_text

@@ -27,7 +27,7 @@ from pathlib import Path
 from benchmarks.extraction_pages import DEFAULT_DIR, load_pages, load_truth, run_ours, run_trafilatura_defaults
 from benchmarks.extraction_scoring import FOLDS, cv_summary, fold_of, wins
 from benchmarks.harness import print_result
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 
 
 def main() -> None:

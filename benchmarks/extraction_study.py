@@ -18,7 +18,7 @@ import sys
 
 from benchmarks.extraction_scoring import FOLDS, MIN_WINS, cv_summary, fold_of, page_counts, prf, wins
 from benchmarks.harness import timed
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.link_density import element_link_density, is_link_line
 from pipeline.extract.main_text import main_text
 from pipeline.extract.normalize import MAX_PROMPT_WORDS, normalize_text

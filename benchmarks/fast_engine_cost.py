@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmarks.extraction_pages import DEFAULT_DIR, load_pages, load_truth
 from benchmarks.harness import print_result
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.line_filter import fast_extract
 from pipeline.extract.main_text import decode_html, extract_main_text, is_html

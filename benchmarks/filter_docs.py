@@ -39,7 +39,7 @@ def load_docs(warcs: list[Path] | None = None, cache: Path = CACHE) -> list[dict
         return [json.loads(line) for line in cache.open(encoding="utf-8")]
     import pyarrow.parquet as pq
 
-    from pipeline.config import ExtractConfig
+    from pipeline.extract.config import ExtractConfig
     from pipeline.extract.stage import extract_file
 
     docs = []

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.harness import SENTENCES, add_warcs_argument, print_result
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.main_text import decode_html, extract_main_text, is_html
 from pipeline.extract.normalize import normalize_text

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks.harness import SENTENCES, print_result
 from benchmarks.prescreen_agreement import full_path_text, load_sentences
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.prescreen import MAX_CHARS, WINDOW, screen
 from pipeline.filter import language
 from pipeline.filter.config import LanguageConfig

@@ -30,7 +30,7 @@ from benchmarks.crawl_volume import WORK, build_warc, source_pages
 from benchmarks.extraction_scoring import FOLDS, fold_of
 from benchmarks.harness import SAMPLE_WARCS, SENTENCES, print_result, timed
 from benchmarks.prescreen_agreement import foreign_text, full_path_text, html_pages, load_sentences, with_chrome
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.quality_prescreen import cheap_text, line_rules_only, sentence_count, word_count
 from pipeline.extract.resiliparse_text import main_content_text, parse
 from pipeline.filter import language

@@ -34,21 +34,21 @@ import os
 # CPU time (and the run is bit-for-bit reproducible only with a fixed summation order).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.extraction_pages import DEFAULT_DIR, load_pages, load_truth, run_ours  # noqa: E402
-from benchmarks.extraction_scoring import FOLDS, cv_summary, fold_of, squash  # noqa: E402
-from benchmarks.harness import print_result, timed  # noqa: E402
-from pipeline.config import ExtractConfig  # noqa: E402
-from pipeline.extract.line_filter import MODEL_PATH, LineModel, render  # noqa: E402
-from pipeline.extract.normalize import normalize_text  # noqa: E402
-from pipeline.extract.page_lines import FEATURES  # noqa: E402
+from benchmarks.extraction_pages import DEFAULT_DIR, load_pages, load_truth, run_ours
+from benchmarks.extraction_scoring import FOLDS, cv_summary, fold_of, squash
+from benchmarks.harness import print_result, timed
+from pipeline.extract.config import ExtractConfig
+from pipeline.extract.line_filter import MODEL_PATH, LineModel, render
+from pipeline.extract.normalize import normalize_text
+from pipeline.extract.page_lines import FEATURES
 
 SNIPPET_WEIGHT = 20.0
 TEACHER_SHARE = 0.7

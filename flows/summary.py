@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 
 console = Console()
 DEFAULT_ENGINE = ExtractConfig.model_fields["engine"].default

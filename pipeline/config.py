@@ -25,24 +25,8 @@ from pipeline.config_section import Section
 from pipeline.dedup.config import DedupConfig
 from pipeline.errors import ConfigError
 from pipeline.extract.config import ExtractConfig
-from pipeline.filter.config import C4Config, FilterConfig, GopherQualityConfig
+from pipeline.filter.config import FilterConfig
 from pipeline.tokens.config import ShardsConfig, TokenizerConfig
-
-# C4Config and GopherQualityConfig are named here for the extract stage's quality pre-screen, which reads the
-# filter's floors (pipeline/extract/quality_prescreen.py imports them from this module).
-__all__ = [
-    "C4Config",
-    "ConfigBase",
-    "DedupConfig",
-    "ExtractConfig",
-    "FilterConfig",
-    "GopherQualityConfig",
-    "PipelineConfig",
-    "Section",
-    "ShardsConfig",
-    "TokenizerConfig",
-]
-
 
 # --------------------------------------------------------------------------- loading and saving
 

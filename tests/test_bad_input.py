@@ -20,8 +20,8 @@ import pytest
 
 from crawl2gpt.config import RunConfig
 from crawl2gpt.runner import run_pipeline
-from pipeline.config import ExtractConfig
 from pipeline.errors import ConfigError, InputError
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.normalize import normalize_text
 from pipeline.extract.stage import extract_file
 from pipeline.extract.warc import iter_warc_records

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-from pipeline.config import ExtractConfig
 from pipeline.errors import ConfigError
 from pipeline.extract import line_filter
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.line_filter import MODEL_PATH, fast_extract, model_from_json
 from pipeline.extract.main_text import Extracted, extract_main_text
 from pipeline.extract.page_lines import FEATURES, page_lines

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers.gopher_reference import reference_dup_chars, reference_top_chars
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.filter import c4, gopher_quality, gopher_repetition, pii
 from pipeline.filter.config import C4Config, GopherQualityConfig, GopherRepetitionConfig, PIIConfig
 from pipeline.filter.text import LINE_RE, PARAGRAPH_RE, WORD_RE, has_alpha, is_symbol, ratio, split_words

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.stage import NON_RESPONSE_SKIPS, extract_file
 from pipeline.extract.warc import iter_warc_records
 

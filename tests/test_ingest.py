@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawl2gpt.config import RunConfig
-from pipeline.config import ExtractConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.errors import InputError
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.stage import EXTRACT, WarcPart, doc_id, domain_of, extract_file
 from pipeline.extract.warc import iter_warc_records
 from pipeline.stage import run_stage, stage_parts

@@ -1,6 +1,7 @@
 """The `extract` stage: WARC files -> Parquet documents (main text, title, date; language and quality pre-screens).
 
 stage.py         the stage (EXTRACT): per record, cheapest test first; one part per input file
+config.py        its settings (the `extract:` section: extraction, engines, pre-screens, normalization)
 sources.py       where WARC files come from: paths, globs, folders, URLs, s3://, a crawl id
 warc.py          WARC records out of a (gzipped) WARC file, surviving damage
 http_response.py the HTTP status, headers and body of a response record

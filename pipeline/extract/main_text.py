@@ -24,7 +24,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.html_tree import parse_html
 from pipeline.extract.line_filter import fast_extract
 from pipeline.extract.link_density import drop_link_lines

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pipeline.config import ExtractConfig
+from pipeline.extract.config import ExtractConfig
 
 # C0/C1 controls except whitespace ones (tab, newline, separators 1C-1F become spaces), plus zero-width
 # and bidi marks that carry no text.

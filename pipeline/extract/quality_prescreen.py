@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import C4Config, GopherQualityConfig, PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.extract.resiliparse_text import parse, visible_text
 from pipeline.filter import c4
+from pipeline.filter.config import C4Config, GopherQualityConfig
 from pipeline.filter.text import is_symbol, split_words
 
 RULE = "quality.prescreen"

@@ -29,9 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import fsync_dir, temp_path
-from pipeline.config import ExtractConfig, PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.documents import DOCUMENT_SCHEMA
 from pipeline.errors import InputError
+from pipeline.extract.config import ExtractConfig
 from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.line_filter import check_config as check_engine
 from pipeline.extract.line_filter import model_hash
