@@ -297,6 +297,8 @@ def extract_with_limit(
     content_language: str | None = None,
     floors: Floors | None = None,
 ) -> Extracted | Verdict | QualityVerdict | None:
+    """extract_main_text under the per-page time limit (cfg.extraction_timeout_s). The same
+    arguments, spelled out rather than *args so that callers' types are checked."""
     return run_with_time_limit(
         extract_main_text, cfg.extraction_timeout_s, html, url, cfg, kept_languages, content_language, floors
     )
