@@ -44,15 +44,20 @@ def _sibling(target: Path, kind: str, tag: str | None = None) -> Path:
 
 def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Crash-safe write of what `write(fh)` puts into a binary file: for a library that writes to a
-    file object itself (matplotlib's savefig, gzip)."""
+    file object itself (matplotlib's savefig, gzip). A write that fails (a full disk, a bad
+    value) removes its temporary file before the error goes on: only a crash leaves one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
