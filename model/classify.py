@@ -38,7 +38,7 @@ from model.gpt import GPT
 from model.lora import apply_lora, count_params, remove_lora
 from model.tokenizer import Tokenizer, load_tokenizer
 from model.training import build_model, peak_memory_mb, pick_device, plot_losses
-from pipeline.atomic import atomic_write_text
+from pipeline.atomic import atomic_write_file, atomic_write_text
 from pipeline.errors import InputError
 from pipeline.hashing import stable_fraction
 
@@ -249,7 +249,7 @@ def save_classifier(
 
     if ft.method == "lora":
         remove_lora(clf.gpt)
-    save_model(clf.cpu(), str(out / "classifier.safetensors"))
+    atomic_write_file(out / "classifier.safetensors", lambda tmp: save_model(clf.cpu(), str(tmp)))
     meta = {
         "labels": names,
         "pooling": clf.pooling,

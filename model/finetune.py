@@ -54,7 +54,7 @@ from model.training import (
     plot_losses,
     precision_setup,
 )
-from pipeline.atomic import atomic_write_text
+from pipeline.atomic import atomic_write_file, atomic_write_text
 from pipeline.errors import CheckpointError, InputError
 
 log = logging.getLogger("crawl2gpt.finetune")
@@ -242,7 +242,8 @@ def save_finetuned(model: GPT, tok: Tokenizer, info: dict, out_dir: Path, step: 
     from model.checkpoint import save_checkpoint
 
     if ft.method == "lora":
-        save_file(lora_state_dict(model), str(out_dir / "lora.safetensors"))
+        adapters = lora_state_dict(model)
+        atomic_write_file(out_dir / "lora.safetensors", lambda tmp: save_file(adapters, str(tmp)))
         remove_lora(model)
     state = {
         "model_config": model.config.to_dict(),

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from model.gpt import GPT, GPTConfig
-from pipeline.atomic import atomic_write_text
+from pipeline.atomic import atomic_write_file, atomic_write_text
 from pipeline.errors import CheckpointError
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -122,6 +122,6 @@ def export_gpt2(model: GPT, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     state = to_gpt2_state_dict(model)
     state.pop("lm_head.weight")  # tied to wte: stored once, as GPT-2's own files do
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    atomic_write_file(folder / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     atomic_write_text(folder / "config.json", json.dumps(hf_config(model.config), indent=1))
     return folder

@@ -61,6 +61,27 @@ def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
     fsync_dir(path.parent)
 
 
+def atomic_write_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Crash-safe write by a library that takes a file name, not a file object (safetensors,
+    fastText's save_model): `write(tmp)` fills the temporary name, which is fsynced and renamed
+    over `path`. A failed write removes its temporary file, as atomic_write_with does."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write_with(path, lambda fh: fh.write(data))
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from pipeline.atomic import atomic_write_bytes, atomic_write_with, clean_stale
+from pipeline.atomic import atomic_write_bytes, atomic_write_file, atomic_write_with, clean_stale
 
 
 def test_a_write_that_raises_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
@@ -45,3 +45,22 @@ def test_a_write_past_the_file_size_limit_fails_with_efbig_and_leaves_no_tempora
     assert done.stdout.strip() == str(errno.EFBIG), done.stderr
     assert list(tmp_path.iterdir()) == []
     assert clean_stale(target) == []
+
+
+def test_a_library_that_writes_to_a_file_name_gets_the_temporary_name_and_a_failure_keeps_the_old_file(tmp_path):
+    """safetensors (and fastText) take a file name: atomic_write_file hands them the temporary one."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = tmp_path / "lora.safetensors"
+    atomic_write_file(target, lambda tmp: save_file({"w": torch.ones(2)}, str(tmp)))
+    assert load_file(str(target))["w"].tolist() == [1.0, 1.0]
+
+    def fails_after_writing(tmp):
+        save_file({"w": torch.zeros(2)}, str(tmp))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write_file(target, fails_after_writing)
+    assert load_file(str(target))["w"].tolist() == [1.0, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lora.safetensors"]
