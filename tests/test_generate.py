@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.model_shards import make_shards
+from helpers.model_shards import TINY_TRAIN, make_shards
 from model.config import TrainConfig
 from model.generate import filter_logits, generate_text, main, sample, sample_batch
 from model.gpt import GPT, GPTConfig
@@ -78,18 +78,10 @@ def test_generate_text_from_a_training_run(tmp_path_factory, capsys):
     shards = make_shards(tmp_path_factory.getbasetemp() / "model-shards")
     out = tmp_path_factory.mktemp("gen-run")
     cfg = TrainConfig(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        block_size=32,
-        batch_size=4,
+        **{**TINY_TRAIN, "eval_batches": 1, "warmup_steps": 1, "sample_tokens": 4},
         max_steps=4,
         eval_interval=4,
         checkpoint_interval=4,
-        eval_batches=1,
-        warmup_steps=1,
-        device="cpu",
-        sample_tokens=4,
     )
     train(shards, out, cfg, progress=False)
     a = generate_text(out, "The", max_new_tokens=12, seed=7)
