@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -37,8 +38,11 @@ def exit_cleanly_on_sigterm() -> None:
     Python unwinds, so the temporary Prefect server is stopped at exit (exit code 143). Under the
     default handler the process died at once (Prefect's own handler marks the flow runs Crashed,
     then re-sends the signal to the handler it found) and left the server's uvicorn process
-    running with no parent, holding its port and memory, one more per killed run."""
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    running with no parent, holding its port and memory, one more per killed run. Only the main
+    thread may set a handler: main() called from another thread (an embedding program) leaves the
+    signal to its host."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
