@@ -91,6 +91,9 @@ def test_second_run_skips_every_stage(demo_run):
     assert all(again[name]["skipped"] for name in STAGES)
 
 
+# slow: ~11 s of shards and training again; make test keeps --force's stage choice in
+# test_stage_contract and the demo's skip-everything rerun above
+@pytest.mark.slow
 def test_force_reruns_that_stage_and_the_ones_after(demo_run):
     from flows.dag import pipeline_flow
 
