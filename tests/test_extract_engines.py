@@ -23,7 +23,7 @@ from pipeline.extract.line_filter import MODEL_PATH, fast_extract, model_from_js
 from pipeline.extract.main_text import Extracted, extract_main_text
 from pipeline.extract.page_lines import FEATURES, page_lines
 from pipeline.extract.quality_prescreen import QualityVerdict, quality_floors, screen_quality
-from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, resiliparse_extract, visible_text
+from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, resiliparse_extract, whole_page_text
 from pipeline.extract.stage import EXTRACT, extract_file
 from pipeline.extract.tag_markers import mark, unmark
 from pipeline.filter.config import FilterConfig
@@ -43,7 +43,7 @@ PAGE = (
 
 def page_of(html: str):
     tree = parse(mark(html))
-    return page_lines(visible_text(tree), main_content_text(tree))
+    return page_lines(whole_page_text(tree), main_content_text(tree))
 
 
 # --------------------------------------------------------------------------- engines

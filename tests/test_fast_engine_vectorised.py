@@ -20,7 +20,7 @@ from pipeline.extract.http_response import parse_http_response
 from pipeline.extract.line_shapes import END_PUNCTUATION, LineShapes, is_space
 from pipeline.extract.main_text import decode_html, is_html
 from pipeline.extract.nesting_limit import check_html
-from pipeline.extract.resiliparse_text import parse, visible_text
+from pipeline.extract.resiliparse_text import parse, whole_page_text
 from pipeline.extract.tag_markers import (
     BOX_CLOSE,
     BOX_OPEN,
@@ -140,7 +140,7 @@ def test_line_shapes_match_python_on_edge_cases(text):
 
 def test_line_shapes_match_python_on_the_sample(sample_warc):
     for html in sample_pages(sample_warc):
-        assert_same_lines(visible_text(parse(mark(html))))
+        assert_same_lines(whole_page_text(parse(mark(html))))
 
 
 def test_space_table_is_str_isspace_everywhere():

@@ -23,7 +23,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import ConfigError
 from pipeline.extract.nesting_limit import check_marked_text
 from pipeline.extract.page_lines import FEATURES, PageLines, page_lines
-from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, title_of, visible_text
+from pipeline.extract.resiliparse_text import date_of, main_content_text, parse, title_of, whole_page_text
 from pipeline.extract.tag_markers import code_points, mark, unmark
 
 MODEL_PATH = Path(__file__).with_name("line_filter.json")
@@ -109,7 +109,7 @@ def model_hash() -> str:
 def render(html: str) -> tuple[PageLines, HTMLTree]:
     """The page's lines with their features, and the parsed marked tree."""
     tree = parse(mark(html))
-    full = visible_text(tree)
+    full = whole_page_text(tree)
     cp = code_points(full)
     check_marked_text(cp, html)  # before the main-content pass, which deep nesting makes last minutes
     return page_lines(full, main_content_text(tree), cp), tree

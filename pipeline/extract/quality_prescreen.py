@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import PipelineConfig
-from pipeline.extract.resiliparse_text import parse, visible_text
+from pipeline.extract.resiliparse_text import parse, whole_page_text
 from pipeline.filter import c4
 from pipeline.filter.config import C4Config, GopherQualityConfig
 from pipeline.filter.text import is_symbol, split_words
@@ -72,7 +72,7 @@ def quality_floors(cfg: PipelineConfig) -> Floors | None:
 def cheap_text(html: str) -> str:
     """Every visible line of the page, by resiliparse (noscript text too: pages that render their
     article from a script often repeat it there, and trafilatura reads it)."""
-    return visible_text(parse(html), noscript=True)
+    return whole_page_text(parse(html), noscript=True)
 
 
 def word_count(text: str) -> int:

@@ -61,7 +61,9 @@ def main_content_text(tree: HTMLTree) -> str:
     return extract_plain_text(tree, **MAIN_OPTIONS)
 
 
-def visible_text(tree: HTMLTree, noscript: bool = False) -> str:
+def whole_page_text(tree: HTMLTree, noscript: bool = False) -> str:
+    """resiliparse's text of the whole page, boilerplate included (the cheap text). Not
+    prescreen.visible_text, the language pre-screen's regex reading of the HTML string."""
     return extract_plain_text(tree, noscript=noscript, **TEXT_OPTIONS)
 
 
