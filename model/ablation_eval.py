@@ -70,7 +70,7 @@ def loss_sum(model: torch.nn.Module, text: TokenText, block_size: int, batch_siz
     tokens = torch.from_numpy(text.tokens)
     starts = list(range(0, text.targets, block_size))
     full = [s for s in starts if s + block_size + 1 <= len(tokens)]
-    tail = [s for s in starts if s not in full]  # the last, shorter window
+    tail = starts[len(full) :]  # the last, shorter window (the full ones are a prefix of starts)
     was_training = model.training
     model.eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
