@@ -39,6 +39,7 @@ from pipeline.atomic import atomic_write_text
 from pipeline.document_texts import read_texts
 from pipeline.errors import ConfigError, InputError
 from pipeline.shard_format import MANIFEST_JSON, load_manifest
+from pipeline.stage import sha256_file
 
 log = logging.getLogger("crawl2gpt.ablate")
 
@@ -152,7 +153,7 @@ def plan_ablation(
             {
                 "label": s.label,
                 "shards": str(s.shards),
-                "manifest_sha256": _sha256(s.shards / MANIFEST_JSON),
+                "manifest_sha256": sha256_file(s.shards / MANIFEST_JSON),
                 "train_tokens": manifests[s.label]["totals"]["train"]["tokens"],
             }
             for s in sources
@@ -169,10 +170,6 @@ def plan_ablation(
         "train": settings.model_dump(mode="json"),
         "out": str(Path(out).resolve()),
     }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def start(plan: dict[str, Any]) -> None:

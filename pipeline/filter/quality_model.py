@@ -15,7 +15,6 @@ fastText at all), fails with one line before any document is read.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import struct
 from functools import lru_cache
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.filter.config import QualityModelConfig
+from pipeline.stage import sha256_file
 
 NAME = "quality_model"
 SIGNAL = "quality_model_score"
@@ -106,17 +106,13 @@ def _flag_at(fh, offset: int) -> int | None:
 
 def model_sha256(path: str | Path) -> str:
     """The model file's sha256: part of the filter stage's rerun key (a retrained model reruns it)."""
-    digest = hashlib.sha256()
     try:
-        with open(Path(path).expanduser(), "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
+        return sha256_file(Path(path).expanduser())
     except OSError as err:
         raise ConfigError(
             f"filter.quality_model.path {str(path)!r} cannot be read ({err.strerror or err}); "
             "point it at the .bin `crawl2gpt quality train --out` wrote"
         ) from None
-    return digest.hexdigest()
 
 
 def load(path: str | Path):
