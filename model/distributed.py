@@ -25,6 +25,7 @@ Entry: `torchrun --nproc_per_node=2 -m model.train --shards DIR --out DIR [train
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -77,6 +78,19 @@ def shutdown(world: World) -> None:
             dist.barrier()
         finally:
             dist.destroy_process_group()
+
+
+def exit_rank(code: int = 0):
+    """End a rank's process now, skipping interpreter finalization; everything is written and
+    flushed first. The process group's C++ side outlives destroy_process_group (nothing in Python
+    refers to it any more, the DDP reducer still does), so it was torn down during finalization,
+    where gloo's threads can abort the process: 'terminate called without an active exception',
+    SIGABRT, after a run that finished (CI saw it once in tests/test_ddp.py), and torchrun then
+    reports the whole run failed and stops the other ranks."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def prepare(model: torch.nn.Module, world: World, cfg, precision: str) -> torch.nn.Module:

@@ -307,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        distributed.exit_rank(0)
 
 
 if __name__ == "__main__":
