@@ -10,6 +10,7 @@ Prefect is imported, since Prefect reads its settings and logging config at impo
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from pipeline.atomic import atomic_write_text
+from pipeline.errors import PrefectServerLostError
 
 ERROR_LOG = "crawl2gpt-error.log"
 TELEMETRY = "PREFECT_SERVER_ANALYTICS_ENABLED"
@@ -65,6 +67,14 @@ def stop_temporary_server() -> None:
     SubprocessASGIServer().stop()  # the one get_client() starts when no API URL is set (port None)
 
 
+def quiet_prefect_services() -> None:
+    """After the server is gone, Prefect's background services still hold what they queued (the
+    events worker: task and flow run events) and try to send it as the process exits, logging
+    "Service 'EventsWorker' failed to process item" with the whole event, after our message.
+    The message already says the server stopped answering, so those sends fail unheard."""
+    logging.getLogger("prefect._internal").setLevel(logging.CRITICAL + 1)
+
+
 def write_error_log(err: BaseException, folder: Path | None, argv: list[str]) -> Path | None:
     """The full traceback in FOLDER/crawl2gpt-error.log; None when the folder does not exist
     (a preflight error must not create a run folder) or cannot be written."""
@@ -82,6 +92,8 @@ def write_error_log(err: BaseException, folder: Path | None, argv: list[str]) ->
 def report_error(err: BaseException, folder: Path | None, verbose: bool, argv: list[str]) -> int:
     """Print the short form of one of our errors (traceback only with --verbose); return 2."""
     stop_temporary_server()
+    if isinstance(err, PrefectServerLostError):
+        quiet_prefect_services()
     sys.stdout.flush()  # whatever the command printed comes before the message
     log = write_error_log(err, folder, argv)
     if verbose:
