@@ -41,6 +41,7 @@ from pipeline.filter import language
 WINDOW = 600  # characters fastText judges at a time: a paragraph or two; windows do not overlap
 BATCH = 4  # windows per fastText call; a kept-language window ends the page's screening
 MAX_CHARS = 8_000  # text read per page: bounds the cost (a kept page's first kept window began by 1,800)
+PIECE_CHARS = 8_192  # page characters (hidden elements removed) turned into text at a time
 # Elements whose text is not the page's prose: code, and (below) links, forms and the head.
 # Raw-text elements end at their first closing tag whatever comes between (HTML's parsing rule:
 # a script may hold "<script" in a string); one left open runs to the end, as in a browser.
@@ -95,16 +96,54 @@ def check_config(cfg: PipelineConfig) -> None:
         language.check_languages(cfg.filter.language)
 
 
-def visible_text(html: str, max_chars: int = MAX_CHARS) -> str:
+def find_body(html: str) -> int | None:
+    """Where <body> opens, or None: the head ends and the text starts there. The screen searches
+    once per page (a case-blind scan through the head, often tens of KB of inline script)."""
+    body = _BODY_RE.search(html)
+    return body.start() if body else None
+
+
+def _tags_to_spaces(shown: str) -> str:
+    """Tags -> spaces and entities decoded, in a piece of the page whose hidden elements are spaces."""
+    text = _TAG_RE.sub(" ", shown)
+    return unescape(text) if "&" in text else text
+
+
+def visible_text(html: str, max_chars: int = MAX_CHARS, start: int | None = None) -> str:
     """The page's text outside links, scripts, forms and the head, entities decoded, whitespace
     collapsed. Regular expressions, not a parse: an unclosed <a> or <option> is read as text (the
     search for its end gives up at the next one), a little more than a parser would show, which
-    only makes a skip less likely; an unclosed script or comment hides the rest, as in a browser."""
-    body = _BODY_RE.search(html)
-    text = _TAG_RE.sub(" ", _HIDDEN_RE.sub(" ", html[body.start() :] if body else html))
-    if "&" in text:
-        text = unescape(text)
-    return " ".join(text.split())[:max_chars]
+    only makes a skip less likely; an unclosed script or comment hides the rest, as in a browser.
+    `start`: where the body opens (find_body), when the caller has it.
+
+    Read in pieces, and only as far as the first max_chars characters of text need (the shared
+    pages average 170 KB of HTML for 8,000 characters read): a piece ends before a "<", which no
+    tag or entity match crosses, so its tags and entities come out as in the whole page; and
+    collapsing a piece's whitespace alone never gives more characters than in the whole text."""
+    if start is None:
+        start = find_body(html) or 0
+    pieces: list[str] = []  # tags -> spaces, entities decoded, up to a "<" of the page
+    shown: list[str] = []  # the page after the last piece, hidden elements as spaces
+    shown_chars = text_chars = 0
+    pos = start
+    for hidden in _HIDDEN_RE.finditer(html, start):
+        shown += (html[pos : hidden.start()], " ")
+        shown_chars += hidden.start() - pos + 1
+        pos = hidden.end()
+        if shown_chars < PIECE_CHARS:
+            continue
+        rest = "".join(shown)
+        cut = rest.rfind("<")
+        if cut > 0:
+            pieces.append(_tags_to_spaces(rest[:cut]))
+            text_chars += len(" ".join(pieces[-1].split()))
+            shown, shown_chars = [rest[cut:]], len(rest) - cut
+            if text_chars >= max_chars:
+                break
+    else:
+        shown.append(html[pos:])
+        pieces.append(_tags_to_spaces("".join(shown)))
+    return " ".join("".join(pieces).split())[:max_chars]
 
 
 def attributes(tag: str) -> dict[str, str]:
@@ -121,14 +160,22 @@ def primary_subtag(tag: str) -> str:
 def declared_languages(html: str, content_language: str | None) -> set[str]:
     """Languages the page names for itself: <html lang> / xml:lang, the HTTP Content-Language,
     <meta http-equiv=content-language> and og:locale in the head."""
-    body = _BODY_RE.search(html)
-    head = _COMMENT_RE.sub(" ", html[: body.start()] if body else html)
+    body = find_body(html)
+    return head_languages(html[:body] if body is not None else html, content_language)
+
+
+def head_languages(head: str, content_language: str | None) -> set[str]:
+    """declared_languages of the page's head (all of it before <body>)."""
+    head = _COMMENT_RE.sub(" ", head)
     tags = (content_language or "").split(",")
     root = _HTML_TAG_RE.search(head)
     if root:
         attrs = attributes(root.group(0))
         tags += [attrs.get("lang", ""), attrs.get("xml:lang", "")]
     for meta in _META_RE.finditer(head):
+        lowered = meta.group(0).lower()
+        if "content-language" not in lowered and "og:locale" not in lowered:
+            continue  # declares no language: skip the attribute parse (heads hold dozens of meta tags)
         attrs = attributes(meta.group(0))
         if attrs.get("http-equiv", "").lower() == "content-language" or attrs.get("property") == "og:locale":
             tags += attrs.get("content", "").split(",")
@@ -154,9 +201,12 @@ def split_windows(text: str) -> list[str]:
 
 def screen(html: str, content_language: str | None, kept: frozenset[str], threshold: float) -> Verdict | None:
     """A Verdict when no kept language can pass the language filter on this page, else None."""
-    if not kept or declared_languages(html, content_language) & kept:
+    if not kept:
         return None
-    text = visible_text(html)
+    body = find_body(html)
+    if head_languages(html[:body] if body is not None else html, content_language) & kept:
+        return None
+    text = visible_text(html, start=body or 0)
     if not any(ch.isalpha() for ch in text):
         return None  # nothing to judge; the full path decides
     windows = split_windows(text)
