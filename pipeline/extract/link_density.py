@@ -19,6 +19,12 @@ def squash(text: str) -> str:
     return " ".join(text.split())  # str.split is several times faster than a regex here
 
 
+def text_of(element) -> str:
+    """element.text_content(), without its XPath evaluation where the element has no children (most
+    links): its own text is then all of it."""
+    return (element.text or "") if not len(element) else element.text_content()
+
+
 def element_link_density(tree, lines: str | None = None) -> dict[str, float]:
     """Collapsed text -> share of link text, for the elements of up to MAX_ELEMENT_CHARS characters
     that hold a link (an element without one has density 0 and never drops a line).
@@ -33,13 +39,13 @@ def element_link_density(tree, lines: str | None = None) -> dict[str, float]:
     texts: dict = {}  # element -> collapsed text, or None when longer than MAX_ELEMENT_CHARS
     linked: dict = {}  # element -> characters of link text inside it
     for anchor in tree.iter("a"):
-        anchor_text = squash(anchor.text_content())
+        anchor_text = squash(text_of(anchor))
         if not anchor_text or (lines is not None and anchor_text not in lines):
             continue
         element, n_linked = anchor, len(anchor_text)
         while element is not None:
             if element not in texts:
-                text = squash(element.text_content())
+                text = squash(text_of(element))
                 texts[element] = text if len(text) <= MAX_ELEMENT_CHARS else None
             if texts[element] is None:
                 break  # its ancestors are longer still
