@@ -129,6 +129,12 @@ def signals(text: str, cfg: GopherRepetitionConfig) -> dict[str, float]:
     hashes = ngram_hashes(ids, max(top_ns | dup_ns, default=1))
     top_chars, dup_chars, candidates = {}, {}, None
     for n in sorted(n for n in top_ns | dup_ns if len(words) >= n):  # each n narrows the next
+        if candidates is not None and not len(candidates):
+            # no shorter n-gram repeats, so neither does this one: every n-gram counts once, the
+            # first is the top one (top_ngram_chars' no-repeat case), nothing is duplicated
+            top_chars[n] = int(ends[n] - ends[0]) + n - 1
+            dup_chars[n] = 0
+            continue
         repeats, firsts = repeated_ngrams(hashes[n], candidates)
         if n in top_ns:
             top_chars[n] = top_ngram_chars(repeats, firsts, ends[n:] - ends[:-n] + (n - 1))
