@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from hypothesis import given, settings
@@ -75,6 +76,61 @@ def test_whitespace_passes_match_the_line_by_line_definition(text):
     from pipeline.extract import normalize
 
     lines = normalize._LINEBREAK_RE.sub("\n", unicodedata.normalize("NFC", text))
-    lines = [normalize._SPACE_RE.sub(" ", line).strip() for line in normalize._CONTROL_RE.sub("", lines).split("\n")]
+    runs = re.compile(f"[ {normalize._ODD_SPACES}]+")  # every run of spaces becomes one " "
+    lines = [runs.sub(" ", line).strip() for line in normalize._CONTROL_RE.sub("", lines).split("\n")]
     expected = normalize._BLANKS_RE.sub("\n\n", "\n".join(lines)).strip()
     assert normalize_text(text, ExtractConfig(remove_boilerplate_lines=False, fix_mojibake=False)) == expected
+
+
+# Calls to action in the case forms re.IGNORECASE matches (dotless i, long s, İ, Kelvin sign) and
+# their near misses, so the shortcut that skips _PROMPT_RE (normalize.may_hold_prompt) is tested
+# against the regex itself.
+_PROMPT_PIECES = [
+    "Subscribe now",
+    "SUBSCRİBER",
+    "\u017fubscription",
+    "newsletter",
+    "Abonnieren Sie",
+    "abonnez",
+    "Suscríbete",
+    "suscribirse",
+    "\u0131scriviti",
+    "Assine",
+    "affiliate",
+    "Partnerlink",
+    "Werbelink",
+    "Follow us on",
+    "follow  the\tblog on",
+    "Folgen Sie uns",
+    "Suivez-nous",
+    "Síguenos",
+    "seguici",
+    "We use cookies",
+    "uses cookies",
+    "verwendet Cookies",
+    "nutzt cookies",
+    "utilise des cookies",
+    "utiliza cookies",
+    "usa i cookie",
+    "Accept all cookies",
+    "acceptez cookies",
+    "cookie settings",
+    "Cookie-Richtlinie",
+    "\u212aookie",
+    "follow",
+    "cookies",
+    "sub",
+    "word",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*_PROMPT_PIECES, " ", "\n", ". ", "x"]), max_size=30))
+def test_calls_to_action_match_the_line_by_line_definition(pieces):
+    """Lines are tested against _PROMPT_RE only where the text holds one of its words: the same lines
+    go as when every line is tested (the definition)."""
+    text = "".join(pieces)
+    plain = ExtractConfig(remove_boilerplate_lines=False, fix_mojibake=False)
+    lines = [line for line in normalize_text(text, plain).split("\n") if not (line and is_boilerplate_line(line))]
+    expected = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    assert normalize_text(text, ExtractConfig(fix_mojibake=False)) == expected
