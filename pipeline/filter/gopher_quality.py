@@ -30,15 +30,14 @@ def stop_words_for(cfg: GopherQualityConfig, language: str | None) -> list[str] 
 
 def signals(text: str, cfg: GopherQualityConfig, language: str | None = "en") -> dict[str, float]:
     words = split_words(text)
-    # per distinct word (a page repeats most of its words): how often, symbol or not, with a letter
     counts = Counter(words)
-    n_words = n_chars = n_alpha = 0
-    for word, count in counts.items():
-        if not is_symbol(word):
-            n_words += count
-            n_chars += count * len(word)
-        if has_alpha(word):
-            n_alpha += count
+    # Totals over all tokens, less the symbols and the words without a letter: only distinct words
+    # that are not all letters (a few of them) need a test in Python.
+    odd = [word for word in counts if not word.isalpha()]
+    symbols = [word for word in odd if is_symbol(word)]
+    n_words = len(words) - sum(counts[word] for word in symbols)
+    n_chars = sum(map(len, words)) - sum(counts[word] * len(word) for word in symbols)
+    n_alpha = len(words) - sum(counts[word] for word in odd if not has_alpha(word))
     lines = text.splitlines() or [""]
     stop = stop_words_for(cfg, language)
     return {
