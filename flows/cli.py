@@ -199,15 +199,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit("crawl2gpt run: give --input PATH_OR_URL... or --crawl CRAWL_ID")
     inputs = resolve_inputs(args.input, crawl=args.crawl, max_files=args.max_files, base_url=args.base_url)
     check_run(inputs, args.workdir, cfg, args.until)  # bad paths and settings fail here, before Prefect starts
-    checks_passed(args)  # from here on an error's traceback goes to the run folder
 
     from flows.dag import pipeline_flow
     from flows.summary import print_run_summary
     from pipeline.run_lock import run_lock
 
-    with run_lock(
-        args.workdir
-    ):  # a second run on this folder stops here, before Prefect starts (the flow re-enters it)
+    # a second run on this folder stops here, before Prefect starts (the flow re-enters the lock)
+    with run_lock(args.workdir):
+        checks_passed(args)  # from here on an error's traceback goes to the run folder
         results = pipeline_flow(
             inputs=inputs,
             workdir=args.workdir,
@@ -225,13 +224,13 @@ def cmd_stage(name: str, inputs: list[str], output: str, args: argparse.Namespac
     from crawl2gpt.runner import check_stage
 
     check_stage(name, inputs, output, RunConfig.load(args.config, args.overrides))  # before Prefect starts
-    checks_passed(args)
 
     from flows.stages import STAGE_FLOWS
     from flows.summary import print_stage_summary
     from pipeline.run_lock import run_lock
 
     with run_lock(Path(output).parent):  # the run folder a `crawl2gpt run` on it would lock
+        checks_passed(args)
         stats = STAGE_FLOWS[name](
             inputs=inputs, output=output, config_path=args.config, overrides=args.overrides, force=args.force
         )

@@ -98,16 +98,19 @@ class NotWatching:
 
 
 def watch_prefect_server(report: Callable[[BaseException], int], stage: Callable[[], str | None]):
-    """Start the watchdog when a server is named by PREFECT_API_URL (a temporary server this
-    command started is its own child: not watched). `report` prints an error the CLI's way and
-    returns the exit code; `stage` names the stage running now, if known. Returns what to stop."""
+    """Start the watchdog when a server is named by PREFECT_API_URL; without one, start the
+    temporary server and tie it to this process (flows/reaper.py: it is this command's child,
+    not watched). `report` prints an error the CLI's way and returns the exit code; `stage` names
+    the stage running now, if known. Returns what to stop."""
     from prefect.settings import PREFECT_API_URL
 
     from flows.server_lost import retry_window_s
 
     url = PREFECT_API_URL.value()
     if not url:
-        return NotWatching()
+        from flows.reaper import tie_temporary_server
+
+        return tie_temporary_server()
     main = threading.main_thread()
     return HungServerWatchdog(url, retry_window_s(), lambda silent_s: end_run(report, stage(), silent_s, main)).start()
 

@@ -16,7 +16,8 @@ WATCHED_COMMANDS = ("run", "stage", "train", "finetune", "ablate")
 
 
 class ServerWatch:
-    """The hung-server watchdog of one CLI command, started at most once."""
+    """The hung-server watchdog of one CLI command (or, without a named server, the reaper of its
+    temporary one: flows/reaper.py), started at most once."""
 
     def __init__(self, start: Callable[[], object]):
         self._start, self._watchdog = start, None

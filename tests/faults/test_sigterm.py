@@ -60,3 +60,26 @@ def test_sigterm_ends_the_run_with_its_temporary_server_and_a_rerun_finishes(sam
     assert code == 0, console[-3000:]
     assert read_manifest(run_dir / "extract")["finished_at"] == extract_finished  # skipped, not redone
     assert (run_dir / UNTIL / "_stage.json").is_file() and leftovers(run_dir) == []
+
+
+def test_sigkill_leaves_no_temporary_server_and_a_rerun_finishes(sample_warc, tmp_path):
+    """SIGKILL runs no handler of the command: its reaper (flows/reaper.py) stops the server."""
+    run_dir = tmp_path / "run"
+    cli = Cli(run_dir, sample_warc, environment_without_a_server())
+    cli.wait_for_line(*FIRST_FILTER_PART_DONE)
+    started = descendants(cli.process.pid)
+    servers = [p for p in started if "uvicorn" in " ".join(p.cmdline())]
+    reapers = [p for p in started if "flows/reaper.py" in " ".join(p.cmdline())]
+    assert len(servers) == 1 and len(reapers) == 1, [p.cmdline() for p in started]
+
+    os.kill(cli.process.pid, signal.SIGKILL)
+    code, _ = cli.wait(timeout=60)
+    assert code == -signal.SIGKILL
+    deadline = time.time() + 15
+    while alive(started) and time.time() < deadline:
+        time.sleep(0.2)
+    assert alive(started) == [], [p.cmdline() for p in started if p.is_running()]
+
+    code, console = Cli(run_dir, sample_warc, environment_without_a_server()).wait(timeout=300)
+    assert code == 0, console[-3000:]
+    assert (run_dir / UNTIL / "_stage.json").is_file() and leftovers(run_dir) == []

@@ -1,0 +1,98 @@
+"""The temporary Prefect server ends with the command that started it, even a SIGKILLed one.
+
+Without PREFECT_API_URL, Prefect starts a temporary server (uvicorn) as a child process and
+stops it from an atexit handler, or from our SIGTERM handler (flows/failures.py). A SIGKILL
+(`kill -9`, the kernel's OOM killer) runs neither, and the server lived on with no parent,
+holding its port and a few hundred MB: one more for every killed run of a job that a scheduler
+restarts. A process learns of its parent's death only if it asks the kernel (Linux's
+PR_SET_PDEATHSIG), and uvicorn does not ask. So the CLI starts the server itself, before its
+first flow, and beside it this small reaper, which asks for SIGUSR1 when the command dies and
+then stops the server. On a normal exit the command ends the reaper first (SIGTERM).
+
+The reaper runs as a script (`python -I flows/reaper.py PARENT SERVER`), not as `-m
+flows.reaper`: importing the flows package imports Prefect, seconds and ~100 MB for a process
+that only waits. Linux only; elsewhere the server is left to Prefect as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+GRACE_S = 5.0  # uvicorn's own shutdown, as Prefect's stop() allows it
+
+
+class ServerReaper:
+    """The reaper process of one command; `stop()` ends it (the command is exiting normally)."""
+
+    def __init__(self, process: subprocess.Popen | None):
+        self.process = process
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=GRACE_S)
+
+
+def tie_temporary_server() -> ServerReaper:
+    """Start Prefect's temporary server now (the instance its clients would start on first use:
+    they find it running) and a reaper that stops it if this process dies. Call from the main
+    thread: the kernel signals the reaper when the thread that started it ends."""
+    if not sys.platform.startswith("linux"):
+        return ServerReaper(None)
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    if server.server_process is None:  # a test harness's server, not a process of ours
+        return ServerReaper(None)
+    command = [sys.executable, "-I", __file__, str(os.getpid()), str(server.server_process.pid)]
+    return ServerReaper(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+
+
+# --------------------------------------------------------------------------- the reaper process
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None
+    when it is gone: a pid together with it names one process, never a later one given its pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]  # fields after the command name start at 3
+    except (OSError, IndexError):
+        return None
+
+
+def stop_server(pid: int, started: str | None) -> None:
+    """SIGTERM (uvicorn shuts down, the database closes), SIGKILL after GRACE_S."""
+    if started is None or start_time(pid) != started:
+        return  # already gone
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    while start_time(pid) == started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if start_time(pid) == started:
+        os.kill(pid, signal.SIGKILL)
+
+
+def reap(parent: int, server: int) -> None:
+    started = start_time(server)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the command handles it
+    signal.signal(signal.SIGUSR1, lambda signum, frame: (stop_server(server, started), os._exit(0)))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the command died before the kernel was asked
+        stop_server(server, started)
+        return
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    reap(int(sys.argv[1]), int(sys.argv[2]))
