@@ -60,12 +60,14 @@ def tie_temporary_server() -> ServerReaper:
 
 def start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None
-    when it is gone: a pid together with it names one process, never a later one given its pid."""
+    when it has ended (a zombie too): a pid together with it names one process, never a later
+    one given its pid."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]  # fields after the command name start at 3
-    except (OSError, IndexError):
+            fields = fh.read().rsplit(")", 1)[1].split()  # the fields after the command name: 3, 4, ...
+    except OSError:
         return None
+    return None if fields[0] == "Z" else fields[19]
 
 
 def stop_server(pid: int, started: str | None) -> None:
@@ -85,8 +87,15 @@ def reap(parent: int, server: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the command handles it
     signal.signal(signal.SIGUSR1, lambda signum, frame: (stop_server(server, started), os._exit(0)))
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1) != 0:  # a sandbox that forbids it: the server as before
+        error = os.strerror(ctypes.get_errno())
+        print(
+            f"crawl2gpt: warning: the temporary Prefect server is not tied to this run ({error}); ",
+            end="",
+            file=sys.stderr,
+        )
+        print("if the run is killed with SIGKILL, stop the server's uvicorn process yourself", file=sys.stderr)
+        return
     if os.getppid() != parent:  # the command died before the kernel was asked
         stop_server(server, started)
         return
