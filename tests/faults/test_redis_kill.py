@@ -75,7 +75,7 @@ def undisturbed(warcs, tmp_path_factory) -> tuple[Path, dict]:
     return base / "run", run_snapshot(base / "run", STAGES)
 
 
-@pytest.mark.slow  # ~60 s through the CLI; the stage-alone kill and the hang run in make test
+@pytest.mark.slow  # ~60 s through the CLI; the stage-alone kill runs in make test
 def test_cli_redis_killed_mid_index_then_restarted_with_its_aof(prefect_api, warcs, undisturbed, tmp_path):
     from pipeline.errors import RedisIndexError  # noqa: F401  (the type the message comes from)
 
@@ -163,6 +163,7 @@ def test_redis_killed_mid_index_then_restarted_empty(undisturbed, tmp_path):
         server.stop()
 
 
+@pytest.mark.slow  # ~11 s, mostly redis-py's own retries: make test-slow (the fast tier's 5-minute bound)
 def test_hung_redis_stops_dedup_within_its_timeout(undisturbed, tmp_path):
     """A Redis that accepts connections but never answers (a hung server, a network partition):
     without a socket timeout dedup waited for ever; with dedup.redis_timeout_s it stops."""
