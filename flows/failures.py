@@ -71,8 +71,13 @@ def quiet_prefect_services() -> None:
     """After the server is gone, Prefect's background services still hold what they queued (the
     events worker: task and flow run events) and try to send it as the process exits, logging
     "Service 'EventsWorker' failed to process item" with the whole event, after our message.
-    The message already says the server stopped answering, so those sends fail unheard."""
-    logging.getLogger("prefect._internal").setLevel(logging.CRITICAL + 1)
+    The message already says the server stopped answering, so those sends fail unheard. Their
+    loggers are disabled, not raised in level: Prefect makes `prefect._internal` and its children
+    SafeLoggers, which ignore logger levels (only PREFECT_LOGGING_INTERNAL_LEVEL counts), while
+    every logger's `handle` checks `disabled`."""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and (name + ".").startswith("prefect._internal."):
+            logger.disabled = True
 
 
 def write_error_log(err: BaseException, folder: Path | None, argv: list[str]) -> Path | None:

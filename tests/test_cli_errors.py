@@ -193,3 +193,22 @@ def test_a_warc_whose_every_page_is_filtered_out(prefect_api, sample_warc, tmp_p
         "gopher_repetition.dup_5gram_char_frac 1): the tokenizer has no text to train on"
     ), lines[-3:]
     assert not any("Traceback" in line for line in lines)
+
+
+def test_a_lost_servers_message_is_the_last_line_prefect_services_print():
+    """After PrefectServerLostError's message, Prefect's events worker must not log its failed
+    sends (CI once saw "Service 'EventsWorker' failed to process item ..." after it). Prefect's
+    internal loggers ignore logger levels, so this runs the real ones in a fresh process."""
+    script = """
+import logging, prefect
+from flows.failures import quiet_prefect_services
+services = logging.getLogger("prefect._internal.concurrency")
+services.error("Service %r failed before", "EventsWorker")
+quiet_prefect_services()
+services.error("Service %r failed after", "EventsWorker")
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "failed before" in done.stderr  # Prefect's console shows the internal loggers' errors...
+    assert "failed after" not in done.stderr  # ...until the server is reported lost
