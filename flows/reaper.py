@@ -43,16 +43,17 @@ def tie_temporary_server() -> ServerReaper:
     """Start Prefect's temporary server now (the instance its clients would start on first use:
     they find it running) and a reaper that stops it if this process dies. Call from the main
     thread: the kernel signals the reaper when the thread that started it ends."""
-    if not sys.platform.startswith("linux"):
-        return ServerReaper(None)
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if not sys.platform.startswith("linux") or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return ServerReaper(None)  # elsewhere, or no temporary server allowed: Prefect as before
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
     server.start()
-    if server.server_process is None:  # a test harness's server, not a process of ours
-        return ServerReaper(None)
     command = [sys.executable, "-I", __file__, str(os.getpid()), str(server.server_process.pid)]
-    return ServerReaper(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+    # a session of its own: the terminal's Ctrl-C and hang-up reach the command, not the reaper
+    return ServerReaper(subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True))
 
 
 # --------------------------------------------------------------------------- the reaper process
@@ -74,17 +75,19 @@ def stop_server(pid: int, started: str | None) -> None:
     """SIGTERM (uvicorn shuts down, the database closes), SIGKILL after GRACE_S."""
     if started is None or start_time(pid) != started:
         return  # already gone
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_S
-    while start_time(pid) == started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if start_time(pid) == started:
-        os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
+        while start_time(pid) == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if start_time(pid) == started:
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it ended between the check and the signal
 
 
 def reap(parent: int, server: int) -> None:
     started = start_time(server)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the command handles it
     signal.signal(signal.SIGUSR1, lambda signum, frame: (stop_server(server, started), os._exit(0)))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1) != 0:  # a sandbox that forbids it: the server as before
