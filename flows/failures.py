@@ -67,16 +67,21 @@ def stop_temporary_server() -> None:
     SubprocessASGIServer().stop()  # the one get_client() starts when no API URL is set (port None)
 
 
+# The loggers of Prefect's background services: the events worker's service loop and its websocket client.
+SERVICE_LOGGERS = ("prefect._internal", "prefect.events")
+
+
 def quiet_prefect_services() -> None:
     """After the server is gone, Prefect's background services still hold what they queued (the
     events worker: task and flow run events) and try to send it as the process exits, logging
-    "Service 'EventsWorker' failed to process item" with the whole event, after our message.
-    The message already says the server stopped answering, so those sends fail unheard. Their
-    loggers are disabled, not raised in level: Prefect makes `prefect._internal` and its children
-    SafeLoggers, which ignore logger levels (only PREFECT_LOGGING_INTERNAL_LEVEL counts), while
-    every logger's `handle` checks `disabled`."""
+    "Service 'EventsWorker' failed to process item" with the whole event, or "Unable to connect
+    to 'ws://…/api/events/in'", after our message (CI saw both). The message already says the
+    server stopped answering, so those sends fail unheard. Their loggers are disabled, not raised
+    in level: Prefect makes `prefect._internal` and its children SafeLoggers, which ignore logger
+    levels (only PREFECT_LOGGING_INTERNAL_LEVEL counts), while every logger's `handle` checks
+    `disabled`. The services run from the first flow on, so their loggers exist by now."""
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and (name + ".").startswith("prefect._internal."):
+        if isinstance(logger, logging.Logger) and any((name + ".").startswith(p + ".") for p in SERVICE_LOGGERS):
             logger.disabled = True
 
 

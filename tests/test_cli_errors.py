@@ -200,15 +200,17 @@ def test_a_lost_servers_message_is_the_last_line_prefect_services_print():
     sends (CI once saw "Service 'EventsWorker' failed to process item ..." after it). Prefect's
     internal loggers ignore logger levels, so this runs the real ones in a fresh process."""
     script = """
-import logging, prefect
+import logging, prefect, prefect.events.clients
 from flows.failures import quiet_prefect_services
-services = logging.getLogger("prefect._internal.concurrency")
+services, websocket = logging.getLogger("prefect._internal.concurrency"), logging.getLogger("prefect.events.clients")
 services.error("Service %r failed before", "EventsWorker")
+websocket.warning("Unable to connect before")
 quiet_prefect_services()
 services.error("Service %r failed after", "EventsWorker")
+websocket.warning("Unable to connect after")
 """
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "failed before" in done.stderr  # Prefect's console shows the internal loggers' errors...
-    assert "failed after" not in done.stderr  # ...until the server is reported lost
+    assert "failed before" in done.stderr and "connect before" in done.stderr  # Prefect's console shows them...
+    assert "after" not in done.stderr  # ...until the server is reported lost
