@@ -46,25 +46,18 @@ def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Crash-safe write of what `write(fh)` puts into a binary file: for a library that writes to a
     file object itself (matplotlib's savefig, gzip). A write that fails (a full disk, a bad
     value) removes its temporary file before the error goes on: only a crash leaves one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
+
+    def fill(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+
+    atomic_write_file(path, fill)
 
 
 def atomic_write_file(path: Path, write: Callable[[Path], object]) -> None:
     """Crash-safe write by a library that takes a file name, not a file object (safetensors,
     fastText's save_model): `write(tmp)` fills the temporary name, which is fsynced and renamed
-    over `path`. A failed write removes its temporary file, as atomic_write_with does."""
+    over `path`. A failed write removes its temporary file: only a crash leaves one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
